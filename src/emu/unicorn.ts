@@ -1,0 +1,637 @@
+/**
+ * Typed binding to Debian's libunicorn.so.2 (Unicorn 2.0.1) through koffi.
+ *
+ * This file is the only place that touches the C ABI. Everything above it sees an `Engine` with
+ * bigint addresses and register values (64-bit guest values must survive intact), typed hooks, and
+ * `UnicornError` (a UniprobeError with code 'UNICORN') carrying Unicorn's own message.
+ *
+ * Invariants kept here:
+ * - A JS exception thrown inside a hook never unwinds through C: it is caught, the run is stopped
+ *   with uc_emu_stop, and the exception is re-thrown by `start()` once Unicorn has returned.
+ * - Every registered koffi callback is unregistered when its hook is deleted or the engine closes,
+ *   so closing an engine frees its callbacks (koffi has a fixed pool of 8192 slots).
+ */
+import koffi from 'koffi';
+import { UniprobeError } from '../errors.js';
+
+export const UC_ARCH = { X86: 4, PPC: 5, SPARC: 6 } as const;
+export const UC_MODE = {
+  LITTLE_ENDIAN: 0,
+  BIG_ENDIAN: 1 << 30,
+  MODE_32: 1 << 2,
+  MODE_64: 1 << 3,
+  SPARC64: 1 << 3,
+  PPC32: 1 << 2,
+  PPC64: 1 << 3,
+} as const;
+
+export const UC_PROT = { NONE: 0, READ: 1, WRITE: 2, EXEC: 4, ALL: 7 } as const;
+
+export const UC_HOOK = {
+  INTR: 1 << 0,
+  INSN: 1 << 1,
+  CODE: 1 << 2,
+  BLOCK: 1 << 3,
+  MEM_READ_UNMAPPED: 1 << 4,
+  MEM_WRITE_UNMAPPED: 1 << 5,
+  MEM_FETCH_UNMAPPED: 1 << 6,
+  MEM_READ_PROT: 1 << 7,
+  MEM_WRITE_PROT: 1 << 8,
+  MEM_FETCH_PROT: 1 << 9,
+  MEM_READ: 1 << 10,
+  MEM_WRITE: 1 << 11,
+  MEM_FETCH: 1 << 12,
+  INSN_INVALID: 1 << 14,
+} as const;
+export const UC_HOOK_MEM_INVALID = 0x3f0; // every *_UNMAPPED and *_PROT bit
+
+/** uc_mem_type values passed to memory hooks. */
+export const UC_MEM = {
+  READ: 16,
+  WRITE: 17,
+  FETCH: 18,
+  READ_UNMAPPED: 19,
+  WRITE_UNMAPPED: 20,
+  FETCH_UNMAPPED: 21,
+  WRITE_PROT: 22,
+  READ_PROT: 23,
+  FETCH_PROT: 24,
+} as const;
+
+/** uc_err values that carry meaning for the run loop (a guest fault ends a run with one of them). */
+export const UC_ERR = {
+  OK: 0,
+  NOMEM: 1,
+  ARCH: 2,
+  HANDLE: 3,
+  MODE: 4,
+  VERSION: 5,
+  READ_UNMAPPED: 6,
+  WRITE_UNMAPPED: 7,
+  FETCH_UNMAPPED: 8,
+  HOOK: 9,
+  INSN_INVALID: 10,
+  MAP: 11,
+  WRITE_PROT: 12,
+  READ_PROT: 13,
+  FETCH_PROT: 14,
+  ARG: 15,
+  READ_UNALIGNED: 16,
+  WRITE_UNALIGNED: 17,
+  FETCH_UNALIGNED: 18,
+  HOOK_EXIST: 19,
+  RESOURCE: 20,
+  EXCEPTION: 21,
+} as const;
+
+// uc_ctl encodes (type | nr_args << 26 | io << 30); TB_REMOVE_CACHE is enum value 9, written, 2 args.
+const UC_CTL_IO_WRITE = 1;
+const UC_CTL_TB_REMOVE_CACHE = 9;
+const UC_CTL_TB_FLUSH = 10;
+const ctlWrite = (type: number, nargs: number): number => (type | (nargs << 26) | (UC_CTL_IO_WRITE << 30)) >>> 0;
+
+export class UnicornError extends UniprobeError {
+  readonly ucErr: number;
+  constructor(op: string, ucErr: number, message: string) {
+    super('UNICORN', `${op}: ${message} (uc_err ${ucErr})`);
+    this.ucErr = ucErr;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Library loading (lazy, so that importing this module never fails on a machine without Unicorn;
+// the failure is reported when an engine is first opened).
+
+interface Lib {
+  uc_open: (arch: number, mode: number, out: unknown[]) => number;
+  uc_close: (uc: bigint) => number;
+  uc_strerror: (err: number) => string;
+  uc_errno: (uc: bigint) => number;
+  uc_mem_map: (uc: bigint, addr: bigint, size: number, perms: number) => number;
+  uc_mem_map_ptr: (uc: bigint, addr: bigint, size: number, perms: number, ptr: bigint) => number;
+  uc_mem_unmap: (uc: bigint, addr: bigint, size: number) => number;
+  uc_mem_protect: (uc: bigint, addr: bigint, size: number, perms: number) => number;
+  uc_mem_read: (uc: bigint, addr: bigint, buf: Uint8Array, size: number) => number;
+  uc_mem_write: (uc: bigint, addr: bigint, buf: Uint8Array, size: number) => number;
+  uc_reg_read: (uc: bigint, reg: number, buf: Uint8Array) => number;
+  uc_reg_write: (uc: bigint, reg: number, buf: Uint8Array) => number;
+  uc_reg_read_batch: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
+  uc_reg_write_batch: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
+  uc_emu_start: (uc: bigint, begin: bigint, until: bigint, timeout: number, count: number) => number;
+  uc_emu_stop: (uc: bigint) => number;
+  uc_hook_add: (uc: bigint, out: unknown[], type: number, cb: unknown, ud: null, b: bigint, e: bigint, ...v: unknown[]) => number;
+  uc_hook_del: (uc: bigint, hh: bigint | number) => number;
+  uc_context_alloc: (uc: bigint, out: unknown[]) => number;
+  uc_context_save: (uc: bigint, ctx: bigint) => number;
+  uc_context_restore: (uc: bigint, ctx: bigint) => number;
+  uc_context_size: (uc: bigint) => number;
+  uc_free: (p: bigint) => number;
+  uc_ctl: (uc: bigint, ctl: number, ...v: unknown[]) => number;
+  uc_query: (uc: bigint, type: number, out: unknown[]) => number;
+  mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => bigint;
+  munmap: (addr: bigint, len: number) => number;
+  protos: {
+    intr: unknown;
+    insn: unknown;
+    code: unknown;
+    memInvalid: unknown;
+    mem: unknown;
+    insnInvalid: unknown;
+  };
+}
+
+export const UNICORN_LIBRARY = 'libunicorn.so.2';
+let lib: Lib | undefined;
+
+function load(): Lib {
+  if (lib) return lib;
+  let uc: ReturnType<typeof koffi.load>;
+  let libc: ReturnType<typeof koffi.load>;
+  try {
+    uc = koffi.load(UNICORN_LIBRARY);
+    libc = koffi.load('libc.so.6');
+  } catch (e) {
+    throw new UniprobeError(
+      'UNICORN',
+      `cannot load ${UNICORN_LIBRARY}: install Debian's libunicorn2 (apt-get install libunicorn2)`,
+      { cause: e },
+    );
+  }
+  const p = 'uint64_t'; // engine handles and pointers cross as 64-bit integers (BigInt in koffi 3)
+  const f = (sig: string) => uc.func(sig) as never;
+  lib = {
+    uc_open: f(`int uc_open(int arch, int mode, _Out_ ${p} *uc)`),
+    uc_close: f(`int uc_close(${p} uc)`),
+    uc_strerror: f('const char *uc_strerror(int err)'),
+    uc_errno: f(`int uc_errno(${p} uc)`),
+    uc_mem_map: f(`int uc_mem_map(${p} uc, uint64_t address, size_t size, uint32_t perms)`),
+    uc_mem_map_ptr: f(`int uc_mem_map_ptr(${p} uc, uint64_t address, size_t size, uint32_t perms, ${p} ptr)`),
+    uc_mem_unmap: f(`int uc_mem_unmap(${p} uc, uint64_t address, size_t size)`),
+    uc_mem_protect: f(`int uc_mem_protect(${p} uc, uint64_t address, size_t size, uint32_t perms)`),
+    uc_mem_read: f(`int uc_mem_read(${p} uc, uint64_t address, _Out_ uint8_t *bytes, size_t size)`),
+    uc_mem_write: f(`int uc_mem_write(${p} uc, uint64_t address, const uint8_t *bytes, size_t size)`),
+    uc_reg_read: f(`int uc_reg_read(${p} uc, int regid, _Out_ uint8_t *value)`),
+    uc_reg_write: f(`int uc_reg_write(${p} uc, int regid, const uint8_t *value)`),
+    // The batch calls take an array of pointers to values; they are built by readBatch/writeBatch
+    // below as a BigUint64Array of host addresses inside one scratch buffer.
+    uc_reg_read_batch: f(`int uc_reg_read_batch(${p} uc, const int32_t *regs, const uint64_t *vals, int count)`),
+    uc_reg_write_batch: f(`int uc_reg_write_batch(${p} uc, const int32_t *regs, const uint64_t *vals, int count)`),
+    uc_emu_start: f(`int uc_emu_start(${p} uc, uint64_t begin, uint64_t until, uint64_t timeout, size_t count)`),
+    uc_emu_stop: f(`int uc_emu_stop(${p} uc)`),
+    uc_hook_add: f(`int uc_hook_add(${p} uc, _Out_ size_t *hh, int type, void *callback, void *user_data, uint64_t begin, uint64_t end, ...)`),
+    uc_hook_del: f(`int uc_hook_del(${p} uc, size_t hh)`),
+    uc_context_alloc: f(`int uc_context_alloc(${p} uc, _Out_ ${p} *ctx)`),
+    uc_context_save: f(`int uc_context_save(${p} uc, ${p} ctx)`),
+    uc_context_restore: f(`int uc_context_restore(${p} uc, ${p} ctx)`),
+    uc_context_size: f(`size_t uc_context_size(${p} uc)`),
+    uc_free: f(`int uc_free(${p} mem)`),
+    uc_ctl: f(`int uc_ctl(${p} uc, int control, ...)`),
+    uc_query: f(`int uc_query(${p} uc, int type, _Out_ size_t *result)`),
+    mmap: libc.func(`${p} mmap(void *addr, size_t len, int prot, int flags, int fd, long off)`) as never,
+    munmap: libc.func(`int munmap(${p} addr, size_t len)`) as never,
+    protos: {
+      intr: koffi.pointer(koffi.proto(`void uc_cb_intr(${p} uc, uint32_t intno, void *ud)`)),
+      insn: koffi.pointer(koffi.proto(`void uc_cb_insn(${p} uc, void *ud)`)),
+      code: koffi.pointer(koffi.proto(`void uc_cb_code(${p} uc, uint64_t address, uint32_t size, void *ud)`)),
+      memInvalid: koffi.pointer(
+        koffi.proto(`bool uc_cb_mem_invalid(${p} uc, int type, uint64_t address, int size, int64_t value, void *ud)`),
+      ),
+      mem: koffi.pointer(koffi.proto(`void uc_cb_mem(${p} uc, int type, uint64_t address, int size, int64_t value, void *ud)`)),
+      insnInvalid: koffi.pointer(koffi.proto(`bool uc_cb_insn_invalid(${p} uc, void *ud)`)),
+    },
+  };
+  return lib;
+}
+
+/** True when libunicorn.so.2 can be loaded (used by the dependency check and by tests). */
+export function unicornAvailable(): boolean {
+  try {
+    load();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function check(op: string, err: number): void {
+  if (err !== 0) throw new UnicornError(op, err, load().uc_strerror(err));
+}
+
+const big = (v: bigint | number): bigint => (typeof v === 'bigint' ? v : BigInt(v));
+
+// ---------------------------------------------------------------------------------------------
+// Host memory that guest pages live in: allocated outside the JS heap with mmap so its address
+// never moves (Unicorn keeps the pointer), shared by pointer between engines (page cache, kernel
+// image), and freed explicitly.
+
+export class HostMemory {
+  readonly ptr: bigint;
+  readonly size: number;
+  /** Zero-copy view of the memory. */
+  readonly bytes: Uint8Array;
+  private freed = false;
+
+  private constructor(ptr: bigint, size: number) {
+    this.ptr = ptr;
+    this.size = size;
+    this.bytes = new Uint8Array(koffi.view(ptr as never, size) as ArrayBuffer);
+  }
+
+  /** Zero-filled, page-aligned host memory of `size` bytes. */
+  static alloc(size: number): HostMemory {
+    const l = load();
+    if (!(size > 0)) throw new UniprobeError('INTERNAL', `HostMemory.alloc: bad size ${size}`);
+    const PROT_RW = 3;
+    const MAP_PRIVATE_ANON = 0x22;
+    const p = l.mmap(null, size, PROT_RW, MAP_PRIVATE_ANON, -1, 0);
+    if (p === 0xffffffffffffffffn || p === 0n) throw new UniprobeError('MM', `host mmap of ${size} bytes failed`);
+    HostMemory.live++;
+    return new HostMemory(big(p), size);
+  }
+
+  /** Count of live allocations: tests use it to prove nothing leaks. */
+  static live = 0;
+
+  get isFreed(): boolean {
+    return this.freed;
+  }
+
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    HostMemory.live--;
+    load().munmap(this.ptr, this.size);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export type IntrHook = (intno: number) => void;
+export type InsnHook = () => void;
+export type CodeHook = (address: bigint, size: number) => void;
+/** Return true when the hook fixed the access (mapped the page) and the access should be retried. */
+export type MemInvalidHook = (type: number, address: bigint, size: number, value: bigint) => boolean;
+export type MemHook = (type: number, address: bigint, size: number, value: bigint) => void;
+export type InsnInvalidHook = () => boolean;
+
+interface HookRecord {
+  handle: bigint;
+  callback: unknown; // the koffi registered callback, unregistered on delete
+}
+
+export interface StartResult {
+  /** uc_err of the run: 0, or the fault that ended it (READ_UNMAPPED, INSN_INVALID, …). */
+  err: number;
+}
+
+let liveEngines = 0;
+
+/** One Unicorn engine: in uniprobe, one per address space (mm). */
+export class Engine {
+  private handle: bigint;
+  private hooks = new Map<number, HookRecord>();
+  private nextHookId = 1;
+  private pendingError: unknown = undefined;
+  private scratch = new Uint8Array(64);
+  private scratchView = new DataView(this.scratch.buffer);
+  // Batch register transfer: one buffer for values and one array of pointers into it.
+  private batchMem: HostMemory | undefined;
+  private batchPtrs: BigUint64Array | undefined;
+  private batchIds: Int32Array | undefined;
+  private batchVals: BigUint64Array | undefined;
+  readonly arch: number;
+  readonly mode: number;
+  private running = false;
+
+  constructor(arch: number, mode: number) {
+    const l = load();
+    const out: unknown[] = [null];
+    check('uc_open', l.uc_open(arch, mode, out));
+    this.handle = big(out[0] as bigint);
+    this.arch = arch;
+    this.mode = mode;
+    liveEngines++;
+  }
+
+  static get live(): number {
+    return liveEngines;
+  }
+
+  get closed(): boolean {
+    return this.handle === 0n;
+  }
+
+  /** True while `start()` is on the stack: patching text is not allowed then (see DESIGN). */
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  private h(): bigint {
+    if (this.handle === 0n) throw new UniprobeError('UNICORN', 'engine is closed');
+    return this.handle;
+  }
+
+  close(): void {
+    if (this.handle === 0n) return;
+    const l = load();
+    for (const [id] of this.hooks) this.hookDel(id);
+    l.uc_close(this.handle);
+    this.handle = 0n;
+    if (this.batchMem) this.batchMem.free();
+    liveEngines--;
+  }
+
+  // --- memory ---------------------------------------------------------------------------------
+
+  memMap(address: bigint, size: number, perms: number): void {
+    check(`uc_mem_map(0x${address.toString(16)}, 0x${size.toString(16)})`, load().uc_mem_map(this.h(), address, size, perms));
+  }
+
+  /** Map host memory (not owned by the engine) at `address`; writes through either side are shared. */
+  memMapPtr(address: bigint, size: number, perms: number, mem: HostMemory, offset = 0): void {
+    if (offset + size > mem.size) throw new UniprobeError('INTERNAL', 'memMapPtr beyond host memory');
+    check(
+      `uc_mem_map_ptr(0x${address.toString(16)}, 0x${size.toString(16)})`,
+      load().uc_mem_map_ptr(this.h(), address, size, perms, mem.ptr + BigInt(offset)),
+    );
+  }
+
+  memUnmap(address: bigint, size: number): void {
+    check(`uc_mem_unmap(0x${address.toString(16)}, 0x${size.toString(16)})`, load().uc_mem_unmap(this.h(), address, size));
+  }
+
+  memProtect(address: bigint, size: number, perms: number): void {
+    check(`uc_mem_protect(0x${address.toString(16)}, 0x${size.toString(16)})`, load().uc_mem_protect(this.h(), address, size, perms));
+  }
+
+  memRead(address: bigint, size: number): Uint8Array {
+    const buf = new Uint8Array(size);
+    if (size === 0) return buf;
+    check(`uc_mem_read(0x${address.toString(16)}, ${size})`, load().uc_mem_read(this.h(), address, buf, size));
+    return buf;
+  }
+
+  /** Like memRead but returns undefined instead of throwing when the range is not mapped. */
+  tryMemRead(address: bigint, size: number): Uint8Array | undefined {
+    const buf = new Uint8Array(size);
+    if (size === 0) return buf;
+    return load().uc_mem_read(this.h(), address, buf, size) === 0 ? buf : undefined;
+  }
+
+  memWrite(address: bigint, bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    check(`uc_mem_write(0x${address.toString(16)}, ${bytes.length})`, load().uc_mem_write(this.h(), address, bytes, bytes.length));
+  }
+
+  tryMemWrite(address: bigint, bytes: Uint8Array): boolean {
+    if (bytes.length === 0) return true;
+    return load().uc_mem_write(this.h(), address, bytes, bytes.length) === 0;
+  }
+
+  // --- registers (little-endian host: Unicorn stores register values in host order) -------------
+
+  regRead(reg: number): bigint {
+    this.scratch.fill(0, 0, 16);
+    check('uc_reg_read', load().uc_reg_read(this.h(), reg, this.scratch));
+    return this.scratchView.getBigUint64(0, true);
+  }
+
+  regWrite(reg: number, value: bigint): void {
+    this.scratchView.setBigUint64(0, BigInt.asUintN(64, value), true);
+    this.scratchView.setBigUint64(8, 0n, true);
+    check('uc_reg_write', load().uc_reg_write(this.h(), reg, this.scratch));
+  }
+
+  /** Raw register bytes (for registers wider than 64 bits, or the sparc64 CWP/window state). */
+  regReadBytes(reg: number, size: number): Uint8Array {
+    const buf = new Uint8Array(Math.max(size, 64));
+    check('uc_reg_read', load().uc_reg_read(this.h(), reg, buf));
+    return buf.slice(0, size);
+  }
+
+  regWriteBytes(reg: number, bytes: Uint8Array): void {
+    const buf = new Uint8Array(Math.max(bytes.length, 64));
+    buf.set(bytes);
+    check('uc_reg_write', load().uc_reg_write(this.h(), reg, buf));
+  }
+
+  private ensureBatch(n: number): void {
+    if (this.batchIds && this.batchIds.length >= n) return;
+    this.batchMem?.free();
+    const cap = Math.max(n, 64);
+    // Each value gets a 16-byte cell: some registers (x87, segment descriptors) are written wider.
+    this.batchMem = HostMemory.alloc(cap * 16);
+    HostMemory.live--; // internal scratch, owned by the engine, not counted as a guest allocation
+    this.batchPtrs = new BigUint64Array(cap);
+    for (let i = 0; i < cap; i++) this.batchPtrs[i] = this.batchMem.ptr + BigInt(i * 16);
+    this.batchIds = new Int32Array(cap);
+    this.batchVals = new BigUint64Array(this.batchMem.bytes.buffer, this.batchMem.bytes.byteOffset, cap * 2);
+  }
+
+  regReadBatch(regs: readonly number[]): bigint[] {
+    const n = regs.length;
+    this.ensureBatch(n);
+    const ids = this.batchIds!;
+    const vals = this.batchVals!;
+    for (let i = 0; i < n; i++) {
+      ids[i] = regs[i]!;
+      vals[i * 2] = 0n;
+    }
+    check('uc_reg_read_batch', load().uc_reg_read_batch(this.h(), ids, this.batchPtrs!, n));
+    const out = new Array<bigint>(n);
+    for (let i = 0; i < n; i++) out[i] = vals[i * 2]!;
+    return out;
+  }
+
+  regWriteBatch(regs: readonly number[], values: readonly bigint[]): void {
+    const n = regs.length;
+    this.ensureBatch(n);
+    const ids = this.batchIds!;
+    const vals = this.batchVals!;
+    for (let i = 0; i < n; i++) {
+      ids[i] = regs[i]!;
+      vals[i * 2] = BigInt.asUintN(64, values[i]!);
+      vals[i * 2 + 1] = 0n;
+    }
+    check('uc_reg_write_batch', load().uc_reg_write_batch(this.h(), ids, this.batchPtrs!, n));
+  }
+
+  // --- execution --------------------------------------------------------------------------------
+
+  /**
+   * Run from `begin` until `until` (not honoured on sparc64: see the reference) or `count`
+   * instructions (0 = unlimited). A guest fault ends the run and is returned, not thrown: the guest
+   * kernel decides what a fault means. An exception thrown by a hook is re-thrown here.
+   */
+  start(begin: bigint, until: bigint, count = 0): StartResult {
+    if (this.running) throw new UniprobeError('INTERNAL', 'Engine.start re-entered');
+    this.running = true;
+    this.pendingError = undefined;
+    let err: number;
+    try {
+      err = load().uc_emu_start(this.h(), begin, until, 0, count);
+    } finally {
+      this.running = false;
+    }
+    if (this.pendingError !== undefined) {
+      const e = this.pendingError;
+      this.pendingError = undefined;
+      throw e;
+    }
+    return { err };
+  }
+
+  stop(): void {
+    check('uc_emu_stop', load().uc_emu_stop(this.h()));
+  }
+
+  strerror(err: number): string {
+    return load().uc_strerror(err);
+  }
+
+  // --- hooks ------------------------------------------------------------------------------------
+
+  private guard<A extends unknown[], R>(fn: (...a: A) => R, onError: R): (...a: A) => R {
+    return (...a: A): R => {
+      try {
+        return fn(...a);
+      } catch (e) {
+        if (this.pendingError === undefined) this.pendingError = e;
+        try {
+          load().uc_emu_stop(this.handle);
+        } catch {
+          /* already stopping */
+        }
+        return onError;
+      }
+    };
+  }
+
+  private addHook(type: number, proto: unknown, fn: (...a: never[]) => unknown, begin: bigint, end: bigint, extra: unknown[]): number {
+    const l = load();
+    const cb = koffi.register(fn as never, proto as never);
+    const out: unknown[] = [null];
+    const err = l.uc_hook_add(this.h(), out, type, cb, null, begin, end, ...extra);
+    if (err !== 0) {
+      koffi.unregister(cb);
+      check('uc_hook_add', err);
+    }
+    const id = this.nextHookId++;
+    this.hooks.set(id, { handle: big(out[0] as bigint), callback: cb });
+    return id;
+  }
+
+  hookIntr(fn: IntrHook): number {
+    return this.addHook(UC_HOOK.INTR, load().protos.intr, this.guard((_uc: bigint, intno: number) => fn(intno), undefined), 1n, 0n, []);
+  }
+
+  /** UC_HOOK_INSN for an instruction id (x86 syscall/sysenter/cpuid). */
+  hookInsn(insnId: number, fn: InsnHook): number {
+    return this.addHook(UC_HOOK.INSN, load().protos.insn, this.guard((_uc: bigint) => fn(), undefined), 1n, 0n, ['int', insnId]);
+  }
+
+  /** UC_HOOK_CODE on [begin, end] (inclusive; begin > end = everywhere). */
+  hookCode(fn: CodeHook, begin = 1n, end = 0n): number {
+    return this.addHook(
+      UC_HOOK.CODE,
+      load().protos.code,
+      this.guard((_uc: bigint, address: bigint | number, size: number) => fn(big(address), size), undefined),
+      begin,
+      end,
+      [],
+    );
+  }
+
+  hookMemInvalid(fn: MemInvalidHook, types = UC_HOOK_MEM_INVALID): number {
+    return this.addHook(
+      types,
+      load().protos.memInvalid,
+      this.guard(
+        (_uc: bigint, type: number, address: bigint | number, size: number, value: bigint | number) =>
+          fn(type, big(address), size, big(value)),
+        false,
+      ),
+      1n,
+      0n,
+      [],
+    );
+  }
+
+  hookMem(types: number, fn: MemHook, begin = 1n, end = 0n): number {
+    return this.addHook(
+      types,
+      load().protos.mem,
+      this.guard(
+        (_uc: bigint, type: number, address: bigint | number, size: number, value: bigint | number) =>
+          fn(type, big(address), size, big(value)),
+        undefined,
+      ),
+      begin,
+      end,
+      [],
+    );
+  }
+
+  hookInsnInvalid(fn: InsnInvalidHook): number {
+    return this.addHook(UC_HOOK.INSN_INVALID, load().protos.insnInvalid, this.guard((_uc: bigint) => fn(), false), 1n, 0n, []);
+  }
+
+  hookDel(id: number): void {
+    const rec = this.hooks.get(id);
+    if (!rec) return;
+    this.hooks.delete(id);
+    if (this.handle !== 0n) load().uc_hook_del(this.handle, rec.handle);
+    koffi.unregister(rec.callback as never);
+  }
+
+  get hookCount(): number {
+    return this.hooks.size;
+  }
+
+  // --- context and control ----------------------------------------------------------------------
+
+  /** Save the CPU context into a host-side blob (used for ppc64's MSR[HV] fix-up, see arch/ppc). */
+  contextSaveBytes(): Uint8Array {
+    const l = load();
+    const out: unknown[] = [null];
+    check('uc_context_alloc', l.uc_context_alloc(this.h(), out));
+    const ctx = big(out[0] as bigint);
+    try {
+      check('uc_context_save', l.uc_context_save(this.h(), ctx));
+      const size = Number(l.uc_context_size(this.h()));
+      return new Uint8Array(koffi.view(ctx as never, size) as ArrayBuffer).slice();
+    } finally {
+      l.uc_free(ctx);
+    }
+  }
+
+  contextRestoreBytes(blob: Uint8Array): void {
+    const l = load();
+    const out: unknown[] = [null];
+    check('uc_context_alloc', l.uc_context_alloc(this.h(), out));
+    const ctx = big(out[0] as bigint);
+    try {
+      const size = Number(l.uc_context_size(this.h()));
+      if (blob.length !== size) throw new UniprobeError('UNICORN', `context blob size ${blob.length} != ${size}`);
+      new Uint8Array(koffi.view(ctx as never, size) as ArrayBuffer).set(blob);
+      check('uc_context_restore', l.uc_context_restore(this.h(), ctx));
+    } finally {
+      l.uc_free(ctx);
+    }
+  }
+
+  /** The emulator's flush_icache_range: drop translated blocks covering [begin, end). */
+  flushTranslations(begin: bigint, end: bigint): void {
+    check('uc_ctl(TB_REMOVE_CACHE)', load().uc_ctl(this.h(), ctlWrite(UC_CTL_TB_REMOVE_CACHE, 2), 'uint64_t', begin, 'uint64_t', end));
+  }
+
+  flushAllTranslations(): void {
+    check('uc_ctl(TB_FLUSH)', load().uc_ctl(this.h(), ctlWrite(UC_CTL_TB_FLUSH, 0)));
+  }
+
+  pageSize(): number {
+    const out: unknown[] = [null];
+    check('uc_query', load().uc_query(this.h(), 2, out));
+    return Number(out[0]);
+  }
+}
