@@ -1,0 +1,24 @@
+/**
+ * The arch registry: the one place that maps a target name to its back-end.
+ * Generic code calls `archFor(target)` and then only the Arch interface.
+ */
+import type { Arch, Target } from './types.js';
+import { x86_64 } from './x86/x86_64.js';
+import { i386 } from './x86/i386.js';
+import { ppc32 } from './ppc/ppc32.js';
+
+const registry = new Map<Target, Arch>([
+  ['x86_64', x86_64],
+  ['i386', i386],
+  ['ppc32', ppc32],
+]);
+
+export function archFor(target: Target): Arch | undefined {
+  return registry.get(target);
+}
+
+export function supportedTargets(): Target[] {
+  return [...registry.keys()];
+}
+
+export type { Arch, Target } from './types.js';

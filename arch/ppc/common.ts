@@ -1,0 +1,99 @@
+/**
+ * PowerPC facts shared by ppc32 and ppc64: exception numbers as Unicorn reports them, trap
+ * recognition, the Linux system-call convention (r0 = number, r3–r8 = arguments, error = CR0.SO
+ * with a positive errno in r3).
+ */
+import type { Engine } from '../../src/emu/unicorn.js';
+import { SIG, type GuestFault, type TrapAction, type TrapSink } from '../types.js';
+import { UC_PPC_REG as R } from './ucregs.js';
+
+/** QEMU's POWERPC_EXCP_* numbers as delivered to UC_HOOK_INTR. */
+export const PPC_EXCP = { DSI: 2, ISI: 3, ALIGN: 5, PROGRAM: 6, FPU: 7, SYSCALL: 8 } as const;
+
+/** `tw 31,0,0`: the kprobe/uprobe breakpoint (BREAKPOINT_INSTRUCTION). */
+export const PPC_BREAKPOINT = 0x7fe00008;
+
+/** is_trap(): tw/twi (and td/tdi on 64-bit), from arch/powerpc/include/asm/probes.h. */
+export function isPpcTrap(insn: number, is64: boolean): boolean {
+  const tw = (insn & 0xfc0007fe) === 0x7c000008;
+  const twi = (insn & 0xfc000000) === 0x0c000000;
+  const td = (insn & 0xfc0007fe) === 0x7c000088;
+  const tdi = (insn & 0xfc000000) === 0x08000000;
+  return tw || twi || (is64 && (td || tdi));
+}
+
+export const PPC_GPRS: readonly number[] = Array.from({ length: 32 }, (_, i) => R.R0 + i);
+export const PPC_FPRS: readonly number[] = Array.from({ length: 32 }, (_, i) => R.FPR0 + i);
+export const PPC_SYSCALL_REGS: readonly number[] = [...PPC_GPRS, R.PC, R.LR, R.CTR, R.XER, R.CR];
+export const PPC_FULL_REGS: readonly number[] = [...PPC_SYSCALL_REGS, ...PPC_FPRS, R.FPSCR];
+export const PPC_ARG_REGS: readonly number[] = [R.R3, R.R4, R.R5, R.R6, R.R7, R.R8, R.R9, R.R10];
+export const PPC_SYSCALL_ARG_REGS: readonly number[] = [R.R3, R.R4, R.R5, R.R6, R.R7, R.R8];
+
+/** MSR bits a user process runs with (FP available; PR is not modelled: see the README). */
+export const MSR_FP = 1n << 13n;
+
+export function ppcRegisterNames(width: number): Map<string, { id: number; size: number }> {
+  const m = new Map<string, { id: number; size: number }>();
+  for (let i = 0; i < 32; i++) m.set(`gpr${i}`, { id: R.R0 + i, size: width });
+  m.set('nip', { id: R.PC, size: width });
+  m.set('link', { id: R.LR, size: width });
+  m.set('ctr', { id: R.CTR, size: width });
+  m.set('xer', { id: R.XER, size: width });
+  m.set('ccr', { id: R.CR, size: 4 });
+  m.set('msr', { id: R.MSR, size: width });
+  return m;
+}
+
+export function ppcFault(excp: number): GuestFault {
+  switch (excp) {
+    case PPC_EXCP.DSI:
+    case PPC_EXCP.ISI:
+      return { signal: SIG.SIGSEGV, reason: excp === PPC_EXCP.DSI ? 'data storage interrupt' : 'instruction storage interrupt' };
+    case PPC_EXCP.ALIGN:
+      return { signal: SIG.SIGBUS, reason: 'alignment interrupt' };
+    case PPC_EXCP.PROGRAM:
+      return { signal: SIG.SIGILL, reason: 'illegal or privileged instruction' };
+    case PPC_EXCP.FPU:
+      return { signal: SIG.SIGILL, reason: 'floating-point unavailable' };
+    default:
+      return { signal: SIG.SIGSEGV, reason: `exception ${excp}` };
+  }
+}
+
+/**
+ * One INTR hook for every ppc exception. Unicorn adds 4 to the PC for every ppc exception
+ * (reference: "trap + 4", "after sc"), so the instruction that raised it is at PC − 4.
+ * A `sc` in guest kernel text is a hypercall, anywhere else a user system call.
+ */
+export function installPpcTrapHooks(engine: Engine, sink: TrapSink, is64: boolean): void {
+  engine.hookIntr((excp) => {
+    const after = engine.regRead(R.PC);
+    const at = after - 4n;
+    let action: TrapAction | undefined;
+    if (excp === PPC_EXCP.SYSCALL) {
+      action = sink.isKernelText(at) ? sink.hypercall(after) : sink.syscall(after);
+    } else if (excp === PPC_EXCP.PROGRAM) {
+      const word = engine.tryMemRead(at, 4);
+      const insn = word ? ((word[0]! << 24) | (word[1]! << 16) | (word[2]! << 8) | word[3]!) >>> 0 : 0;
+      if (word && isPpcTrap(insn, is64)) action = sink.breakpoint(at, after);
+      else action = sink.fault(ppcFault(excp), at);
+    } else {
+      action = sink.fault(ppcFault(excp), at);
+    }
+    // An exception with no redirect resumes after the faulting instruction only for sc; for the
+    // others the generic code decides (it kills the task or redirects).
+    if (action?.pc !== undefined) engine.regWrite(R.PC, action.pc);
+    if (action?.stop) engine.stop();
+  });
+}
+
+/** CR0 is a 4-bit field in Unicorn (LT GT EQ SO); SO is its bit 0. */
+export function writeSyscallResultPpc(engine: Engine, value: bigint, width: 32 | 64): void {
+  if (value < 0n && value >= -4095n) {
+    engine.regWrite(R.R3, -value);
+    engine.regWrite(R.CR0, engine.regRead(R.CR0) | 1n);
+  } else {
+    engine.regWrite(R.R3, BigInt.asUintN(width, value));
+    engine.regWrite(R.CR0, engine.regRead(R.CR0) & ~1n);
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * ppc32 (big-endian, SysV ABI) back-end.
+ */
+import type { Engine } from '../../src/emu/unicorn.js';
+import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
+import type { Arch, RegSnapshot, TrapSink } from '../types.js';
+import { UC_PPC_REG as R } from './ucregs.js';
+import { SYSCALLS_PPC32 } from './syscalls-ppc32.js';
+import { SyscallTable } from '../syscall-table.js';
+import {
+  MSR_FP,
+  PPC_ARG_REGS,
+  PPC_FULL_REGS,
+  PPC_GPRS,
+  PPC_SYSCALL_ARG_REGS,
+  PPC_SYSCALL_REGS,
+  installPpcTrapHooks,
+  ppcRegisterNames,
+  writeSyscallResultPpc,
+} from './common.js';
+
+const table = new SyscallTable(SYSCALLS_PPC32);
+const mask32 = (v: bigint): bigint => BigInt.asUintN(32, v);
+
+// AT_* ids for the cache geometry glibc's memset/memcpy consult on PowerPC.
+const AT_DCACHEBSIZE = 19;
+const AT_ICACHEBSIZE = 20;
+const AT_UCACHEBSIZE = 21;
+// PPC_FEATURE_32 | PPC_FEATURE_HAS_FPU | PPC_FEATURE_HAS_MMU: no AltiVec (Unicorn's default core
+// has none), so glibc picks its scalar string routines.
+const PPC32_HWCAP = 0x80000000n | 0x08000000n | 0x04000000n;
+
+export const ppc32: Arch = {
+  target: 'ppc32',
+  family: 'ppc',
+  wordSize: 4,
+  endian: 'big',
+  ucArch: UC_ARCH.PPC,
+  ucMode: UC_MODE.PPC32 | UC_MODE.BIG_ENDIAN,
+  elfMachine: 20,
+  stackBias: 0,
+  unameMachine: 'ppc',
+  layout: {
+    pageSize: 0x1000,
+    taskSize: 0xc0000000n,
+    stackTop: 0xbffff000n,
+    stackMax: 8 << 20,
+    mmapBase: 0xb7fff000n,
+    kernelBase: 0xc0000000n,
+    kernelStackArena: 0xd0000000n,
+  },
+  registers: { byName: ppcRegisterNames(4) },
+
+  setupEngine(e: Engine): void {
+    e.regWrite(R.MSR, e.regRead(R.MSR) | MSR_FP);
+  },
+
+  installTrapHooks(engine: Engine, sink: TrapSink): void {
+    installPpcTrapHooks(engine, sink, false);
+  },
+
+  getPc: (e) => e.regRead(R.PC),
+  setPc: (e, pc) => e.regWrite(R.PC, pc),
+  getSp: (e) => e.regRead(R.R1),
+  setSp: (e, sp) => e.regWrite(R.R1, sp),
+
+  snapshot: (e): RegSnapshot => ({ values: e.regReadBatch(PPC_FULL_REGS) }),
+  restore: (e, s) => e.regWriteBatch(PPC_FULL_REGS, s.values),
+  saveSyscallRegs: (e) => ({ values: e.regReadBatch(PPC_SYSCALL_REGS) }),
+  restoreSyscallRegs: (e, s) => e.regWriteBatch(PPC_SYSCALL_REGS, s.values),
+
+  auxv: () => ({
+    hwcap: PPC32_HWCAP,
+    hwcap2: 0n,
+    extra: [
+      [AT_DCACHEBSIZE, 32n],
+      [AT_ICACHEBSIZE, 32n],
+      [AT_UCACHEBSIZE, 0n],
+    ],
+  }),
+
+  startRegisters(e, { entry, sp }): void {
+    e.regWriteBatch([...PPC_GPRS, R.PC, R.LR, R.CTR], [...PPC_GPRS.map(() => 0n), entry, 0n, 0n]);
+    e.regWrite(R.R1, sp);
+  },
+
+  syscallName: (nr) => table.name(nr),
+  syscallNumber: (name) => table.number(name),
+  readSyscall(e) {
+    const v = e.regReadBatch([R.R0, ...PPC_SYSCALL_ARG_REGS]);
+    return { nr: Number(v[0]! & 0xffffffffn), args: v.slice(1).map(mask32) };
+  },
+  writeSyscallResult: (e, value) => writeSyscallResultPpc(e, BigInt.asIntN(32, value), 32),
+  setThreadPointer: (e, tls) => e.regWrite(R.R2, tls),
+  archSyscall: () => undefined,
+  userErrno: (n) => n,
+  cloneArgs: (a) => ({ flags: a[0]!, stack: a[1]!, parentTid: a[2]!, tls: a[3]!, childTid: a[4]! }),
+  setupCloneChild(e, childStack) {
+    writeSyscallResultPpc(e, 0n, 32);
+    if (childStack !== 0n) e.regWrite(R.R1, childStack);
+  },
+
+  readCallArg(e, mem, i) {
+    if (i < 8) return e.regRead(PPC_ARG_REGS[i]!);
+    return mem.readWord(e.regRead(R.R1) + 8n + BigInt(4 * (i - 8)));
+  },
+  readReturnValue: (e) => e.regRead(R.R3),
+  writeReturnValue: (e, v) => e.regWrite(R.R3, mask32(v)),
+  enterKernelFunction(e, mem, { pc, stackTop, args, returnTo }) {
+    // A minimal frame: back chain 0 at 0(r1), the callee may store LR at 4(r1).
+    const sp = (stackTop & ~0xfn) - 16n;
+    mem.writeWord(sp, 0n);
+    const regs = PPC_ARG_REGS.slice(0, Math.min(8, args.length));
+    e.regWriteBatch([...regs, R.R1, R.LR, R.PC], [...args.slice(0, 8).map(mask32), sp, returnTo, pc]);
+  },
+};
+

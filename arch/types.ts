@@ -1,0 +1,179 @@
+/**
+ * The narrow interface between uniprobe's generic code and an instruction set.
+ *
+ * Like Linux's split between kernel/ and arch/*, generic code (src/) never asks "which target is
+ * this?": it calls these hooks. Everything that knows opcodes, register numbers, ABIs or Unicorn
+ * quirks lives behind them in arch/<family>/.
+ */
+import type { Engine } from '../src/emu/unicorn.js';
+
+export type Target = 'x86_64' | 'i386' | 'ppc32' | 'ppc64' | 'sparc64';
+export const TARGETS: readonly Target[] = ['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'];
+
+/** Where things live in a guest address space. */
+export interface MemoryLayout {
+  pageSize: number;
+  /** User addresses are below this (TASK_SIZE). */
+  taskSize: bigint;
+  /** Top of the initial user stack (STACK_TOP). */
+  stackTop: bigint;
+  /** Initial stack reservation in bytes (the stack VMA grows down to stackTop - stackMax). */
+  stackMax: number;
+  /** Top-down mmap allocations start below this (mmap_base). */
+  mmapBase: bigint;
+  /** Link address of the guest kernel image's text. */
+  kernelBase: bigint;
+  /** Kernel stacks for tasks, shared by every address space. */
+  kernelStackArena: bigint;
+}
+
+/** A system call as the user made it: the target's number and its six argument registers. */
+export interface SyscallRequest {
+  nr: number;
+  args: bigint[];
+}
+
+/** What a trap handler wants the arch layer to do when the hook returns. */
+export interface TrapAction {
+  /** Resume at this PC instead of the natural resume point. */
+  pc?: bigint;
+  /** End the current emulation run (the scheduler takes over). */
+  stop?: boolean;
+}
+
+/** The signals a guest fault maps to (Linux numbers are the same on every target for these). */
+export const SIG = { SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGSEGV: 11 } as const;
+export type Signal = (typeof SIG)[keyof typeof SIG];
+
+export interface GuestFault {
+  signal: number;
+  /** Faulting data address, when there is one. */
+  addr?: bigint;
+  /** Human-readable reason, e.g. "invalid opcode", "divide error". */
+  reason: string;
+}
+
+/** Callbacks from the arch layer's trap hooks into the generic kernel. */
+export interface TrapSink {
+  /** Is `pc` inside the guest kernel image's text? (ppc: a `sc` there is a hypercall.) */
+  isKernelText(pc: bigint): boolean;
+  /** A user-mode system call instruction. `resumePc` = the instruction after it. */
+  syscall(resumePc: bigint): TrapAction | undefined;
+  /** A hypercall from guest kernel text (see fixtures/kernel/ABI.md). */
+  hypercall(resumePc: bigint): TrapAction | undefined;
+  /** A breakpoint trap (int3 / trap / ta 0x70). `addr` = the breakpoint's own address. */
+  breakpoint(addr: bigint, pcAfter: bigint): TrapAction | undefined;
+  /** A CPU exception that becomes a signal. */
+  fault(fault: GuestFault, pc: bigint): TrapAction | undefined;
+}
+
+/** Opaque saved register state of a task (arch-defined contents). */
+export interface RegSnapshot {
+  readonly values: bigint[];
+  readonly wide?: Uint8Array[];
+}
+
+export interface AuxvContext {
+  hwcap: bigint;
+  hwcap2: bigint;
+  /** Extra auxv entries this target's libc expects (ppc cache line sizes, …). */
+  extra: Array<[number, bigint]>;
+  /** AT_PLATFORM string, if the target sets one. */
+  platform?: string;
+}
+
+/** Register names users and fetch args refer to (the kernel's names for the target). */
+export interface RegisterFile {
+  /** name (without %) -> Unicorn register id, value width in bytes */
+  readonly byName: ReadonlyMap<string, { id: number; size: number }>;
+}
+
+export interface Arch {
+  readonly target: Target;
+  readonly family: 'x86' | 'ppc' | 'sparc';
+  readonly wordSize: 4 | 8;
+  readonly endian: 'little' | 'big';
+  readonly ucArch: number;
+  readonly ucMode: number;
+  readonly layout: MemoryLayout;
+  /** ELF e_machine this arch runs. */
+  readonly elfMachine: number;
+  readonly registers: RegisterFile;
+  /** utsname.machine (what `uname -m` prints on this target). */
+  readonly unameMachine: string;
+
+  /** Prepare a freshly opened engine (CPU model quirks, MSR bits, descriptor tables…). */
+  setupEngine(engine: Engine, support: EngineSupport): void;
+  /** Install the trap hooks that route syscalls, hypercalls, breakpoints and faults to `sink`. */
+  installTrapHooks(engine: Engine, sink: TrapSink): void;
+
+  // --- registers ----------------------------------------------------------------------------
+  getPc(engine: Engine): bigint;
+  setPc(engine: Engine, pc: bigint): void;
+  getSp(engine: Engine): bigint;
+  setSp(engine: Engine, sp: bigint): void;
+  /** Full user-visible state for context switches and fork. */
+  snapshot(engine: Engine): RegSnapshot;
+  restore(engine: Engine, snap: RegSnapshot): void;
+  /** Just the integer state a system call may change (cheap; for syscall entry/exit). */
+  saveSyscallRegs(engine: Engine): RegSnapshot;
+  restoreSyscallRegs(engine: Engine, snap: RegSnapshot): void;
+
+  // --- process start ------------------------------------------------------------------------
+  /** auxv contents this target's C library relies on. */
+  auxv(): AuxvContext;
+  /** Registers at exec: PC = entry (ppc64 ELFv1: from the descriptor), SP = initial stack. */
+  startRegisters(engine: Engine, start: { entry: bigint; sp: bigint; entryToc?: bigint; elfv2?: boolean }): void;
+  /** Bytes reserved below the argc word at exec (sparc64 needs a register save area + bias). */
+  readonly stackBias: number;
+
+  // --- system calls -------------------------------------------------------------------------
+  /** Generic name of a target system-call number (e.g. "write"), or undefined. */
+  syscallName(nr: number): string | undefined;
+  syscallNumber(name: string): number | undefined;
+  readSyscall(engine: Engine): SyscallRequest;
+  /** Write a result in the target's convention; `value` < 0 is -errno (generic Linux numbering). */
+  writeSyscallResult(engine: Engine, value: bigint): void;
+  /** Set the thread pointer (TLS) for CLONE_SETTLS (x86-64 FS base, i386 a GDT TLS entry, ppc r2/r13, sparc %g7). */
+  setThreadPointer(engine: Engine, tls: bigint, mem: GuestMemoryAccess): void;
+  /**
+   * System calls only this target has (arch_prctl, set_thread_area…): the result (or -errno), or
+   * undefined when `name` is not an arch-specific call.
+   */
+  archSyscall(name: string, engine: Engine, args: bigint[], mem: GuestMemoryAccess): bigint | undefined;
+  /** Translate a generic Linux errno to this target's user ABI numbering (sparc differs). */
+  userErrno(linuxErrno: number): number;
+  /** clone(): argument order differs between targets. */
+  cloneArgs(args: bigint[]): { flags: bigint; stack: bigint; parentTid: bigint; childTid: bigint; tls: bigint };
+  /** The child of fork/clone sees this: return value 0, new stack if given. */
+  setupCloneChild(engine: Engine, childStack: bigint): void;
+
+  // --- C ABI (hypercalls, kernel calls, fetch args) -----------------------------------------
+  /** The i-th integer argument of the C function whose entry/current frame is live. */
+  readCallArg(engine: Engine, mem: GuestMemoryAccess, i: number): bigint;
+  readReturnValue(engine: Engine): bigint;
+  writeReturnValue(engine: Engine, value: bigint): void;
+  /**
+   * Enter a guest-kernel C function: stack at `stackTop` (already holds anything the host wrote
+   * below it), arguments per the C ABI, return to `returnTo`.
+   */
+  enterKernelFunction(
+    engine: Engine,
+    mem: GuestMemoryAccess,
+    call: { pc: bigint; stackTop: bigint; args: bigint[]; returnTo: bigint; toc?: bigint },
+  ): void;
+}
+
+/** What the arch layer may ask of the generic code during engine setup. */
+export interface EngineSupport {
+  /** Map zero-filled kernel-owned memory (descriptor tables…) visible in this engine only. */
+  mapPrivate(addr: bigint, size: number): void;
+}
+
+/** Guest memory access through the current engine (bounds and endianness handled). */
+export interface GuestMemoryAccess {
+  read(addr: bigint, len: number): Uint8Array;
+  write(addr: bigint, bytes: Uint8Array): void;
+  readWord(addr: bigint): bigint;
+  writeWord(addr: bigint, value: bigint): void;
+}

@@ -1,0 +1,48 @@
+/**
+ * Facts shared by x86-64 and i386: exception vectors and how Linux turns them into signals.
+ */
+import { SIG, type GuestFault } from '../types.js';
+
+/** Vector used by the guest kernel image's hypercall stub (`int $0x81`, fixtures/kernel/ABI.md). */
+export const HYPERCALL_VECTOR = 0x81;
+export const BREAKPOINT_VECTOR = 3; // int3
+export const INT80_VECTOR = 0x80;
+
+/**
+ * Exception vector → signal, as arch/x86/kernel/traps.c delivers them to user space.
+ * (#DE → SIGFPE, #UD → SIGILL, #GP → SIGSEGV, #BR/#OF → SIGSEGV, #DB → SIGTRAP, #AC → SIGBUS,
+ * x87/SIMD errors → SIGFPE.)
+ */
+export function x86FaultForVector(vector: number): GuestFault {
+  switch (vector) {
+    case 0:
+      return { signal: SIG.SIGFPE, reason: 'divide error' };
+    case 1:
+      return { signal: SIG.SIGTRAP, reason: 'debug trap' };
+    case 3:
+      return { signal: SIG.SIGTRAP, reason: 'breakpoint (int3)' };
+    case 4:
+      return { signal: SIG.SIGSEGV, reason: 'overflow (into)' };
+    case 5:
+      return { signal: SIG.SIGSEGV, reason: 'bound range exceeded' };
+    case 6:
+      return { signal: SIG.SIGILL, reason: 'invalid opcode' };
+    case 7:
+      return { signal: SIG.SIGFPE, reason: 'device not available' };
+    case 13:
+      return { signal: SIG.SIGSEGV, reason: 'general protection fault' };
+    case 16:
+    case 19:
+      return { signal: SIG.SIGFPE, reason: 'floating-point exception' };
+    case 17:
+      return { signal: SIG.SIGBUS, reason: 'alignment check' };
+    default:
+      // A software interrupt with no handler behind it: Linux raises #GP for an IDT entry user
+      // mode may not use, hence SIGSEGV.
+      return { signal: SIG.SIGSEGV, reason: `interrupt 0x${vector.toString(16)} not allowed from user mode` };
+  }
+}
+
+/** EFLAGS bits the generic code never needs but the arch sets up. */
+export const EFLAGS_IF = 1n << 9n;
+export const EFLAGS_RESERVED1 = 1n << 1n;

@@ -1,0 +1,152 @@
+/**
+ * The guest kernel image (fixtures/kernel, contract in fixtures/kernel/ABI.md): loaded once per
+ * machine into one host buffer that every mm maps at the kernel base, plus the arena of kernel
+ * stacks. It knows its symbols (kallsyms) and which text is off limits to kprobes.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HostMemory, UC_PROT } from '../emu/unicorn.js';
+import { UniprobeError } from '../errors.js';
+import { PT_LOAD, readElfFileSync, type ElfFile, type ElfSymbol } from '../elf/index.js';
+import type { Arch } from '../../arch/types.js';
+import type { KernelMapping } from '../mm/mm.js';
+
+export const HC = {
+  SYSRET: 0,
+  CALL_DONE: 1,
+  SYSCALL: 2,
+  VFS_WRITE: 3,
+  VFS_READ: 4,
+  OPENAT: 5,
+  CLOSE: 6,
+  EXIT: 7,
+  CLONE: 8,
+  WAIT4: 9,
+  SCHEDULE: 10,
+  VFS_WRITEV: 11,
+  VFS_READV: 12,
+} as const;
+
+/** Generic system-call ids the image dispatches on (`struct syscall_frame.sysno`). */
+export const KSYS: Readonly<Record<string, number>> = {
+  write: 1,
+  read: 2,
+  openat: 3,
+  close: 4,
+  exit: 5,
+  exit_group: 6,
+  clone: 7,
+  wait4: 8,
+  writev: 9,
+  readv: 10,
+  getpid: 11,
+  gettid: 12,
+  kprobe_test: 13,
+};
+
+export const KERNEL_STACK_SIZE = 16 * 1024;
+export const KERNEL_STACKS = 256;
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export function defaultKernelImagePath(target: string): string {
+  return join(repoRoot, 'fixtures', 'kernel', target, 'vmlinux');
+}
+
+export class KernelImage {
+  readonly elf: ElfFile;
+  readonly base: bigint;
+  readonly end: bigint;
+  readonly mem: HostMemory;
+  readonly stackArena: HostMemory;
+  readonly stackArenaBase: bigint;
+  readonly textStart: bigint;
+  readonly textEnd: bigint;
+  readonly entrySyscall: bigint;
+  readonly entryCallReturn: bigint;
+  /** ppc64: TOC pointer the host sets in r2 when entering kernel C code. */
+  readonly toc: bigint | undefined;
+  private readonly freeStacks: number[] = [];
+  private readonly symbolsByName = new Map<string, ElfSymbol>();
+  /** Ranges kprobes refuse (entry text, .kprobes.text), [start, end). */
+  readonly blacklist: Array<{ start: bigint; end: bigint; why: string }> = [];
+
+  constructor(arch: Arch, path = defaultKernelImagePath(arch.target)) {
+    if (!existsSync(path)) {
+      throw new UniprobeError('KERNEL', `${path}: guest kernel image for ${arch.target} not found (build it with make -C fixtures/kernel)`);
+    }
+    this.elf = readElfFileSync(path);
+    if (this.elf.target !== arch.target) {
+      throw new UniprobeError('KERNEL', `${path}: kernel image is for ${this.elf.target}, not ${arch.target}`);
+    }
+    const loads = this.elf.phdrs.filter((p) => p.type === PT_LOAD && p.memsz > 0n);
+    if (loads.length === 0) throw new UniprobeError('KERNEL', `${path}: kernel image has no PT_LOAD segment`);
+    const ps = BigInt(arch.layout.pageSize);
+    const lo = loads.reduce((m, p) => (p.vaddr < m ? p.vaddr : m), loads[0]!.vaddr);
+    const hi = loads.reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), 0n);
+    this.base = (lo / ps) * ps;
+    this.end = ((hi + ps - 1n) / ps) * ps;
+    if (this.base !== arch.layout.kernelBase) {
+      throw new UniprobeError('KERNEL', `${path}: kernel image starts at 0x${this.base.toString(16)}, expected 0x${arch.layout.kernelBase.toString(16)}`);
+    }
+    this.mem = HostMemory.alloc(Number(this.end - this.base));
+    for (const p of loads) {
+      const off = Number(p.vaddr - this.base);
+      this.mem.bytes.set(this.elf.bytes.subarray(Number(p.offset), Number(p.offset + p.filesz)), off);
+    }
+    for (const s of this.elf.symbols) if (s.name && !this.symbolsByName.has(s.name)) this.symbolsByName.set(s.name, s);
+    const need = (name: string): bigint => {
+      const s = this.symbolsByName.get(name);
+      if (!s) throw new UniprobeError('KERNEL', `${path}: kernel image lacks the symbol ${name}`);
+      return s.codeAddress;
+    };
+    this.entrySyscall = need('entry_syscall');
+    this.entryCallReturn = need('entry_call_return');
+    this.textStart = this.symbolsByName.get('_stext')?.value ?? this.base;
+    this.textEnd = this.symbolsByName.get('_etext')?.value ?? this.end;
+    this.toc = this.symbolsByName.get('.TOC.')?.value;
+    const range = (a: string, b: string, why: string): void => {
+      const s = this.symbolsByName.get(a);
+      const e = this.symbolsByName.get(b);
+      if (s && e && e.value > s.value) this.blacklist.push({ start: s.value, end: e.value, why });
+    };
+    range('__entry_text_start', '__entry_text_end', 'entry text');
+    range('__kprobes_text_start', '__kprobes_text_end', '.kprobes.text (NOKPROBE)');
+
+    this.stackArenaBase = arch.layout.kernelStackArena;
+    this.stackArena = HostMemory.alloc(KERNEL_STACK_SIZE * KERNEL_STACKS);
+    for (let i = KERNEL_STACKS - 1; i >= 0; i--) this.freeStacks.push(i);
+  }
+
+  symbol(name: string): ElfSymbol | undefined {
+    return this.symbolsByName.get(name);
+  }
+
+  isText(pc: bigint): boolean {
+    return pc >= this.textStart && pc < this.textEnd;
+  }
+
+  /** The two shared kernel mappings every mm gets. */
+  mappings(): KernelMapping[] {
+    return [
+      { addr: this.base, mem: this.mem, perms: UC_PROT.ALL },
+      { addr: this.stackArenaBase, mem: this.stackArena, perms: UC_PROT.READ | UC_PROT.WRITE },
+    ];
+  }
+
+  allocStack(): { index: number; top: bigint } {
+    const index = this.freeStacks.pop();
+    if (index === undefined) throw new UniprobeError('KERNEL', `out of kernel stacks (${KERNEL_STACKS} tasks)`);
+    return { index, top: this.stackArenaBase + BigInt((index + 1) * KERNEL_STACK_SIZE) };
+  }
+
+  freeStack(index: number): void {
+    if (index >= 0) this.freeStacks.push(index);
+  }
+
+  release(): void {
+    this.mem.free();
+    this.stackArena.free();
+  }
+}

@@ -1,0 +1,737 @@
+/**
+ * A guest machine: one target, N vCPUs, processes and tasks, the guest kernel image, and the
+ * scheduler that runs tasks on vCPUs in bounded quanta, deterministically from a seed.
+ *
+ * Execution model (DESIGN.md):
+ * - One Unicorn engine per mm. A quantum is one `uc_emu_start` with an instruction count.
+ * - A user system call traps into the arch hook, which enters the guest kernel image at
+ *   `entry_syscall` *inside the same run*; kernel C code runs (kprobes can hit it), reaches the
+ *   host through hypercalls, and HC_SYSRET returns to user mode. A run is only stopped when the
+ *   task cannot go on (it exits, blocks in wait4, yields, faults) or the quantum is used up.
+ * - Same seed ⇒ same choices of task, vCPU and quantum length ⇒ same interleaving.
+ */
+import { writeSync, realpathSync } from 'node:fs';
+import { UniprobeError } from '../errors.js';
+import { UC_ERR, UC_HOOK, UC_MEM } from '../emu/unicorn.js';
+import { readElfFileSync, readFileBytesSync } from '../elf/index.js';
+import { archFor } from '../../arch/index.js';
+import type { Arch, GuestFault, Target, TrapAction, TrapSink } from '../../arch/types.js';
+import { SIG } from '../../arch/types.js';
+import { Mm } from '../mm/mm.js';
+import { Inode } from '../mm/inode.js';
+import { E, err } from './errno.js';
+import { loadElf } from './exec.js';
+import { HC, KSYS, KernelImage } from './kernel-image.js';
+import { Rng } from './rng.js';
+import { handlers, normaliseSyscall, type SyscallHost, type SyscallResult } from './syscalls.js';
+import { Process, Task, type CloneStart } from './task.js';
+
+export interface MachineOptions {
+  target: Target;
+  /** Number of vCPUs (default 1). */
+  cpus?: number;
+  /** Scheduler seed (default 1). */
+  seed?: number;
+  /** Stop runaway guests after about this many instructions (default 2e9). */
+  maxInsns?: number;
+  /** Mean quantum length in instructions (default 20000). */
+  quantum?: number;
+  stdout?: (bytes: Uint8Array) => void;
+  stderr?: (bytes: Uint8Array) => void;
+  /** One-line reports of guest faults and budget stops (default: to stderr). */
+  report?: (line: string) => void;
+  /** Path of the guest kernel image (default: fixtures/kernel/<target>/vmlinux). */
+  kernelImage?: string;
+  /** Host files the guest may open read-only, besides those named in its argv. */
+  allowFiles?: string[];
+  /** Called with one line per system call entered (like strace). */
+  strace?: (line: string) => void;
+}
+
+export interface RunResult {
+  /** What a shell would report: the exit code, 128 + signal, or 124 for a budget stop. */
+  status: number;
+  exitCode: number;
+  signal: number;
+  reason: 'exit' | 'signal' | 'budget' | 'deadlock';
+  /** Instructions executed (full quanta are exact; a quantum cut short by a block or exit counts as its length). */
+  insns: number;
+  quanta: number;
+}
+
+const SIGNAL_NAMES: Record<number, string> = { 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL', 11: 'SIGSEGV', 15: 'SIGTERM' };
+export const signalName = (n: number): string => SIGNAL_NAMES[n] ?? `signal ${n}`;
+
+/** Signals whose default action is to do nothing (SIGCHLD, SIGURG, SIGWINCH, SIGCONT). */
+const IGNORED_BY_DEFAULT = new Set([17, 23, 28, 18]);
+
+/**
+ * System calls that change the caller's mappings. Their host half runs after the current run has
+ * stopped (Mm's invariant: no mapping change while the engine runs); the kernel code around them
+ * runs as usual.
+ */
+const MAPPING_SYSCALLS = new Set(['mmap', 'mmap2', 'munmap', 'mprotect', 'brk', 'mremap', 'clone', 'fork', 'vfork']);
+
+const CLONE = { VM: 0x100n, VFORK: 0x4000n, THREAD: 0x10000n, SETTLS: 0x80000n, PARENT_SETTID: 0x100000n, CHILD_CLEARTID: 0x200000n, CHILD_SETTID: 0x1000000n };
+
+export class Vcpu {
+  readonly id: number;
+  current: Task | undefined;
+  constructor(id: number) {
+    this.id = id;
+  }
+}
+
+export class Machine {
+  readonly arch: Arch;
+  readonly target: Target;
+  readonly kernel: KernelImage;
+  readonly cpus: Vcpu[];
+  readonly rng: Rng;
+  readonly processes: Process[] = [];
+  readonly tasks: Task[] = [];
+  private readonly opts: Required<Pick<MachineOptions, 'maxInsns' | 'quantum'>> & MachineOptions;
+  private readonly inodes = new Map<string, Inode>();
+  private readonly allowed = new Set<string>();
+  private readonly loaded = new Map<Mm, Task>();
+  private readonly mms = new Set<Mm>();
+  private nextPid = 1;
+  private nextCpu = 0;
+  private current: Task | undefined;
+  private currentCpu: Vcpu | undefined;
+  private init: Process | undefined;
+  private readonly syscallHost: SyscallHost;
+  private lastMemFault: { type: number; addr: bigint } | undefined;
+  /** A hypercall whose host half must run once the engine has stopped. */
+  private deferred: { task: Task; name: string; args: bigint[] } | undefined;
+  insns = 0;
+  quanta = 0;
+  private closed = false;
+
+  constructor(opts: MachineOptions) {
+    const arch = archFor(opts.target);
+    if (!arch) throw new UniprobeError('ARCH', `target ${opts.target} is not supported yet`);
+    this.arch = arch;
+    this.target = opts.target;
+    this.opts = { maxInsns: 2e9, quantum: 20000, ...opts };
+    const ncpu = opts.cpus ?? 1;
+    if (!Number.isInteger(ncpu) || ncpu < 1 || ncpu > 64) throw new UniprobeError('USAGE', `--cpus must be between 1 and 64, not ${ncpu}`);
+    this.cpus = Array.from({ length: ncpu }, (_, i) => new Vcpu(i));
+    this.rng = new Rng(opts.seed ?? 1);
+    this.kernel = new KernelImage(arch, opts.kernelImage);
+    this.syscallHost = this.makeSyscallHost();
+    for (const f of opts.allowFiles ?? []) this.allowFile(f);
+  }
+
+  // --- processes -----------------------------------------------------------------------------
+
+  private allowFile(path: string): void {
+    try {
+      this.allowed.add(realpathSync(path));
+    } catch {
+      /* not a host file: nothing to allow */
+    }
+  }
+
+  inodeFor(realPath: string, contents?: Uint8Array): Inode {
+    let ino = this.inodes.get(realPath);
+    if (!ino) {
+      const bytes = contents ?? readElfBytes(realPath);
+      ino = new Inode(realPath, bytes, this.arch.layout.pageSize);
+      this.inodes.set(realPath, ino);
+    }
+    return ino;
+  }
+
+  private newMm(): Mm {
+    const mm = new Mm(this.arch, this.kernel.mappings());
+    this.attachMm(mm);
+    return mm;
+  }
+
+  private attachMm(mm: Mm): void {
+    this.mms.add(mm);
+    this.arch.installTrapHooks(mm.engine, this.trapSink);
+    mm.engine.hookMemInvalid(
+      (type, addr) => {
+        this.lastMemFault = { type, addr };
+        return false;
+      },
+      UC_HOOK.MEM_READ_UNMAPPED | UC_HOOK.MEM_WRITE_UNMAPPED | UC_HOOK.MEM_FETCH_UNMAPPED | UC_HOOK.MEM_READ_PROT | UC_HOOK.MEM_FETCH_PROT,
+    );
+  }
+
+  /** Load a static ELF program into a new process (the first one becomes init, pid 1). */
+  spawn(path: string, argv: string[] = [path], envp: string[] = []): Process {
+    const elf = readElfFileSync(path);
+    if (elf.target !== this.target) {
+      throw new UniprobeError('ELF', `${path}: an ELF for ${elf.target}, but the machine is ${this.target}`);
+    }
+    const real = realpathSync(path);
+    this.allowed.add(real);
+    for (const a of argv.slice(1)) this.allowFile(a);
+    const inode = this.inodeFor(real, elf.bytes);
+    const mm = this.newMm();
+    try {
+      const proc = new Process(this.nextPid++, mm, real);
+      proc.comm = (path.split('/').pop() ?? path).slice(0, 15);
+      const task = this.newTask(proc);
+      proc.fds.set(0, { kind: 'stdio', hostFd: 0 });
+      proc.fds.set(1, { kind: 'stdio', hostFd: 1 });
+      proc.fds.set(2, { kind: 'stdio', hostFd: 2 });
+      const start = loadElf(this.arch, mm, elf, inode, argv, envp, this.rng);
+      this.arch.startRegisters(mm.engine, { entry: start.entry, sp: start.sp, entryToc: start.entryToc, elfv2: elf.ppc64Abi === 'elfv2' });
+      this.loaded.set(mm, task);
+      this.processes.push(proc);
+      this.init ??= proc;
+      return proc;
+    } catch (e) {
+      this.mms.delete(mm);
+      mm.destroy();
+      throw e;
+    }
+  }
+
+  private newTask(proc: Process): Task {
+    const task = new Task(proc.tasks.length === 0 ? proc.pid : this.nextPid++, proc);
+    const ks = this.kernel.allocStack();
+    task.kstackIndex = ks.index;
+    task.kstackTop = ks.top;
+    proc.tasks.push(task);
+    this.tasks.push(task);
+    return task;
+  }
+
+  // --- the run loop --------------------------------------------------------------------------
+
+  run(): RunResult {
+    if (this.closed) throw new UniprobeError('USAGE', 'machine is closed');
+    let reason: RunResult['reason'] = 'exit';
+    for (;;) {
+      this.reapMms();
+      const runnable = this.tasks.filter((t) => t.state === 'runnable');
+      if (runnable.length === 0) {
+        if (this.tasks.some((t) => t.state === 'blocked')) {
+          reason = 'deadlock';
+          this.report(`uniprobe: every task is blocked (deadlock); stopping`);
+        }
+        break;
+      }
+      if (this.insns >= this.opts.maxInsns) {
+        reason = 'budget';
+        this.report(`uniprobe: stopped after ${this.insns} instructions (--max-insns ${this.opts.maxInsns}): the guest did not exit`);
+        for (const p of this.processes) if (p.alive) this.killProcess(p, SIG.SIGKILL, undefined);
+        this.reapMms();
+        break;
+      }
+      const task = runnable[this.rng.below(runnable.length)]!;
+      const cpu = this.cpus[this.nextCpu++ % this.cpus.length]!;
+      this.runQuantum(task, cpu);
+    }
+    const init = this.init;
+    if (reason === 'budget') return { status: 124, exitCode: 0, signal: SIG.SIGKILL, reason, insns: this.insns, quanta: this.quanta };
+    if (!init) return { status: 0, exitCode: 0, signal: 0, reason, insns: this.insns, quanta: this.quanta };
+    return {
+      status: reason === 'deadlock' ? 124 : init.shellStatus,
+      exitCode: init.exitCode,
+      signal: init.termSignal,
+      reason: reason === 'deadlock' ? reason : init.termSignal ? 'signal' : 'exit',
+      insns: this.insns,
+      quanta: this.quanta,
+    };
+  }
+
+  private loadTask(task: Task): void {
+    const mm = task.mm;
+    const prev = this.loaded.get(mm);
+    if (prev === task) return;
+    const e = mm.engine;
+    if (prev && prev.state !== 'dead') prev.regs = this.arch.snapshot(e);
+    if (task.cloneStart) {
+      this.applyCloneStart(task, task.cloneStart);
+      task.cloneStart = undefined;
+    } else if (task.regs) {
+      this.arch.restore(e, task.regs);
+    }
+    this.loaded.set(mm, task);
+  }
+
+  private applyCloneStart(task: Task, s: CloneStart): void {
+    const e = task.mm.engine;
+    this.arch.restore(e, s.full);
+    this.arch.restoreSyscallRegs(e, s.user);
+    this.arch.setPc(e, s.resumePc);
+    this.arch.setupCloneChild(e, s.stack);
+    if (s.tls !== undefined) this.arch.setThreadPointer(e, s.tls, task.mm);
+  }
+
+  private runQuantum(task: Task, cpu: Vcpu): void {
+    const mm = task.mm;
+    this.loadTask(task);
+    this.current = task;
+    this.currentCpu = cpu;
+    cpu.current = task;
+    task.lastCpu = cpu.id;
+    // Quantum lengths vary with the seed so that different seeds give different interleavings.
+    const q = Math.max(1, Math.floor(this.opts.quantum / 2) + this.rng.below(this.opts.quantum));
+    const budgetLeft = Math.max(1, this.opts.maxInsns - this.insns);
+    const count = Math.min(q, budgetLeft);
+    // One quantum may take several runs: a run ends early for work that cannot be done while
+    // the engine executes (a COW copy, a mapping system call); the task then goes on.
+    for (let restarts = 0; ; restarts++) {
+      this.lastMemFault = undefined;
+      let result;
+      try {
+        result = mm.engine.start(this.arch.getPc(mm.engine), 0n, count);
+      } catch (e) {
+        this.current = undefined;
+        cpu.current = undefined;
+        // An exception from our own hook code: the engine is consistent (the hook was unwound
+        // safely), the guest process cannot go on.
+        this.killProcess(task.process, SIG.SIGKILL, undefined);
+        throw e;
+      }
+      const cowResolved = mm.settle();
+      const deferred = this.deferred;
+      this.deferred = undefined;
+      if (deferred && task.state !== 'dead') {
+        const r = this.hostSyscall(deferred.task, deferred.name, deferred.args);
+        this.completeHypercall(deferred.task, r);
+        mm.settle();
+      }
+      this.insns += count;
+      task.insns += count;
+      const fault = result.err !== UC_ERR.OK && !(result.err === UC_ERR.WRITE_PROT && cowResolved);
+      if (fault && task.state !== 'dead') this.faultFromRun(task, result.err);
+      if (fault || task.state !== 'runnable' || (!deferred && !cowResolved) || restarts >= 1000) break;
+    }
+    this.quanta++;
+    task.quanta++;
+    this.current = undefined;
+    this.currentCpu = undefined;
+    cpu.current = undefined;
+  }
+
+  private faultFromRun(task: Task, ucErr: number): void {
+    const pc = this.arch.getPc(task.mm.engine);
+    const mf = this.lastMemFault;
+    let f: GuestFault;
+    switch (ucErr) {
+      case UC_ERR.READ_UNMAPPED:
+      case UC_ERR.WRITE_UNMAPPED:
+      case UC_ERR.FETCH_UNMAPPED:
+      case UC_ERR.READ_PROT:
+      case UC_ERR.WRITE_PROT:
+      case UC_ERR.FETCH_PROT: {
+        const what = {
+          [UC_ERR.READ_UNMAPPED]: 'read of unmapped memory',
+          [UC_ERR.WRITE_UNMAPPED]: 'write to unmapped memory',
+          [UC_ERR.FETCH_UNMAPPED]: 'fetch from unmapped memory',
+          [UC_ERR.READ_PROT]: 'read of protected memory',
+          [UC_ERR.WRITE_PROT]: 'write to read-only memory',
+          [UC_ERR.FETCH_PROT]: 'fetch from non-executable memory',
+        }[ucErr]!;
+        f = { signal: SIG.SIGSEGV, reason: what, addr: mf?.addr };
+        break;
+      }
+      case UC_ERR.READ_UNALIGNED:
+      case UC_ERR.WRITE_UNALIGNED:
+      case UC_ERR.FETCH_UNALIGNED:
+        f = { signal: SIG.SIGBUS, reason: 'unaligned access' };
+        break;
+      case UC_ERR.INSN_INVALID:
+        f = { signal: SIG.SIGILL, reason: 'invalid instruction' };
+        break;
+      default:
+        f = { signal: SIG.SIGILL, reason: `unhandled CPU exception (${task.mm.engine.strerror(ucErr)})` };
+    }
+    void UC_MEM;
+    this.deliverFault(task, f, pc);
+  }
+
+  private deliverFault(task: Task, f: GuestFault, pc: bigint): void {
+    const where = task.inKernel ? ` in the guest kernel (${this.kernelSymbolize(pc)}) during ${task.syscall?.name ?? 'a system call'}` : '';
+    const addr = f.addr !== undefined ? ` at address 0x${f.addr.toString(16)}` : '';
+    this.killProcess(
+      task.process,
+      f.signal,
+      `uniprobe: ${task.process.comm}[${task.tid}]: ${signalName(f.signal)} (${f.reason})${addr}, pc 0x${pc.toString(16)}${where}`,
+    );
+  }
+
+  kernelSymbolize(addr: bigint): string {
+    const loc = this.kernel.elf.symbolAt(addr);
+    return loc ? `${loc.symbol.name}+0x${loc.offset.toString(16)}` : `0x${addr.toString(16)}`;
+  }
+
+  // --- traps -----------------------------------------------------------------------------------
+
+  private readonly trapSink: TrapSink = {
+    isKernelText: (pc) => this.kernel.isText(pc),
+    syscall: (resumePc) => this.enterSyscall(resumePc),
+    hypercall: (resumePc) => this.hypercall(resumePc),
+    breakpoint: (addr) => this.breakpoint(addr),
+    fault: (f, pc) => {
+      const task = this.current;
+      if (!task) return { stop: true };
+      this.deliverFault(task, f, pc);
+      return { stop: true };
+    },
+  };
+
+  private breakpoint(addr: bigint): TrapAction {
+    // No probe owns this trap: it is the program's own breakpoint, SIGTRAP as Linux delivers it.
+    const task = this.current!;
+    this.deliverFault(task, { signal: SIG.SIGTRAP, reason: 'trace/breakpoint trap' }, addr);
+    return { stop: true };
+  }
+
+  private enterSyscall(resumePc: bigint): TrapAction {
+    const task = this.current!;
+    const mm = task.mm;
+    const e = mm.engine;
+    const arch = this.arch;
+    const req = arch.readSyscall(e);
+    const raw = arch.syscallName(req.nr) ?? `syscall_${req.nr}`;
+    const { name, args } = normaliseSyscall(raw, req.args);
+    task.syscall = { name, nr: req.nr, args };
+    this.opts.strace?.(`[${task.tid}] ${name}(${args.map((a) => '0x' + a.toString(16)).join(', ')})`);
+    task.userRegs = arch.saveSyscallRegs(e);
+    task.userResumePc = resumePc;
+    task.inKernel = true;
+    // struct syscall_frame just below the top of the task's kernel stack.
+    const w = arch.wordSize;
+    const frame = (task.kstackTop - BigInt(8 * w) - 64n) & ~0xfn;
+    const words = [BigInt(KSYS[name] ?? 0), BigInt(req.nr), ...args.slice(0, 6)];
+    words.forEach((v, i) => mm.writeWord(frame + BigInt(i * w), v));
+    arch.enterKernelFunction(e, mm, {
+      pc: this.kernel.entrySyscall,
+      stackTop: frame,
+      args: [frame],
+      returnTo: this.kernel.entryCallReturn,
+      toc: this.kernel.toc,
+    });
+    return { pc: this.kernel.entrySyscall };
+  }
+
+  private hypercall(_resumePc: bigint): TrapAction | undefined {
+    const task = this.current!;
+    const e = task.mm.engine;
+    const arch = this.arch;
+    const a = [0, 1, 2, 3, 4, 5].map((i) => arch.readCallArg(e, task.mm, i));
+    const nr = Number(a[0]!);
+    const sys = task.syscall;
+    let r: SyscallResult;
+    switch (nr) {
+      case HC.SYSRET:
+        return this.sysret(task, a[1]!);
+      case HC.SYSCALL:
+      case HC.CLONE:
+        if (!sys) return this.kernelOops(task, `hypercall ${nr} outside a system call`);
+        if (MAPPING_SYSCALLS.has(sys.name)) {
+          this.deferred = { task, name: sys.name, args: sys.args };
+          return { stop: true };
+        }
+        r = this.hostSyscall(task, sys.name, sys.args);
+        break;
+      case HC.VFS_WRITE:
+        r = this.hostSyscall(task, 'write', a.slice(1, 4));
+        break;
+      case HC.VFS_READ:
+        r = this.hostSyscall(task, 'read', a.slice(1, 4));
+        break;
+      case HC.VFS_WRITEV:
+        r = this.hostSyscall(task, 'writev', a.slice(1, 4));
+        break;
+      case HC.VFS_READV:
+        r = this.hostSyscall(task, 'readv', a.slice(1, 4));
+        break;
+      case HC.OPENAT:
+        r = this.hostSyscall(task, 'openat', a.slice(1, 5));
+        break;
+      case HC.CLOSE:
+        r = this.hostSyscall(task, 'close', a.slice(1, 2));
+        break;
+      case HC.EXIT:
+        // do_exit()/do_group_exit() pass the wait status, as in Linux: (status & 0xff) << 8.
+        r = { kind: 'exit', code: Number((a[1]! >> 8n) & 0xffn), group: a[2]! !== 0n };
+        break;
+      case HC.WAIT4:
+        r = this.hostSyscall(task, 'wait4', a.slice(1, 5));
+        break;
+      case HC.SCHEDULE:
+        if (task.waitingForChild) task.state = 'blocked';
+        return { stop: true };
+      default:
+        return this.kernelOops(task, `unknown hypercall ${nr}`);
+    }
+    return this.completeHypercall(task, r);
+  }
+
+  /** Deliver a host result to the kernel code that made the hypercall. */
+  private completeHypercall(task: Task, r: SyscallResult): TrapAction | undefined {
+    const e = task.mm.engine;
+    const arch = this.arch;
+    if (typeof r === 'bigint') {
+      arch.writeReturnValue(e, r);
+      return task.state === 'dead' || task.mm.unsettled ? { stop: true } : undefined;
+    }
+    switch (r.kind) {
+      case 'exit':
+        this.exitTask(task, r.code, r.group);
+        return { stop: true };
+      case 'block':
+        // kernel_wait4 sees -EAGAIN and calls schedule(), which blocks the task.
+        task.waitingForChild = true;
+        arch.writeReturnValue(e, err(E.EAGAIN));
+        return undefined;
+      case 'yield':
+        arch.writeReturnValue(e, 0n);
+        return { stop: true };
+    }
+  }
+
+  private sysret(task: Task, value: bigint): TrapAction {
+    const e = task.mm.engine;
+    const arch = this.arch;
+    if (!task.userRegs) return this.kernelOops(task, 'HC_SYSRET without a system call');
+    arch.restoreSyscallRegs(e, task.userRegs);
+    arch.setPc(e, task.userResumePc);
+    arch.writeSyscallResult(e, BigInt.asIntN(arch.wordSize * 8, value));
+    task.inKernel = false;
+    task.syscall = undefined;
+    task.userRegs = undefined;
+    return { pc: task.userResumePc };
+  }
+
+  private kernelOops(task: Task, why: string): TrapAction {
+    const pc = this.arch.getPc(task.mm.engine);
+    this.killProcess(task.process, SIG.SIGKILL, `uniprobe: guest kernel oops: ${why} at ${this.kernelSymbolize(pc)}; killing ${task.process.comm}[${task.tid}]`);
+    return { stop: true };
+  }
+
+  private hostSyscall(task: Task, name: string, args: bigint[]): SyscallResult {
+    const archResult = this.arch.archSyscall(name, task.mm.engine, args, task.mm);
+    if (archResult !== undefined) return archResult;
+    const h = handlers[name];
+    if (!h) return err(E.ENOSYS);
+    return h({ host: this.syscallHost, task }, args);
+  }
+
+  // --- process lifecycle -----------------------------------------------------------------------
+
+  private makeSyscallHost(): SyscallHost {
+    return {
+    arch: this.arch,
+    rng: { bytes: (n) => this.rng.bytes(n) },
+    write: (fd, bytes) => {
+      const sink = fd === 1 ? this.opts.stdout : this.opts.stderr;
+      if (sink) sink(bytes);
+      else writeAll(fd, bytes);
+    },
+    mayOpen: (p) => this.allowed.has(p),
+    inodeFor: (p) => this.inodeFor(p),
+    clone: (task, flags, stack, ptid, ctid, tls) => this.clone(task, flags, stack, ptid, ctid, tls),
+    wait4: (task, pid, statusPtr, options) => this.wait4(task, pid, statusPtr, options),
+    kill: (task, pid, sig) => this.kill(task, pid, sig),
+    clockNs: () => BigInt(this.insns),
+    uname: { sysname: 'Linux', nodename: 'uniprobe', release: '6.1.0-uniprobe', version: '#1 SMP', machine: this.arch.unameMachine },
+    };
+  }
+
+  private clone(task: Task, flags: bigint, stack: bigint, ptid: bigint, ctid: bigint, tls: bigint): bigint {
+    const parent = task.process;
+    const e = task.mm.engine;
+    if (!task.userRegs) return err(E.EINVAL);
+    const start: CloneStart = {
+      full: this.arch.snapshot(e),
+      user: task.userRegs,
+      resumePc: task.userResumePc,
+      stack,
+      tls: flags & CLONE.SETTLS ? tls : undefined,
+    };
+    let proc: Process;
+    let child: Task;
+    if (flags & CLONE.VM) {
+      if (flags & CLONE.THREAD) {
+        proc = parent;
+      } else {
+        proc = new Process(this.nextPid++, parent.mm, parent.exePath);
+        proc.parent = parent;
+        parent.children.add(proc);
+        this.processes.push(proc);
+        for (const [fd, f] of parent.fds) proc.fds.set(fd, f);
+      }
+      task.mm.users++;
+      child = this.newTask(proc);
+      child.cloneStart = start;
+    } else {
+      const mm = task.mm.fork();
+      this.attachMm(mm);
+      proc = new Process(this.nextPid++, mm, parent.exePath);
+      proc.comm = parent.comm;
+      proc.parent = parent;
+      parent.children.add(proc);
+      this.processes.push(proc);
+      // The child shares its parent's open file descriptions.
+      for (const [fd, f] of parent.fds) proc.fds.set(fd, f);
+      child = this.newTask(proc);
+      this.applyCloneStart(child, start);
+      this.loaded.set(mm, child);
+    }
+    const tid = BigInt(child.tid);
+    const u32 = (mm: Mm, addr: bigint, v: bigint): void => {
+      const b = new Uint8Array(4);
+      new DataView(b.buffer).setUint32(0, Number(v), this.arch.endian === 'little');
+      try {
+        mm.write(addr, b);
+      } catch {
+        /* a bad pointer is the program's problem, as in Linux (put_user fails silently here) */
+      }
+    };
+    if (flags & CLONE.PARENT_SETTID) u32(parent.mm, ptid, tid);
+    if (flags & CLONE.CHILD_SETTID) u32(child.mm, ctid, tid);
+    if (flags & CLONE.CHILD_CLEARTID) child.clearChildTid = ctid;
+    return tid;
+  }
+
+  private wait4(task: Task, pid: number, statusPtr: bigint, options: number): SyscallResult {
+    const proc = task.process;
+    const match = [...proc.children].filter((c) => !c.reaped && (pid <= 0 || c.pid === pid));
+    if (match.length === 0) return err(E.ECHILD);
+    const z = match.find((c) => c.zombie);
+    if (z) {
+      if (statusPtr !== 0n) {
+        const b = new Uint8Array(4);
+        new DataView(b.buffer).setUint32(0, z.waitStatus, this.arch.endian === 'little');
+        try {
+          task.mm.write(statusPtr, b);
+        } catch {
+          return err(E.EFAULT);
+        }
+      }
+      z.reaped = true;
+      proc.children.delete(z);
+      task.waitingForChild = false;
+      return BigInt(z.pid);
+    }
+    if (options & 1 /* WNOHANG */) return 0n;
+    return { kind: 'block' };
+  }
+
+  private kill(task: Task, pid: number, sig: number): bigint {
+    const target = this.processes.find((p) => p.pid === pid || p.tasks.some((t) => t.tid === pid));
+    if (!target || !target.alive) return err(E.ESRCH);
+    if (sig === 0 || IGNORED_BY_DEFAULT.has(sig)) return 0n;
+    if (sig < 0 || sig > 64) return err(E.EINVAL);
+    this.killProcess(target, sig, target === task.process ? undefined : undefined);
+    return 0n;
+  }
+
+  private exitTask(task: Task, code: number, group: boolean): void {
+    const proc = task.process;
+    for (const t of group ? proc.tasks : [task]) this.retireTask(t);
+    if (!proc.alive) {
+      proc.exitCode = code;
+      this.processExited(proc);
+    }
+  }
+
+  private retireTask(t: Task): void {
+    if (t.state === 'dead') return;
+    t.state = 'dead';
+    if (t.clearChildTid !== 0n && t.process.mm.users > 1) {
+      try {
+        t.mm.write(t.clearChildTid, new Uint8Array(4));
+      } catch {
+        /* as in Linux: a bad clear_child_tid pointer is ignored */
+      }
+    }
+    this.kernel.freeStack(t.kstackIndex);
+    t.kstackIndex = -1;
+  }
+
+  private killProcess(proc: Process, sig: number, line: string | undefined): void {
+    if (proc.zombie) return;
+    if (line) this.report(line);
+    for (const t of proc.tasks) this.retireTask(t);
+    proc.termSignal = sig;
+    this.processExited(proc);
+  }
+
+  private processExited(proc: Process): void {
+    if (proc.zombie) return;
+    proc.zombie = true;
+    proc.fds.clear();
+    proc.mm.users--;
+    const parent = proc.parent;
+    if (parent && parent.alive) {
+      for (const t of parent.tasks) {
+        if (t.state === 'blocked' && t.waitingForChild) {
+          t.state = 'runnable';
+          t.waitingForChild = false;
+        }
+      }
+    } else {
+      proc.reaped = true; // nobody to wait for it: init reaps it
+    }
+    for (const c of proc.children) {
+      c.parent = undefined;
+      if (c.zombie) c.reaped = true;
+    }
+  }
+
+  /** Destroy address spaces no task uses any more (never while their engine runs). */
+  private reapMms(): void {
+    for (const mm of this.mms) {
+      if (mm.users <= 0 && !mm.engine.isRunning) {
+        this.mms.delete(mm);
+        this.loaded.delete(mm);
+        mm.destroy();
+      }
+    }
+  }
+
+  private report(line: string): void {
+    if (this.opts.report) this.opts.report(line);
+    else writeAll(2, Buffer.from(line + '\n'));
+  }
+
+  /** Free every engine, page and kernel buffer. The machine cannot run afterwards. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const mm of this.mms) mm.destroy();
+    this.mms.clear();
+    for (const ino of this.inodes.values()) ino.release();
+    this.inodes.clear();
+    this.kernel.release();
+  }
+
+  get cpuCount(): number {
+    return this.cpus.length;
+  }
+
+  /** The vCPU running right now (inside a hook), if any. */
+  get runningCpu(): Vcpu | undefined {
+    return this.currentCpu;
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) {
+    try {
+      off += writeSync(fd, bytes, off, bytes.length - off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+      if ((e as NodeJS.ErrnoException).code === 'EPIPE') return;
+      throw e;
+    }
+  }
+}
+
+function readElfBytes(path: string): Uint8Array {
+  // Inodes for files opened by the guest: plain bytes through the ELF module's checked reader.
+  return readFileBytesSync(path);
+}

@@ -1,0 +1,36 @@
+/**
+ * The machine's deterministic randomness (scheduling decisions, AT_RANDOM, getrandom): a
+ * SplitMix64 stream from the user's seed, so `--seed N` replays a run exactly.
+ */
+export class Rng {
+  private state: bigint;
+
+  constructor(seed: number | bigint) {
+    this.state = BigInt.asUintN(64, BigInt(seed));
+  }
+
+  next64(): bigint {
+    this.state = BigInt.asUintN(64, this.state + 0x9e3779b97f4a7c15n);
+    let z = this.state;
+    z = BigInt.asUintN(64, (z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n);
+    z = BigInt.asUintN(64, (z ^ (z >> 27n)) * 0x94d049bb133111ebn);
+    return z ^ (z >> 31n);
+  }
+
+  /** Uniform integer in [0, n). */
+  below(n: number): number {
+    return Number(this.next64() % BigInt(n));
+  }
+
+  bytes(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i += 8) {
+      let v = this.next64();
+      for (let j = i; j < Math.min(n, i + 8); j++) {
+        out[j] = Number(v & 0xffn);
+        v >>= 8n;
+      }
+    }
+    return out;
+  }
+}

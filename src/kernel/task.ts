@@ -1,0 +1,97 @@
+/**
+ * Processes (thread groups) and tasks (threads), with the per-task state the syscall path keeps.
+ */
+import type { RegSnapshot } from '../../arch/types.js';
+import type { Mm } from '../mm/mm.js';
+import type { Inode } from '../mm/inode.js';
+
+export type TaskState = 'runnable' | 'blocked' | 'dead';
+
+/** An open file description. */
+export type OpenFile =
+  | { kind: 'stdio'; hostFd: 0 | 1 | 2 }
+  | { kind: 'file'; inode: Inode; pos: number; flags: number };
+
+/** A clone child's registers, applied when the task is first loaded into its engine. */
+export interface CloneStart {
+  full: RegSnapshot;
+  user: RegSnapshot;
+  resumePc: bigint;
+  stack: bigint;
+  tls?: bigint;
+}
+
+export class Task {
+  readonly tid: number;
+  readonly process: Process;
+  state: TaskState = 'runnable';
+  /** Registers while the task is not loaded in its mm's engine. */
+  regs: RegSnapshot | undefined;
+  cloneStart: CloneStart | undefined;
+  /** Kernel stack (index in the arena and its top address). */
+  kstackIndex = -1;
+  kstackTop = 0n;
+  /** Between a system call's entry into the guest kernel and HC_SYSRET. */
+  inKernel = false;
+  /** User registers saved at system-call entry, and where user mode resumes. */
+  userRegs: RegSnapshot | undefined;
+  userResumePc = 0n;
+  /** The system call being served (host-side copy of the frame, names normalised). */
+  syscall: { name: string; nr: number; args: bigint[] } | undefined;
+  /** set_tid_address / CLONE_CHILD_CLEARTID. */
+  clearChildTid = 0n;
+  /** Blocked in wait4 until a child changes state. */
+  waitingForChild = false;
+  /** Quanta this task has run and instructions executed in full quanta. */
+  quanta = 0;
+  insns = 0;
+  lastCpu = -1;
+
+  constructor(tid: number, process: Process) {
+    this.tid = tid;
+    this.process = process;
+  }
+
+  get mm(): Mm {
+    return this.process.mm;
+  }
+}
+
+export class Process {
+  readonly pid: number;
+  parent: Process | undefined;
+  readonly children = new Set<Process>();
+  mm: Mm;
+  readonly tasks: Task[] = [];
+  readonly fds = new Map<number, OpenFile>();
+  /** comm: the executable's basename, at most 15 characters (TASK_COMM_LEN − 1). */
+  comm: string;
+  exePath: string;
+  /** Set once the whole thread group has exited. */
+  zombie = false;
+  exitCode = 0;
+  termSignal = 0;
+  /** Reaped by wait4 (or auto-reaped). */
+  reaped = false;
+
+  constructor(pid: number, mm: Mm, exePath: string) {
+    this.pid = pid;
+    this.mm = mm;
+    this.exePath = exePath;
+    this.comm = (exePath.split('/').pop() ?? exePath).slice(0, 15);
+  }
+
+  /** wait4's status word: exit code in bits 8–15, or the terminating signal in bits 0–6. */
+  get waitStatus(): number {
+    return this.termSignal ? this.termSignal & 0x7f : (this.exitCode & 0xff) << 8;
+  }
+
+  /** A shell's view of how the process ended: the code, or 128 + signal. */
+  get shellStatus(): number {
+    return this.termSignal ? 128 + this.termSignal : this.exitCode & 0xff;
+  }
+
+  get alive(): boolean {
+    return this.tasks.some((t) => t.state !== 'dead');
+  }
+}

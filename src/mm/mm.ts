@@ -1,0 +1,593 @@
+/**
+ * An address space (Linux's mm_struct) and the Unicorn engine that executes in it.
+ *
+ * Invariants:
+ * - A page-table entry exists for a page ⇔ that page is mapped in `engine`. Every change goes
+ *   through mapPages/unmapPages so the two never disagree (Unicorn refuses to unmap a hole).
+ * - A PTE marked `cow` is mapped without write permission; the first write (by the guest, through
+ *   the WRITE_PROT hook, or by the host through `write`) gives this mm its own copy of the page
+ *   unless it is an anonymous page nobody else maps any more. Page-cache pages are always copied.
+ * - Kernel mappings (the guest kernel image, the kernel stack arena) are the same host memory in
+ *   every mm, mapped once at construction, never copied.
+ * - Changing guest text from the host flushes this engine's translations for the range (the
+ *   emulator's flush_icache_range); callers must not do it while the engine is running
+ *   (see DESIGN: patching happens between quanta).
+ * - The engine's mappings never change while it runs: Unicorn 2.0.1 crashes the host when a
+ *   region is unmapped from inside a hook (measured: a COW remap in a WRITE_PROT hook, then a
+ *   guest store, segfaults in a softmmu helper). So a guest write to a COW page ends the run
+ *   (`pendingCow`), a host write that needs a copy while the engine runs is queued
+ *   (`deferredWrites`), and `settle()` does both once the run has returned. The guest cannot
+ *   tell: it is stopped on the faulting instruction, or right after the system call.
+ */
+import { Engine, HostMemory, UC_HOOK, UC_PROT } from '../emu/unicorn.js';
+import { UniprobeError } from '../errors.js';
+import type { Arch, GuestMemoryAccess } from '../../arch/types.js';
+import { PageFrame, allocAnonFrames } from './page.js';
+import { Inode } from './inode.js';
+import { PROT, Vma, type VmaFlags } from './vma.js';
+
+export interface KernelMapping {
+  addr: bigint;
+  mem: HostMemory;
+  perms: number;
+}
+
+interface Pte {
+  frame: PageFrame;
+  cow: boolean;
+}
+
+/** A guest memory access the mm could not satisfy (the syscall layer turns it into -EFAULT). */
+export class MmFault extends UniprobeError {
+  readonly addr: bigint;
+  constructor(addr: bigint, what: string) {
+    super('MM', `${what} at 0x${addr.toString(16)}`);
+    this.addr = addr;
+  }
+}
+
+export const ENOMEM = 12;
+export const EINVAL = 22;
+export const EFAULT = 14;
+export const EACCES = 13;
+
+export interface MmapRequest {
+  addr: bigint;
+  len: bigint;
+  prot: number;
+  fixed: boolean;
+  shared: boolean;
+  file?: { inode: Inode; pgoff: number };
+  name?: string;
+  flags?: Partial<VmaFlags>;
+}
+
+let nextMmId = 1;
+
+export class Mm implements GuestMemoryAccess {
+  readonly id = nextMmId++;
+  readonly arch: Arch;
+  readonly engine: Engine;
+  readonly pageSize: number;
+  private readonly pageShift: bigint;
+  readonly vmas: Vma[] = [];
+  private readonly ptes = new Map<bigint, Pte>();
+  private readonly kernel: KernelMapping[];
+  brkStart = 0n;
+  brk = 0n;
+  /** mm_users: tasks sharing this mm. */
+  users = 1;
+  /** A guest write to a COW page that ended the run; resolved by settle(). */
+  private pendingCow: bigint | undefined;
+  /** Host writes waiting for a COW copy that could not be made while the engine ran. */
+  private readonly deferredWrites: Array<{ addr: bigint; bytes: Uint8Array; force: boolean }> = [];
+  /** Called with the range whenever pages are unmapped or change protection (mmu notifiers hang here). */
+  readonly invalidateHooks: Array<(start: bigint, end: bigint, why: string) => void> = [];
+
+  constructor(arch: Arch, kernel: KernelMapping[]) {
+    this.arch = arch;
+    this.pageSize = arch.layout.pageSize;
+    this.pageShift = BigInt(Math.log2(this.pageSize));
+    this.kernel = kernel;
+    this.engine = new Engine(arch.ucArch, arch.ucMode);
+    try {
+      for (const k of kernel) this.engine.memMapPtr(k.addr, k.mem.size, k.perms, k.mem);
+      arch.setupEngine(this.engine, {
+        mapPrivate: (addr, size) => this.engine.memMap(addr, size, UC_PROT.READ | UC_PROT.WRITE),
+      });
+      this.engine.hookMemInvalid((type, addr) => this.handleProtFault(type, addr), UC_HOOK.MEM_WRITE_PROT);
+    } catch (e) {
+      this.engine.close();
+      throw e;
+    }
+  }
+
+  // --- lookup --------------------------------------------------------------------------------
+
+  findVma(addr: bigint): Vma | undefined {
+    // vmas is sorted by start; binary search the last vma with start <= addr.
+    let lo = 0;
+    let hi = this.vmas.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const v = this.vmas[mid]!;
+      if (addr < v.start) hi = mid - 1;
+      else if (addr >= v.end) lo = mid + 1;
+      else return v;
+    }
+    return undefined;
+  }
+
+  pageAlignDown(a: bigint): bigint {
+    return (a >> this.pageShift) << this.pageShift;
+  }
+
+  pageAlignUp(a: bigint): bigint {
+    return this.pageAlignDown(a + BigInt(this.pageSize - 1));
+  }
+
+  private vpn(addr: bigint): bigint {
+    return addr >> this.pageShift;
+  }
+
+  private pagePerms(vma: Vma, pte: Pte): number {
+    let p = vma.prot & (UC_PROT.READ | UC_PROT.WRITE | UC_PROT.EXEC);
+    if (pte.cow) p &= ~UC_PROT.WRITE;
+    return p;
+  }
+
+  // --- engine mapping (keeps the PTE ⇔ engine invariant) ----------------------------------------
+
+  /** Map present PTEs of [start, end) into the engine, in runs of contiguous host memory. */
+  private mapPages(start: bigint, end: bigint): void {
+    const ps = BigInt(this.pageSize);
+    let runStart = -1n;
+    let runFrame: PageFrame | undefined;
+    let runPerms = 0;
+    let runPages = 0;
+    const flush = (): void => {
+      if (runFrame && runPages > 0) {
+        this.engine.memMapPtr(runStart, runPages * this.pageSize, runPerms, runFrame.block.mem, runFrame.offset);
+      }
+      runFrame = undefined;
+      runPages = 0;
+    };
+    for (let a = start; a < end; a += ps) {
+      const pte = this.ptes.get(this.vpn(a));
+      if (!pte) {
+        flush();
+        continue;
+      }
+      const vma = this.findVma(a)!;
+      const perms = this.pagePerms(vma, pte);
+      const contiguous =
+        runFrame !== undefined &&
+        pte.frame.block === runFrame.block &&
+        pte.frame.offset === runFrame.offset + runPages * this.pageSize &&
+        perms === runPerms;
+      if (!contiguous) {
+        flush();
+        runStart = a;
+        runFrame = pte.frame;
+        runPerms = perms;
+      }
+      runPages++;
+    }
+    flush();
+  }
+
+  /** Unmap whatever pages of [start, end) are mapped in the engine (PTEs stay as they are). */
+  private unmapPages(start: bigint, end: bigint): void {
+    const ps = BigInt(this.pageSize);
+    let runStart = -1n;
+    for (let a = start; a <= end; a += ps) {
+      const present = a < end && this.ptes.has(this.vpn(a));
+      if (present && runStart < 0n) runStart = a;
+      if (!present && runStart >= 0n) {
+        this.engine.memUnmap(runStart, Number(a - runStart));
+        runStart = -1n;
+      }
+    }
+  }
+
+  private flushText(start: bigint, end: bigint): void {
+    this.engine.flushTranslations(start, end);
+  }
+
+  // --- VMAs ------------------------------------------------------------------------------------
+
+  private insertVma(v: Vma): void {
+    let i = 0;
+    while (i < this.vmas.length && this.vmas[i]!.start < v.start) i++;
+    this.vmas.splice(i, 0, v);
+    v.file?.mappings.add(v);
+  }
+
+  private removeVma(v: Vma): void {
+    const i = this.vmas.indexOf(v);
+    if (i >= 0) this.vmas.splice(i, 1);
+    v.file?.mappings.delete(v);
+  }
+
+  /** Split a VMA at `addr` (page aligned, strictly inside); returns the upper half. */
+  private splitVma(v: Vma, addr: bigint): Vma {
+    const pages = Number((addr - v.start) >> this.pageShift);
+    const upper = new Vma(this, addr, v.end, v.prot, { ...v.flags }, v.file, v.pgoff + pages, v.name);
+    v.end = addr;
+    this.insertVma(upper);
+    return upper;
+  }
+
+  /** VMAs overlapping [start, end), split so that each lies inside the range. */
+  private vmasIn(start: bigint, end: bigint): Vma[] {
+    for (const v of [...this.vmas]) {
+      if (v.start < start && v.end > start) this.splitVma(v, start);
+    }
+    for (const v of [...this.vmas]) {
+      if (v.start < end && v.end > end) this.splitVma(v, end);
+    }
+    return this.vmas.filter((v) => v.start >= start && v.end <= end);
+  }
+
+  /** Top-down search for a free range of `len` bytes below mmap_base (get_unmapped_area). */
+  getUnmappedArea(len: bigint): bigint | undefined {
+    let top = this.arch.layout.mmapBase;
+    const sorted = [...this.vmas].sort((a, b) => (a.start > b.start ? -1 : 1));
+    for (const v of sorted) {
+      if (v.start >= top) continue;
+      if (v.end <= top - len) return top - len;
+      top = v.start < top ? v.start : top;
+    }
+    const low = BigInt(this.pageSize) * 16n;
+    return top - len >= low ? top - len : undefined;
+  }
+
+  /** Mapping changes are only legal while the engine is stopped (see the class comment). */
+  private assertQuiescent(op: string): void {
+    if (this.engine.isRunning) throw new UniprobeError('INTERNAL', `Mm.${op} while the engine runs: defer it to the end of the run`);
+  }
+
+  /** mmap: returns the address or a negative errno (as a bigint). */
+  mmap(req: MmapRequest): bigint {
+    this.assertQuiescent('mmap');
+    const ps = BigInt(this.pageSize);
+    if (req.len <= 0n) return -BigInt(EINVAL);
+    const len = this.pageAlignUp(req.len);
+    let addr: bigint;
+    if (req.fixed) {
+      if (req.addr % ps !== 0n) return -BigInt(EINVAL);
+      addr = req.addr;
+      if (addr + len > this.arch.layout.taskSize || addr + len < addr) return -BigInt(ENOMEM);
+      this.munmap(addr, len);
+    } else {
+      const hint = this.pageAlignDown(req.addr);
+      if (hint !== 0n && hint + len <= this.arch.layout.taskSize && !this.overlaps(hint, hint + len)) addr = hint;
+      else {
+        const found = this.getUnmappedArea(len);
+        if (found === undefined) return -BigInt(ENOMEM);
+        addr = found;
+      }
+    }
+    const vma = new Vma(
+      this,
+      addr,
+      addr + len,
+      req.prot,
+      { shared: req.shared, ...req.flags },
+      req.file?.inode,
+      req.file?.pgoff ?? 0,
+      req.name ?? req.file?.inode.path ?? '',
+    );
+    this.insertVma(vma);
+    const pages = Number(len / ps);
+    // Anonymous memory (and file pages past EOF) comes from one zeroed host block.
+    const filePages = req.file ? Math.max(0, Math.min(pages, req.file.inode.pageCount - req.file.pgoff)) : 0;
+    const anon = pages > filePages ? allocAnonFrames(pages - filePages, this.pageSize) : [];
+    for (let i = 0; i < pages; i++) {
+      const frame = i < filePages ? req.file!.inode.page(req.file!.pgoff + i)! : anon[i - filePages]!;
+      frame.get();
+      // A private file page is shared with the page cache until written.
+      const cow = i < filePages && !req.shared;
+      this.ptes.set(this.vpn(addr) + BigInt(i), { frame, cow });
+    }
+    this.mapPages(addr, addr + len);
+    return addr;
+  }
+
+  private overlaps(start: bigint, end: bigint): boolean {
+    return this.vmas.some((v) => v.start < end && v.end > start);
+  }
+
+  munmap(start: bigint, len: bigint): number {
+    this.assertQuiescent('munmap');
+    const ps = BigInt(this.pageSize);
+    if (start % ps !== 0n || len <= 0n) return -EINVAL;
+    const end = this.pageAlignUp(start + len);
+    const victims = this.vmasIn(start, end);
+    if (victims.length === 0) return 0;
+    for (const h of this.invalidateHooks) h(start, end, 'munmap');
+    this.unmapPages(start, end);
+    for (const v of victims) {
+      for (let a = v.start; a < v.end; a += ps) {
+        const k = this.vpn(a);
+        const pte = this.ptes.get(k);
+        if (pte) {
+          pte.frame.put();
+          this.ptes.delete(k);
+        }
+      }
+      this.removeVma(v);
+    }
+    return 0;
+  }
+
+  mprotect(start: bigint, len: bigint, prot: number): number {
+    this.assertQuiescent('mprotect');
+    const ps = BigInt(this.pageSize);
+    if (start % ps !== 0n) return -EINVAL;
+    if (len === 0n) return 0;
+    const end = this.pageAlignUp(start + len);
+    // Linux requires the whole range to be mapped.
+    for (let a = start; a < end; a += ps) if (!this.findVma(a)) return -ENOMEM;
+    for (const h of this.invalidateHooks) h(start, end, 'mprotect');
+    for (const v of this.vmasIn(start, end)) v.prot = prot;
+    this.unmapPages(start, end);
+    this.mapPages(start, end);
+    return 0;
+  }
+
+  /** brk(): grows or shrinks the heap VMA; returns the new (or unchanged) break. */
+  setBrk(newBrk: bigint): bigint {
+    if (newBrk < this.brkStart) return this.brk;
+    const oldEnd = this.pageAlignUp(this.brk);
+    const newEnd = this.pageAlignUp(newBrk);
+    if (newEnd > oldEnd) {
+      if (this.overlaps(oldEnd, newEnd)) return this.brk;
+      const r = this.mmap({ addr: oldEnd, len: newEnd - oldEnd, prot: PROT.READ | PROT.WRITE, fixed: true, shared: false, name: '[heap]' });
+      if (r < 0n) return this.brk;
+    } else if (newEnd < oldEnd) {
+      this.munmap(newEnd, oldEnd - newEnd);
+    }
+    this.brk = newBrk;
+    return this.brk;
+  }
+
+  // --- copy-on-write ----------------------------------------------------------------------------
+
+  /** Give this mm a private, writable copy of the page at `vpn` (or reuse a sole anonymous page). */
+  private breakCow(vpnKey: bigint, pte: Pte, vma: Vma): void {
+    const a = vpnKey << this.pageShift;
+    for (const h of this.invalidateHooks) h(a, a + BigInt(this.pageSize), 'cow');
+    this.unmapPages(a, a + BigInt(this.pageSize));
+    if (pte.frame.isPageCache || pte.frame.mapcount > 1) {
+      const [copy] = allocAnonFrames(1, this.pageSize);
+      copy!.bytes(this.pageSize).set(pte.frame.bytes(this.pageSize));
+      copy!.get();
+      pte.frame.put();
+      pte.frame = copy!;
+    }
+    pte.cow = false;
+    this.mapPages(a, a + BigInt(this.pageSize));
+    if (vma.prot & PROT.EXEC) this.flushText(a, a + BigInt(this.pageSize));
+  }
+
+  /**
+   * UC_HOOK_MEM_WRITE_PROT: a guest write to a COW page. The copy cannot be mapped while the
+   * engine runs, so the run ends here (return false) and settle() makes the copy; the run loop
+   * then restarts the faulting instruction.
+   */
+  private handleProtFault(_type: number, addr: bigint): boolean {
+    const pte = this.ptes.get(this.vpn(addr));
+    const vma = this.findVma(addr);
+    if (!pte || !vma || !pte.cow || !(vma.prot & PROT.WRITE)) return false;
+    this.pendingCow = addr;
+    return false;
+  }
+
+  /** Work queued while the engine ran: true when there was some (the run must go on). */
+  get unsettled(): boolean {
+    return this.pendingCow !== undefined || this.deferredWrites.length > 0;
+  }
+
+  /**
+   * Finish what could not be done during the run. Returns true if a guest COW fault was resolved
+   * (the faulting instruction must be restarted, it is not a real fault).
+   */
+  settle(): boolean {
+    if (this.engine.isRunning) throw new UniprobeError('INTERNAL', 'Mm.settle while the engine runs');
+    let cow = false;
+    if (this.pendingCow !== undefined) {
+      const a = this.pendingCow;
+      this.pendingCow = undefined;
+      const k = this.vpn(a);
+      const pte = this.ptes.get(k);
+      const vma = this.findVma(a);
+      if (pte && vma && pte.cow) {
+        this.breakCow(k, pte, vma);
+        cow = true;
+      }
+    }
+    const writes = this.deferredWrites.splice(0);
+    for (const w of writes) this.write(w.addr, w.bytes, w.force);
+    return cow;
+  }
+
+  // --- host access to guest memory --------------------------------------------------------------
+
+  private kernelAt(addr: bigint, len: number): { k: KernelMapping; off: number } | undefined {
+    for (const k of this.kernel) {
+      if (addr >= k.addr && addr + BigInt(len) <= k.addr + BigInt(k.mem.size)) return { k, off: Number(addr - k.addr) };
+    }
+    return undefined;
+  }
+
+  read(addr: bigint, len: number): Uint8Array {
+    const kern = this.kernelAt(addr, len);
+    if (kern) return kern.k.mem.bytes.slice(kern.off, kern.off + len);
+    const out = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const a = addr + BigInt(done);
+      const pte = this.ptes.get(this.vpn(a));
+      if (!pte) throw new MmFault(a, 'read of unmapped memory');
+      const off = Number(a & BigInt(this.pageSize - 1));
+      const n = Math.min(len - done, this.pageSize - off);
+      out.set(pte.frame.bytes(this.pageSize).subarray(off, off + n), done);
+      done += n;
+    }
+    return out;
+  }
+
+  /**
+   * Write guest memory from the host. `force` = FOLL_FORCE (write even to read-only private
+   * mappings, as ptrace and uprobes do); without it a non-writable page faults.
+   */
+  write(addr: bigint, bytes: Uint8Array, force = false): void {
+    const kern = this.kernelAt(addr, bytes.length);
+    if (kern) {
+      kern.k.mem.bytes.set(bytes, kern.off);
+      return;
+    }
+    let done = 0;
+    let execStart = -1n;
+    let execEnd = -1n;
+    while (done < bytes.length) {
+      const a = addr + BigInt(done);
+      const k = this.vpn(a);
+      const pte = this.ptes.get(k);
+      const vma = this.findVma(a);
+      if (!pte || !vma) throw new MmFault(a, 'write to unmapped memory');
+      if (!force && !(vma.prot & PROT.WRITE)) throw new MmFault(a, 'write to read-only memory');
+      const needsCopy = (pte.cow || (force && pte.frame.isPageCache)) && !(force && !(vma.prot & PROT.WRITE) && !pte.frame.isPageCache && pte.frame.mapcount === 1);
+      if (needsCopy && this.engine.isRunning) {
+        // Finish the whole write after the run (see the class comment); order is kept.
+        this.deferredWrites.push({ addr: a, bytes: bytes.slice(done), force });
+        break;
+      }
+      if (pte.cow || (force && pte.frame.isPageCache)) {
+        if (force && !(vma.prot & PROT.WRITE) && !pte.frame.isPageCache && pte.frame.mapcount === 1) {
+          pte.cow = false; // already private: write in place, the page stays mapped read-only
+        } else this.breakCow(k, pte, vma);
+      }
+      const off = Number(a & BigInt(this.pageSize - 1));
+      const n = Math.min(bytes.length - done, this.pageSize - off);
+      pte.frame.bytes(this.pageSize).set(bytes.subarray(done, done + n), off);
+      if (vma.prot & PROT.EXEC) {
+        if (execStart < 0n) execStart = a;
+        execEnd = a + BigInt(n);
+      }
+      done += n;
+    }
+    if (execStart >= 0n) this.flushText(execStart, execEnd);
+  }
+
+  readWord(addr: bigint): bigint {
+    const b = this.read(addr, this.arch.wordSize);
+    const v = new DataView(b.buffer);
+    const le = this.arch.endian === 'little';
+    return this.arch.wordSize === 8 ? v.getBigUint64(0, le) : BigInt(v.getUint32(0, le));
+  }
+
+  writeWord(addr: bigint, value: bigint): void {
+    const b = new Uint8Array(this.arch.wordSize);
+    const v = new DataView(b.buffer);
+    const le = this.arch.endian === 'little';
+    if (this.arch.wordSize === 8) v.setBigUint64(0, BigInt.asUintN(64, value), le);
+    else v.setUint32(0, Number(BigInt.asUintN(32, value)), le);
+    this.write(addr, b);
+  }
+
+  readU32(addr: bigint): number {
+    const b = this.read(addr, 4);
+    return new DataView(b.buffer).getUint32(0, this.arch.endian === 'little');
+  }
+
+  /** A NUL-terminated string of at most `max` bytes. */
+  readCString(addr: bigint, max = 4096): string {
+    const parts: number[] = [];
+    for (let i = 0; i < max; i++) {
+      const c = this.read(addr + BigInt(i), 1)[0]!;
+      if (c === 0) return Buffer.from(parts).toString('utf8');
+      parts.push(c);
+    }
+    throw new MmFault(addr, 'string too long');
+  }
+
+  /** Is [addr, addr+len) readable by the guest? */
+  isMapped(addr: bigint, len = 1): boolean {
+    for (let a = this.pageAlignDown(addr); a < addr + BigInt(len); a += BigInt(this.pageSize)) {
+      if (!this.ptes.has(this.vpn(a)) && !this.kernelAt(a, 1)) return false;
+    }
+    return true;
+  }
+
+  // --- fork ---------------------------------------------------------------------------------------
+
+  /**
+   * dup_mmap: a new mm with the same VMAs; private pages are shared copy-on-write (write
+   * protected in both mms), shared pages simply shared. VMAs marked dontCopy are skipped.
+   */
+  fork(): Mm {
+    this.assertQuiescent('fork');
+    const child = new Mm(this.arch, this.kernel);
+    try {
+      child.brkStart = this.brkStart;
+      child.brk = this.brk;
+      const ps = BigInt(this.pageSize);
+      for (const v of this.vmas) {
+        if (v.flags.dontCopy) continue;
+        const cv = new Vma(child, v.start, v.end, v.prot, { ...v.flags }, v.file, v.pgoff, v.name);
+        child.insertVma(cv);
+        let changed = false;
+        for (let a = v.start; a < v.end; a += ps) {
+          const k = this.vpn(a);
+          const pte = this.ptes.get(k);
+          if (!pte) continue;
+          pte.frame.get();
+          const cow = !v.flags.shared && (pte.cow || (v.prot & PROT.WRITE) !== 0);
+          if (cow && !pte.cow) {
+            pte.cow = true;
+            changed = true;
+          }
+          child.ptes.set(k, { frame: pte.frame, cow: !v.flags.shared && (pte.cow || cow) });
+        }
+        if (changed) {
+          for (const h of this.invalidateHooks) h(v.start, v.end, 'fork');
+          this.unmapPages(v.start, v.end);
+          this.mapPages(v.start, v.end);
+        }
+        child.mapPages(cv.start, cv.end);
+      }
+      return child;
+    } catch (e) {
+      child.destroy();
+      throw e;
+    }
+  }
+
+  /** exit_mmap: drop every page and close the engine. */
+  destroy(): void {
+    if (this.engine.closed) return;
+    for (const h of this.invalidateHooks) h(0n, this.arch.layout.taskSize, 'release');
+    for (const pte of this.ptes.values()) pte.frame.put();
+    this.ptes.clear();
+    for (const v of [...this.vmas]) this.removeVma(v);
+    this.engine.close();
+  }
+
+  get destroyed(): boolean {
+    return this.engine.closed;
+  }
+
+  /** Pages this mm has privately (its own copies): for tests and listings. */
+  privatePageCount(): number {
+    let n = 0;
+    for (const p of this.ptes.values()) if (!p.frame.isPageCache && !p.cow) n++;
+    return n;
+  }
+
+  /** The frame mapped at `addr` (tests check sharing and COW with it). */
+  frameAt(addr: bigint): PageFrame | undefined {
+    return this.ptes.get(this.vpn(addr))?.frame;
+  }
+}
