@@ -85,11 +85,11 @@ export function parseSections(r: ByteReader, h: ElfHeader): SectionTable {
   if (h.shentsize !== entsize) {
     r.fail(`e_shentsize is ${h.shentsize}, but ELF${cls} section headers are ${entsize} bytes`);
   }
-  const base = r.range(h.shoff, entsize, `section header table (e_shoff ${hex(h.shoff)})`);
-  const sec0 = readShdr(r, base, cls, 0);
-  if (sec0.type !== SHT_NULL) {
-    r.fail(`section 0 has type ${sectionTypeName(sec0.type)}; the first section header must be SHT_NULL`);
+  if (!r.contains(h.shoff, entsize)) {
+    r.fail(`section header table (e_shoff ${hex(h.shoff)}) starts past the end of the file (${r.length} bytes)`);
   }
+  const base = Number(h.shoff);
+  const sec0 = readShdr(r, base, cls, 0);
 
   let count = h.shnum;
   if (count === 0) {
@@ -107,6 +107,10 @@ export function parseSections(r: ByteReader, h: ElfHeader): SectionTable {
     r.fail(
       `section header table (e_shoff ${hex(h.shoff)}, ${count} entries of ${entsize} bytes) extends past the end of the file (${r.length} bytes)`,
     );
+  }
+
+  if (sec0.type !== SHT_NULL) {
+    r.fail(`section 0 has type ${sectionTypeName(sec0.type)}; the first section header must be SHT_NULL`);
   }
 
   const sections: ElfSection[] = [sec0];
