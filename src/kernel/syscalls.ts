@@ -88,7 +88,36 @@ function doWrite(ctx: SyscallCtx, fd: number, bytes: Uint8Array): bigint {
   return err(E.EBADF); // files are opened read-only
 }
 
-function doRead(ctx: SyscallCtx, fd: number, len: number): Uint8Array | bigint {
+/** A descriptor write(2) may use, or -EBADF (Linux checks this before it touches the buffer). */
+function writableFd(ctx: SyscallCtx, fd: number): bigint | undefined {
+  const f = fdFile(ctx.task.process, fd);
+  if (!f || f.kind !== 'stdio' || f.hostFd === 0) return err(E.EBADF); // files are opened read-only
+  return undefined;
+}
+
+/** A descriptor read(2) may use, or -EBADF (checked before the iovec array is read, as in Linux). */
+function readableFd(ctx: SyscallCtx, fd: number): bigint | undefined {
+  const f = fdFile(ctx.task.process, fd);
+  if (!f || (f.kind === 'stdio' && f.hostFd !== 0)) return err(E.EBADF);
+  return undefined;
+}
+
+/**
+ * Read up to `len` bytes and hand them to `copyOut` (the copy to user memory). The file position
+ * moves only by what was delivered: a read whose copy faults leaves it where it was, as Linux's
+ * filemap_read does (it advances ki_pos by the bytes copied).
+ */
+function doRead(ctx: SyscallCtx, fd: number, len: number, copyOut: (data: Uint8Array) => bigint | undefined): bigint {
+  const data = readBytes(ctx, fd, len);
+  if (typeof data === 'bigint') return data;
+  const r = copyOut(data);
+  if (r !== undefined) return r;
+  const f = fdFile(ctx.task.process, fd);
+  if (f?.kind === 'file') f.pos += data.length;
+  return BigInt(data.length);
+}
+
+function readBytes(ctx: SyscallCtx, fd: number, len: number): Uint8Array | bigint {
   const f = fdFile(ctx.task.process, fd);
   if (!f) return err(E.EBADF);
   if (f.kind === 'stdio') {
@@ -101,9 +130,7 @@ function doRead(ctx: SyscallCtx, fd: number, len: number): Uint8Array | bigint {
       return new Uint8Array(0); // no usable stdin: end of file
     }
   }
-  const data = f.inode.read(f.pos, len);
-  f.pos += data.length;
-  return data;
+  return f.inode.read(f.pos, len);
 }
 
 function readIovecs(ctx: SyscallCtx, iov: bigint, cnt: number): Array<{ base: bigint; len: number }> | bigint {
@@ -125,12 +152,16 @@ type Handler = (ctx: SyscallCtx, a: bigint[]) => SyscallResult;
 
 export const handlers: Record<string, Handler> = {
   write(ctx, [fd, buf, count]) {
+    const bad = writableFd(ctx, s32(fd!));
+    if (bad !== undefined) return bad;
     const n = Number(count! > BigInt(MAX_RW) ? BigInt(MAX_RW) : count!);
     const bytes = user(() => mmOf(ctx).read(buf!, n));
     if (typeof bytes === 'bigint') return bytes;
     return doWrite(ctx, s32(fd!), bytes);
   },
   writev(ctx, [fd, iov, cnt]) {
+    const bad = writableFd(ctx, s32(fd!));
+    if (bad !== undefined) return bad;
     const v = readIovecs(ctx, iov!, s32(cnt!));
     if (typeof v === 'bigint') return v;
     const parts = user(() => v.map((x) => mmOf(ctx).read(x.base, x.len)));
@@ -139,22 +170,26 @@ export const handlers: Record<string, Handler> = {
     return doWrite(ctx, s32(fd!), new Uint8Array(all));
   },
   read(ctx, [fd, buf, count]) {
-    const data = doRead(ctx, s32(fd!), Number(count! > BigInt(MAX_RW) ? BigInt(MAX_RW) : count!));
-    if (typeof data === 'bigint') return data;
-    const r = user(() => mmOf(ctx).write(buf!, data));
-    return typeof r === 'bigint' ? r : BigInt(data.length);
+    const n = Number(count! > BigInt(MAX_RW) ? BigInt(MAX_RW) : count!);
+    return doRead(ctx, s32(fd!), n, (data) => {
+      const r = user(() => mmOf(ctx).write(buf!, data));
+      return typeof r === 'bigint' ? r : undefined;
+    });
   },
   readv(ctx, [fd, iov, cnt]) {
+    const bad = readableFd(ctx, s32(fd!));
+    if (bad !== undefined) return bad;
     const v = readIovecs(ctx, iov!, s32(cnt!));
     if (typeof v === 'bigint') return v;
     let total = 0;
     for (const x of v) {
-      const data = doRead(ctx, s32(fd!), x.len);
-      if (typeof data === 'bigint') return total ? BigInt(total) : data;
-      const r = user(() => mmOf(ctx).write(x.base, data));
-      if (typeof r === 'bigint') return total ? BigInt(total) : r;
-      total += data.length;
-      if (data.length < x.len) break;
+      const got = doRead(ctx, s32(fd!), x.len, (data) => {
+        const r = user(() => mmOf(ctx).write(x.base, data));
+        return typeof r === 'bigint' ? r : undefined;
+      });
+      if (got < 0n) return total ? BigInt(total) : got;
+      total += Number(got);
+      if (got < BigInt(x.len)) break;
     }
     return BigInt(total);
   },
@@ -263,8 +298,11 @@ export const handlers: Record<string, Handler> = {
     return typeof r === 'bigint' ? r : BigInt(n);
   },
   ioctl: () => err(E.ENOTTY),
-  fcntl: () => 0n,
-  fcntl64: () => 0n,
+  fcntl: (ctx, [fd, cmd, arg]) => doFcntl(ctx, s32(fd!), Number(cmd!), arg!),
+  fcntl64: (ctx, [fd, cmd, arg]) => doFcntl(ctx, s32(fd!), Number(cmd!), arg!),
+  dup: (ctx, [fd]) => dupFd(ctx, s32(fd!), 0),
+  dup2: (ctx, [fd, to]) => dup2(ctx, s32(fd!), s32(to!)),
+  dup3: (ctx, [fd, to]) => (s32(fd!) === s32(to!) ? err(E.EINVAL) : dup2(ctx, s32(fd!), s32(to!))),
   rt_sigaction: () => 0n,
   rt_sigprocmask: () => 0n,
   sigaltstack: () => 0n,
@@ -320,6 +358,52 @@ export const handlers: Record<string, Handler> = {
     return typeof r === 'bigint' ? r : 2n;
   },
 };
+
+const F_DUPFD = 0;
+const F_GETFD = 1;
+const F_SETFD = 2;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const F_DUPFD_CLOEXEC = 1030;
+
+function dupFd(ctx: SyscallCtx, fd: number, min: number): bigint {
+  const p = ctx.task.process;
+  const f = p.fds.get(fd);
+  if (!f) return err(E.EBADF);
+  let n = Math.max(0, min);
+  while (p.fds.has(n)) n++;
+  p.fds.set(n, f);
+  return BigInt(n);
+}
+
+function dup2(ctx: SyscallCtx, fd: number, to: number): bigint {
+  const p = ctx.task.process;
+  const f = p.fds.get(fd);
+  if (!f) return err(E.EBADF);
+  if (to < 0 || to >= 1024) return err(E.EBADF);
+  p.fds.set(to, f);
+  return BigInt(to);
+}
+
+/** fcntl: the status flags a program checks (stdout must look writable), dup, and no-ops. */
+function doFcntl(ctx: SyscallCtx, fd: number, cmd: number, arg: bigint): bigint {
+  const f = fdFile(ctx.task.process, fd);
+  if (!f) return err(E.EBADF);
+  switch (cmd) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+      return dupFd(ctx, fd, Number(arg));
+    case F_GETFD:
+    case F_SETFD:
+    case F_SETFL:
+      return 0n;
+    case F_GETFL:
+      // Access mode as for a process whose stdin is read and stdout/stderr written (pipes).
+      return f.kind === 'stdio' ? (f.hostFd === 0 ? 0n : 1n) : BigInt(f.flags);
+    default:
+      return err(E.EINVAL);
+  }
+}
 
 function rlimit(resource: number): bigint {
   if (resource === RLIMIT_STACK) return 8n << 20n;
