@@ -25,9 +25,8 @@ const needed = ['koffi', 'tsx', 'commander', 'vitest', 'typescript', '@alexaltea
 const missing = needed.filter((p) => !existsSync(join(root, 'node_modules', p, 'package.json')));
 if (missing.length > 0) {
   say(`installing npm dependencies (missing: ${missing.join(', ')})`);
-  const lock = existsSync(join(root, 'package-lock.json'));
-  const r = spawnSync('npm', [lock ? 'ci' : 'install', '--no-audit', '--no-fund'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
-  if (r.status !== 0) fail(`npm ${lock ? 'ci' : 'install'} failed; run it by hand in ${root} to see why`);
+  const r = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) fail(`npm install failed; run it by hand in ${root} to see why`);
 }
 
 // 2. libunicorn.so.2, checked by loading it the way the engine does.
