@@ -6,11 +6,13 @@ import type { Arch, Target } from './types.js';
 import { x86_64 } from './x86/x86_64.js';
 import { i386 } from './x86/i386.js';
 import { ppc32 } from './ppc/ppc32.js';
+import { ppc64 } from './ppc/ppc64.js';
 
 const registry = new Map<Target, Arch>([
   ['x86_64', x86_64],
   ['i386', i386],
   ['ppc32', ppc32],
+  ['ppc64', ppc64],
 ]);
 
 export function archFor(target: Target): Arch | undefined {

@@ -102,6 +102,16 @@ export interface Arch {
   /** utsname.machine (what `uname -m` prints on this target). */
   readonly unameMachine: string;
 
+  /**
+   * Where Unicorn really accesses memory for `addr`, when that differs from `addr` (else
+   * undefined). Unicorn 2.0.1 truncates addresses on some targets (ppc64 real mode drops the top 4
+   * bits, sparc64 with the MMU off keeps 41): such a region must also be mapped at its alias from
+   * the same host memory, or the guest reads zeroes (ppc64) or Unicorn aborts the process
+   * (sparc64). The generic mm maps the kernel regions twice; layouts keep user memory below the
+   * truncation so it needs no alias. Absent = no truncation.
+   */
+  addressAlias?(addr: bigint): bigint | undefined;
+
   /** Prepare a freshly opened engine (CPU model quirks, MSR bits, descriptor tables…). */
   setupEngine(engine: Engine, support: EngineSupport): void;
   /** Install the trap hooks that route syscalls, hypercalls, breakpoints and faults to `sink`. */

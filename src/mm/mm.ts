@@ -91,7 +91,12 @@ export class Mm implements GuestMemoryAccess {
     this.kernel = kernel;
     this.engine = new Engine(arch.ucArch, arch.ucMode);
     try {
-      for (const k of kernel) this.engine.memMapPtr(k.addr, k.mem.size, k.perms, k.mem);
+      for (const k of kernel) {
+        this.engine.memMapPtr(k.addr, k.mem.size, k.perms, k.mem);
+        // Where the emulator truncates addresses, the same host memory again at the alias.
+        const alias = arch.addressAlias?.(k.addr);
+        if (alias !== undefined && alias !== k.addr) this.engine.memMapPtr(alias, k.mem.size, k.perms, k.mem);
+      }
       arch.setupEngine(this.engine, {
         mapPrivate: (addr, size) => this.engine.memMap(addr, size, UC_PROT.READ | UC_PROT.WRITE),
       });

@@ -1,0 +1,224 @@
+/**
+ * ppc64 (big-endian) back-end: user programs in either ABI (static glibc is ELFv1, the
+ * freestanding fixtures ELFv2), the guest kernel image in ELFv2.
+ *
+ * Unicorn 2.0.1 quirks handled here (reference/unicorn-2.0.1.md, fixtures/kernel/ABI.md):
+ * - The default CPU (POWER10) starts without MSR[HV], which the register API cannot set (the
+ *   MSR write mask excludes it), so the first instruction fetch raises intno 70. The CPU state
+ *   is reachable as raw bytes through uc_context_save/restore: `enableHypervisorMode` finds the
+ *   MSR inside that blob by a marker value, sets HV there and restores the blob. The marker is
+ *   every MSR bit the register API lets through (a value found nowhere else in the blob; a
+ *   plain value such as 0x8000000000002000 also matches an unrelated field); if it is not found
+ *   exactly once the engine refuses to start rather than guess.
+ * - In that hypervisor real mode the top 4 bits of every effective address are dropped when
+ *   memory is accessed, so kernel regions (0xc000…) are also mapped at their alias
+ *   (`addressAlias`). The layout keeps the aliases clear of user memory: the kernel image's
+ *   alias is at 0 (below the lowest user mapping), the kernel-stack arena's at TASK_SIZE.
+ * - `dcbz` clears Unicorn's POWER10 cache block (128 bytes); glibc's memset uses dcbz with the
+ *   block size from AT_DCACHEBSIZE, so the auxv must say 128 (32 would make memset clear 4× the
+ *   bytes it meant to). Measured; test/arch/ppc64.test.ts pins it.
+ * - There is no user/supervisor split (the CPU stays in HV real mode): the guest kernel image and
+ *   the program run at the same privilege, as on ppc32.
+ *
+ * Process entry (Linux start_thread / qemu-user init_thread): ELFv1 — PC = the entry
+ * descriptor's code address, r2 = its TOC; ELFv2 — PC = e_entry and r12 = e_entry (the global
+ * entry point derives r2 from r12). System calls: `sc`, r0 = number, r3–r8 arguments, error =
+ * CR0.SO with a positive errno in r3 (arch/ppc/common.ts). Thread pointer: r13.
+ */
+import type { Engine } from '../../src/emu/unicorn.js';
+import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
+import { UniprobeError } from '../../src/errors.js';
+import type { Arch, RegSnapshot, TrapSink } from '../types.js';
+import { UC_PPC_REG as R } from './ucregs.js';
+import { SYSCALLS_PPC64 } from './syscalls-ppc64.js';
+import { SyscallTable } from '../syscall-table.js';
+import {
+  MSR_FP,
+  PPC_ARG_REGS,
+  PPC_FULL_REGS,
+  PPC_GPRS,
+  PPC_SYSCALL_ARG_REGS,
+  PPC_SYSCALL_REGS,
+  installPpcTrapHooks,
+  ppcRegisterNames,
+  writeSyscallResultPpc,
+} from './common.js';
+
+const table = new SyscallTable(SYSCALLS_PPC64);
+
+/** MSR[SF] (64-bit mode) and MSR[HV] (hypervisor state). */
+export const MSR_SF = 1n << 63n;
+export const MSR_HV = 1n << 60n;
+
+/** Unicorn drops the top 4 bits of an effective address in real mode. */
+const REAL_ADDRESS_MASK = (1n << 60n) - 1n;
+
+// AT_* ids for the cache geometry glibc's memset/memcpy consult on PowerPC.
+const AT_DCACHEBSIZE = 19;
+const AT_ICACHEBSIZE = 20;
+const AT_UCACHEBSIZE = 21;
+/** The block `dcbz` clears on Unicorn's POWER10 core (measured). */
+export const PPC64_CACHE_BLOCK = 128n;
+// PPC_FEATURE_32 | PPC_FEATURE_64 | PPC_FEATURE_HAS_FPU | PPC_FEATURE_HAS_MMU: no AltiVec/VSX (their
+// MSR enables stay off), so glibc's ifuncs pick the plain 64-bit routines.
+const PPC64_HWCAP = 0x80000000n | 0x40000000n | 0x08000000n | 0x04000000n;
+
+/** Offsets at which `needle` (8 bytes, host order = little-endian) occurs in `blob`. */
+function findWord(blob: Uint8Array, needle: bigint): number[] {
+  const n = new Uint8Array(8);
+  new DataView(n.buffer).setBigUint64(0, needle, true);
+  const hits: number[] = [];
+  outer: for (let i = 0; i + 8 <= blob.length; i++) {
+    for (let j = 0; j < 8; j++) if (blob[i + j] !== n[j]) continue outer;
+    hits.push(i);
+  }
+  return hits;
+}
+
+/**
+ * Where the MSR lives in a uc_context_save blob: the one offset holding `marker`. Throws when the
+ * marker occurs zero or several times (the blob layout is not what this code was measured on).
+ */
+export function locateMsrInContext(blob: Uint8Array, marker: bigint): number {
+  const hits = findWord(blob, marker);
+  if (hits.length !== 1) {
+    throw new UniprobeError(
+      'ARCH',
+      `ppc64: cannot set MSR[HV]: the MSR marker 0x${marker.toString(16)} occurs ${hits.length} times in Unicorn's ` +
+        `${blob.length}-byte CPU context (expected exactly once; is this Unicorn 2.0.1?)`,
+    );
+  }
+  return hits[0]!;
+}
+
+/**
+ * Give the CPU MSR[HV] (and the bits in `msr`) through the context blob; see the module comment.
+ * Returns the MSR offset found in the blob (tests check it).
+ */
+export function enableHypervisorMode(e: Engine, msr: bigint): number {
+  // The marker is every bit the register API accepts: writing all ones leaves exactly those.
+  e.regWrite(R.MSR, (1n << 64n) - 1n);
+  const marker = e.regRead(R.MSR);
+  const off = locateMsrInContext(e.contextSaveBytes(), marker);
+  e.regWrite(R.MSR, msr);
+  const blob = e.contextSaveBytes();
+  const v = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
+  v.setBigUint64(off, v.getBigUint64(off, true) | MSR_HV, true);
+  e.contextRestoreBytes(blob);
+  // A register-API write keeps HV (mtmsr may not change it) and recomputes the hidden flags the
+  // translator uses, which the raw restore left as they were.
+  e.regWrite(R.MSR, e.regRead(R.MSR));
+  const now = e.regRead(R.MSR);
+  if ((now & MSR_HV) === 0n || (now & msr) !== msr) {
+    throw new UniprobeError('ARCH', `ppc64: MSR[HV] did not stick (MSR reads 0x${now.toString(16)} after the context restore)`);
+  }
+  return off;
+}
+
+export const ppc64: Arch = {
+  target: 'ppc64',
+  family: 'ppc',
+  wordSize: 8,
+  endian: 'big',
+  ucArch: UC_ARCH.PPC,
+  ucMode: UC_MODE.PPC64 | UC_MODE.BIG_ENDIAN,
+  elfMachine: 21,
+  stackBias: 0,
+  unameMachine: 'ppc64',
+  layout: {
+    pageSize: 0x1000,
+    taskSize: 0x1000_0000_0000n,
+    stackTop: 0x0fff_ffff_f000n,
+    stackMax: 8 << 20,
+    mmapBase: 0x0fff_f7ff_f000n,
+    kernelBase: 0xc000_0000_0000_0000n,
+    // Its alias 0x1000_0000_0000 is TASK_SIZE: no user mapping can overlap it.
+    kernelStackArena: 0xc000_1000_0000_0000n,
+  },
+  registers: { byName: ppcRegisterNames(8) },
+
+  addressAlias(addr: bigint): bigint | undefined {
+    const a = addr & REAL_ADDRESS_MASK;
+    return a === addr ? undefined : a;
+  },
+
+  setupEngine(e: Engine): void {
+    enableHypervisorMode(e, e.regRead(R.MSR) | MSR_SF | MSR_FP);
+  },
+
+  installTrapHooks(engine: Engine, sink: TrapSink): void {
+    installPpcTrapHooks(engine, sink, true);
+  },
+
+  getPc: (e) => e.regRead(R.PC),
+  setPc: (e, pc) => e.regWrite(R.PC, pc),
+  getSp: (e) => e.regRead(R.R1),
+  setSp: (e, sp) => e.regWrite(R.R1, sp),
+
+  snapshot: (e): RegSnapshot => ({ values: e.regReadBatch(PPC_FULL_REGS) }),
+  restore: (e, s) => e.regWriteBatch(PPC_FULL_REGS, s.values),
+  saveSyscallRegs: (e) => ({ values: e.regReadBatch(PPC_SYSCALL_REGS) }),
+  restoreSyscallRegs: (e, s) => e.regWriteBatch(PPC_SYSCALL_REGS, s.values),
+
+  auxv: () => ({
+    hwcap: PPC64_HWCAP,
+    hwcap2: 0n,
+    extra: [
+      [AT_DCACHEBSIZE, PPC64_CACHE_BLOCK],
+      [AT_ICACHEBSIZE, PPC64_CACHE_BLOCK],
+      [AT_UCACHEBSIZE, 0n],
+    ],
+  }),
+
+  startRegisters(e, { entry, sp, entryToc, elfv2 }): void {
+    e.regWriteBatch([...PPC_GPRS, R.PC, R.LR, R.CTR], [...PPC_GPRS.map(() => 0n), entry, 0n, 0n]);
+    e.regWrite(R.R1, sp);
+    if (elfv2) e.regWrite(R.R12, entry);
+    else if (entryToc !== undefined) e.regWrite(R.R2, entryToc);
+  },
+
+  syscallName: (nr) => table.name(nr),
+  syscallNumber: (name) => table.number(name),
+  readSyscall(e) {
+    const v = e.regReadBatch([R.R0, ...PPC_SYSCALL_ARG_REGS]);
+    return { nr: Number(BigInt.asIntN(64, v[0]!)), args: v.slice(1) };
+  },
+  writeSyscallResult: (e, value) => writeSyscallResultPpc(e, BigInt.asIntN(64, value), 64),
+  setThreadPointer: (e, tls) => e.regWrite(R.R13, tls),
+  archSyscall: () => undefined,
+  userErrno: (n) => n,
+  // Linux/powerpc clone is CLONE_BACKWARDS: (flags, newsp, parent_tid, tls, child_tid).
+  cloneArgs: (a) => ({ flags: a[0]!, stack: a[1]!, parentTid: a[2]!, tls: a[3]!, childTid: a[4]! }),
+  setupCloneChild(e, childStack) {
+    writeSyscallResultPpc(e, 0n, 64);
+    if (childStack !== 0n) e.regWrite(R.R1, childStack);
+  },
+
+  readCallArg(e, mem, i) {
+    if (i < 8) return e.regRead(PPC_ARG_REGS[i]!);
+    // The guest kernel is ELFv2: the parameter save area starts at 32(r1), one doubleword per
+    // argument including those passed in registers.
+    return mem.readWord(e.regRead(R.R1) + 32n + BigInt(8 * i));
+  },
+  readReturnValue: (e) => e.regRead(R.R3),
+  writeReturnValue: (e, v) => e.regWrite(R.R3, BigInt.asUintN(64, v)),
+  enterKernelFunction(e, mem, { pc, stackTop, args, returnTo, toc }) {
+    // An ELFv2 caller's frame: back chain 0 at 0(r1), LR save doubleword at 16(r1), and a
+    // parameter save area (32(r1) + 8·i) for arguments beyond the eighth.
+    const stackArgs = args.slice(8);
+    const frame = 32n + BigInt(8 * Math.max(8, args.length));
+    const sp = (stackTop - frame) & ~0xfn;
+    mem.writeWord(sp, 0n);
+    stackArgs.forEach((v, i) => mem.writeWord(sp + 32n + BigInt(8 * (8 + i)), v));
+    const regs = PPC_ARG_REGS.slice(0, Math.min(8, args.length));
+    // r12 = PC: the global entry point computes r2 from it; r2 = .TOC. as well, so the local
+    // entry works too.
+    const ids = [...regs, R.R1, R.LR, R.PC, R.R12];
+    const vals = [...args.slice(0, 8), sp, returnTo, pc, pc];
+    if (toc !== undefined) {
+      ids.push(R.R2);
+      vals.push(toc);
+    }
+    e.regWriteBatch(ids, vals);
+  },
+};
