@@ -36,7 +36,7 @@ export function runDemo(write: (s: string) => void = (s) => process.stdout.write
       const r = m.run();
       write(Buffer.concat(out).toString('utf8'));
       for (const l of reports) write(`${l}\n`);
-      write(`-- exit status ${r.status}, about ${r.insns} guest instructions in ${r.quanta} quanta\n\n`);
+      write(`-- exit status ${r.status} (${r.quanta} scheduler quanta)\n\n`);
     } finally {
       m.close();
     }

@@ -60,7 +60,7 @@ function runCommand(elfPath: string, args: string[], o: RunOpts): number {
     m.spawn(elfPath, [elfPath, ...args]);
     const r = m.run();
     if (o.stats) {
-      process.stderr.write(`uniprobe: ${r.reason}, status ${r.status}, ${r.insns} instructions in ${r.quanta} quanta\n`);
+      process.stderr.write(`uniprobe: ${r.reason}, status ${r.status}, ${r.quanta} quanta (at most ${r.insns} guest instructions)\n`);
     }
     return r.status;
   } finally {

@@ -54,7 +54,7 @@ export interface RunResult {
   exitCode: number;
   signal: number;
   reason: 'exit' | 'signal' | 'budget' | 'deadlock';
-  /** Instructions executed (full quanta are exact; a quantum cut short by a block or exit counts as its length). */
+  /** Instruction budget used: exact for quanta that ran to their length; a run cut short (block, exit, COW copy) counts in full, so this is an upper bound. */
   insns: number;
   quanta: number;
 }
