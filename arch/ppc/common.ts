@@ -7,8 +7,13 @@ import type { Engine } from '../../src/emu/unicorn.js';
 import { SIG, type GuestFault, type TrapAction, type TrapSink } from '../types.js';
 import { UC_PPC_REG as R } from './ucregs.js';
 
-/** QEMU's POWERPC_EXCP_* numbers as delivered to UC_HOOK_INTR. */
-export const PPC_EXCP = { DSI: 2, ISI: 3, ALIGN: 5, PROGRAM: 6, FPU: 7, SYSCALL: 8 } as const;
+/**
+ * QEMU's POWERPC_EXCP_* numbers as delivered to UC_HOOK_INTR. HV_EMU (96, "HV emulation
+ * assistance") is what Unicorn 2.0.1 raises for an invalid or privileged instruction (QEMU's
+ * gen_inval_exception; measured with the words 0x00000000 and 0x04000000): QEMU would turn it into
+ * a program check on a CPU without a hypervisor, but the hook sees the raw number.
+ */
+export const PPC_EXCP = { DSI: 2, ISI: 3, ALIGN: 5, PROGRAM: 6, FPU: 7, SYSCALL: 8, HV_EMU: 96 } as const;
 
 /** `tw 31,0,0`: the kprobe/uprobe breakpoint (BREAKPOINT_INSTRUCTION). */
 export const PPC_BREAKPOINT = 0x7fe00008;
@@ -53,6 +58,9 @@ export function ppcFault(excp: number): GuestFault {
       return { signal: SIG.SIGBUS, reason: 'alignment interrupt' };
     case PPC_EXCP.PROGRAM:
       return { signal: SIG.SIGILL, reason: 'illegal or privileged instruction' };
+    case PPC_EXCP.HV_EMU:
+      // Linux: a program check for an illegal instruction is SIGILL (ILL_ILLOPC).
+      return { signal: SIG.SIGILL, reason: 'illegal instruction' };
     case PPC_EXCP.FPU:
       return { signal: SIG.SIGILL, reason: 'floating-point unavailable' };
     default:
