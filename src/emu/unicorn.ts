@@ -230,23 +230,29 @@ export class HostMemory {
   /** Zero-copy view of the memory. */
   readonly bytes: Uint8Array;
   private freed = false;
+  /** Whether this allocation is counted in `live` (engine-internal scratch is not). */
+  private readonly counted: boolean;
 
-  private constructor(ptr: bigint, size: number) {
+  private constructor(ptr: bigint, size: number, counted: boolean) {
     this.ptr = ptr;
     this.size = size;
+    this.counted = counted;
     this.bytes = new Uint8Array(koffi.view(ptr as never, size) as ArrayBuffer);
   }
 
-  /** Zero-filled, page-aligned host memory of `size` bytes. */
-  static alloc(size: number): HostMemory {
+  /**
+   * Zero-filled, page-aligned host memory of `size` bytes. `counted = false` keeps it out of
+   * `live` (an engine's own scratch), at allocation and at free alike.
+   */
+  static alloc(size: number, counted = true): HostMemory {
     const l = load();
     if (!(size > 0)) throw new UniprobeError('INTERNAL', `HostMemory.alloc: bad size ${size}`);
     const PROT_RW = 3;
     const MAP_PRIVATE_ANON = 0x22;
     const p = l.mmap(null, size, PROT_RW, MAP_PRIVATE_ANON, -1, 0);
     if (p === 0xffffffffffffffffn || p === 0n) throw new UniprobeError('MM', `host mmap of ${size} bytes failed`);
-    HostMemory.live++;
-    return new HostMemory(big(p), size);
+    if (counted) HostMemory.live++;
+    return new HostMemory(big(p), size, counted);
   }
 
   /** Count of live allocations: tests use it to prove nothing leaks. */
@@ -259,7 +265,7 @@ export class HostMemory {
   free(): void {
     if (this.freed) return;
     this.freed = true;
-    HostMemory.live--;
+    if (this.counted) HostMemory.live--;
     load().munmap(this.ptr, this.size);
   }
 }
@@ -420,8 +426,8 @@ export class Engine {
     this.batchMem?.free();
     const cap = Math.max(n, 64);
     // Each value gets a 16-byte cell: some registers (x87, segment descriptors) are written wider.
-    this.batchMem = HostMemory.alloc(cap * 16);
-    HostMemory.live--; // internal scratch, owned by the engine, not counted as a guest allocation
+    // Internal scratch, owned by the engine, not counted as a guest allocation.
+    this.batchMem = HostMemory.alloc(cap * 16, false);
     this.batchPtrs = new BigUint64Array(cap);
     for (let i = 0; i < cap; i++) this.batchPtrs[i] = this.batchMem.ptr + BigInt(i * 16);
     this.batchIds = new Int32Array(cap);
