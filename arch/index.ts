@@ -7,12 +7,14 @@ import { x86_64 } from './x86/x86_64.js';
 import { i386 } from './x86/i386.js';
 import { ppc32 } from './ppc/ppc32.js';
 import { ppc64 } from './ppc/ppc64.js';
+import { sparc64 } from './sparc/sparc64.js';
 
 const registry = new Map<Target, Arch>([
   ['x86_64', x86_64],
   ['i386', i386],
   ['ppc32', ppc32],
   ['ppc64', ppc64],
+  ['sparc64', sparc64],
 ]);
 
 export function archFor(target: Target): Arch | undefined {

@@ -65,6 +65,14 @@ export interface TrapSink {
   breakpoint(addr: bigint, pcAfter: bigint): TrapAction | undefined;
   /** A CPU exception that becomes a signal. */
   fault(fault: GuestFault, pc: bigint): TrapAction | undefined;
+  /**
+   * Memory of the running task's address space, for work the arch does on the guest's behalf
+   * inside a trap hook (sparc64 register-window spills and fills): copy-on-write aware, like a
+   * guest access. A write that needs a COW copy is finished only once the run has stopped; while
+   * `unsettled` is true the hook must end the run ({ stop: true }) with the PC already past the
+   * instruction it emulated.
+   */
+  memory(): GuestMemoryAccess & { readonly unsettled: boolean };
 }
 
 /** Opaque saved register state of a task (arch-defined contents). */
@@ -112,6 +120,14 @@ export interface Arch {
    */
   addressAlias?(addr: bigint): bigint | undefined;
 
+  /**
+   * Where to start the next run, when a PC write alone cannot restore the CPU state (sparc64:
+   * Unicorn has no NPC register, so a run that stopped inside a delay slot restarts at the delayed
+   * branch). `replay` = instructions re-executed before reaching the PC again: the run's count must
+   * grow by as much, or a one-instruction run would never get past them. Absent = getPc(), 0.
+   */
+  runStart?(engine: Engine): { pc: bigint; replay: number };
+
   /** Prepare a freshly opened engine (CPU model quirks, MSR bits, descriptor tables…). */
   setupEngine(engine: Engine, support: EngineSupport): void;
   /** Install the trap hooks that route syscalls, hypercalls, breakpoints and faults to `sink`. */
@@ -155,8 +171,11 @@ export interface Arch {
   userErrno(linuxErrno: number): number;
   /** clone(): argument order differs between targets. */
   cloneArgs(args: bigint[]): { flags: bigint; stack: bigint; parentTid: bigint; childTid: bigint; tls: bigint };
-  /** The child of fork/clone sees this: return value 0, new stack if given. */
-  setupCloneChild(engine: Engine, childStack: bigint): void;
+  /**
+   * The child of fork/clone sees this: return value 0, new stack if given. `parentTid` is the
+   * caller's thread id (sparc's child gets it in %o0, with %o1 = 1).
+   */
+  setupCloneChild(engine: Engine, childStack: bigint, parentTid: number): void;
 
   // --- C ABI (hypercalls, kernel calls, fetch args) -----------------------------------------
   /** The i-th integer argument of the C function whose entry/current frame is live. */
@@ -176,8 +195,11 @@ export interface Arch {
 
 /** What the arch layer may ask of the generic code during engine setup. */
 export interface EngineSupport {
-  /** Map zero-filled kernel-owned memory (descriptor tables…) visible in this engine only. */
-  mapPrivate(addr: bigint, size: number): void;
+  /**
+   * Map zero-filled kernel-owned memory (descriptor tables…) visible in this engine only;
+   * `exec`: also executable (sparc64's stubs and trampolines).
+   */
+  mapPrivate(addr: bigint, size: number, exec?: boolean): void;
 }
 
 /** Guest memory access through the current engine (bounds and endianness handled). */

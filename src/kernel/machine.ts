@@ -261,7 +261,7 @@ export class Machine {
     this.arch.restore(e, s.full);
     this.arch.restoreSyscallRegs(e, s.user);
     this.arch.setPc(e, s.resumePc);
-    this.arch.setupCloneChild(e, s.stack);
+    this.arch.setupCloneChild(e, s.stack, s.parentTid);
     if (s.tls !== undefined) this.arch.setThreadPointer(e, s.tls, task.mm);
   }
 
@@ -282,7 +282,8 @@ export class Machine {
       this.lastMemFault = undefined;
       let result;
       try {
-        result = mm.engine.start(this.arch.getPc(mm.engine), 0n, count);
+        const at = this.arch.runStart?.(mm.engine) ?? { pc: this.arch.getPc(mm.engine), replay: 0 };
+        result = mm.engine.start(at.pc, 0n, count + at.replay);
       } catch (e) {
         this.current = undefined;
         cpu.current = undefined;
@@ -376,6 +377,11 @@ export class Machine {
       if (!task) return { stop: true };
       this.deliverFault(task, f, pc);
       return { stop: true };
+    },
+    memory: () => {
+      const task = this.current;
+      if (!task) throw new UniprobeError('INTERNAL', 'guest memory asked for outside a run');
+      return task.mm;
     },
   };
 
@@ -549,6 +555,7 @@ export class Machine {
       resumePc: task.userResumePc,
       stack,
       tls: flags & CLONE.SETTLS ? tls : undefined,
+      parentTid: task.tid,
     };
     let proc: Process;
     let child: Task;
@@ -667,8 +674,10 @@ export class Machine {
     const parent = proc.parent;
     if (parent && parent.alive) {
       for (const t of parent.tasks) {
-        if (t.state === 'blocked' && t.waitingForChild) {
-          t.state = 'runnable';
+        // Also a parent between wait4's -EAGAIN and its schedule(): clearing the flag keeps that
+        // schedule() from blocking after the wakeup already happened (a lost wakeup otherwise).
+        if (t.waitingForChild) {
+          if (t.state === 'blocked') t.state = 'runnable';
           t.waitingForChild = false;
         }
       }

@@ -19,6 +19,8 @@ export interface CloneStart {
   resumePc: bigint;
   stack: bigint;
   tls?: bigint;
+  /** The thread that called clone (sparc passes its id to the child). */
+  parentTid: number;
 }
 
 export class Task {

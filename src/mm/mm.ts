@@ -98,7 +98,7 @@ export class Mm implements GuestMemoryAccess {
         if (alias !== undefined && alias !== k.addr) this.engine.memMapPtr(alias, k.mem.size, k.perms, k.mem);
       }
       arch.setupEngine(this.engine, {
-        mapPrivate: (addr, size) => this.engine.memMap(addr, size, UC_PROT.READ | UC_PROT.WRITE),
+        mapPrivate: (addr, size, exec) => this.engine.memMap(addr, size, exec ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE),
       });
       this.engine.hookMemInvalid((type, addr) => this.handleProtFault(type, addr), UC_HOOK.MEM_WRITE_PROT);
     } catch (e) {
