@@ -4,7 +4,7 @@
  * with a positive errno in r3).
  */
 import type { Engine } from '../../src/emu/unicorn.js';
-import { SIG, type GuestFault, type TrapAction, type TrapSink } from '../types.js';
+import { SIG, type Arch, type AuxvContext, type GuestFault, type TrapAction, type TrapSink } from '../types.js';
 import { UC_PPC_REG as R } from './ucregs.js';
 
 /**
@@ -104,4 +104,47 @@ export function writeSyscallResultPpc(engine: Engine, value: bigint, width: 32 |
     engine.regWrite(R.R3, BigInt.asUintN(width, value));
     engine.regWrite(R.CR0, engine.regRead(R.CR0) & ~1n);
   }
+}
+
+/**
+ * Arch members ppc32 and ppc64 share exactly: PC/SP access, register snapshots, and the clone
+ * argument order (Linux/powerpc clone is CLONE_BACKWARDS: flags, newsp, parent_tid, tls,
+ * child_tid). Each back-end spreads these into its Arch object.
+ */
+export const ppcSharedMembers = {
+  getPc: (e: Engine): bigint => e.regRead(R.PC),
+  setPc: (e: Engine, pc: bigint): void => e.regWrite(R.PC, pc),
+  getSp: (e: Engine): bigint => e.regRead(R.R1),
+  setSp: (e: Engine, sp: bigint): void => e.regWrite(R.R1, sp),
+  snapshot: (e: Engine) => ({ values: e.regReadBatch(PPC_FULL_REGS) }),
+  restore: (e: Engine, s: { values: bigint[] }): void => e.regWriteBatch(PPC_FULL_REGS, s.values),
+  saveSyscallRegs: (e: Engine) => ({ values: e.regReadBatch(PPC_SYSCALL_REGS) }),
+  restoreSyscallRegs: (e: Engine, s: { values: bigint[] }): void => e.regWriteBatch(PPC_SYSCALL_REGS, s.values),
+  archSyscall: (): undefined => undefined,
+  userErrno: (n: number): number => n,
+  cloneArgs: (a: bigint[]) => ({ flags: a[0]!, stack: a[1]!, parentTid: a[2]!, tls: a[3]!, childTid: a[4]! }),
+} satisfies Partial<Arch>;
+
+// AT_* ids for the cache geometry glibc's memset/memcpy consult on PowerPC.
+const AT_DCACHEBSIZE = 19;
+const AT_ICACHEBSIZE = 20;
+const AT_UCACHEBSIZE = 21;
+
+/** auxv of a PowerPC process: hwcap and the cache block size (what `dcbz` clears). */
+export function ppcAuxv(hwcap: bigint, cacheBlock: bigint): AuxvContext {
+  return {
+    hwcap,
+    hwcap2: 0n,
+    extra: [
+      [AT_DCACHEBSIZE, cacheBlock],
+      [AT_ICACHEBSIZE, cacheBlock],
+      [AT_UCACHEBSIZE, 0n],
+    ],
+  };
+}
+
+/** Registers at exec common to both: GPRs zero, PC = entry, LR = CTR = 0, r1 = stack. */
+export function ppcStartRegisters(e: Engine, entry: bigint, sp: bigint): void {
+  e.regWriteBatch([...PPC_GPRS, R.PC, R.LR, R.CTR], [...PPC_GPRS.map(() => 0n), entry, 0n, 0n]);
+  e.regWrite(R.R1, sp);
 }

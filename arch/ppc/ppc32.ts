@@ -3,29 +3,25 @@
  */
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
-import type { Arch, RegSnapshot, TrapSink } from '../types.js';
+import type { Arch, TrapSink } from '../types.js';
 import { UC_PPC_REG as R } from './ucregs.js';
 import { SYSCALLS_PPC32 } from './syscalls-ppc32.js';
 import { SyscallTable } from '../syscall-table.js';
 import {
   MSR_FP,
   PPC_ARG_REGS,
-  PPC_FULL_REGS,
-  PPC_GPRS,
   PPC_SYSCALL_ARG_REGS,
-  PPC_SYSCALL_REGS,
   installPpcTrapHooks,
+  ppcAuxv,
   ppcRegisterNames,
+  ppcSharedMembers,
+  ppcStartRegisters,
   writeSyscallResultPpc,
 } from './common.js';
 
 const table = new SyscallTable(SYSCALLS_PPC32);
 const mask32 = (v: bigint): bigint => BigInt.asUintN(32, v);
 
-// AT_* ids for the cache geometry glibc's memset/memcpy consult on PowerPC.
-const AT_DCACHEBSIZE = 19;
-const AT_ICACHEBSIZE = 20;
-const AT_UCACHEBSIZE = 21;
 // PPC_FEATURE_32 | PPC_FEATURE_HAS_FPU | PPC_FEATURE_HAS_MMU: no AltiVec (Unicorn's default core
 // has none), so glibc picks its scalar string routines.
 const PPC32_HWCAP = 0x80000000n | 0x08000000n | 0x04000000n;
@@ -59,29 +55,12 @@ export const ppc32: Arch = {
     installPpcTrapHooks(engine, sink, false);
   },
 
-  getPc: (e) => e.regRead(R.PC),
-  setPc: (e, pc) => e.regWrite(R.PC, pc),
-  getSp: (e) => e.regRead(R.R1),
-  setSp: (e, sp) => e.regWrite(R.R1, sp),
+  ...ppcSharedMembers,
 
-  snapshot: (e): RegSnapshot => ({ values: e.regReadBatch(PPC_FULL_REGS) }),
-  restore: (e, s) => e.regWriteBatch(PPC_FULL_REGS, s.values),
-  saveSyscallRegs: (e) => ({ values: e.regReadBatch(PPC_SYSCALL_REGS) }),
-  restoreSyscallRegs: (e, s) => e.regWriteBatch(PPC_SYSCALL_REGS, s.values),
-
-  auxv: () => ({
-    hwcap: PPC32_HWCAP,
-    hwcap2: 0n,
-    extra: [
-      [AT_DCACHEBSIZE, 32n],
-      [AT_ICACHEBSIZE, 32n],
-      [AT_UCACHEBSIZE, 0n],
-    ],
-  }),
+  auxv: () => ppcAuxv(PPC32_HWCAP, 32n),
 
   startRegisters(e, { entry, sp }): void {
-    e.regWriteBatch([...PPC_GPRS, R.PC, R.LR, R.CTR], [...PPC_GPRS.map(() => 0n), entry, 0n, 0n]);
-    e.regWrite(R.R1, sp);
+    ppcStartRegisters(e, entry, sp);
   },
 
   syscallName: (nr) => table.name(nr),
@@ -92,9 +71,6 @@ export const ppc32: Arch = {
   },
   writeSyscallResult: (e, value) => writeSyscallResultPpc(e, BigInt.asIntN(32, value), 32),
   setThreadPointer: (e, tls) => e.regWrite(R.R2, tls),
-  archSyscall: () => undefined,
-  userErrno: (n) => n,
-  cloneArgs: (a) => ({ flags: a[0]!, stack: a[1]!, parentTid: a[2]!, tls: a[3]!, childTid: a[4]! }),
   setupCloneChild(e, childStack) {
     writeSyscallResultPpc(e, 0n, 32);
     if (childStack !== 0n) e.regWrite(R.R1, childStack);

@@ -28,19 +28,19 @@
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
 import { UniprobeError } from '../../src/errors.js';
-import type { Arch, RegSnapshot, TrapSink } from '../types.js';
+import type { Arch, TrapSink } from '../types.js';
 import { UC_PPC_REG as R } from './ucregs.js';
 import { SYSCALLS_PPC64 } from './syscalls-ppc64.js';
 import { SyscallTable } from '../syscall-table.js';
 import {
   MSR_FP,
   PPC_ARG_REGS,
-  PPC_FULL_REGS,
-  PPC_GPRS,
   PPC_SYSCALL_ARG_REGS,
-  PPC_SYSCALL_REGS,
   installPpcTrapHooks,
+  ppcAuxv,
   ppcRegisterNames,
+  ppcSharedMembers,
+  ppcStartRegisters,
   writeSyscallResultPpc,
 } from './common.js';
 
@@ -54,9 +54,6 @@ export const MSR_HV = 1n << 60n;
 const REAL_ADDRESS_MASK = (1n << 60n) - 1n;
 
 // AT_* ids for the cache geometry glibc's memset/memcpy consult on PowerPC.
-const AT_DCACHEBSIZE = 19;
-const AT_ICACHEBSIZE = 20;
-const AT_UCACHEBSIZE = 21;
 /** The block `dcbz` clears on Unicorn's POWER10 core (measured). */
 export const PPC64_CACHE_BLOCK = 128n;
 // PPC_FEATURE_32 | PPC_FEATURE_64 | PPC_FEATURE_HAS_FPU | PPC_FEATURE_HAS_MMU: no AltiVec/VSX (their
@@ -150,29 +147,12 @@ export const ppc64: Arch = {
     installPpcTrapHooks(engine, sink, true);
   },
 
-  getPc: (e) => e.regRead(R.PC),
-  setPc: (e, pc) => e.regWrite(R.PC, pc),
-  getSp: (e) => e.regRead(R.R1),
-  setSp: (e, sp) => e.regWrite(R.R1, sp),
+  ...ppcSharedMembers,
 
-  snapshot: (e): RegSnapshot => ({ values: e.regReadBatch(PPC_FULL_REGS) }),
-  restore: (e, s) => e.regWriteBatch(PPC_FULL_REGS, s.values),
-  saveSyscallRegs: (e) => ({ values: e.regReadBatch(PPC_SYSCALL_REGS) }),
-  restoreSyscallRegs: (e, s) => e.regWriteBatch(PPC_SYSCALL_REGS, s.values),
-
-  auxv: () => ({
-    hwcap: PPC64_HWCAP,
-    hwcap2: 0n,
-    extra: [
-      [AT_DCACHEBSIZE, PPC64_CACHE_BLOCK],
-      [AT_ICACHEBSIZE, PPC64_CACHE_BLOCK],
-      [AT_UCACHEBSIZE, 0n],
-    ],
-  }),
+  auxv: () => ppcAuxv(PPC64_HWCAP, PPC64_CACHE_BLOCK),
 
   startRegisters(e, { entry, sp, entryToc, elfv2 }): void {
-    e.regWriteBatch([...PPC_GPRS, R.PC, R.LR, R.CTR], [...PPC_GPRS.map(() => 0n), entry, 0n, 0n]);
-    e.regWrite(R.R1, sp);
+    ppcStartRegisters(e, entry, sp);
     if (elfv2) e.regWrite(R.R12, entry);
     else if (entryToc !== undefined) e.regWrite(R.R2, entryToc);
   },
@@ -185,10 +165,6 @@ export const ppc64: Arch = {
   },
   writeSyscallResult: (e, value) => writeSyscallResultPpc(e, BigInt.asIntN(64, value), 64),
   setThreadPointer: (e, tls) => e.regWrite(R.R13, tls),
-  archSyscall: () => undefined,
-  userErrno: (n) => n,
-  // Linux/powerpc clone is CLONE_BACKWARDS: (flags, newsp, parent_tid, tls, child_tid).
-  cloneArgs: (a) => ({ flags: a[0]!, stack: a[1]!, parentTid: a[2]!, tls: a[3]!, childTid: a[4]! }),
   setupCloneChild(e, childStack) {
     writeSyscallResultPpc(e, 0n, 64);
     if (childStack !== 0n) e.regWrite(R.R1, childStack);
