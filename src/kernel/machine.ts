@@ -12,7 +12,7 @@
  */
 import { writeSync, realpathSync } from 'node:fs';
 import { UniprobeError } from '../errors.js';
-import { UC_ERR, UC_HOOK, UC_MEM } from '../emu/unicorn.js';
+import { UC_ERR, UC_HOOK } from '../emu/unicorn.js';
 import { readElfFileSync, readFileBytesSync } from '../elf/index.js';
 import { archFor } from '../../arch/index.js';
 import type { Arch, GuestFault, Target, TrapAction, TrapSink } from '../../arch/types.js';
@@ -346,7 +346,6 @@ export class Machine {
       default:
         f = { signal: SIG.SIGILL, reason: `unhandled CPU exception (${task.mm.engine.strerror(ucErr)})` };
     }
-    void UC_MEM;
     this.deliverFault(task, f, pc);
   }
 
