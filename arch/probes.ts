@@ -57,6 +57,12 @@ export interface PreparedInsn {
    */
   slotBytes(slotAddr: bigint): Uint8Array;
   /**
+   * Can the copy run from a slot at `slotAddr`? Absent or undefined = yes. x86-64: a RIP-relative
+   * displacement (or the boost jump) rewritten against the slot must still fit in 32 signed bits,
+   * else Linux's copy fails with -EINVAL. Call before `slotBytes`, which throws for such a slot.
+   */
+  slotRefusal?(slotAddr: bigint): ProbeRefusal | undefined;
+  /**
    * Byte offset in the slot of the trailing single-step trap (mode 'step'): the trap reported at
    * slotAddr + stepTrapOffset ends the step. Undefined for 'emulate' and 'boost'.
    */

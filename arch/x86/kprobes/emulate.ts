@@ -1,0 +1,170 @@
+/**
+ * The int3 handler's emulation of instructions that cannot run from a slot followed by a trap:
+ * everything that changes IP (jmp/call/ret/jcc/loop/jcxz, indirect call/jmp through a register)
+ * and the IF modifiers (cli/sti/pushf/popf). As in Linux, every IP is computed from the probed
+ * instruction's own address, so a call pushes addr + len, never a slot address.
+ */
+import type { ProbeCpu } from '../../probes.js';
+import { UC_X86_REG as R } from '../ucregs.js';
+import type { X86Insn } from './decode.js';
+import type { EmulateKind } from './tables.js';
+
+/** Register ids in hardware encoding order (ModRM rm / REX.B). */
+const GPR64 = [R.RAX, R.RCX, R.RDX, R.RBX, R.RSP, R.RBP, R.RSI, R.RDI, R.R8, R.R9, R.R10, R.R11, R.R12, R.R13, R.R14, R.R15];
+const GPR32 = [R.EAX, R.ECX, R.EDX, R.EBX, R.ESP, R.EBP, R.ESI, R.EDI];
+
+export interface X86RegIds {
+  readonly ip: number;
+  readonly sp: number;
+  readonly flags: number;
+  readonly cx: number;
+  readonly gpr: readonly number[];
+  readonly bits: 32 | 64;
+}
+
+export const REGS_64: X86RegIds = { ip: R.RIP, sp: R.RSP, flags: R.RFLAGS, cx: R.RCX, gpr: GPR64, bits: 64 };
+export const REGS_32: X86RegIds = { ip: R.EIP, sp: R.ESP, flags: R.EFLAGS, cx: R.ECX, gpr: GPR32, bits: 32 };
+
+export const FLAG = { CF: 1n, PF: 4n, AF: 0x10n, ZF: 0x40n, SF: 0x80n, TF: 0x100n, IF: 0x200n, DF: 0x400n, OF: 0x800n, RF: 0x10000n, VM: 0x20000n } as const;
+/** Bits popf may change at CPL 0 (arithmetic flags, TF, IF, DF, IOPL, NT, AC, ID). */
+const POPF_WRITABLE = 0x247fd5n;
+/** Bits popf leaves alone (VM, VIF, VIP); RF is cleared, bit 1 always reads 1. */
+const POPF_KEPT = 0x1a0000n;
+const FLAGS_FIXED1 = 2n;
+
+function push(cpu: ProbeCpu, regs: X86RegIds, size: number, value: bigint): void {
+  const sp = BigInt.asUintN(regs.bits, cpu.engine.regRead(regs.sp) - BigInt(size));
+  cpu.mem.write(sp, le(size, value));
+  cpu.engine.regWrite(regs.sp, sp);
+}
+
+function pop(cpu: ProbeCpu, regs: X86RegIds, size: number): bigint {
+  const sp = cpu.engine.regRead(regs.sp);
+  const b = cpu.mem.read(sp, size);
+  let v = 0n;
+  for (let k = size - 1; k >= 0; k--) v = (v << 8n) | BigInt(b[k]!);
+  cpu.engine.regWrite(regs.sp, BigInt.asUintN(regs.bits, sp + BigInt(size)));
+  return v;
+}
+
+function le(size: number, value: bigint): Uint8Array {
+  const out = new Uint8Array(size);
+  let v = BigInt.asUintN(size * 8, value);
+  for (let k = 0; k < size; k++) {
+    out[k] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+/** Jcc condition `cc` (opcode & 0xF) against EFLAGS. */
+export function conditionHolds(cc: number, flags: bigint): boolean {
+  const cf = (flags & FLAG.CF) !== 0n;
+  const zf = (flags & FLAG.ZF) !== 0n;
+  const sf = (flags & FLAG.SF) !== 0n;
+  const of = (flags & FLAG.OF) !== 0n;
+  const pf = (flags & FLAG.PF) !== 0n;
+  let r: boolean;
+  switch (cc >> 1) {
+    case 0: r = of; break;
+    case 1: r = cf; break;
+    case 2: r = zf; break;
+    case 3: r = cf || zf; break;
+    case 4: r = sf; break;
+    case 5: r = pf; break;
+    case 6: r = sf !== of; break;
+    default: r = zf || sf !== of; break;
+  }
+  return (cc & 1) === 0 ? r : !r;
+}
+
+/** Push/pop size of near branches and pushf/popf: 16 bits with 0x66, else the native word. */
+function stackSize(insn: X86Insn, regs: X86RegIds): number {
+  return insn.prefixes.includes(0x66) ? 2 : regs.bits / 8;
+}
+
+/** A branch target: 16-bit operand size truncates IP to 16 bits, as the CPU does. */
+function target(insn: X86Insn, regs: X86RegIds, next: bigint, rel: bigint): bigint {
+  const t = BigInt.asUintN(regs.bits, next + rel);
+  return insn.prefixes.includes(0x66) ? t & 0xffffn : t;
+}
+
+/** Apply the effect of `insn` (at its original address) to the CPU, IP included. */
+export function emulateX86(cpu: ProbeCpu, insn: X86Insn, op: EmulateKind, regs: X86RegIds): void {
+  const e = cpu.engine;
+  const next = BigInt.asUintN(regs.bits, insn.addr + BigInt(insn.length));
+  let ip = next;
+  switch (op.kind) {
+    case 'ifmod': {
+      const flags = e.regRead(regs.flags);
+      const size = stackSize(insn, regs);
+      if (op.op === 'cli') e.regWrite(regs.flags, flags & ~FLAG.IF);
+      else if (op.op === 'sti') e.regWrite(regs.flags, flags | FLAG.IF);
+      else if (op.op === 'pushf') push(cpu, regs, size, flags & ~(FLAG.RF | FLAG.VM));
+      else {
+        let v = pop(cpu, regs, size);
+        if (size === 2) v = (flags & ~0xffffn) | v;
+        e.regWrite(regs.flags, (flags & POPF_KEPT) | (v & POPF_WRITABLE) | FLAGS_FIXED1);
+      }
+      break;
+    }
+    case 'ret': {
+      // Linux's int3_emulate_ret pops only IP, also for `ret imm16` and `lret`; the CPU also
+      // releases imm16 bytes and (far) pops CS. uniprobe does what the CPU does.
+      const size = op.far ? farSize(insn, regs) : stackSize(insn, regs);
+      ip = pop(cpu, regs, size);
+      if (op.far) {
+        const cs = pop(cpu, regs, size) & 0xffffn;
+        const R_CS = R.CS;
+        if (cs !== e.regRead(R_CS)) e.regWrite(R_CS, cs);
+      }
+      if (op.imm !== 0) e.regWrite(regs.sp, BigInt.asUintN(regs.bits, e.regRead(regs.sp) + BigInt(op.imm)));
+      break;
+    }
+    case 'call':
+      push(cpu, regs, stackSize(insn, regs), next);
+      ip = target(insn, regs, next, op.rel);
+      break;
+    case 'jmp':
+      ip = target(insn, regs, next, op.rel);
+      break;
+    case 'jcc':
+      if (conditionHolds(op.cc, e.regRead(regs.flags))) ip = target(insn, regs, next, op.rel);
+      break;
+    case 'loop': {
+      // The counter is CX/ECX/RCX by address size. LOOPcc decrements first and branches on the
+      // new count (and ZF for loope/loopne); JCXZ only tests.
+      const bits = insn.addrSize * 8;
+      const full = e.regRead(regs.cx);
+      let count = BigInt.asUintN(bits, full);
+      let taken: boolean;
+      if (op.type === 3) taken = count === 0n;
+      else {
+        count = BigInt.asUintN(bits, count - 1n);
+        // A 16-bit counter keeps the upper bits; a 32-bit one in 64-bit mode zero-extends.
+        e.regWrite(regs.cx, bits === 16 ? (full & ~0xffffn) | count : count);
+        const zf = (e.regRead(regs.flags) & FLAG.ZF) !== 0n;
+        taken = count !== 0n && (op.type === 2 || (op.type === 1 ? zf : !zf));
+      }
+      if (taken) ip = target(insn, regs, next, op.rel);
+      break;
+    }
+    case 'callIndirect': {
+      const dest = BigInt.asUintN(regs.bits, e.regRead(regs.gpr[op.reg]!));
+      push(cpu, regs, stackSize(insn, regs), next);
+      ip = dest;
+      break;
+    }
+    case 'jmpIndirect':
+      ip = BigInt.asUintN(regs.bits, e.regRead(regs.gpr[op.reg]!));
+      break;
+  }
+  e.regWrite(regs.ip, ip);
+}
+
+/** Far return operand size: 32 bits by default even in 64-bit mode (REX.W makes it 64). */
+function farSize(insn: X86Insn, regs: X86RegIds): number {
+  if (insn.prefixes.includes(0x66)) return 2;
+  if (regs.bits === 64 && (insn.rex & 8) !== 0) return 8;
+  return 4;
+}

@@ -1,0 +1,79 @@
+/**
+ * The x86 kprobes back-end (x86-64 and i386): `x86ProbeArch(arch)` implements arch/probes.ts's
+ * ProbeArch the way arch/x86/kernel/kprobes/core.c behaves. i386 differs only in word size and
+ * in having no RIP-relative addressing (mod=00 rm=101 is an absolute disp32 there, which runs
+ * unchanged from a slot).
+ */
+import type { ProbeArch, ProbeCpu } from '../../probes.js';
+import type { Arch } from '../../types.js';
+import { decodeX86, EMULATE_PREFIX_LEN, MAX_INSN_LEN } from './decode.js';
+import { REGS_32, REGS_64 } from './emulate.js';
+import { prepareX86Kprobe } from './prepare.js';
+import { INT3, SLOT_SIZE } from './tables.js';
+
+export { decodeX86, type X86Insn } from './decode.js';
+export { canBoost, classify, EILSEQ, EINVAL, ENOSPC, EOPNOTSUPP } from './tables.js';
+
+function readSome(read: (addr: bigint, len: number) => Uint8Array, addr: bigint, want: number): Uint8Array | undefined {
+  // Near the end of mapped text a full-length read can fail; a shorter one may still hold the insn.
+  for (let n = want; n >= 1; n--) {
+    try {
+      return read(addr, n);
+    } catch {
+      /* try fewer bytes */
+    }
+  }
+  return undefined;
+}
+
+export function x86ProbeArch(arch: Arch): ProbeArch {
+  if (arch.family !== 'x86') throw new Error(`x86ProbeArch: ${arch.target} is not x86`);
+  const regs = arch.wordSize === 8 ? REGS_64 : REGS_32;
+  const long = regs.bits === 64;
+  const wordBytes = regs.bits / 8;
+
+  const readWord = (cpu: ProbeCpu, at: bigint): bigint => {
+    const b = cpu.mem.read(at, wordBytes);
+    let v = 0n;
+    for (let k = wordBytes - 1; k >= 0; k--) v = (v << 8n) | BigInt(b[k]!);
+    return v;
+  };
+  const writeWord = (cpu: ProbeCpu, at: bigint, value: bigint): void => {
+    const b = new Uint8Array(wordBytes);
+    let v = BigInt.asUintN(regs.bits, value);
+    for (let k = 0; k < wordBytes; k++) {
+      b[k] = Number(v & 0xffn);
+      v >>= 8n;
+    }
+    cpu.mem.write(at, b);
+  };
+
+  return {
+    arch,
+    breakpoint: Uint8Array.of(INT3),
+    maxInsnLength: MAX_INSN_LEN,
+    slotSize: SLOT_SIZE,
+    decode: (addr, bytes) => decodeX86(addr, bytes, long),
+    isInsnBoundary(read, funcStart, addr) {
+      // can_probe: decode from the symbol's start; the walk must land exactly on addr.
+      let pc = funcStart;
+      while (pc < addr) {
+        const bytes = readSome(read, pc, MAX_INSN_LEN + EMULATE_PREFIX_LEN);
+        if (bytes === undefined) return false;
+        const insn = decodeX86(pc, bytes, long);
+        if (insn === undefined) return false;
+        pc += BigInt(insn.length);
+      }
+      return pc === addr;
+    },
+    prepareKprobe: (addr, bytes, opts) => prepareX86Kprobe(addr, bytes, opts, regs),
+    hijackReturn(cpu, trampoline) {
+      // At function entry the return address is the word on top of the stack.
+      const sp = cpu.engine.regRead(regs.sp);
+      const orig = readWord(cpu, sp);
+      writeWord(cpu, sp, trampoline);
+      return orig;
+    },
+    frameSp: (cpu) => cpu.engine.regRead(regs.sp),
+  };
+}
