@@ -12,7 +12,7 @@
  */
 import { writeSync, realpathSync } from 'node:fs';
 import { UniprobeError } from '../errors.js';
-import { UC_ERR, UC_HOOK } from '../emu/unicorn.js';
+import { UC_ERR, UC_HOOK, type Engine } from '../emu/unicorn.js';
 import { readElfFileSync, readFileBytesSync } from '../elf/index.js';
 import { archFor } from '../../arch/index.js';
 import type { Arch, GuestFault, Target, TrapAction, TrapSink } from '../../arch/types.js';
@@ -25,6 +25,7 @@ import { HC, KSYS, KernelImage } from './kernel-image.js';
 import { Rng } from './rng.js';
 import { handlers, normaliseSyscall, type SyscallHost, type SyscallResult } from './syscalls.js';
 import { Process, Task, type CloneStart } from './task.js';
+import { SyncWorld, type GuestWork, type Kthread } from '../sync/index.js';
 
 export interface MachineOptions {
   target: Target;
@@ -46,6 +47,17 @@ export interface MachineOptions {
   allowFiles?: string[];
   /** Called with one line per system call entered (like strace). */
   strace?: (line: string) => void;
+}
+
+/** A breakpoint trap as the probe cores see it. */
+export interface BreakpointHit {
+  readonly task: Task;
+  readonly cpu: number;
+  /** The breakpoint's own address (the arch layer already took the trap's PC offset off). */
+  readonly addr: bigint;
+  readonly pcAfter: bigint;
+  readonly engine: Engine;
+  readonly mem: Mm;
 }
 
 export interface RunResult {
@@ -88,6 +100,15 @@ export class Machine {
   readonly kernel: KernelImage;
   readonly cpus: Vcpu[];
   readonly rng: Rng;
+  /** Scheduler of kernel threads, lockdep, RCU, slab: the kernel's synchronisation state. */
+  readonly sync: SyncWorld;
+  /**
+   * Breakpoint-trap handlers (kprobes, uprobes), asked in order; the first that returns an action
+   * owns the trap. They run inside the guest run, in `hit.task.kctx` (atomic, cannot sleep).
+   */
+  readonly breakpointHandlers: Array<(hit: BreakpointHit) => TrapAction | undefined> = [];
+  /** Called when a task dies, before its trap context is unwound (probe cores reset per-CPU state). */
+  readonly taskExitHooks: Array<(t: Task) => void> = [];
   readonly processes: Process[] = [];
   readonly tasks: Task[] = [];
   private readonly opts: Required<Pick<MachineOptions, 'maxInsns' | 'quantum'>> & MachineOptions;
@@ -96,7 +117,6 @@ export class Machine {
   private readonly loaded = new Map<Mm, Task>();
   private readonly mms = new Set<Mm>();
   private nextPid = 1;
-  private nextCpu = 0;
   private current: Task | undefined;
   private currentCpu: Vcpu | undefined;
   private init: Process | undefined;
@@ -118,6 +138,7 @@ export class Machine {
     if (!Number.isInteger(ncpu) || ncpu < 1 || ncpu > 64) throw new UniprobeError('USAGE', `--cpus must be between 1 and 64, not ${ncpu}`);
     this.cpus = Array.from({ length: ncpu }, (_, i) => new Vcpu(i));
     this.rng = new Rng(opts.seed ?? 1);
+    this.sync = new SyncWorld(ncpu, this.rng);
     this.kernel = new KernelImage(arch, opts.kernelImage);
     this.syscallHost = this.makeSyscallHost();
     for (const f of opts.allowFiles ?? []) this.allowFile(f);
@@ -204,30 +225,97 @@ export class Machine {
 
   // --- the run loop --------------------------------------------------------------------------
 
+  /**
+   * Run until every process has exited (or the budget ends it). Synchronous: for machines with
+   * no kernel threads; with kernel threads use `runAsync`.
+   */
   run(): RunResult {
     if (this.closed) throw new UniprobeError('USAGE', 'machine is closed');
-    let reason: RunResult['reason'] = 'exit';
     for (;;) {
-      this.reapMms();
-      const runnable = this.tasks.filter((t) => t.state === 'runnable');
-      if (runnable.length === 0) {
-        if (this.tasks.some((t) => t.state === 'blocked')) {
-          reason = 'deadlock';
-          this.report(`uniprobe: every task is blocked (deadlock); stopping`);
-        }
-        break;
+      const r = this.step(false);
+      if (r === 'ran') continue;
+      if (typeof r !== 'string') {
+        throw new UniprobeError('USAGE', 'kernel threads are running on this machine: use runAsync()');
       }
-      if (this.insns >= this.opts.maxInsns) {
-        reason = 'budget';
-        this.report(`uniprobe: stopped after ${this.insns} instructions (--max-insns ${this.opts.maxInsns}): the guest did not exit`);
-        for (const p of this.processes) if (p.alive) this.killProcess(p, SIG.SIGKILL, undefined);
-        this.reapMms();
-        break;
-      }
-      const task = runnable[this.rng.below(runnable.length)]!;
-      const cpu = this.cpus[this.nextCpu++ % this.cpus.length]!;
-      this.runQuantum(task, cpu);
+      return this.result(r);
     }
+  }
+
+  /** Run guests and kernel threads, interleaved by the seeded scheduler, until all are done. */
+  async runAsync(): Promise<RunResult> {
+    if (this.closed) throw new UniprobeError('USAGE', 'machine is closed');
+    for (;;) {
+      const r = this.step(false);
+      if (r === 'ran') continue;
+      if (typeof r !== 'string') {
+        await r;
+        continue;
+      }
+      return this.result(r);
+    }
+  }
+
+  /**
+   * Start a kernel thread that runs concurrently with the guests in `runAsync` (tests: register
+   * a probe while other vCPUs hit it). It may only await the machine's sync primitives.
+   */
+  kthread<T>(name: string, fn: (self: Kthread<T>) => Promise<T>, opts: { cpu?: number } = {}): Kthread<T> {
+    return this.sync.spawn(name, fn, opts);
+  }
+
+  /**
+   * Run `fn` as a kernel thread to completion with the guest programs paused — as a module's init
+   * would run before the program starts. Guest tasks pinned mid-probe still finish their step
+   * (they are not preemptible), so a grace period can always end. Resolves with `fn`'s result.
+   */
+  async kernelCall<T>(name: string, fn: (self: Kthread<T>) => Promise<T>): Promise<T> {
+    if (this.closed) throw new UniprobeError('USAGE', 'machine is closed');
+    const t = this.sync.spawn(name, fn);
+    while (t.state !== 'done') {
+      const r = this.step(true);
+      if (r === 'ran') continue;
+      if (typeof r !== 'string') {
+        await r;
+        continue;
+      }
+      const hung = this.sync.sched.hungTasks();
+      throw new UniprobeError('SYNC', `${t.name} cannot finish: ${hung.join('; ') || 'nothing left to run'}`);
+    }
+    return t.done;
+  }
+
+  /**
+   * One scheduling step: a guest quantum or a kernel-thread step (returned as a promise), or why
+   * the machine stopped. `frozen`: only pinned guest tasks may run.
+   */
+  private step(frozen: boolean): 'ran' | 'exit' | 'deadlock' | 'budget' | Promise<void> {
+    this.reapMms();
+    const work = frozen ? this.frozenWork : this.guestWork;
+    if (work.runnable() && this.insns >= this.opts.maxInsns) {
+      this.report(`uniprobe: stopped after ${this.insns} instructions (--max-insns ${this.opts.maxInsns}): the guest did not exit`);
+      for (const p of this.processes) if (p.alive) this.killProcess(p, SIG.SIGKILL, undefined);
+      this.reapMms();
+      return 'budget';
+    }
+    const s = this.sync.sched.chooseStep(work);
+    if (!s) {
+      const hung = this.sync.sched.hungTasks();
+      if (!frozen && this.tasks.some((t) => t.state === 'blocked')) {
+        this.report(`uniprobe: every task is blocked (deadlock); stopping`);
+        return 'deadlock';
+      }
+      if (hung.length) {
+        for (const line of hung) this.report(`uniprobe: ${line}`);
+        return 'deadlock';
+      }
+      return 'exit';
+    }
+    if (s.kind === 'kthread') return this.sync.sched.runThread(s);
+    work.runQuantum(s.cpu);
+    return 'ran';
+  }
+
+  private result(reason: 'exit' | 'deadlock' | 'budget'): RunResult {
     const init = this.init;
     if (reason === 'budget') return { status: 124, exitCode: 0, signal: SIG.SIGKILL, reason, insns: this.insns, quanta: this.quanta };
     if (!init) return { status: 0, exitCode: 0, signal: 0, reason, insns: this.insns, quanta: this.quanta };
@@ -239,6 +327,31 @@ export class Machine {
       insns: this.insns,
       quanta: this.quanta,
     };
+  }
+
+  /** Guest quanta as the sync scheduler sees them. */
+  private readonly guestWork: GuestWork = {
+    runnable: () => this.tasks.some((t) => t.state === 'runnable' && t.pinnedCpu === undefined),
+    pinnedCpus: () => this.pinnedCpus(),
+    runQuantum: (cpu) => {
+      const pinned = this.tasks.find((t) => t.pinnedCpu === cpu && t.state === 'runnable');
+      if (pinned) return this.runQuantum(pinned, this.cpus[cpu]!);
+      const runnable = this.tasks.filter((t) => t.state === 'runnable' && t.pinnedCpu === undefined);
+      this.runQuantum(runnable[this.rng.below(runnable.length)]!, this.cpus[cpu]!);
+    },
+  };
+
+  /** While guests are paused (kernelCall): only tasks pinned mid-probe go on. */
+  private readonly frozenWork: GuestWork = {
+    runnable: () => false,
+    pinnedCpus: () => this.pinnedCpus(),
+    runQuantum: (cpu) => this.guestWork.runQuantum(cpu),
+  };
+
+  private pinnedCpus(): Set<number> {
+    const s = new Set<number>();
+    for (const t of this.tasks) if (t.pinnedCpu !== undefined && t.state === 'runnable') s.add(t.pinnedCpu);
+    return s;
   }
 
   private loadTask(task: Task): void {
@@ -272,6 +385,7 @@ export class Machine {
     this.currentCpu = cpu;
     cpu.current = task;
     task.lastCpu = cpu.id;
+    task.kctx.cpu = cpu.id;
     // Quantum lengths vary with the seed so that different seeds give different interleavings.
     const q = Math.max(1, Math.floor(this.opts.quantum / 2) + this.rng.below(this.opts.quantum));
     const budgetLeft = Math.max(1, this.opts.maxInsns - this.insns);
@@ -311,6 +425,10 @@ export class Machine {
     this.current = undefined;
     this.currentCpu = undefined;
     cpu.current = undefined;
+    // Still between a probe trap and the end of its step: not preemptible, stays on this vCPU.
+    const atomic = task.state === 'runnable' && (task.kctx.preempt > 0 || task.kctx.rcuDepth > 0);
+    task.pinnedCpu = atomic ? cpu.id : undefined;
+    if (!atomic) task.kctx.cpu = undefined;
   }
 
   private faultFromRun(task: Task, ucErr: number): void {
@@ -370,7 +488,7 @@ export class Machine {
     isKernelText: (pc) => this.kernel.isText(pc),
     syscall: (resumePc) => this.enterSyscall(resumePc),
     hypercall: (resumePc) => this.hypercall(resumePc),
-    breakpoint: (addr) => this.breakpoint(addr),
+    breakpoint: (addr, pcAfter) => this.breakpoint(addr, pcAfter),
     fault: (f, pc) => {
       const task = this.current;
       if (!task) return { stop: true };
@@ -384,9 +502,14 @@ export class Machine {
     },
   };
 
-  private breakpoint(addr: bigint): TrapAction {
-    // No probe owns this trap: it is the program's own breakpoint, SIGTRAP as Linux delivers it.
+  private breakpoint(addr: bigint, pcAfter: bigint): TrapAction {
     const task = this.current!;
+    // The die-notifier chain of Linux's trap handler: kprobes, then uprobes, get their chance.
+    for (const h of this.breakpointHandlers) {
+      const action = h({ task, cpu: this.currentCpu!.id, addr, pcAfter, engine: task.mm.engine, mem: task.mm });
+      if (action) return action;
+    }
+    // No probe owns this trap: it is the program's own breakpoint, SIGTRAP as Linux delivers it.
     this.deliverFault(task, { signal: SIG.SIGTRAP, reason: 'trace/breakpoint trap' }, addr);
     return { stop: true };
   }
@@ -655,6 +778,13 @@ export class Machine {
     }
     this.kernel.freeStack(t.kstackIndex);
     t.kstackIndex = -1;
+    // Killed between a probe trap and its step (another thread's exit_group, a fault in the
+    // slot): leave the read-side section so no grace period waits for a dead task.
+    for (const h of this.taskExitHooks) h(t);
+    while (t.kctx.rcuDepth > 0) this.sync.rcu.readUnlock(t.kctx);
+    t.kctx.preempt = 0;
+    t.kctx.cpu = undefined;
+    t.pinnedCpu = undefined;
   }
 
   private killProcess(proc: Process, sig: number, line: string | undefined): void {

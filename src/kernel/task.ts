@@ -4,6 +4,7 @@
 import type { RegSnapshot } from '../../arch/types.js';
 import type { Mm } from '../mm/mm.js';
 import type { Inode } from '../mm/inode.js';
+import { newContext, type ExecContext } from '../sync/context.js';
 
 export type TaskState = 'runnable' | 'blocked' | 'dead';
 
@@ -48,10 +49,22 @@ export class Task {
   quanta = 0;
   insns = 0;
   lastCpu = -1;
+  /**
+   * The kernel context of this task's traps (probe hits run here, synchronously inside a guest
+   * run, preemption off). While it is atomic — between a probe trap and the end of its
+   * single-step — the task is pinned to `pinnedCpu`: the scheduler runs nothing else there and
+   * resumes it nowhere else, as Linux cannot preempt a CPU in that window.
+   */
+  readonly kctx: ExecContext;
+  pinnedCpu: number | undefined;
 
   constructor(tid: number, process: Process) {
     this.tid = tid;
     this.process = process;
+    const ctx = newContext('', false);
+    // comm can change after the task is created (exec, fork): name the context when asked.
+    Object.defineProperty(ctx, 'name', { get: () => `${process.comm}[${tid}]` });
+    this.kctx = ctx;
   }
 
   get mm(): Mm {

@@ -64,6 +64,16 @@ export interface MmapRequest {
 
 let nextMmId = 1;
 
+/** Why a range is invalidated (mmu_notifier_range's event). */
+export type InvalidateReason = 'munmap' | 'mprotect' | 'cow' | 'fork';
+
+export interface MmInvalidateHook {
+  rangeStart?(start: bigint, end: bigint, why: InvalidateReason): void;
+  rangeEnd?(start: bigint, end: bigint, why: InvalidateReason): void;
+  /** exit_mmap: the address space is going away. */
+  release?(): void;
+}
+
 export class Mm implements GuestMemoryAccess {
   readonly id = nextMmId++;
   readonly arch: Arch;
@@ -81,8 +91,11 @@ export class Mm implements GuestMemoryAccess {
   private pendingCow: bigint | undefined;
   /** Host writes waiting for a COW copy that could not be made while the engine ran. */
   private readonly deferredWrites: Array<{ addr: bigint; bytes: Uint8Array; force: boolean }> = [];
-  /** Called with the range whenever pages are unmapped or change protection (mmu notifiers hang here). */
-  readonly invalidateHooks: Array<(start: bigint, end: bigint, why: string) => void> = [];
+  /**
+   * mmu notifiers hang here: told before and after pages of a range are unmapped, change
+   * protection or are replaced by a COW copy (breakpoint installs included), and at exit.
+   */
+  readonly invalidateHooks: MmInvalidateHook[] = [];
 
   constructor(arch: Arch, kernel: KernelMapping[]) {
     this.arch = arch;
@@ -310,7 +323,7 @@ export class Mm implements GuestMemoryAccess {
     const end = this.pageAlignUp(start + len);
     const victims = this.vmasIn(start, end);
     if (victims.length === 0) return 0;
-    for (const h of this.invalidateHooks) h(start, end, 'munmap');
+    this.invalidateStart(start, end, 'munmap');
     this.unmapPages(start, end);
     for (const v of victims) {
       for (let a = v.start; a < v.end; a += ps) {
@@ -323,6 +336,7 @@ export class Mm implements GuestMemoryAccess {
       }
       this.removeVma(v);
     }
+    this.invalidateEnd(start, end, 'munmap');
     return 0;
   }
 
@@ -334,10 +348,11 @@ export class Mm implements GuestMemoryAccess {
     const end = this.pageAlignUp(start + len);
     // Linux requires the whole range to be mapped.
     for (let a = start; a < end; a += ps) if (!this.findVma(a)) return -ENOMEM;
-    for (const h of this.invalidateHooks) h(start, end, 'mprotect');
+    this.invalidateStart(start, end, 'mprotect');
     for (const v of this.vmasIn(start, end)) v.prot = prot;
     this.unmapPages(start, end);
     this.mapPages(start, end);
+    this.invalidateEnd(start, end, 'mprotect');
     return 0;
   }
 
@@ -362,7 +377,7 @@ export class Mm implements GuestMemoryAccess {
   /** Give this mm a private, writable copy of the page at `vpn` (or reuse a sole anonymous page). */
   private breakCow(vpnKey: bigint, pte: Pte, vma: Vma): void {
     const a = vpnKey << this.pageShift;
-    for (const h of this.invalidateHooks) h(a, a + BigInt(this.pageSize), 'cow');
+    this.invalidateStart(a, a + BigInt(this.pageSize), 'cow');
     this.unmapPages(a, a + BigInt(this.pageSize));
     if (pte.frame.isPageCache || pte.frame.mapcount > 1) {
       const [copy] = allocAnonFrames(1, this.pageSize);
@@ -374,6 +389,15 @@ export class Mm implements GuestMemoryAccess {
     pte.cow = false;
     this.mapPages(a, a + BigInt(this.pageSize));
     if (vma.prot & PROT.EXEC) this.flushText(a, a + BigInt(this.pageSize));
+    this.invalidateEnd(a, a + BigInt(this.pageSize), 'cow');
+  }
+
+  private invalidateStart(start: bigint, end: bigint, why: InvalidateReason): void {
+    for (const h of this.invalidateHooks) h.rangeStart?.(start, end, why);
+  }
+
+  private invalidateEnd(start: bigint, end: bigint, why: InvalidateReason): void {
+    for (const h of this.invalidateHooks) h.rangeEnd?.(start, end, why);
   }
 
   /**
@@ -557,9 +581,10 @@ export class Mm implements GuestMemoryAccess {
           child.ptes.set(k, { frame: pte.frame, cow: !v.flags.shared && (pte.cow || cow) });
         }
         if (changed) {
-          for (const h of this.invalidateHooks) h(v.start, v.end, 'fork');
+          this.invalidateStart(v.start, v.end, 'fork');
           this.unmapPages(v.start, v.end);
           this.mapPages(v.start, v.end);
+          this.invalidateEnd(v.start, v.end, 'fork');
         }
         child.mapPages(cv.start, cv.end);
       }
@@ -573,7 +598,7 @@ export class Mm implements GuestMemoryAccess {
   /** exit_mmap: drop every page and close the engine. */
   destroy(): void {
     if (this.engine.closed) return;
-    for (const h of this.invalidateHooks) h(0n, this.arch.layout.taskSize, 'release');
+    for (const h of this.invalidateHooks) h.release?.();
     for (const pte of this.ptes.values()) pte.frame.put();
     this.ptes.clear();
     for (const v of [...this.vmas]) this.removeVma(v);
