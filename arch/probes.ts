@@ -17,6 +17,13 @@ import type { Arch, GuestMemoryAccess } from './types.js';
 export interface ProbeCpu {
   readonly engine: Engine;
   readonly mem: GuestMemoryAccess;
+  /**
+   * Optional: the `pcAfter` the arch trap hook reported with the trap being handled
+   * (TrapSink.breakpoint). sparc64 needs it: it is the architectural next PC (Linux's tnpc) —
+   * at a hit inside a delay slot the pending branch target, at the step trap behind a copied
+   * branch the way that branch went. Other targets ignore it.
+   */
+  readonly pcAfter?: bigint;
 }
 
 /** One decoded instruction (Capstone's view, plus our length). */
@@ -73,8 +80,11 @@ export interface PreparedInsn {
    * mode 'step': called at the trailing trap, registers as the copy left them. Sets the PC to
    * resume at in the original text and undoes what running at the slot address changed
    * (x86: pushed return address, relative jump targets; sparc: relative branches with NPC).
+   * `hitPcAfter` (optional) = the `pcAfter` reported with the probe hit that started this step
+   * (Linux's saved orig_tnpc on sparc64; without it sparc64 assumes the probe is not in a delay
+   * slot); `cpu.pcAfter` = the step trap's own.
    */
-  postStep?(cpu: ProbeCpu, slotAddr: bigint): void;
+  postStep?(cpu: ProbeCpu, slotAddr: bigint, hitPcAfter?: bigint): void;
 }
 
 export const isRefusal = (p: PreparedInsn | ProbeRefusal): p is ProbeRefusal => 'refused' in p;

@@ -1,0 +1,52 @@
+/**
+ * The PowerPC (ppc32, ppc64 big-endian) kprobe back-end: `ppcProbeArch(arch)` implements
+ * arch/probes.ts for either target.
+ *
+ * - Breakpoint: `trap` (tw 31,0,0 = 0x7fe00008), reported at its own address.
+ * - Boundaries: every 4-byte-aligned address (fixed width; the ISA 3.1 prefixes are refused in
+ *   prepare, see prepare.ts).
+ * - Return probes: the return address is LR until the prologue saves it (`mflr r0`), so the hook
+ *   is valid at the function's entry (ppc64 ELFv2: the local entry, after the TOC setup).
+ * - Frame identity: r1, the stack pointer (it is also the back-chain word's address).
+ */
+import type { Arch } from '../../types.js';
+import type { DecodedInsn, PreparedInsn, ProbeArch, ProbeCpu, ProbeRefusal } from '../../probes.js';
+import { UC_PPC_REG as R } from '../ucregs.js';
+import { PPC_BREAKPOINT } from '../common.js';
+import { disasmText, wordText, be32, wordsBytes } from './disasm.js';
+import { PPC_SLOT_SIZE, preparePpcKprobe } from './prepare.js';
+
+export { loadDisassembler } from './disasm.js';
+export { PPC_SLOT_SIZE, PPC_STEP_TRAP_OFFSET } from './prepare.js';
+
+export function ppcProbeArch(arch: Arch): ProbeArch {
+  if (arch.family !== 'ppc') throw new Error(`ppcProbeArch: ${arch.target} is not a PowerPC target`);
+  const bits: 32 | 64 = arch.wordSize === 8 ? 64 : 32;
+  const kind = arch.target === 'ppc64' ? 'ppc64' : 'ppc32';
+
+  function decode(addr: bigint, bytes: Uint8Array): DecodedInsn | undefined {
+    if (bytes.length < 4) return undefined;
+    const b = bytes.slice(0, 4);
+    return { addr, length: 4, bytes: b, text: disasmText(kind, addr, b) ?? wordText(be32(b)) };
+  }
+
+  return {
+    arch,
+    breakpoint: wordsBytes(PPC_BREAKPOINT),
+    maxInsnLength: 4,
+    slotSize: PPC_SLOT_SIZE,
+    decode,
+    isInsnBoundary: (_read, _funcStart, addr) => (addr & 3n) === 0n,
+    prepareKprobe(addr: bigint, bytes: Uint8Array): PreparedInsn | ProbeRefusal {
+      const insn = decode(addr, bytes);
+      if (!insn) return { refused: true, errno: 84, reason: 'fewer than 4 bytes of text at the probe address' };
+      return preparePpcKprobe(insn, bits);
+    },
+    hijackReturn(cpu: ProbeCpu, trampoline: bigint): bigint {
+      const orig = cpu.engine.regRead(R.LR);
+      cpu.engine.regWrite(R.LR, trampoline);
+      return orig;
+    },
+    frameSp: (cpu: ProbeCpu) => cpu.engine.regRead(R.R1),
+  };
+}
