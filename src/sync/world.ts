@@ -14,6 +14,10 @@ export class SyncWorld {
   readonly lockdep: Lockdep;
   readonly rcu: Rcu;
   readonly slab: Slab;
+  /** The context RCU callbacks run in. */
+  get softirqCtx() {
+    return this.sched.softirqContext;
+  }
   /** Deadlock reports (hung tasks) of past runs. */
   readonly deadlocks: string[][] = [];
 
