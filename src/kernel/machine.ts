@@ -19,6 +19,8 @@ import type { Arch, GuestFault, Target, TrapAction, TrapSink } from '../../arch/
 import { SIG } from '../../arch/types.js';
 import { Mm } from '../mm/mm.js';
 import { Inode } from '../mm/inode.js';
+import { MmLocks } from '../mm/locking.js';
+import { MmuNotifiers } from '../mm/notifier.js';
 import { E, err } from './errno.js';
 import { loadElf } from './exec.js';
 import { HC, KSYS, KernelImage } from './kernel-image.js';
@@ -107,6 +109,10 @@ export class Machine {
    * owns the trap. They run inside the guest run, in `hit.task.kctx` (atomic, cannot sleep).
    */
   readonly breakpointHandlers: Array<(hit: BreakpointHit) => TrapAction | undefined> = [];
+  /** The locks of every mm and file (mmap_lock, i_mmap_rwsem…), for kernel threads. */
+  readonly mmLocks: MmLocks;
+  /** mmu notifier subscriptions of every mm. */
+  readonly notifiers: MmuNotifiers;
   /** Called when a task dies, before its trap context is unwound (probe cores reset per-CPU state). */
   readonly taskExitHooks: Array<(t: Task) => void> = [];
   readonly processes: Process[] = [];
@@ -139,6 +145,8 @@ export class Machine {
     this.cpus = Array.from({ length: ncpu }, (_, i) => new Vcpu(i));
     this.rng = new Rng(opts.seed ?? 1);
     this.sync = new SyncWorld(ncpu, this.rng);
+    this.mmLocks = new MmLocks(this.sync);
+    this.notifiers = new MmuNotifiers(this.mmLocks);
     this.kernel = new KernelImage(arch, opts.kernelImage);
     this.syscallHost = this.makeSyscallHost();
     for (const f of opts.allowFiles ?? []) this.allowFile(f);
@@ -172,6 +180,7 @@ export class Machine {
 
   private attachMm(mm: Mm): void {
     this.mms.add(mm);
+    this.notifiers.attach(mm);
     this.arch.installTrapHooks(mm.engine, this.trapSink);
     mm.engine.hookMemInvalid(
       (type, addr) => {
