@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Machine } from '../src/kernel/machine.js';
+import { benchSync } from './sync.js';
 import { supportedTargets } from '../arch/index.js';
 import type { Target } from '../arch/types.js';
 
@@ -62,7 +63,7 @@ function benchTarget(target: Target, path: string): Row {
   return row;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   console.log(`uniprobe bench: bench/guest/<target>/compute (fib(29) + a 2,000,000 sieve), median of ${RUNS} runs\n`);
   const rows: Row[] = [];
   for (const target of supportedTargets()) {
@@ -87,6 +88,7 @@ function main(): void {
     for (const r of rows) console.log(`  ${r.target.padEnd(8)} ${(r.ms / x86.ms).toFixed(2)}x`);
   }
   console.log('\nguest insns: counted by the scheduler in quanta (exact for full quanta; see README).');
+  await benchSync(RUNS);
 }
 
-main();
+await main();

@@ -92,6 +92,8 @@ export class Rcu {
       finished = true;
       this.sched.wakeThread(this.wq, self.t);
     }, t);
+    // A grace period is never instantaneous in Linux: the caller always schedules at least once.
+    await this.sched.tick(t);
     while (!finished) await this.sched.block(t, this.wq, where);
   }
 
@@ -157,6 +159,7 @@ export class Srcu {
       finished = true;
       this.sched.wakeThread(this.wq, t);
     }, own[0]);
+    await this.sched.tick(t);
     while (!finished) await this.sched.block(t, this.wq, where);
   }
 
