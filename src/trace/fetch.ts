@@ -1,10 +1,10 @@
 /**
  * Fetch arguments (§3): `[NAME=]BODY[:TYPE]` → a named, typed fetch tree.
  *
- * Offsets in errors count from the start of the argument token, `NAME=` included, like the
- * kernel's ctx->offset: it starts at the body and moves forward into each dereference's
- * parentheses, never back, so an error found after an inner body was parsed points at the
- * innermost body reached (COMM_CANT_DEREF, TOO_MANY_OPS).
+ * Offsets in errors count from the start of the argument token, `NAME=` included: an error in a
+ * (sub-)body points at its first character; an error a dereference finds after parsing its inner
+ * body (COMM_CANT_DEREF, TOO_MANY_OPS) points at that inner body, just after the '(' (the ftrace
+ * selftests pin `+0(^$comm)` and, for 14 levels over `@0`, the caret after the outermost '(').
  */
 import type { FetchNode, ProbeArg, ProbeFlavor } from './definition.js';
 import { fail } from './failure.js';
@@ -55,8 +55,6 @@ export interface FetchContext {
 
 interface BodyState {
   readonly ctx: FetchContext;
-  /** The kernel's ctx->offset: column of the body being parsed (only moves forward). */
-  offset: number;
   /** Fetch-program steps used so far. */
   steps: number;
 }
@@ -65,8 +63,9 @@ function isDigit(c: string | undefined): boolean {
   return c !== undefined && c >= '0' && c <= '9';
 }
 
-function addStep(st: BodyState): void {
-  if (st.steps + 1 >= FETCH_INSN_MAX) fail('TOO_MANY_OPS', st.offset);
+/** One more fetch-program step; `at` = where the caret goes if it does not fit. */
+function addStep(st: BodyState, at: number): void {
+  if (st.steps + 1 >= FETCH_INSN_MAX) fail('TOO_MANY_OPS', at);
   st.steps++;
 }
 
@@ -131,12 +130,12 @@ function parseBody(text: string, st: BodyState, at: number, nested: boolean, nam
     case '%': {
       const reg = ctx.registers.get(text.slice(1));
       if (!reg) fail('BAD_REG_NAME', at);
-      addStep(st);
+      addStep(st, at);
       return { type: 'register', name: text.slice(1), size: reg.size };
     }
     case '$': {
       const node = parseVariable(text.slice(1), st, at, nested, named);
-      addStep(st);
+      addStep(st, at);
       return node;
     }
     case '@': {
@@ -145,13 +144,13 @@ function parseBody(text: string, st: BodyState, at: number, nested: boolean, nam
         const addr = kstrtoul(text.slice(1), bits);
         if (addr === undefined) fail('BAD_MEM_ADDR', at);
         node = { type: 'memory', address: addr };
-        addStep(st); // the address as an immediate
+        addStep(st, at); // the address as an immediate
       } else if (text[1] === '+') {
         if (ctx.flavor === 'kprobe') fail('FILE_ON_KPROBE', at);
         const off = kstrtol(text.slice(1), bits);
         if (off === undefined) fail('BAD_FILE_OFFS', at);
         node = { type: 'file-offset', offset: off };
-        addStep(st);
+        addStep(st, at);
       } else {
         if (ctx.flavor === 'uprobe') fail('SYM_ON_UPROBE', at);
         const spec = text.slice(1);
@@ -166,10 +165,10 @@ function parseBody(text: string, st: BodyState, at: number, nested: boolean, nam
         }
         if (symbol === '') fail('BAD_MEM_ADDR', at);
         node = { type: 'symbol', symbol, offset };
-        addStep(st); // the symbol kept for (re)resolution
-        addStep(st); // its address as an immediate
+        addStep(st, at); // the symbol kept for (re)resolution
+        addStep(st, at); // its address as an immediate
       }
-      addStep(st); // the load from memory
+      addStep(st, at); // the load from memory
       return node;
     }
     case '+':
@@ -181,26 +180,25 @@ function parseBody(text: string, st: BodyState, at: number, nested: boolean, nam
       const offset = kstrtol(user ? prefix[0] + prefix.slice(2) : prefix, bits);
       if (offset === undefined) fail('BAD_DEREF_OFFS', at);
       const innerAt = at + paren + 1;
-      st.offset = innerAt;
       const rest = text.slice(paren + 1);
       // The first '(' and the LAST ')': anything after that ')' is ignored, as in the kernel.
       const close = rest.lastIndexOf(')');
       if (close < 0) fail('DEREF_OPEN_BRACE', innerAt + rest.length);
       const base = parseBody(rest.slice(0, close), st, innerAt, true, named);
-      if (base.type === 'comm' || base.type === 'immediate-string') fail('COMM_CANT_DEREF', st.offset);
-      addStep(st);
+      if (base.type === 'comm' || base.type === 'immediate-string') fail('COMM_CANT_DEREF', innerAt);
+      addStep(st, innerAt);
       return { type: 'deref', offset, user, base };
     }
     case '\\': {
       if (text[1] === '"') {
         const quoted = text.slice(2);
         if (quoted.length === 0 || !quoted.endsWith('"')) fail('IMMSTR_NO_CLOSE', at + text.length);
-        addStep(st);
+        addStep(st, at);
         return { type: 'immediate-string', value: quoted.slice(0, -1) };
       }
       const v = parseImmediate(text.slice(1), ctx.wordSize);
       if (v === undefined) fail('BAD_IMM', at + 1);
-      addStep(st);
+      addStep(st, at);
       return { type: 'immediate', value: v };
     }
   }
@@ -256,7 +254,7 @@ export function parseProbeArg(arg: string, index: number, previous: readonly Pro
   if (!type) fail('BAD_TYPE', typeAt);
   if (spec.array !== undefined) type.array = spec.array;
 
-  const st: BodyState = { ctx, offset: bodyAt, steps: 0 };
+  const st: BodyState = { ctx, steps: 0 };
   const fetch = parseBody(body, st, bodyAt, false, eq >= 0);
 
   // The store step and the type's constraints on what it may fetch.
@@ -269,12 +267,12 @@ export function parseProbeArg(arg: string, index: number, previous: readonly Pro
     if (!ok) fail('BAD_STRING', typeAt);
   }
   if (type.array !== undefined && !endsInMemoryLoad(fetch)) fail('BAD_STRING', typeAt);
-  if (!endsInMemoryLoad(fetch)) addStep(st);
+  if (!endsInMemoryLoad(fetch)) addStep(st, typeAt);
   if (type.bitfield) {
     checkBitfield(type, typeAt);
-    addStep(st);
+    addStep(st, typeAt);
   }
-  if (type.array !== undefined) addStep(st);
+  if (type.array !== undefined) addStep(st, typeAt);
 
   return { name, text, fetch, type };
 }
