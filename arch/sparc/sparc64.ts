@@ -505,6 +505,15 @@ function resumeAt(cpu: SparcCpu, a: bigint, npc: bigint, ret?: number): void {
   e.regWrite(R.PC, cpu.stub([w, encTa(ST.RESUME)], [[1, { kind: 'resume', to: npc }]]));
 }
 
+/**
+ * Continue at `pc` with next PC `npc` from inside a trap hook, through the same trampolines the
+ * window emulation uses: how the kprobe back-end (arch/sparc/kprobes) runs a probed branch's delay
+ * slot before its target, Unicorn having no NPC register to write.
+ */
+export function sparcResumeAt(e: Engine, pc: bigint, npc: bigint): void {
+  resumeAt(cpuOf(e), pc, npc);
+}
+
 function softwareTrap(cpu: SparcCpu, n: number, a: bigint, npc: bigint): void {
   const e = cpu.engine;
   const sink = cpu.sink!;

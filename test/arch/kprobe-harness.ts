@@ -36,6 +36,7 @@ export interface Outcome {
   regs: bigint[];
   stop: string;
   writes: Array<[string, string]>;
+  /** Probed: breakpoint hits; native: executions of the probed address. */
   hits: number;
   steps: number;
 }
@@ -141,6 +142,9 @@ export function runOnce(
     e.hookMem(UC_HOOK.MEM_WRITE, (_type, addr, size) => {
       for (let i = 0n; i < BigInt(size); i++) writes.set(addr + i, 1);
     });
+    // Natively: how often the probed address runs (the probed run must hit exactly as often).
+    let executed = 0;
+    if (!probe) e.hookCode(() => void executed++, place.probe, place.probe);
     seed(e);
     const r = e.start(place.start, 0n, maxSteps);
     if (r.err !== 0) {
@@ -157,7 +161,7 @@ export function runOnce(
         const b = e.tryMemRead(a, 1);
         return [hex(a), b ? hex(BigInt(b[0]!)) : 'unmapped'];
       });
-    return { regs, stop, writes: wl, hits, steps };
+    return { regs, stop, writes: wl, hits: probe ? hits : executed, steps };
   } finally {
     e.close();
   }
