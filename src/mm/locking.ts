@@ -14,17 +14,13 @@
  * between quanta; kernel threads that work on an mm (registration, notifier setup, the seed
  * scenarios) take these locks in the kernel's order.
  */
-import { LockClass, Mutex, RwSem, SpinLock, type Kthread, type SyncWorld } from '../sync/index.js';
+import { Mutex, RwSem, SpinLock, type Kthread, type SyncWorld } from '../sync/index.js';
+import { MM_LOCKS } from '../sync/lock-order.js';
 import type { Inode } from './inode.js';
 import type { Mm } from './mm.js';
 
-export const MM_LOCK_CLASSES = {
-  mmapLock: new LockClass('&mm->mmap_lock', 'rwsem'),
-  iMmap: new LockClass('&mapping->i_mmap_rwsem', 'rwsem'),
-  anonVma: new LockClass('&anon_vma->rwsem', 'rwsem'),
-  pageTableLock: new LockClass('&mm->page_table_lock', 'spinlock'),
-  allLocks: new LockClass('mm_all_locks_mutex', 'mutex'),
-} as const;
+/** Linux's lock classes for these locks (defined with the rest of the order in sync/lock-order.ts). */
+export const MM_LOCK_CLASSES = MM_LOCKS;
 
 export class MmLocks {
   private readonly mmap = new WeakMap<Mm, RwSem>();

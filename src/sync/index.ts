@@ -9,3 +9,4 @@ export { Kref } from './kref.js';
 export { Slab, UseAfterFree } from './slab.js';
 export { RcuHlist, RcuHashTable, type RcuNode } from './rculist.js';
 export { SyncWorld } from './world.js';
+export { MM_LOCKS, KPROBE_LOCKS, UPROBE_LOCKS, LOCK_ORDER, primeLockOrder } from './lock-order.js';

@@ -76,6 +76,16 @@ export class Lockdep {
   }
 
   /**
+   * A documented order "outer before inner" (src/sync/lock-order.ts), recorded as if observed.
+   * Throws if it contradicts what is already known: the documentation itself would be cyclic.
+   */
+  declareOrder(outer: LockClass, inner: LockClass, path: string): void {
+    if (this.edges.get(outer)?.has(inner)) return;
+    if (this.findPath(inner, outer)) throw new Error(`lock order ${outer.name} -> ${inner.name} (${path}) contradicts a known dependency`);
+    this.addEdge({ from: outer, to: inner, holder: 'documented order', fromWhere: path, toWhere: path });
+  }
+
+  /**
    * Called before a (possibly blocking) acquisition, like lock_acquire(): checks, then records
    * the lock as held. `trylock` acquisitions never wait, so they add no dependency edges.
    * `nestLock`: a held lock that serialises taking several locks of one class (Linux's

@@ -434,3 +434,30 @@ describe('machine: guests and kernel threads under one seeded scheduler', () => 
     }
   });
 });
+
+describe('documented lock order (src/sync/lock-order.ts)', () => {
+  it('is acyclic, and a path that takes register_rwsem under mmap_lock is reported against it', async () => {
+    const { primeLockOrder, UPROBE_LOCKS, KPROBE_LOCKS } = await import('../../src/sync/index.js');
+    const w = world(1, 1);
+    primeLockOrder(w.lockdep);
+    expect(w.lockdep.dependencies()).toContain('&mm->mmap_lock -> uprobes_mmap_mutex');
+    expect(w.lockdep.dependencies()).toContain('jump_label_mutex -> text_mutex');
+    const mmap = new RwSem(w.sched, UPROBE_LOCKS.mmapLock);
+    const reg = new RwSem(w.sched, UPROBE_LOCKS.registerRwsem);
+    const text = new Mutex(w.sched, KPROBE_LOCKS.textMutex);
+    const kp = new Mutex(w.sched, KPROBE_LOCKS.kprobeMutex);
+    w.spawn('bad_mmap_hook', async (t) => {
+      await text.lock(t, 'text_poke');
+      await kp.lock(t, 'register_kprobe');
+      kp.unlock(t);
+      text.unlock(t);
+      await mmap.downWrite(t, 'vm_mmap');
+      await reg.downRead(t, 'uprobe_mmap (wrong)');
+      reg.upRead(t);
+      mmap.upWrite(t);
+    });
+    await w.run();
+    expect(w.lockdep.reports.map((r) => r.locks.slice(0, 2).join(' -> '))).toEqual(['text_mutex -> kprobe_mutex', '&mm->mmap_lock -> &uprobe->register_rwsem']);
+    expect(w.lockdep.reports[0]!.text).toMatch(/documented order/);
+  });
+});
