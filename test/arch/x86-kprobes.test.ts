@@ -235,6 +235,8 @@ function kernelImage(t: 'x86_64' | 'i386'): { base: bigint; bytes: Uint8Array; f
   return { base, bytes, funcs };
 }
 
+const kernelModes = { x86_64: new Map<string, number>(), i386: new Map<string, number>() };
+
 describe.each(TARGETS)('$t guest kernel: every instruction, native vs probed', ({ arch, probe, t }) => {
   const img = kernelImage(t);
   const read = (a: bigint, n: number): Uint8Array => {
@@ -251,13 +253,16 @@ describe.each(TARGETS)('$t guest kernel: every instruction, native vs probed', (
       expect(insn, `decode at 0x${pc.toString(16)}`).toBeDefined();
       expect(probe.isInsnBoundary(read, f.start, pc)).toBe(true);
       if (insn!.length > 1) expect(probe.isInsnBoundary(read, f.start, pc + 1n)).toBe(false);
-      const modes = new Set<string>();
-      for (const post of [false, true]) {
-        for (const seed of [0, 1]) {
-          const r: DiffResult = runDiff(arch, probe, { text: { base: img.base, bytes: img.bytes }, addr: pc, seed, hasPostHandler: post });
-          modes.add(r.mode);
-          for (const m of r.mismatches) failures.push(`0x${pc.toString(16)} ${insn!.text} post=${post} seed=${seed}: ${m}`);
-        }
+      // Without a post handler under two seeds (flags, counts); with one only where that changes
+      // the mode (a boostable instruction is then stepped or emulated instead).
+      const runs: Array<[boolean, number]> = [[false, 0], [false, 1]];
+      const withPost = probe.prepareKprobe(pc, read(pc, 15), { hasPostHandler: true });
+      const withoutPost = probe.prepareKprobe(pc, read(pc, 15), { hasPostHandler: false });
+      if (!isRefusal(withPost) && !isRefusal(withoutPost) && withPost.mode !== withoutPost.mode) runs.push([true, 0]);
+      for (const [post, seed] of runs) {
+        const r: DiffResult = runDiff(arch, probe, { text: { base: img.base, bytes: img.bytes }, addr: pc, seed, hasPostHandler: post });
+        kernelModes[t].set(r.mode, (kernelModes[t].get(r.mode) ?? 0) + 1);
+        for (const m of r.mismatches) failures.push(`0x${pc.toString(16)} ${insn!.text} post=${post} seed=${seed}: ${m}`);
       }
       count++;
       pc += BigInt(insn!.length);
@@ -265,5 +270,253 @@ describe.each(TARGETS)('$t guest kernel: every instruction, native vs probed', (
     expect(pc).toBe(f.start + f.size);
     expect(count).toBeGreaterThan(0);
     expect(failures).toEqual([]);
+  });
+  it('the kernel corpus exercised emulation, boosting and stepping', () => {
+    const m = kernelModes[t];
+    expect(m.get('emulate') ?? 0).toBeGreaterThan(50);
+    expect(m.get('boost') ?? 0).toBeGreaterThan(200);
+    expect(m.get('step') ?? 0).toBeGreaterThan(200);
+  });
+});
+
+// --- refusals ---------------------------------------------------------------------------------
+
+interface RefusalCase {
+  name: string;
+  bytes: number[];
+  errno: number;
+  reason: RegExp;
+}
+
+const REFUSALS_COMMON: RefusalCase[] = [
+  { name: 'int3', bytes: [0xcc], errno: EINVAL, reason: /already a breakpoint/ },
+  { name: 'Xen emulate prefix (ud2; "xen"; nop)', bytes: [0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x90], errno: EINVAL, reason: /emulate prefix/ },
+  { name: 'KVM emulate prefix (ud2; "kvm"; nop)', bytes: [0x0f, 0x0b, 0x6b, 0x76, 0x6d, 0x90], errno: EINVAL, reason: /emulate prefix/ },
+  { name: 'emulate prefix is checked before int3', bytes: [0x0f, 0x0b, 0x78, 0x65, 0x6e, 0xcc], errno: EINVAL, reason: /emulate prefix/ },
+  { name: 'mov ss, ax', bytes: [0x8e, 0xd0], errno: EINVAL, reason: /mov to ss/ },
+  { name: 'mov ss, [mem]', bytes: [0x8e, 0x10], errno: EINVAL, reason: /mov to ss/ },
+  { name: 'undecodable (FF /7)', bytes: [0xff, 0xff], errno: EINVAL, reason: /cannot decode/ },
+  { name: 'iret', bytes: [0xcf], errno: EOPNOTSUPP, reason: /iret/ },
+  { name: 'vmcall', bytes: [0x0f, 0x01, 0xc1], errno: EOPNOTSUPP, reason: /VMX/ },
+  { name: 'vmlaunch', bytes: [0x0f, 0x01, 0xc2], errno: EOPNOTSUPP, reason: /VMX/ },
+  { name: 'vmresume', bytes: [0x0f, 0x01, 0xc3], errno: EOPNOTSUPP, reason: /VMX/ },
+  { name: 'vmxoff', bytes: [0x0f, 0x01, 0xc4], errno: EOPNOTSUPP, reason: /VMX/ },
+  { name: 'lcall *(mem) (FF /3)', bytes: [0xff, 0x18], errno: EOPNOTSUPP, reason: /far indirect/ },
+  { name: 'ljmp *(mem) (FF /5)', bytes: [0xff, 0x28], errno: EOPNOTSUPP, reason: /far indirect/ },
+  { name: 'call *(mem) (FF /2)', bytes: [0xff, 0x10], errno: EOPNOTSUPP, reason: /through memory/ },
+  { name: 'jmp *(mem) (FF /4)', bytes: [0xff, 0x20], errno: EOPNOTSUPP, reason: /through memory/ },
+  { name: 'call *reg with address-size prefix', bytes: [0x67, 0xff, 0xd0], errno: EOPNOTSUPP, reason: /non-native address size/ },
+];
+
+const REFUSALS: Record<'x86_64' | 'i386', RefusalCase[]> = {
+  x86_64: [
+    ...REFUSALS_COMMON,
+    { name: 'iretq', bytes: [0x48, 0xcf], errno: EOPNOTSUPP, reason: /iret/ },
+    { name: 'call *[rip+disp]', bytes: [0xff, 0x15, 0x00, 0x01, 0x00, 0x00], errno: EOPNOTSUPP, reason: /through memory/ },
+    { name: 'jmp *[rip+disp]', bytes: [0xff, 0x25, 0x00, 0x01, 0x00, 0x00], errno: EOPNOTSUPP, reason: /through memory/ },
+    // Invalid in 64-bit mode, so the copy cannot decode them (before prepare_emulation sees them).
+    { name: 'pop ss (invalid in 64-bit mode)', bytes: [0x17], errno: EINVAL, reason: /cannot decode/ },
+    { name: 'far call ptr16:32 (invalid in 64-bit mode)', bytes: [0x9a, 0, 0, 0, 0, 0x10, 0], errno: EINVAL, reason: /cannot decode/ },
+    { name: 'far jmp ptr16:32 (invalid in 64-bit mode)', bytes: [0xea, 0, 0, 0, 0, 0x10, 0], errno: EINVAL, reason: /cannot decode/ },
+  ],
+  i386: [
+    ...REFUSALS_COMMON,
+    { name: 'pop ss', bytes: [0x17], errno: EINVAL, reason: /pop ss/ },
+    { name: 'far call ptr16:32', bytes: [0x9a, 0, 0, 0, 0, 0x10, 0], errno: EOPNOTSUPP, reason: /far call/ },
+    { name: 'far jmp ptr16:32', bytes: [0xea, 0, 0, 0, 0, 0x10, 0], errno: EOPNOTSUPP, reason: /far jmp/ },
+    { name: 'call *[abs32]', bytes: [0xff, 0x15, 0x00, 0x01, 0x10, 0xc1], errno: EOPNOTSUPP, reason: /through memory/ },
+  ],
+};
+
+describe.each(TARGETS)('$t refusals (arch_prepare_kprobe order and errnos)', ({ probe, t }) => {
+  it.each(REFUSALS[t].map((r) => [r.name, r] as const))('%s', (_n, r) => {
+    for (const hasPostHandler of [false, true]) {
+      const p = probe.prepareKprobe(HP_BASE[t], Uint8Array.from([...r.bytes, ...new Array(16).fill(0x90)]), { hasPostHandler });
+      expect(isRefusal(p)).toBe(true);
+      const refusal = p as ProbeRefusal;
+      expect(refusal.errno).toBe(r.errno);
+      expect(refusal.reason).toMatch(r.reason);
+    }
+  });
+
+  it('-EILSEQ: a probe address inside an instruction is not a boundary (decoding from the function start)', () => {
+    // push rbp/ebp; mov eax, 0x11223344; ud2;"xen";nop; ret
+    const code = Uint8Array.of(0x55, 0xb8, 0x44, 0x33, 0x22, 0x11, 0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x90, 0xc3);
+    const f = HP_BASE[t];
+    const read = (a: bigint, n: number): Uint8Array => {
+      const off = Number(a - f);
+      if (off + n > code.length + 16) throw new RangeError('past the text');
+      return Uint8Array.from([...code, ...new Array(16).fill(0xcc)]).slice(off, off + n);
+    };
+    const boundaries = [0, 1, 6, 12, 13];
+    for (let off = 0; off <= 13; off++) {
+      expect(probe.isInsnBoundary(read, f, f + BigInt(off)), `offset ${off}`).toBe(boundaries.includes(off));
+    }
+    // Before the function start, and a walk that meets undecodable bytes, are not boundaries.
+    expect(probe.isInsnBoundary(read, f + 1n, f)).toBe(false);
+    const bad = (a: bigint, n: number): Uint8Array => Uint8Array.from([0xff, 0xff, ...new Array(20).fill(0x90)]).slice(Number(a - f), Number(a - f) + n);
+    expect(probe.isInsnBoundary(bad, f, f + 2n)).toBe(false);
+  });
+
+  it('an instruction too long for a boost jump in the 16-byte slot is stepped (needs 5 spare bytes)', () => {
+    const long = t === 'x86_64' ? 'mov qword ptr [rax + rbx*8 + 0x12345678], 0x11223344' : 'mov dword ptr fs:[eax + ebx*8 + 0x12345678], 0x11223344';
+    const bytes = asm(t, long, HP_BASE[t]);
+    expect(bytes.length).toBeGreaterThan(11);
+    const p = probe.prepareKprobe(HP_BASE[t], bytes, { hasPostHandler: false }) as PreparedInsn;
+    expect(p.mode).toBe('step');
+    const short = asm(t, t === 'x86_64' ? 'mov dword ptr [rax], 0x11223344' : 'mov dword ptr [eax], 0x11223344', HP_BASE[t]);
+    expect((probe.prepareKprobe(HP_BASE[t], short, { hasPostHandler: false }) as PreparedInsn).mode).toBe('boost');
+  });
+
+  it('slot layout: [copy][CC] when stepped, [copy][E9 rel32 → addr+len] when boosted', () => {
+    const addr = HP_BASE[t];
+    const slot = LAYOUT[t].slot;
+    const bytes = asm(t, 'add eax, ebx', addr);
+    const stepped = probe.prepareKprobe(addr, bytes, { hasPostHandler: true }) as PreparedInsn;
+    expect(stepped.mode).toBe('step');
+    expect(stepped.stepTrapOffset).toBe(2);
+    expect([...stepped.slotBytes(slot)]).toEqual([...bytes, 0xcc]);
+    const boosted = probe.prepareKprobe(addr, bytes, { hasPostHandler: false }) as PreparedInsn;
+    expect(boosted.mode).toBe('boost');
+    expect(boosted.stepTrapOffset).toBeUndefined();
+    const rel = BigInt.asUintN(32, addr + 2n - (slot + 2n + 5n));
+    expect([...boosted.slotBytes(slot)]).toEqual([...bytes, 0xe9, ...le(4, rel)]);
+    const emulated = probe.prepareKprobe(addr, asm(t, `call 0x${(addr + 0x100n).toString(16)}`, addr), { hasPostHandler: false }) as PreparedInsn;
+    expect(emulated.mode).toBe('emulate');
+    expect(typeof emulated.emulate).toBe('function');
+  });
+
+  it('hijackReturn swaps the return address on the stack top for the trampoline; frameSp is sp', async () => {
+    const { Engine, UC_PROT } = await import('../../src/emu/unicorn.js');
+    const arch = t === 'x86_64' ? x86_64 : i386;
+    const e = new Engine(arch.ucArch, arch.ucMode);
+    try {
+      const sp = LAYOUT[t].stack.base + 0x800n;
+      e.memMap(LAYOUT[t].stack.base, LAYOUT[t].stack.size, UC_PROT.ALL);
+      const w = arch.wordSize;
+      const ret = t === 'x86_64' ? 0xffffffff81000123n : 0xc1000123n;
+      const tramp = t === 'x86_64' ? 0xffffffff81000fffn : 0xc1000fffn;
+      e.memWrite(sp, le(w, ret));
+      e.memWrite(sp + BigInt(w), le(w, 0x5a5a5a5an));
+      arch.setSp(e, sp);
+      const mem = {
+        read: (a: bigint, n: number) => e.memRead(a, n),
+        write: (a: bigint, b: Uint8Array) => e.memWrite(a, b),
+        readWord: () => 0n,
+        writeWord: () => undefined,
+      };
+      const cpu = { engine: e, mem };
+      expect(probe.frameSp(cpu)).toBe(sp);
+      expect(probe.hijackReturn(cpu, tramp)).toBe(ret);
+      expect([...e.memRead(sp, w)]).toEqual([...le(w, tramp)]);
+      expect([...e.memRead(sp + BigInt(w), w)]).toEqual([...le(w, 0x5a5a5a5an)]); // only the one word
+      expect(probe.frameSp(cpu)).toBe(sp);
+    } finally {
+      e.close();
+    }
+  });
+});
+
+describe('x86_64 RIP-relative rewrite against the slot', () => {
+  const probe = x86ProbeArch(x86_64);
+  const addr = HP_BASE.x86_64;
+  it('disp32 becomes addr + disp - slot, immediates after it untouched', () => {
+    const bytes = asm('x86_64', 'add dword ptr [rip + 0x208], 0x12345678', addr);
+    const p = probe.prepareKprobe(addr, bytes, { hasPostHandler: true }) as PreparedInsn;
+    const slot = LAYOUT.x86_64.slot;
+    const out = p.slotBytes(slot);
+    const disp = out[2]! | (out[3]! << 8) | (out[4]! << 16) | (out[5]! << 24);
+    expect(BigInt(disp)).toBe(addr + 0x208n - slot);
+    expect([...out.subarray(6, 10)]).toEqual([0x78, 0x56, 0x34, 0x12]);
+    expect(out[bytes.length]).toBe(0xcc);
+  });
+  it('a slot more than 2 GiB away is refused with -EINVAL (and slotBytes throws)', () => {
+    const bytes = asm('x86_64', 'mov rax, qword ptr [rip + 0x100]', addr);
+    for (const hasPostHandler of [false, true]) {
+      const p = probe.prepareKprobe(addr, bytes, { hasPostHandler }) as PreparedInsn;
+      const far = addr - 0x100000000n;
+      const r = p.slotRefusal?.(far);
+      expect(r?.errno).toBe(EINVAL);
+      expect(r?.reason).toMatch(/RIP-relative/);
+      expect(() => p.slotBytes(far)).toThrow(RangeError);
+      expect(p.slotRefusal?.(LAYOUT.x86_64.slot)).toBeUndefined();
+    }
+    // A boosted non-RIP-relative copy still needs its jump back to reach.
+    const nop = probe.prepareKprobe(addr, Uint8Array.of(0x90), { hasPostHandler: false }) as PreparedInsn;
+    expect(nop.mode).toBe('boost');
+    expect(nop.slotRefusal?.(addr - 0x100000000n)?.errno).toBe(EINVAL);
+  });
+  it('i386 has no RIP-relative operands: mod=00 rm=101 is absolute and copied unchanged', () => {
+    const p386 = x86ProbeArch(i386);
+    const a = HP_BASE.i386;
+    const bytes = asm('i386', 'mov eax, dword ptr [0xc1100100]', a);
+    const p = p386.prepareKprobe(a, bytes, { hasPostHandler: true }) as PreparedInsn;
+    expect([...p.slotBytes(0x10000000n)]).toEqual([...bytes, 0xcc]);
+    expect(p.slotRefusal?.(0x10000000n)).toBeUndefined();
+  });
+});
+
+// --- the comparison can fail ------------------------------------------------------------------
+
+describe('the differential harness detects wrong probe handling', () => {
+  const arch = x86_64;
+  const probe = x86ProbeArch(arch);
+  const c = (src: string, post: boolean, seed = 0): DiffCase => handCase('x86_64', { name: src, src, modes: ['', ''] }, seed, post);
+  const base = HP_BASE.x86_64;
+
+  it('a call that pushes the slot-relative return address', () => {
+    const r = runDiff(arch, probe, c(`call 0x${(base + 0x300n).toString(16)}`, false), (p) => ({
+      ...p,
+      emulate: (cpu) => {
+        p.emulate!(cpu);
+        const sp = cpu.engine.regRead(0 + arch.registers.byName.get('sp')!.id);
+        cpu.mem.write(sp, le(8, LAYOUT.x86_64.slot + 5n));
+      },
+    }));
+    expect(r.mismatches.some((m) => m.startsWith('stack byte'))).toBe(true);
+  });
+
+  it('a step whose postStep leaves the IP in the slot', () => {
+    const r = runDiff(arch, probe, c('add rax, rbx', true), (p) => ({ ...p, postStep: () => undefined }));
+    expect(r.mismatches.some((m) => m.startsWith('rip:'))).toBe(true);
+  });
+
+  it('a RIP-relative copy whose displacement was not rewritten', () => {
+    const r = runDiff(arch, probe, c('mov rax, qword ptr [rip + 0x100]', true), (p) => ({
+      ...p,
+      slotBytes: () => Uint8Array.from([...p.insn.bytes, 0xcc]),
+    }));
+    expect(r.mismatches.length).toBeGreaterThan(0);
+  });
+
+  it('a jcc evaluated with the wrong condition', () => {
+    const found: string[] = [];
+    for (const seed of [0, 1]) {
+      const r = runDiff(arch, probe, c(`je 0x${(base + 0x40n).toString(16)}`, false, seed), (p) => ({
+        ...p,
+        emulate: (cpu) => {
+          const fl = arch.registers.byName.get('flags')!.id;
+          const f = cpu.engine.regRead(fl);
+          cpu.engine.regWrite(fl, f ^ 0x40n);
+          p.emulate!(cpu);
+          cpu.engine.regWrite(fl, f);
+        },
+      }));
+      found.push(...r.mismatches);
+    }
+    expect(found.some((m) => m.startsWith('rip:'))).toBe(true);
+  });
+
+  it('a boost jump that lands one byte late', () => {
+    const r = runDiff(arch, probe, c('add rax, rbx', false), (p) => ({
+      ...p,
+      slotBytes: (slot) => {
+        const b = p.slotBytes(slot);
+        b[b.length - 4]! += 1;
+        return b;
+      },
+    }));
+    expect(r.mode).toBe('boost');
+    expect(r.mismatches.length).toBeGreaterThan(0);
   });
 });

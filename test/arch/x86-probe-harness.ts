@@ -29,8 +29,8 @@ export interface X86Layout {
 
 export const LAYOUT: Record<'x86_64' | 'i386', X86Layout> = {
   // Slot page in the module area: within ±2 GiB of kernel text, as Linux's execmem places it.
-  x86_64: { data: { base: 0xffff888000000000n, size: 0x20000 }, stack: { base: 0xffffc90000000000n, size: 0x4000 }, slot: 0xffffffffa0000000n },
-  i386: { data: { base: 0xd8000000n, size: 0x20000 }, stack: { base: 0xd0000000n, size: 0x4000 }, slot: 0xe0000000n },
+  x86_64: { data: { base: 0xffff888000000000n, size: 0x10000 }, stack: { base: 0xffffc90000000000n, size: 0x4000 }, slot: 0xffffffffa0000000n },
+  i386: { data: { base: 0xd8000000n, size: 0x10000 }, stack: { base: 0xd0000000n, size: 0x4000 }, slot: 0xe0000000n },
 };
 
 export interface DiffCase {
@@ -190,22 +190,23 @@ function runProbed(arch: Arch, probe: ProbeArch, c: DiffCase, prepared: Prepared
   e.memWrite(c.addr, probe.breakpoint); // only the first byte is patched, as Linux arms a kprobe
   const cpu: ProbeCpu = { engine: e, mem: memAccess(e, arch.wordSize) };
   const events: string[] = [];
-  let state: 'idle' | 'stepping' | 'done' = 'idle';
+  // Where the stand-in core is: before the hit, between slot entry and step trap, or finished.
+  const progress = { state: 'idle' as 'idle' | 'stepping' | 'done' };
   arch.installTrapHooks(
     e,
     sinkFor(e, events, (addr) => {
-      if (addr === c.addr && state === 'idle') {
+      if (addr === c.addr && progress.state === 'idle') {
         if (prepared.mode === 'emulate') {
           prepared.emulate!(cpu);
-          state = 'done';
+          progress.state = 'done';
           return arch.getPc(e);
         }
-        state = prepared.mode === 'step' ? 'stepping' : 'done';
+        progress.state = prepared.mode === 'step' ? 'stepping' : 'done';
         return slot;
       }
-      if (state === 'stepping' && addr === slot + BigInt(prepared.stepTrapOffset!)) {
+      if (progress.state === 'stepping' && addr === slot + BigInt(prepared.stepTrapOffset!)) {
         prepared.postStep!(cpu, slot);
-        state = 'done';
+        progress.state = 'done';
         return arch.getPc(e);
       }
       return undefined;
@@ -221,7 +222,7 @@ function runProbed(arch: Arch, probe: ProbeArch, c: DiffCase, prepared: Prepared
   const inSlot = (v: bigint): boolean => v >= slot && v < slot + BigInt(probe.slotSize);
   if (inSlot(ip)) st.regs[ipIdx] = c.addr + (ip - slot);
   st.events = st.events.map((ev) => ev.replace(/@(0x[0-9a-f]+)$/, (m, a: string) => (inSlot(BigInt(a)) ? `@${hex(c.addr + BigInt(a) - slot)}` : m)));
-  if (state !== 'done' && st.err === 0 && st.events.length === 0) st.events.push(`probe path did not finish (${state})`);
+  if (progress.state !== 'done' && st.err === 0 && st.events.length === 0) st.events.push(`probe path did not finish (${progress.state})`);
   return { e, state: st };
 }
 
