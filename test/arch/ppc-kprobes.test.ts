@@ -54,7 +54,8 @@ function differential(arch: Arch, pa: ProbeArch, at: bigint, word: number, varia
 
 function expectSame(d: { native: Outcome; probed: Outcome }, what: string): void {
   expect(d.probed.hits, what).toBe(1);
-  expect(d.native.hits, what).toBe(1);
+  // Natively a faulting word re-runs until the run's stop takes effect: at least once.
+  expect(d.native.hits, what).toBeGreaterThanOrEqual(1);
   expect({ regs: d.probed.regs, stop: d.probed.stop, writes: d.probed.writes }, what).toEqual({
     regs: d.native.regs,
     stop: d.native.stop,
