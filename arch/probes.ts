@@ -119,4 +119,11 @@ export interface ProbeArch {
   hijackReturn(cpu: ProbeCpu, trampoline: bigint): bigint;
   /** The stack pointer value that identifies this frame (kretprobe instance matching). */
   frameSp(cpu: ProbeCpu): bigint;
+  /**
+   * Optional: text this arch adds to the kprobe blacklist (arch_populate_kprobe_blacklist), as
+   * [start, end) symbol pairs of the guest kernel (x86: __entry_text_start/__entry_text_end).
+   */
+  readonly blacklistRanges?: ReadonlyArray<readonly [start: string, end: string]>;
+  /** Optional: functions kretprobes may not target (kretprobe_blacklist; x86: __switch_to). */
+  readonly kretprobeBlacklist?: readonly string[];
 }

@@ -271,6 +271,17 @@ describe.each(TARGETS)('$t guest kernel: every instruction, native vs probed', (
     expect(count).toBeGreaterThan(0);
     expect(failures).toEqual([]);
   });
+  it('the arch blacklist brackets the entry text of the guest kernel; kretprobes avoid __switch_to', () => {
+    const elf = readElfFileSync(join(repoRoot, 'fixtures', 'kernel', t, 'vmlinux'));
+    expect(probe.kretprobeBlacklist).toEqual(['__switch_to']);
+    for (const [start, end] of probe.blacklistRanges ?? []) {
+      const s = elf.symbolByName(start);
+      const e = elf.symbolByName(end);
+      expect(s && e && e.value > s.value).toBe(true);
+      expect(elf.symbolAt(s!.value)?.symbol.name).toBe('entry_syscall');
+    }
+    expect(probe.blacklistRanges?.length).toBe(1);
+  });
   it('the kernel corpus exercised emulation, boosting and stepping', () => {
     const m = kernelModes[t];
     expect(m.get('emulate') ?? 0).toBeGreaterThan(50);

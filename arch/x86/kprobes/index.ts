@@ -75,5 +75,9 @@ export function x86ProbeArch(arch: Arch): ProbeArch {
       return orig;
     },
     frameSp: (cpu) => cpu.engine.regRead(regs.sp),
+    // arch_populate_kprobe_blacklist: the entry code runs before the kernel is in a state where
+    // a trap is safe; kretprobe_blacklist: a return hijacked across a task switch goes astray.
+    blacklistRanges: [['__entry_text_start', '__entry_text_end']],
+    kretprobeBlacklist: ['__switch_to'],
   };
 }
