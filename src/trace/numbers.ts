@@ -83,10 +83,7 @@ export function kstrtol(text: string, bits: number): bigint | undefined {
  */
 export function simpleStrtoul(s: string, at: number): { value: bigint; end: number } {
   const { base, start } = detectRadix(s, at);
-  const r = readDigits(s, start, base);
-  // "0" followed by a non-octal digit: the "0" itself was the number.
-  if (r.end === start && base === 8) return { value: 0n, end: at + 1 };
-  return r;
+  return readDigits(s, start, base);
 }
 
 /** Lowercase hex without prefix, zero-padded to `width` digits. */
