@@ -8,7 +8,7 @@
  * i_mmap_rwsem. The old pattern must show the seed's problems; mainline's must be clean.
  */
 import { describe, expect, it } from 'vitest';
-import { runUprobeMmapScenario, uprobeBugKinds, type UprobeMmapResult } from '../../src/sync/scenarios/uprobe-mmap.js';
+import { runUprobeMmapScenario, uprobeBugKinds, type UprobeMmapResult } from '../../src/scenarios/uprobe-mmap.js';
 
 const N = 300;
 const seeds = Array.from({ length: N }, (_, i) => i + 1);

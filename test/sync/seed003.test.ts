@@ -8,7 +8,7 @@
  * show a use-after-free; mainline's must be clean.
  */
 import { describe, expect, it } from 'vitest';
-import { kprobeBugKinds, runKprobeUnregisterScenario, type KprobeUnregisterResult } from '../../src/sync/scenarios/kprobe-unregister.js';
+import { kprobeBugKinds, runKprobeUnregisterScenario, type KprobeUnregisterResult } from '../../src/scenarios/kprobe-unregister.js';
 
 const N = 300;
 const seeds = Array.from({ length: N }, (_, i) => i + 1);

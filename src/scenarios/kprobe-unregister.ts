@@ -35,9 +35,9 @@
  * stepping" (at get_insn_slot), grace-period waits per batch unregister (fixed: exactly 1),
  * and at the end nothing leaked (every kprobe and slot freed, no slot marked used).
  */
-import { Rng } from '../../kernel/rng.js';
-import { LockClass, Mutex, RcuHashTable, SpinLock, SyncWorld, UseAfterFree, type Kthread, type LockdepReport } from '../index.js';
-import type { RunOutcome } from '../world.js';
+import { Rng } from '../kernel/rng.js';
+import { LockClass, Mutex, RcuHashTable, SpinLock, SyncWorld, UseAfterFree, type Kthread, type LockdepReport } from '../sync/index.js';
+import type { RunOutcome } from '../sync/world.js';
 
 export type KprobePattern = 'old' | 'fixed';
 

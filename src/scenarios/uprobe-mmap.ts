@@ -53,14 +53,14 @@
  *    uprobes_treelock with references; munmap installs/removes nothing (the pages go away).
  * Not modelled: fork (dup_mmap_sem), filters, ref_ctr, mm refcounts (no mm dies during a run).
  */
-import { archFor } from '../../../arch/index.js';
-import { Rng } from '../../kernel/rng.js';
-import { Inode } from '../../mm/inode.js';
-import { MmLocks } from '../../mm/locking.js';
-import { Mm } from '../../mm/mm.js';
-import { PROT, type Vma } from '../../mm/vma.js';
-import { Kref, LockClass, Mutex, RwSem, SpinLock, SyncWorld, type Kthread, type LockdepReport } from '../index.js';
-import type { RunOutcome } from '../world.js';
+import { archFor } from '../../arch/index.js';
+import { Rng } from '../kernel/rng.js';
+import { Inode } from '../mm/inode.js';
+import { MmLocks } from '../mm/locking.js';
+import { Mm } from '../mm/mm.js';
+import { PROT, type Vma } from '../mm/vma.js';
+import { Kref, LockClass, Mutex, RwSem, SpinLock, SyncWorld, type Kthread, type LockdepReport } from '../sync/index.js';
+import type { RunOutcome } from '../sync/world.js';
 
 export type UprobePattern = 'old' | 'fixed';
 
