@@ -8,6 +8,10 @@ import { i386 } from './x86/i386.js';
 import { ppc32 } from './ppc/ppc32.js';
 import { ppc64 } from './ppc/ppc64.js';
 import { sparc64 } from './sparc/sparc64.js';
+import type { ProbeArch } from './probes.js';
+import { x86ProbeArch } from './x86/kprobes/index.js';
+import { ppcProbeArch } from './ppc/kprobes/index.js';
+import { sparcProbeArch } from './sparc/kprobes/index.js';
 
 const registry = new Map<Target, Arch>([
   ['x86_64', x86_64],
@@ -19,6 +23,16 @@ const registry = new Map<Target, Arch>([
 
 export function archFor(target: Target): Arch | undefined {
   return registry.get(target);
+}
+
+const probeFactories = { x86: x86ProbeArch, ppc: ppcProbeArch, sparc: sparcProbeArch } as const;
+const probeArchs = new Map<Arch, ProbeArch>();
+
+/** The instruction-level probe hooks (arch/probes.ts) of `arch`'s family. */
+export function probeArchFor(arch: Arch): ProbeArch {
+  let p = probeArchs.get(arch);
+  if (!p) probeArchs.set(arch, (p = probeFactories[arch.family](arch)));
+  return p;
 }
 
 export function supportedTargets(): Target[] {

@@ -180,6 +180,12 @@ export interface Arch {
   // --- C ABI (hypercalls, kernel calls, fetch args) -----------------------------------------
   /** The i-th integer argument of the C function whose entry/current frame is live. */
   readCallArg(engine: Engine, mem: GuestMemoryAccess, i: number): bigint;
+  /**
+   * The i-th argument at the entry of a guest-*kernel* function, when the kernel's convention
+   * differs from readCallArg's (i386: -mregparm=3, so %ax, %dx, %cx, then the stack).
+   * regs_get_kernel_argument() for kprobe handlers and $argN. Absent = readCallArg.
+   */
+  readKernelCallArg?(engine: Engine, mem: GuestMemoryAccess, i: number): bigint;
   readReturnValue(engine: Engine): bigint;
   writeReturnValue(engine: Engine, value: bigint): void;
   /**

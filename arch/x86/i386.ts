@@ -227,6 +227,11 @@ export const i386: Arch = {
     // cdecl at function entry: return address at (%esp), arguments above it.
     return mem.readWord(e.regRead(R.ESP) + 4n + BigInt(4 * i));
   },
+  readKernelCallArg(e, mem, i) {
+    // The kernel is built -mregparm=3: eax, edx, ecx, then the stack above the return address.
+    if (i < 3) return e.regRead([R.EAX, R.EDX, R.ECX][i]!);
+    return mem.readWord(e.regRead(R.ESP) + 4n + BigInt(4 * (i - 3)));
+  },
   readReturnValue: (e) => e.regRead(R.EAX),
   writeReturnValue: (e, v) => e.regWrite(R.EAX, mask32(v)),
   enterKernelFunction(e, mem, { pc, stackTop, args, returnTo }) {

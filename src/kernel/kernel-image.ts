@@ -46,6 +46,8 @@ export const KSYS: Readonly<Record<string, number>> = {
 };
 
 export const KERNEL_STACK_SIZE = 16 * 1024;
+/** 256 KiB: below sparc64's first user page even at the image's low alias (see layouts). */
+const INSN_AREA_SIZE = 256 * 1024;
 export const KERNEL_STACKS = 256;
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -60,6 +62,12 @@ export class KernelImage {
   readonly end: bigint;
   readonly mem: HostMemory;
   readonly stackArena: HostMemory;
+  /**
+   * Executable kernel memory for kprobe instruction slots and trampolines (module_alloc's area):
+   * right after the image, so x86-64 RIP-relative copies stay within ±2 GiB of the text.
+   */
+  readonly insnArea: HostMemory;
+  readonly insnAreaBase: bigint;
   readonly stackArenaBase: bigint;
   readonly textStart: bigint;
   readonly textEnd: bigint;
@@ -114,6 +122,8 @@ export class KernelImage {
     range('__entry_text_start', '__entry_text_end', 'entry text');
     range('__kprobes_text_start', '__kprobes_text_end', '.kprobes.text (NOKPROBE)');
 
+    this.insnAreaBase = this.end;
+    this.insnArea = HostMemory.alloc(INSN_AREA_SIZE);
     this.stackArenaBase = arch.layout.kernelStackArena;
     this.stackArena = HostMemory.alloc(KERNEL_STACK_SIZE * KERNEL_STACKS);
     for (let i = KERNEL_STACKS - 1; i >= 0; i--) this.freeStacks.push(i);
@@ -123,15 +133,21 @@ export class KernelImage {
     return this.symbolsByName.get(name);
   }
 
+  /** Is `addr` (len bytes) inside the kprobe slot area? */
+  isInsnArea(addr: bigint, len = 1): boolean {
+    return addr >= this.insnAreaBase && addr + BigInt(len) <= this.insnAreaBase + BigInt(this.insnArea.size);
+  }
+
   isText(pc: bigint): boolean {
     return pc >= this.textStart && pc < this.textEnd;
   }
 
-  /** The two shared kernel mappings every mm gets. */
+  /** The shared kernel mappings every mm gets: image, kernel stacks, insn slot area. */
   mappings(): KernelMapping[] {
     return [
       { addr: this.base, mem: this.mem, perms: UC_PROT.ALL },
       { addr: this.stackArenaBase, mem: this.stackArena, perms: UC_PROT.READ | UC_PROT.WRITE },
+      { addr: this.insnAreaBase, mem: this.insnArea, perms: UC_PROT.ALL },
     ];
   }
 
@@ -146,6 +162,7 @@ export class KernelImage {
   }
 
   release(): void {
+    this.insnArea.free();
     this.mem.free();
     this.stackArena.free();
   }

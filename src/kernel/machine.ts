@@ -486,6 +486,34 @@ export class Machine {
     );
   }
 
+  /**
+   * Write kernel text or insn-slot bytes (kprobe arm/disarm, slot fill) and flush every engine's
+   * translation cache for the range — the emulator's flush_icache_range. Only between runs: a
+   * write inside a running hook would not reach already-translated code.
+   */
+  patchKernelText(addr: bigint, bytes: Uint8Array): void {
+    if (this.current) throw new UniprobeError('INTERNAL', `kernel text patched at 0x${addr.toString(16)} while ${this.current.process.comm} runs`);
+    const k = this.kernel;
+    const len = BigInt(bytes.length);
+    if (addr >= k.base && addr + len <= k.end) k.mem.bytes.set(bytes, Number(addr - k.base));
+    else if (k.isInsnArea(addr, bytes.length)) k.insnArea.bytes.set(bytes, Number(addr - k.insnAreaBase));
+    else throw new UniprobeError('INTERNAL', `0x${addr.toString(16)} is neither kernel text nor the insn slot area`);
+    for (const mm of this.mms) {
+      if (mm.destroyed) continue;
+      mm.engine.flushTranslations(addr, addr + len);
+      const alias = this.arch.addressAlias?.(addr);
+      if (alias !== undefined) mm.engine.flushTranslations(alias, alias + len);
+    }
+  }
+
+  /** Read kernel text or slot-area bytes as they are now (breakpoints included). */
+  readKernelText(addr: bigint, len: number): Uint8Array {
+    const k = this.kernel;
+    if (addr >= k.base && addr + BigInt(len) <= k.end) return k.mem.bytes.slice(Number(addr - k.base), Number(addr - k.base) + len);
+    if (k.isInsnArea(addr, len)) return k.insnArea.bytes.slice(Number(addr - k.insnAreaBase), Number(addr - k.insnAreaBase) + len);
+    throw new UniprobeError('INTERNAL', `0x${addr.toString(16)} is neither kernel text nor the insn slot area`);
+  }
+
   kernelSymbolize(addr: bigint): string {
     const loc = this.kernel.elf.symbolAt(addr);
     return loc ? `${loc.symbol.name}+0x${loc.offset.toString(16)}` : `0x${addr.toString(16)}`;

@@ -36,7 +36,9 @@ export function ppcProbeArch(arch: Arch): ProbeArch {
     maxInsnLength: 4,
     slotSize: PPC_SLOT_SIZE,
     decode,
-    isInsnBoundary: (_read, _funcStart, addr) => (addr & 3n) === 0n,
+    // powerpc has no can_probe(): every address passes here and arch_prepare_kprobe refuses a
+    // misaligned one with -EINVAL (not x86's -EILSEQ).
+    isInsnBoundary: () => true,
     prepareKprobe(addr: bigint, bytes: Uint8Array): PreparedInsn | ProbeRefusal {
       const insn = decode(addr, bytes);
       if (!insn) return { refused: true, errno: 84, reason: 'fewer than 4 bytes of text at the probe address' };

@@ -1,0 +1,83 @@
+/**
+ * struct kprobe and the aggregate probe, as kernel/kprobes.c keeps them.
+ *
+ * A Kprobe is the caller's object: registration resolves and writes back `addr`, masks `flags`,
+ * zeroes `nmissed` — the way Linux mutates the caller's struct (reference §8.9). The first probe
+ * at an address owns the prepared instruction and the slot; a second probe at the same address
+ * turns the owner into an AggrKprobe whose children share them.
+ */
+import type { PreparedInsn } from '../../arch/probes.js';
+import type { RcuNode } from '../sync/index.js';
+import type { ProbeRegs } from './regs.js';
+
+/** KPROBE_FLAG_*: GONE (text went away), DISABLED, OPTIMIZED, FTRACE (as Linux numbers them). */
+export const KPROBE_FLAG = { GONE: 1, DISABLED: 2, OPTIMIZED: 4, FTRACE: 8 } as const;
+
+/** pre_handler: non-zero = "I changed the PC": no single-step, no post handler. */
+export type PreHandler = (p: Kprobe, regs: ProbeRegs) => number;
+export type PostHandler = (p: Kprobe, regs: ProbeRegs, flags: number) => void;
+
+export interface KprobeInit {
+  symbolName?: string;
+  offset?: number;
+  addr?: bigint;
+  preHandler?: PreHandler;
+  postHandler?: PostHandler;
+  /** Register disabled (KPROBE_FLAG_DISABLED). */
+  disabled?: boolean;
+}
+
+export class Kprobe {
+  symbolName: string | undefined;
+  offset: number;
+  /** Resolved address (written back by registration, like p->addr). */
+  addr: bigint | undefined;
+  preHandler: PreHandler | undefined;
+  postHandler: PostHandler | undefined;
+  flags = 0;
+  /** Hits that could not run the handlers (reentry), or for a kretprobe's kprobe: see Kretprobe. */
+  nmissed = 0;
+  /** Hits that ran the handlers (for listings and the trace layer's profile). */
+  nhit = 0;
+  /** @internal the original bytes under the breakpoint (p->opcode). */
+  opcode: Uint8Array | undefined;
+  /** @internal arch_specific_insn: how the instruction runs, and its slot. */
+  ainsn: { prep: PreparedInsn; slot: bigint | undefined } | undefined;
+  /** @internal in the hash table (lone probe or aggregate). */
+  node: RcuNode<Kprobe> | undefined;
+  /** @internal the aggregate this probe is a child of. */
+  parent: AggrKprobe | undefined;
+  /** @internal set for a kretprobe's kprobe. */
+  kretprobe: unknown;
+
+  constructor(init: KprobeInit = {}) {
+    this.symbolName = init.symbolName;
+    this.offset = init.offset ?? 0;
+    this.addr = init.addr;
+    this.preHandler = init.preHandler;
+    this.postHandler = init.postHandler;
+    if (init.disabled) this.flags |= KPROBE_FLAG.DISABLED;
+  }
+
+  get disabled(): boolean {
+    return (this.flags & (KPROBE_FLAG.DISABLED | KPROBE_FLAG.GONE)) !== 0;
+  }
+
+  get gone(): boolean {
+    return (this.flags & KPROBE_FLAG.GONE) !== 0;
+  }
+}
+
+/**
+ * The aggregate: owns opcode/ainsn/slot and the table entry; its children are the user's probes,
+ * in registration order. Its handlers walk the enabled children.
+ *
+ * `children` is published RCU-style: writers (under kprobe_mutex) build a new array and assign
+ * it; a trap handler walking the old array in its read-side section is unaffected, and a removed
+ * child is not freed before the grace period of unregister.
+ */
+export class AggrKprobe extends Kprobe {
+  children: readonly Kprobe[] = [];
+}
+
+export const isAggr = (p: Kprobe): p is AggrKprobe => p instanceof AggrKprobe;
