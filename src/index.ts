@@ -7,3 +7,9 @@ export { parseElf, readElfFile, readElfFileSync, type ElfFile, type ElfSymbol } 
 export { archFor, supportedTargets } from '../arch/index.js';
 export { TARGETS, type Target } from '../arch/types.js';
 export * from './trace/index.js';
+export * from './sync/index.js';
+export { MmLocks } from './mm/locking.js';
+export { MmuNotifiers, MmuNotifier, type MmuNotifierOps } from './mm/notifier.js';
+export { Kprobes, KPROBE_STATUS } from './kprobes/kprobes.js';
+export { Kprobe, AggrKprobe, KPROBE_FLAG, type KprobeInit } from './kprobes/kprobe.js';
+export { ProbeRegs } from './kprobes/regs.js';
