@@ -87,13 +87,20 @@ function parseArgs(tokens: string[], fctx: FetchContext): ProbeArg[] {
   return args;
 }
 
-function parseKprobe(tokens: string[], command: string, ctx: ParseContext): ProbeEventDefinition | NotMine {
+/** What both probe kinds check first: the p/r letter and that a probe point follows. */
+function probeHead(tokens: string[], ctx: ParseContext): NotMine | { head: string; isReturn: boolean; wordSize: 4 | 8; wordBits: number; registers: ReturnType<typeof archInfo>['registers'] } {
   const head = tokens[0] as string;
   if (head[0] !== 'p' && head[0] !== 'r') return notMine(`Unknown probe type '${head[0]}' (expected p, r or -:)`, tokens, 0);
   if (tokens.length < 2) return notMine('Probe point is not specified', tokens, 1);
-  let isReturn = head[0] === 'r';
   const { wordSize, registers } = archInfo(ctx.target);
-  const wordBits = wordSize * 8;
+  return { head, isReturn: head[0] === 'r', wordSize, wordBits: wordSize * 8, registers };
+}
+
+function parseKprobe(tokens: string[], command: string, ctx: ParseContext): ProbeEventDefinition | NotMine {
+  const h = probeHead(tokens, ctx);
+  if ('notMine' in h) return h;
+  const { head, wordSize, registers, wordBits } = h;
+  let isReturn = h.isReturn;
   // The name-spec starts after the first ':' past the letter; other junk there is ignored.
   const colon = head.indexOf(':', 1);
 
@@ -178,12 +185,10 @@ function parseKprobe(tokens: string[], command: string, ctx: ParseContext): Prob
 }
 
 function parseUprobe(tokens: string[], command: string, ctx: ParseContext): ProbeEventDefinition | NotMine {
-  const head = tokens[0] as string;
-  if (head[0] !== 'p' && head[0] !== 'r') return notMine(`Unknown probe type '${head[0]}' (expected p, r or -:)`, tokens, 0);
-  if (tokens.length < 2) return notMine('Probe point is not specified', tokens, 1);
-  let isReturn = head[0] === 'r';
-  const { wordSize, registers } = archInfo(ctx.target);
-  const wordBits = wordSize * 8;
+  const h = probeHead(tokens, ctx);
+  if ('notMine' in h) return h;
+  const { head, wordSize, registers, wordBits } = h;
+  let isReturn = h.isReturn;
   const place = tokens[1] as string;
   if (!place.includes('/')) return notMine(`Uprobe path must contain '/' (PATH:OFFSET)`, tokens, 1);
   // The LAST ':' splits path and offset, so paths may contain ':'.
