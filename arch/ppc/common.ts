@@ -90,8 +90,11 @@ export function installPpcTrapHooks(engine: Engine, sink: TrapSink, is64: boolea
     }
     // An exception with no redirect resumes after the faulting instruction only for sc; for the
     // others the generic code decides (it kills the task or redirects).
-    if (action?.pc !== undefined) engine.regWrite(R.PC, action.pc);
-    if (action?.stop) engine.stop();
+    const pc = action?.pc;
+    // Redirect and stop: the PC is written after the run (a PC write here would cancel the stop).
+    if (pc !== undefined && action?.stop) engine.stopThen(() => engine.regWrite(R.PC, pc));
+    else if (pc !== undefined) engine.regWrite(R.PC, pc);
+    else if (action?.stop) engine.stop();
   });
 }
 

@@ -84,8 +84,11 @@ export const x86_64: Arch = {
       if (vector === HYPERCALL_VECTOR) action = sink.hypercall(after);
       else if (vector === BREAKPOINT_VECTOR) action = sink.breakpoint(after - 1n, after);
       else action = sink.fault(x86FaultForVector(vector), vector === BREAKPOINT_VECTOR ? after - 1n : after);
-      if (action?.pc !== undefined) engine.regWrite(R.RIP, action.pc);
-      if (action?.stop) engine.stop();
+      const pc = action?.pc;
+      // Redirect and stop: the PC is written after the run (a PC write here would cancel the stop).
+      if (pc !== undefined && action?.stop) engine.stopThen(() => engine.regWrite(R.RIP, pc));
+      else if (pc !== undefined) engine.regWrite(R.RIP, pc);
+      else if (action?.stop) engine.stop();
     });
   },
 

@@ -218,6 +218,11 @@ function check(op: string, err: number): void {
 }
 
 const big = (v: bigint | number): bigint => (typeof v === 'bigint' ? v : BigInt(v));
+/**
+ * A guest address from a hook: the callbacks declare it `uint64_t`, but koffi hands 64-bit values
+ * over as signed JS numbers/bigints, so kernel addresses (top bit set) would arrive negative.
+ */
+const addr64 = (v: bigint | number): bigint => BigInt.asUintN(64, big(v));
 
 // ---------------------------------------------------------------------------------------------
 // Host memory that guest pages live in: allocated outside the JS heap with mmap so its address
@@ -308,6 +313,8 @@ export class Engine {
   readonly arch: number;
   readonly mode: number;
   private running = false;
+  /** Writes to apply once the current run has stopped (stopThen). */
+  private readonly afterStop: Array<() => void> = [];
 
   constructor(arch: number, mode: number) {
     const l = load();
@@ -478,6 +485,8 @@ export class Engine {
       err = load().uc_emu_start(this.h(), begin, until, 0, count);
     } finally {
       this.running = false;
+      const writes = this.afterStop.splice(0);
+      for (const w of writes) w();
     }
     if (this.pendingError !== undefined) {
       const e = this.pendingError;
@@ -489,6 +498,19 @@ export class Engine {
 
   stop(): void {
     check('uc_emu_stop', load().uc_emu_stop(this.h()));
+  }
+
+  /**
+   * End the run, then apply `write` (typically: set the PC) once `uc_emu_start` has returned; at
+   * once when not running. Unicorn 2 drops a stop requested in a hook that also writes the PC:
+   * the PC write's quit_request restarts the CPU loop at the new PC and clears stop_request, so
+   * the run would go on. Trap hooks that must both redirect and stop (TrapAction {pc, stop}) use
+   * this instead of regWrite + stop.
+   */
+  stopThen(write: () => void): void {
+    if (!this.running) return write();
+    this.afterStop.push(write);
+    this.stop();
   }
 
   strerror(err: number): string {
@@ -541,7 +563,7 @@ export class Engine {
     return this.addHook(
       UC_HOOK.CODE,
       load().protos.code,
-      this.guard((_uc: bigint, address: bigint | number, size: number) => fn(big(address), size), undefined),
+      this.guard((_uc: bigint, address: bigint | number, size: number) => fn(addr64(address), size), undefined),
       begin,
       end,
       [],
@@ -554,7 +576,7 @@ export class Engine {
       load().protos.memInvalid,
       this.guard(
         (_uc: bigint, type: number, address: bigint | number, size: number, value: bigint | number) =>
-          fn(type, big(address), size, big(value)),
+          fn(type, addr64(address), size, big(value)),
         false,
       ),
       1n,
@@ -569,7 +591,7 @@ export class Engine {
       load().protos.mem,
       this.guard(
         (_uc: bigint, type: number, address: bigint | number, size: number, value: bigint | number) =>
-          fn(type, big(address), size, big(value)),
+          fn(type, addr64(address), size, big(value)),
         undefined,
       ),
       begin,

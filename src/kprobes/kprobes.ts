@@ -524,8 +524,17 @@ export class Kprobes {
     return 0;
   }
 
+  /**
+   * aggr_post_handler skips disabled children; a lone probe's post handler always runs once its
+   * pre handler did (kprobe_post_process), even when the probe was disabled or unregistered
+   * between the trap and the end of the step.
+   */
   private callPost(p: Kprobe, regs: ProbeRegs): void {
-    for (const c of isAggr(p) ? p.children : [p]) if (!c.disabled && c.postHandler) c.postHandler(c, regs, 0);
+    if (!isAggr(p)) {
+      p.postHandler?.(p, regs, 0);
+      return;
+    }
+    for (const c of p.children) if (!c.disabled && c.postHandler) c.postHandler(c, regs, 0);
   }
 
   /** kprobes_inc_nmissed_count: an aggregate counts on every child. */
