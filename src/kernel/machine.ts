@@ -139,7 +139,8 @@ export class Machine {
     if (!arch) throw new UniprobeError('ARCH', `target ${opts.target} is not supported yet`);
     this.arch = arch;
     this.target = opts.target;
-    this.opts = { maxInsns: 2e9, quantum: 20000, ...opts };
+    // `?? default`, not spread: an explicit `undefined` option must not erase the default.
+    this.opts = { ...opts, maxInsns: opts.maxInsns ?? 2e9, quantum: opts.quantum ?? 20000 };
     const ncpu = opts.cpus ?? 1;
     if (!Number.isInteger(ncpu) || ncpu < 1 || ncpu > 64) throw new UniprobeError('USAGE', `--cpus must be between 1 and 64, not ${ncpu}`);
     this.cpus = Array.from({ length: ncpu }, (_, i) => new Vcpu(i));
