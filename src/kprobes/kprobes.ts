@@ -16,6 +16,7 @@ import { isRefusal, type PreparedInsn, type ProbeArch, type ProbeCpu } from '../
 import type { TrapAction } from '../../arch/types.js';
 import { probeArchFor } from '../../arch/index.js';
 import type { BreakpointHit, Machine } from '../kernel/machine.js';
+import { UniprobeError } from '../errors.js';
 import { KPROBE_LOCKS, Mutex, RcuHashTable, type ExecContext, type Kthread } from '../sync/index.js';
 import { InsnSlotCache } from './insn-slots.js';
 import { AggrKprobe, isAggr, Kprobe, KPROBE_FLAG } from './kprobe.js';
@@ -413,7 +414,23 @@ export class Kprobes {
 
   // --- the trap path (inside a guest run; atomic) ------------------------------------------------
 
+  /**
+   * A handler that throws: the trap context is unwound (control block reset, read-side section
+   * left) before the error leaves the run, so the vCPU is not left "inside a probe"; the machine
+   * kills the task. The probe stays registered, and unregistering it works as usual.
+   */
   private onBreakpoint(hit: BreakpointHit): TrapAction | undefined {
+    try {
+      return this.handleBreakpoint(hit);
+    } catch (e) {
+      Object.assign(this.ctl[hit.cpu]!, newCtlblk());
+      while (hit.task.kctx.rcuDepth > 0) this.machine.sync.rcu.readUnlock(hit.task.kctx);
+      const why = e instanceof Error ? e.message : String(e);
+      throw new UniprobeError('PROBE', `kprobe handler at ${this.machine.kernelSymbolize(hit.addr)} threw: ${why}`, { cause: e });
+    }
+  }
+
+  private handleBreakpoint(hit: BreakpointHit): TrapAction | undefined {
     const kcb = this.ctl[hit.cpu]!;
     if (kcb.stepTrap !== undefined && hit.addr === kcb.stepTrap) return this.stepDone(hit, kcb);
     const hook = this.trapHooks.get(hit.addr);

@@ -81,3 +81,28 @@ describe.each(TARGETS)('kprobes on %s', (target) => {
     }
   });
 });
+
+describe.each(TARGETS)('a kprobe handler that throws on %s', (target) => {
+  it('ends the run with an error naming the probe; the vCPU is unwound, unregister restores the text', async () => {
+    const { m } = fibMachine(target);
+    try {
+      const kprobes = new Kprobes(m);
+      const kp = new Kprobe({ symbolName: 'ksys_write', postHandler: () => undefined });
+      kp.preHandler = () => {
+        throw new Error('handler bug');
+      };
+      expect(await m.kernelCall('reg', (t) => kprobes.register(t, kp))).toBe(0);
+      await expect(m.runAsync()).rejects.toThrow(/kprobe handler at ksys_write\+0x[0-9a-f]+ threw: handler bug/);
+      expect(m.sync.rcu.readers()).toEqual([]);
+      expect(m.tasks.every((t) => t.pinnedCpu === undefined)).toBe(true);
+      await m.kernelCall('unreg', (t) => kprobes.unregister(t, kp));
+      expect(kprobes.list()).toEqual([]);
+      const k = m.kernel;
+      expect(m.readKernelText(k.textStart, Number(k.textEnd - k.textStart))).toEqual(k.elf.textBytesAt(k.textStart, Number(k.textEnd - k.textStart)));
+      expect(kprobes.slots.stateOf(kp.ainsn!.slot ?? 0n) ?? 'clean').toBe('clean');
+      expect(m.sync.lockdep.reports).toEqual([]);
+    } finally {
+      m.close();
+    }
+  });
+});
