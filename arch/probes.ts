@@ -127,3 +127,65 @@ export interface ProbeArch {
   /** Optional: functions kretprobes may not target (kretprobe_blacklist; x86: __switch_to). */
   readonly kretprobeBlacklist?: readonly string[];
 }
+
+// --- uprobes (arch_uprobe_analyze_insn, pre_xol/post_xol, uretprobe hijack) --------------------
+
+/**
+ * How a uprobe at one user instruction runs, decided once when the uprobe is first installed
+ * (prepare_uprobe → arch_uprobe_analyze_insn). Unlike kprobes there is no boosting, and the
+ * step happens in the task's own context from a slot of the per-mm XOL page.
+ * - `emulate`: arch_uprobe_skip_sstep succeeds (x86 branches, NOPs and 64-bit `push reg`; ppc
+ *   every branch; sparc64 `nop`): `emulate` performs the effect, PC included. It may return
+ *   false (x86: the emulated call's push faulted) — then the instruction is stepped instead.
+ * - `step`: copy to the slot (`slotBytes`, ending in the arch's step trap at `stepTrapOffset`),
+ *   `preXol` before the task runs it, `postXol` at the step trap.
+ */
+export interface PreparedUprobe {
+  readonly insn: DecodedInsn;
+  readonly mode: 'emulate' | 'step';
+  emulate?(cpu: ProbeCpu): boolean;
+  /** Slot contents (copy + trailing step trap); at most UprobeArch.xolSlotBytes bytes. */
+  slotBytes(slotAddr: bigint): Uint8Array;
+  /** Offset in the slot of the trailing step trap: the trap there ends the step. */
+  readonly stepTrapOffset: number;
+  /**
+   * arch_uprobe_pre_xol: called at the hit with the PC still at `vaddr`; sets the PC to the slot
+   * (and, e.g., x86-64 RIP-relative: loads the scratch register). Returns what postXol/abortXol
+   * need (sparc64: the saved tnpc; x86: the scratch register's old value).
+   */
+  preXol(cpu: ProbeCpu, slotAddr: bigint, vaddr: bigint): unknown;
+  /** arch_uprobe_post_xol at the step trap: PC back into the original text, fixups applied. */
+  postXol(cpu: ProbeCpu, slotAddr: bigint, vaddr: bigint, state: unknown): void;
+  /** arch_uprobe_abort_xol: the step faulted or was interrupted; PC = vaddr, state undone. */
+  abortXol(cpu: ProbeCpu, slotAddr: bigint, vaddr: bigint, state: unknown): void;
+}
+
+/** Where a uretprobe instance is checked for liveness (arch_uretprobe_is_alive's ctx). */
+export type UretprobeCheck = 'call' | 'ret';
+
+export interface UprobeArch {
+  /** UPROBE_SWBP_INSN (x86 int3, ppc `trap`, sparc64 `ta 0x73`), written over the first bytes. */
+  readonly swbp: Uint8Array;
+  /** How many original bytes copy_insn reads (MAX_UINSN_BYTES). */
+  readonly maxInsnBytes: number;
+  /** UPROBE_XOL_SLOT_BYTES as this engine lays slots out (see each back-end for deviations). */
+  readonly xolSlotBytes: number;
+  /**
+   * is_trap_insn: the bytes start with any trap the arch knows (ppc: every tw/twi/td/tdi; x86:
+   * int3). prepare_uprobe refuses such an original (-ENOTSUPP); a trap with no uprobe behind it
+   * that is still a trap is the program's own (SIGTRAP).
+   */
+  isTrapInsn(bytes: Uint8Array): boolean;
+  /** arch_uprobe_analyze_insn: decide the execution mode, or refuse with Linux's errno/reason. */
+  analyzeUprobe(vaddr: bigint, bytes: Uint8Array): PreparedUprobe | ProbeRefusal;
+  /**
+   * arch_uretprobe_hijack_return_addr at the probed function's entry (user ABI): replace the
+   * return address with `trampoline`, give back the original. Returns undefined when the return
+   * address cannot be read or written (Linux: -1 → no instance; x86 partial write → SIGSEGV).
+   */
+  hijackUserReturn(cpu: ProbeCpu, trampoline: bigint): bigint | undefined;
+  /** arch_uretprobe_is_alive: is the instance recorded with stack pointer `riStack` still live? */
+  uretprobeIsAlive(cpu: ProbeCpu, riStack: bigint, ctx: UretprobeCheck): boolean;
+  /** The stack pointer recorded in a return instance (return_instance.stack). */
+  userSp(cpu: ProbeCpu): bigint;
+}

@@ -27,7 +27,7 @@ import { HC, KSYS, KernelImage } from './kernel-image.js';
 import { Rng } from './rng.js';
 import { handlers, normaliseSyscall, type SyscallHost, type SyscallResult } from './syscalls.js';
 import { Process, Task, type CloneStart } from './task.js';
-import { SyncWorld, type GuestWork, type Kthread } from '../sync/index.js';
+import { SyncWorld, type ExecContext, type GuestWork, type Kthread } from '../sync/index.js';
 
 export interface MachineOptions {
   target: Target;
@@ -60,6 +60,16 @@ export interface BreakpointHit {
   readonly pcAfter: bigint;
   readonly engine: Engine;
   readonly mem: Mm;
+}
+
+/**
+ * A lock a mapping system call takes after mmap_lock (uprobes: dup_mmap_sem for fork). Trylock
+ * style: the syscall path runs between guest runs and cannot wait inside; when a lock is busy the
+ * task sleeps and retries (Task.pendingMapping).
+ */
+export interface MappingLockHook {
+  tryLock(ctx: ExecContext, syscall: string, mm: Mm): boolean;
+  unlock(ctx: ExecContext, syscall: string, mm: Mm): void;
 }
 
 export interface RunResult {
@@ -115,6 +125,20 @@ export class Machine {
   readonly notifiers: MmuNotifiers;
   /** Called when a task dies, before its trap context is unwound (probe cores reset per-CPU state). */
   readonly taskExitHooks: Array<(t: Task) => void> = [];
+  /** Every new address space (exec, fork) before anything is mapped in it (uprobes hook its mmaps). */
+  readonly mmAttachHooks: Array<(mm: Mm) => void> = [];
+  /** clone/fork: after the child task exists, before it runs (uprobe_copy_process). */
+  readonly forkHooks: Array<(parent: Task, child: Task) => void> = [];
+  /** Locks mapping system calls take inside mmap_lock (see MappingLockHook). */
+  readonly mappingLockHooks: MappingLockHook[] = [];
+  /**
+   * The context that holds mmap_lock (write) for the mapping operation running right now — an
+   * exec or a guest mapping system call — so hooks called from inside Mm (uprobe_mmap) can take
+   * their locks in the right context. Undefined otherwise.
+   */
+  mappingContext: ExecContext | undefined;
+  /** Work a trap handler asked for that needs the engine stopped (runAfterStop). */
+  private readonly afterStopWork: Array<() => void> = [];
   readonly processes: Process[] = [];
   readonly tasks: Task[] = [];
   private readonly opts: Required<Pick<MachineOptions, 'maxInsns' | 'quantum'>> & MachineOptions;
@@ -182,6 +206,7 @@ export class Machine {
   private attachMm(mm: Mm): void {
     this.mms.add(mm);
     this.notifiers.attach(mm);
+    for (const h of this.mmAttachHooks) h(mm);
     this.arch.installTrapHooks(mm.engine, this.trapSink);
     mm.engine.hookMemInvalid(
       (type, addr) => {
@@ -210,7 +235,17 @@ export class Machine {
       proc.fds.set(0, { kind: 'stdio', hostFd: 0 });
       proc.fds.set(1, { kind: 'stdio', hostFd: 1 });
       proc.fds.set(2, { kind: 'stdio', hostFd: 2 });
-      const start = loadElf(this.arch, mm, elf, inode, argv, envp, this.rng);
+      // exec maps the program with mmap_lock held for write (uprobe_mmap runs under it).
+      const lock = this.mmLocks.mmapLock(mm);
+      if (!lock.tryDownWrite(task.sysctx, 'exec')) throw new UniprobeError('INTERNAL', 'a new mm has a busy mmap_lock');
+      this.mappingContext = task.sysctx;
+      let start;
+      try {
+        start = loadElf(this.arch, mm, elf, inode, argv, envp, this.rng);
+      } finally {
+        this.mappingContext = undefined;
+        lock.upWrite(task.sysctx, 'exec');
+      }
       this.arch.startRegisters(mm.engine, { entry: start.entry, sp: start.sp, entryToc: start.entryToc, elfv2: elf.ppc64Abi === 'elfv2' });
       this.loaded.set(mm, task);
       this.processes.push(proc);
@@ -320,9 +355,56 @@ export class Machine {
       }
       return 'exit';
     }
-    if (s.kind === 'kthread') return this.sync.sched.runThread(s);
+    if (s.kind === 'kthread') return this.sync.sched.runThread(s).then(() => this.wakeMappingWaiters());
     work.runQuantum(s.cpu);
     return 'ran';
+  }
+
+  /** A kernel thread ran (and may have dropped mmap_lock): sleeping mapping syscalls retry. */
+  private wakeMappingWaiters(): void {
+    for (const t of this.tasks) if (t.pendingMapping && t.state === 'blocked') t.state = 'runnable';
+  }
+
+  /**
+   * Work a trap handler needs done once the engine has stopped (a mapping change such as the
+   * uprobes XOL area). The handler returns `{ stop: true }`; `fn` runs right after the run, before
+   * the task goes on in the same quantum.
+   */
+  runAfterStop(fn: () => void): void {
+    this.afterStopWork.push(fn);
+  }
+
+  /**
+   * The host half of a mapping system call, with mmap_lock held for write (and the hooks' locks):
+   * true when done, false when a lock was busy (the task must sleep and retry).
+   */
+  private mappingSyscall(task: Task, name: string, args: bigint[]): boolean {
+    const ctx = task.sysctx;
+    const mm = task.mm;
+    const lock = this.mmLocks.mmapLock(mm);
+    if (!lock.tryDownWrite(ctx, name)) return false;
+    const taken: MappingLockHook[] = [];
+    const release = (): void => {
+      for (const h of taken.reverse()) h.unlock(ctx, name, mm);
+      lock.upWrite(ctx, name);
+    };
+    for (const h of this.mappingLockHooks) {
+      if (!h.tryLock(ctx, name, mm)) {
+        release();
+        return false;
+      }
+      taken.push(h);
+    }
+    this.mappingContext = ctx;
+    try {
+      const r = this.hostSyscall(task, name, args);
+      this.completeHypercall(task, r);
+      mm.settle();
+    } finally {
+      this.mappingContext = undefined;
+      release();
+    }
+    return true;
   }
 
   private result(reason: 'exit' | 'deadlock' | 'budget'): RunResult {
@@ -391,6 +473,16 @@ export class Machine {
   private runQuantum(task: Task, cpu: Vcpu): void {
     const mm = task.mm;
     this.loadTask(task);
+    if (task.pendingMapping) {
+      // Woken from a sleep on mmap_lock: retry the system call before running on.
+      const p = task.pendingMapping;
+      if (!this.mappingSyscall(task, p.name, p.args)) {
+        task.state = 'blocked';
+        return;
+      }
+      task.pendingMapping = undefined;
+      if (task.state !== 'runnable') return;
+    }
     this.current = task;
     this.currentCpu = cpu;
     cpu.current = task;
@@ -419,16 +511,18 @@ export class Machine {
       const cowResolved = mm.settle();
       const deferred = this.deferred;
       this.deferred = undefined;
-      if (deferred && task.state !== 'dead') {
-        const r = this.hostSyscall(deferred.task, deferred.name, deferred.args);
-        this.completeHypercall(deferred.task, r);
-        mm.settle();
+      if (deferred && task.state !== 'dead' && !this.mappingSyscall(deferred.task, deferred.name, deferred.args)) {
+        // mmap_lock is held by a kernel thread (a probe registration): sleep until it is dropped.
+        deferred.task.pendingMapping = { name: deferred.name, args: deferred.args };
+        deferred.task.state = 'blocked';
       }
+      const afterStop = this.afterStopWork.splice(0);
+      for (const fn of afterStop) if (task.state !== 'dead') fn();
       this.insns += count;
       task.insns += count;
       const fault = result.err !== UC_ERR.OK && !(result.err === UC_ERR.WRITE_PROT && cowResolved);
       if (fault && task.state !== 'dead') this.faultFromRun(task, result.err);
-      if (fault || task.state !== 'runnable' || (!deferred && !cowResolved) || restarts >= 1000) break;
+      if (fault || task.state !== 'runnable' || (!deferred && !cowResolved && afterStop.length === 0) || restarts >= 1000) break;
     }
     this.quanta++;
     task.quanta++;
@@ -732,6 +826,7 @@ export class Machine {
       task.mm.users++;
       child = this.newTask(proc);
       child.cloneStart = start;
+      for (const h of this.forkHooks) h(task, child);
     } else {
       const mm = task.mm.fork();
       this.attachMm(mm);
@@ -745,6 +840,7 @@ export class Machine {
       child = this.newTask(proc);
       this.applyCloneStart(child, start);
       this.loaded.set(mm, child);
+      for (const h of this.forkHooks) h(task, child);
     }
     const tid = BigInt(child.tid);
     const u32 = (mm: Mm, addr: bigint, v: bigint): void => {

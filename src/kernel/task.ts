@@ -57,6 +57,18 @@ export class Task {
    */
   readonly kctx: ExecContext;
   pinnedCpu: number | undefined;
+  /**
+   * The task's process context inside a system call (it may sleep): the mapping system calls
+   * take mmap_lock here, so lockdep sees the mmap path's order (mmap_lock → uprobes_mmap_mutex…).
+   */
+  readonly sysctx: ExecContext;
+  /**
+   * A mapping system call whose locks were busy (a kernel thread held mmap_lock): the task sleeps
+   * (state 'blocked') and retries before its next run, as down_write would wake it.
+   */
+  pendingMapping: { name: string; args: bigint[] } | undefined;
+  /** Per-task uprobes state (Linux's task->utask), owned by src/uprobes. */
+  utask: unknown;
 
   constructor(tid: number, process: Process) {
     this.tid = tid;
@@ -65,6 +77,9 @@ export class Task {
     // comm can change after the task is created (exec, fork): name the context when asked.
     Object.defineProperty(ctx, 'name', { get: () => `${process.comm}[${tid}]` });
     this.kctx = ctx;
+    const sys = newContext('', true);
+    Object.defineProperty(sys, 'name', { get: () => `${process.comm}[${tid}] (syscall)` });
+    this.sysctx = sys;
   }
 
   get mm(): Mm {

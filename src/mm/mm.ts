@@ -96,6 +96,11 @@ export class Mm implements GuestMemoryAccess {
    * protection or are replaced by a COW copy (breakpoint installs included), and at exit.
    */
   readonly invalidateHooks: MmInvalidateHook[] = [];
+  /**
+   * Called after mmap() inserted a VMA and mapped its pages (Linux's uprobe_mmap from
+   * mmap_region), with mmap_lock held for write by the caller. Not called for fork's copies.
+   */
+  readonly mapHooks: Array<(vma: Vma) => void> = [];
 
   constructor(arch: Arch, kernel: KernelMapping[]) {
     this.arch = arch;
@@ -309,6 +314,7 @@ export class Mm implements GuestMemoryAccess {
       this.ptes.set(this.vpn(addr) + BigInt(i), { frame, cow });
     }
     this.mapPages(addr, addr + len);
+    for (const h of this.mapHooks) h(vma);
     return addr;
   }
 
