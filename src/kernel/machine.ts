@@ -571,6 +571,15 @@ export class Machine {
     this.deliverFault(task, f, pc);
   }
 
+  /**
+   * force_sig from a trap handler (uprobes: SIGILL for a trampoline hit with no return instance,
+   * SIGTRAP for a foreign breakpoint): the default action, which kills the process. The handler
+   * then ends the run ({ stop: true }).
+   */
+  forceSignal(task: Task, f: GuestFault, pc: bigint): void {
+    this.deliverFault(task, f, pc);
+  }
+
   private deliverFault(task: Task, f: GuestFault, pc: bigint): void {
     const where = task.inKernel ? ` in the guest kernel (${this.kernelSymbolize(pc)}) during ${task.syscall?.name ?? 'a system call'}` : '';
     const addr = f.addr !== undefined ? ` at address 0x${f.addr.toString(16)}` : '';
