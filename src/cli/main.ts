@@ -2,19 +2,40 @@
  * The `uniprobe` command line (DESIGN.md, "Promised interfaces").
  *
  * Every failure a user can cause ends in one line `uniprobe: error: …` and a non-zero exit
- * status, never a stack trace. A guest run exits with the guest's status.
+ * status, never a stack trace; a bad probe definition adds the kernel's error-log lines (the
+ * command and a caret under the offending character). A guest run exits with the guest's status.
  */
 import { existsSync } from 'node:fs';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { isUniprobeError } from '../errors.js';
 import { readElfFileSync } from '../elf/index.js';
 import { Machine } from '../kernel/machine.js';
+import { Kprobes } from '../kprobes/kprobes.js';
 import { supportedTargets } from '../../arch/index.js';
 import { TARGETS, type Target } from '../../arch/types.js';
+import type { TraceSession } from '../trace/attach.js';
+import { machineSymbolizer } from '../trace/fetch-env.js';
+import { formatProfile, formatTraceRecord, type TraceFormat } from '../trace/output.js';
 import { runDemo } from './demo.js';
+import { DefinitionError, defineEvents } from './probes.js';
+import { LineSink, definitionErrorText, errorLine, useColour } from './terminal.js';
 
-/** Exit statuses of the command itself (a guest run exits with the guest's status instead). */
-export const EXIT = { ERROR: 1, USAGE: 2 } as const;
+/** STB_LOCAL: kallsyms prints such functions with a lower-case `t`. */
+const STB_LOCAL = 0;
+
+/**
+ * Exit statuses of the command itself. A guest run exits with the guest's status instead: its exit
+ * code, 128 + N when signal N killed it, 124 when --max-insns stopped it or every task blocked.
+ */
+export const EXIT = { ERROR: 1, USAGE: 2, BUDGET: 124 } as const;
+
+const EXIT_HELP = `
+Exit status:
+  run    the guest's: its exit code, 128+N if signal N killed it, 124 if --max-insns
+         stopped it (or every task blocked)
+  1      an error: bad probe definition, unreadable or unsupported ELF, unwritable -o FILE
+  2      bad command-line usage
+`;
 
 function intOption(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -31,7 +52,7 @@ function collect(v: string, prev: string[]): string[] {
 interface RunOpts {
   event: string[];
   arch?: Target;
-  format: 'text' | 'json';
+  format: TraceFormat;
   output?: string;
   stats?: boolean;
   seed: number;
@@ -40,15 +61,26 @@ interface RunOpts {
   strace?: boolean;
 }
 
-function runCommand(elfPath: string, args: string[], o: RunOpts): number {
-  if (o.event.length > 0) {
-    throw new CliError('-e: probe definitions are not available in this build yet (they come with the kprobes and uprobes cores)');
-  }
+function readTargetOf(elfPath: string, arch: Target | undefined): Target {
   if (!existsSync(elfPath)) throw new CliError(`${elfPath}: No such file or directory`);
   const elf = readElfFileSync(elfPath);
   const target = elf.target!;
-  if (o.arch && o.arch !== target) throw new CliError(`${elfPath}: the ELF is for ${target}, not ${o.arch} (--arch)`);
+  if (arch && arch !== target) throw new CliError(`${elfPath}: the ELF is for ${target}, not ${arch} (--arch)`);
   if (!supportedTargets().includes(target)) throw new CliError(`${elfPath}: ${target} guests are not supported yet`);
+  return target;
+}
+
+function openSink(output: string | undefined): LineSink {
+  if (output === undefined) return LineSink.stderr();
+  try {
+    return LineSink.file(output);
+  } catch (e) {
+    throw new CliError(`${output}: cannot open for writing (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<number> {
+  const target = readTargetOf(elfPath, o.arch);
   const m = new Machine({
     target,
     seed: o.seed,
@@ -56,13 +88,64 @@ function runCommand(elfPath: string, args: string[], o: RunOpts): number {
     maxInsns: o.maxInsns,
     strace: o.strace ? (line) => process.stderr.write(`${line}\n`) : undefined,
   });
+  let sink: LineSink | undefined;
   try {
     m.spawn(elfPath, [elfPath, ...args]);
-    const r = m.run();
+    let session: TraceSession | undefined;
+    if (o.event.length > 0) {
+      sink = openSink(o.output);
+      const out = sink;
+      const symbolizer = machineSymbolizer(m);
+      session = await defineEvents(m, o.event, (r) => out.write(formatTraceRecord(r, o.format, symbolizer)));
+    }
+    const r = await m.runAsync();
     if (o.stats) {
+      sink ??= openSink(o.output);
+      for (const line of formatProfile(session?.profile() ?? [], o.format)) sink.write(line);
       process.stderr.write(`uniprobe: ${r.reason}, status ${r.status}, ${r.quanta} quanta (at most ${r.insns} guest instructions)\n`);
     }
     return r.status;
+  } finally {
+    sink?.close();
+    m.close();
+  }
+}
+
+type ListWhat = 'events' | 'kprobes' | 'blacklist' | 'functions';
+
+interface ListOpts {
+  event: string[];
+  arch: Target;
+}
+
+/** `uniprobe list`: what the tracefs and debugfs files would show on the target's guest kernel. */
+async function listCommand(what: ListWhat, o: ListOpts, write: (line: string) => void): Promise<number> {
+  const m = new Machine({ target: o.arch });
+  try {
+    switch (what) {
+      case 'events': {
+        const session = await defineEvents(m, o.event, () => undefined, false);
+        for (const line of session.registry.list()) write(line);
+        break;
+      }
+      case 'kprobes': {
+        // As during `uniprobe run`: the events enabled, their probes armed.
+        const session = await defineEvents(m, o.event, () => undefined, true);
+        for (const line of session.kprobes.list()) write(line);
+        break;
+      }
+      case 'blacklist':
+        for (const line of new Kprobes(m).blacklist()) write(line);
+        break;
+      case 'functions': {
+        const width = m.arch.wordSize * 2;
+        for (const f of m.kernel.elf.functions()) {
+          write(`${f.codeAddress.toString(16).padStart(width, '0')} ${f.bind === STB_LOCAL ? 't' : 'T'} ${f.name}`);
+        }
+        break;
+      }
+    }
+    return 0;
   } finally {
     m.close();
   }
@@ -75,29 +158,67 @@ export function buildProgram(): Command {
     .description('Linux kprobes and uprobes, reproduced on emulated x86-64, i386, ppc32, ppc64 and sparc64 guests')
     .version('0.1.0')
     .exitOverride()
-    .configureOutput({ outputError: (s, write) => write(s.replace(/^error: /, 'uniprobe: error: ')) });
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (s, write) => write(s.replace(/^error: /, 'uniprobe: error: ')) })
+    .addHelpText('after', EXIT_HELP);
 
   program
     .command('run')
-    .description('run a static ELF program under emulation (the target is read from the ELF header)')
+    .description('run a static ELF program under emulation, with probe events attached (the target is read from the ELF header)')
     .argument('<elf>', 'static ELF executable for x86_64, i386, ppc32, ppc64 or sparc64')
     .argument('[args...]', 'arguments for the program (put them after --)')
     .option('-e, --event <def>', 'probe definition in kprobe_events/uprobe_events syntax (repeatable)', collect, [])
     .addOption(new Option('--arch <target>', 'expected target; fail if the ELF is for another').choices([...TARGETS]))
     .addOption(new Option('--format <fmt>', 'trace format').choices(['text', 'json']).default('text'))
-    .option('-o, --output <file>', 'write trace events to FILE (default: stderr)')
-    .option('--stats', 'print per-event hits and misses at exit')
+    .option('-o, --output <file>', 'write trace events (and --stats) to FILE (default: stderr)')
+    .option('--stats', 'print per-event hits and misses at exit (like kprobe_profile)')
     .option('--seed <n>', 'scheduler seed: same seed, same interleaving', intOption('--seed', 0, 2 ** 32 - 1), 1)
     .option('--cpus <n>', 'number of vCPUs', intOption('--cpus', 1, 64), 1)
     .option('--max-insns <n>', 'stop a guest after about N instructions (exit status 124)', intOption('--max-insns', 1, Number.MAX_SAFE_INTEGER), 2_000_000_000)
     .option('--strace', 'print each system call the guest makes to stderr')
-    .action(function (this: Command, elf: string, args: string[]) {
-      program.setOptionValue('__status', runCommand(elf, args, this.opts<RunOpts>()));
+    .addHelpText(
+      'after',
+      `
+Examples:
+  uniprobe run fixtures/x86_64/fib -e 'p:myk ksys_write fd=$arg1 count=$arg3:u64'
+  uniprobe run fixtures/x86_64/fib -e 'r:myr ksys_write ret=$retval:s64' --format json
+  uniprobe run fixtures/ppc64/fib -e 'p:w ksys_write text=+0($arg2):ustring' --stats
+${EXIT_HELP}`,
+    )
+    .action(async function (this: Command, elf: string, args: string[]) {
+      program.setOptionValue('__status', await runCommand(elf, args, this.opts<RunOpts>()));
+    });
+
+  program
+    .command('list')
+    .description("show what the guest kernel's tracefs/debugfs files would: events, kprobes, blacklist, functions")
+    .addArgument(
+      new Argument('[what]', `events: the definitions listed back as kprobe_events shows them
+kprobes: /sys/kernel/debug/kprobes/list while the events are enabled
+blacklist: /sys/kernel/debug/kprobes/blacklist of the guest kernel
+functions: the guest kernel's functions (kallsyms: address, t/T, name)`)
+        .choices(['events', 'kprobes', 'blacklist', 'functions'])
+        .default('events'),
+    )
+    .option('-e, --event <def>', 'probe definition (repeatable)', collect, [])
+    .addOption(new Option('--arch <target>', 'target whose guest kernel to use').choices([...TARGETS]).default('x86_64'))
+    .addHelpText(
+      'after',
+      `
+Examples:
+  uniprobe list -e 'p:myk ksys_write fd=%di' -e 'r ksys_write $retval'
+  uniprobe list kprobes --arch ppc32 -e 'p vfs_write' -e 'r:ret vfs_write $retval'
+  uniprobe list blacklist --arch sparc64
+${EXIT_HELP}`,
+    )
+    .action(async function (this: Command, what: ListWhat) {
+      program.setOptionValue('__status', await listCommand(what, this.opts<ListOpts>(), (l) => process.stdout.write(`${l}\n`)));
     });
 
   program
     .command('demo')
     .description('run the bundled sample programs on every supported target (what `npm start` does)')
+    .addHelpText('after', EXIT_HELP)
     .action(() => {
       program.setOptionValue('__status', runDemo());
     });
@@ -116,11 +237,16 @@ export async function main(argv: string[]): Promise<number> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       return EXIT.USAGE;
     }
-    if (e instanceof CliError || isUniprobeError(e)) {
-      process.stderr.write(`uniprobe: error: ${(e as Error).message}\n`);
+    const colour = useColour(process.stderr);
+    if (e instanceof DefinitionError) {
+      process.stderr.write(`${definitionErrorText(e.probeError, colour)}\n`);
       return EXIT.ERROR;
     }
-    process.stderr.write(`uniprobe: error: internal error: ${(e as Error)?.message ?? String(e)}\n`);
+    if (e instanceof CliError || isUniprobeError(e)) {
+      process.stderr.write(`${errorLine((e as Error).message, colour)}\n`);
+      return EXIT.ERROR;
+    }
+    process.stderr.write(`${errorLine(`internal error: ${(e as Error)?.message ?? String(e)}`, colour)}\n`);
     if (process.env.UNIPROBE_DEBUG) process.stderr.write(`${(e as Error)?.stack}\n`);
     return EXIT.ERROR;
   }

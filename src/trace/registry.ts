@@ -198,6 +198,20 @@ export class ProbeEventRegistry {
     return { ok: true, value: victims.length };
   }
 
+  /**
+   * Take back a probe point `add` just accepted, when the core's registration (which is async and
+   * so cannot run inside `add`'s hook) failed afterwards: the registry is as before the add.
+   */
+  discard(probe: ProbeEntry): void {
+    for (const ev of this.byName.values()) {
+      const i = ev.probes.indexOf(probe);
+      if (i < 0) continue;
+      ev.probes.splice(i, 1);
+      if (ev.probes.length === 0) this.byName.delete(key(ev.group, ev.event));
+      return;
+    }
+  }
+
   /** events/GRP/EVENT/enable. False if there is no such event. */
   setEnabled(group: string, event: string, enabled: boolean): boolean {
     const ev = this.find(group, event);
