@@ -23,7 +23,7 @@ import { MmLocks } from '../mm/locking.js';
 import { MmuNotifiers } from '../mm/notifier.js';
 import { E, err } from './errno.js';
 import { loadElf } from './exec.js';
-import { HC, KSYS, KernelImage } from './kernel-image.js';
+import { HC, KERNEL_STACK_SIZE, KSYS, KernelImage } from './kernel-image.js';
 import { Rng } from './rng.js';
 import { handlers, normaliseSyscall, type SyscallHost, type SyscallResult } from './syscalls.js';
 import { Process, Task, type CloneStart } from './task.js';
@@ -327,6 +327,177 @@ export class Machine {
       throw new UniprobeError('SYNC', `${t.name} cannot finish: ${hung.join('; ') || 'nothing left to run'}`);
     }
     return t.done;
+  }
+
+  // --- host-initiated kernel calls -------------------------------------------------------------
+  //
+  // The kprobes self-tests call their targets directly (`kprobe_target(value)`), and a kprobe
+  // handler may call kernel functions too. Both run the function on a vCPU: arguments the way
+  // the guest kernel's C ABI passes them, return address `entry_call_return`, whose HC_CALL_DONE
+  // hypercall hands the result back. Each task keeps a stack of such calls (a handler's call can
+  // be nested inside a host call); HC_CALL_DONE completes the innermost one.
+
+  /** Per task: what to do when each pending kernel call returns, innermost last. */
+  private readonly kernelCalls = new Map<Task, Array<(ret: bigint) => TrapAction>>();
+  /** The mm kernel-call tasks run in (kernel mappings only, like a kthread's borrowed init_mm). */
+  private kernelCallProc: Process | undefined;
+  /** Bytes left free below a trapped stack pointer for a handler's call (red zones, stack bias). */
+  private static readonly CALL_STACK_GAP = 512n;
+
+  /**
+   * Call guest kernel function `fn` (a symbol or an address) with `args` from the host, as a
+   * KUnit test calls its target, and resolve with its return value (the full return register).
+   * It runs in a kernel-only task of its own (`comm`) on a fresh, zeroed kernel stack, on
+   * whichever vCPU the seeded scheduler picks; guest programs stay paused meanwhile, as in
+   * `kernelCall`, while kernel threads and guest tasks pinned mid-probe go on. Rejects when the
+   * call does not return (a fault in the function kills its task).
+   */
+  async callKernelFunction(fn: string | bigint, args: Array<bigint | number> = [], opts: { comm?: string } = {}): Promise<bigint> {
+    if (this.closed) throw new UniprobeError('USAGE', 'machine is closed');
+    const name = typeof fn === 'string' ? fn : this.kernelSymbolize(fn);
+    const pc = typeof fn === 'string' ? this.kernel.symbol(fn)?.codeAddress : fn;
+    if (pc === undefined || !this.kernel.isText(pc)) throw new UniprobeError('KERNEL', `${name}: not a function of the guest kernel`);
+    if (!this.kernelCallProc || this.kernelCallProc.zombie) {
+      this.kernelCallProc = new Process(this.nextPid++, this.newMm(), '[kernel]');
+    }
+    const proc = this.kernelCallProc;
+    proc.comm = (opts.comm ?? 'kcall').slice(0, 15);
+    const task = this.newTask(proc);
+    task.inKernel = true;
+    // Linux zeroes a new kernel stack (THREADINFO_GFP has __GFP_ZERO): no stale return addresses
+    // from an earlier task for an unwinder to find.
+    const size = KERNEL_STACK_SIZE;
+    this.kernel.stackArena.bytes.fill(0, task.kstackIndex * size, (task.kstackIndex + 1) * size);
+    const e = proc.mm.engine;
+    const prev = this.loaded.get(proc.mm);
+    if (prev && prev.state !== 'dead') prev.regs = this.arch.snapshot(e);
+    this.loaded.set(proc.mm, task);
+    let result: bigint | undefined;
+    this.pushKernelCall(task, (ret) => {
+      result = ret;
+      this.retireTask(task);
+      return { stop: true };
+    });
+    this.enterKernelCall(task, pc, args.map(BigInt), task.kstackTop);
+    const work: GuestWork = {
+      runnable: () => task.state === 'runnable' && task.pinnedCpu === undefined,
+      pinnedCpus: () => this.pinnedCpus(),
+      runQuantum: (cpu) => {
+        const pinned = this.tasks.find((t) => t.pinnedCpu === cpu && t.state === 'runnable');
+        this.runQuantum(pinned ?? task, this.cpus[cpu]!);
+      },
+    };
+    try {
+      while (result === undefined) {
+        if (task.state === 'dead') throw new UniprobeError('KERNEL', `${name}() did not return: its task was killed (see the report above)`);
+        if (this.insns >= this.opts.maxInsns) throw new UniprobeError('KERNEL', `${name}() did not return within --max-insns ${this.opts.maxInsns}`);
+        const s = this.sync.sched.chooseStep(work);
+        if (!s) {
+          const hung = this.sync.sched.hungTasks();
+          throw new UniprobeError('SYNC', `${name}() cannot finish: ${hung.join('; ') || 'nothing left to run'}`);
+        }
+        if (s.kind === 'kthread') await this.sync.sched.runThread(s);
+        else work.runQuantum(s.cpu);
+      }
+      return result;
+    } finally {
+      if (task.state !== 'dead') this.retireTask(task);
+      this.kernelCalls.delete(task);
+      proc.tasks.splice(proc.tasks.indexOf(task), 1);
+      this.tasks.splice(this.tasks.indexOf(task), 1);
+    }
+  }
+
+  /**
+   * From a trap hook of `task` (a probe handler): call kernel function `fn(args)` on this vCPU
+   * before the trapped code goes on, then `resume(retval)` and continue where the TrapAction it
+   * returns says (its `pc`; a `stop` there is not honoured — the run restarts at once).
+   *
+   * The call runs on the task's kernel stack below the trapped frame (a margin covers every
+   * target's red zone and sparc64's stack bias) with the trapped context unchanged: still
+   * atomic, so the task stays on this vCPU. The CPU state is saved and put back between runs,
+   * never inside the hook, because only then is all of it readable (sparc64's %ccr).
+   */
+  callFromTrap(task: Task, fn: bigint, args: bigint[], resume: (ret: bigint) => TrapAction): TrapAction {
+    const e = task.mm.engine;
+    this.runAfterStop(() => {
+      const saved = this.arch.snapshot(e);
+      this.pushKernelCall(task, (ret) => {
+        this.runAfterStop(() => {
+          this.arch.restore(e, saved);
+          let action: TrapAction;
+          try {
+            action = resume(ret);
+          } catch (err) {
+            // As for an exception out of a hook inside the run: the task cannot go on.
+            this.current = undefined;
+            if (this.currentCpu) this.currentCpu.current = undefined;
+            this.currentCpu = undefined;
+            this.killProcess(task.process, SIG.SIGKILL, undefined);
+            throw err;
+          }
+          if (action.pc !== undefined) this.arch.setPc(e, action.pc);
+        });
+        return { stop: true };
+      });
+      this.enterKernelCall(task, fn, args, this.arch.getSp(e) - Machine.CALL_STACK_GAP);
+    });
+    return { pc: this.arch.getPc(e), stop: true };
+  }
+
+  private pushKernelCall(task: Task, done: (ret: bigint) => TrapAction): void {
+    let stack = this.kernelCalls.get(task);
+    if (!stack) this.kernelCalls.set(task, (stack = []));
+    stack.push(done);
+  }
+
+  /** HC_CALL_DONE: the innermost pending kernel call of `task` returned `ret`. */
+  private kernelCallDone(task: Task, ret: bigint): TrapAction {
+    const done = this.kernelCalls.get(task)?.pop();
+    if (!done) return this.kernelOops(task, 'HC_CALL_DONE without a host-initiated call');
+    return done(ret);
+  }
+
+  /** Enter `pc(args)` on `task`'s loaded registers, returning to entry_call_return. */
+  private enterKernelCall(task: Task, pc: bigint, args: bigint[], stackTop: bigint): void {
+    const e = task.mm.engine;
+    this.arch.enterKernelFunction(e, task.mm, { pc, stackTop, args, returnTo: this.kernel.entryCallReturn, toc: this.kernel.toc });
+    this.placeKernelArgs(e, task.mm, args);
+  }
+
+  /**
+   * enterKernelFunction passes arguments by the C ABI of the system-call entry stub; the kernel's
+   * own functions may take them elsewhere (i386: -mregparm=3, eax/edx/ecx), which is what
+   * readKernelCallArg reads. Where the two disagree, find the register readKernelCallArg reads
+   * for that argument (a marker value shows it) and put the argument there. Arguments the kernel
+   * takes on the stack cannot be placed this way: refused rather than passed wrong.
+   */
+  private placeKernelArgs(e: Engine, mem: Mm, args: bigint[]): void {
+    const read = this.arch.readKernelCallArg;
+    if (!read) return;
+    const regs = [...this.arch.registers.byName.values()];
+    const mask = (1n << BigInt(this.arch.wordSize * 8)) - 1n;
+    const reads = (i: number, v: bigint): boolean => {
+      try {
+        return read(e, mem, i) === v;
+      } catch {
+        return false;
+      }
+    };
+    args.forEach((arg, i) => {
+      const want = arg & mask;
+      if (reads(i, want)) return;
+      const marker = want ^ 0x5a5a5a5an;
+      const r = regs.find((reg) => {
+        const old = e.regRead(reg.id);
+        e.regWrite(reg.id, marker);
+        const hit = reads(i, marker);
+        e.regWrite(reg.id, old);
+        return hit;
+      });
+      if (!r) throw new UniprobeError('ARCH', `${this.target}: cannot pass kernel-function argument ${i} (not in a register readKernelCallArg reads)`);
+      e.regWrite(r.id, want);
+    });
   }
 
   /**
@@ -694,6 +865,8 @@ export class Machine {
     switch (nr) {
       case HC.SYSRET:
         return this.sysret(task, a[1]!);
+      case HC.CALL_DONE:
+        return this.kernelCallDone(task, a[1]!);
       case HC.SYSCALL:
       case HC.CLONE:
         if (!sys) return this.kernelOops(task, `hypercall ${nr} outside a system call`);
