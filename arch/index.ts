@@ -8,10 +8,13 @@ import { i386 } from './x86/i386.js';
 import { ppc32 } from './ppc/ppc32.js';
 import { ppc64 } from './ppc/ppc64.js';
 import { sparc64 } from './sparc/sparc64.js';
-import type { ProbeArch } from './probes.js';
+import type { ProbeArch, UprobeArch } from './probes.js';
 import { x86ProbeArch } from './x86/kprobes/index.js';
 import { ppcProbeArch } from './ppc/kprobes/index.js';
 import { sparcProbeArch } from './sparc/kprobes/index.js';
+import { x86UprobeArch } from './x86/uprobes/index.js';
+import { ppcUprobeArch } from './ppc/uprobes/index.js';
+import { sparcUprobeArch } from './sparc/uprobes/index.js';
 
 const registry = new Map<Target, Arch>([
   ['x86_64', x86_64],
@@ -33,6 +36,16 @@ export function probeArchFor(arch: Arch): ProbeArch {
   let p = probeArchs.get(arch);
   if (!p) probeArchs.set(arch, (p = probeFactories[arch.family](arch)));
   return p;
+}
+
+const uprobeFactories = { x86: x86UprobeArch, ppc: ppcUprobeArch, sparc: sparcUprobeArch } as const;
+const uprobeArchs = new Map<Arch, UprobeArch>();
+
+/** The uprobe hooks (arch/probes.ts: UprobeArch) of `arch`'s family, one instance per arch. */
+export function uprobeArchFor(arch: Arch): UprobeArch {
+  let u = uprobeArchs.get(arch);
+  if (!u) uprobeArchs.set(arch, (u = uprobeFactories[arch.family](arch)));
+  return u;
 }
 
 export function supportedTargets(): Target[] {

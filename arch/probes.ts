@@ -134,11 +134,24 @@ export interface ProbeArch {
  * How a uprobe at one user instruction runs, decided once when the uprobe is first installed
  * (prepare_uprobe → arch_uprobe_analyze_insn). Unlike kprobes there is no boosting, and the
  * step happens in the task's own context from a slot of the per-mm XOL page.
- * - `emulate`: arch_uprobe_skip_sstep succeeds (x86 branches, NOPs and 64-bit `push reg`; ppc
- *   every branch; sparc64 `nop`): `emulate` performs the effect, PC included. It may return
- *   false (x86: the emulated call's push faulted) — then the instruction is stepped instead.
+ * - `emulate`: arch_uprobe_skip_sstep succeeds (x86 branches, NOPs and `push reg`, plus what this
+ *   engine cannot step because it would leave the slot: ret, loop/jcxz, call/jmp through a
+ *   register; ppc every branch and addpcis; sparc64 `nop`): `emulate` performs the effect, PC
+ *   included, and may write memory (x86 pushes) through `cpu.mem`. It returns false when that
+ *   access faulted (x86) — then the core steps the instruction instead (preXol … postXol), and
+ *   the copy raises the same fault from the slot, so the task gets the right signal.
  * - `step`: copy to the slot (`slotBytes`, ending in the arch's step trap at `stepTrapOffset`),
- *   `preXol` before the task runs it, `postXol` at the step trap.
+ *   `preXol` before the task runs it, `postXol` at the step trap, `abortXol` if anything else
+ *   (a fault in the copy, a fatal signal) ends the step.
+ *
+ * Every arch runs the step as copy + trailing trap inside the same emulation run (Linux uses TF /
+ * MSR_SE on x86 / ppc; the engine has no single-step, see reference/unicorn-2.0.1.md). So a copy
+ * must never leave its slot: whatever would is emulated or rewritten by the back-end.
+ * `slotBytes` does not depend on `slotAddr` on any arch (x86-64 RIP-relative operands go through
+ * a scratch register, not a re-based displacement), but takes it for symmetry with kprobes.
+ *
+ * sparc64 needs the trap's architectural next PC: the core must pass the hit's `pcAfter` in the
+ * ProbeCpu given to `emulate` and `preXol`, and the step trap's in the one given to `postXol`.
  */
 export interface PreparedUprobe {
   readonly insn: DecodedInsn;
@@ -149,19 +162,30 @@ export interface PreparedUprobe {
   /** Offset in the slot of the trailing step trap: the trap there ends the step. */
   readonly stepTrapOffset: number;
   /**
-   * arch_uprobe_pre_xol: called at the hit with the PC still at `vaddr`; sets the PC to the slot
-   * (and, e.g., x86-64 RIP-relative: loads the scratch register). Returns what postXol/abortXol
-   * need (sparc64: the saved tnpc; x86: the scratch register's old value).
+   * arch_uprobe_pre_xol: called at the hit with the PC already set back to `vaddr` (Linux's
+   * handle_swbp does that before the handlers run); sets the PC to the slot (and, e.g., x86-64
+   * RIP-relative: loads the scratch register). Returns what postXol/abortXol need (sparc64: the
+   * saved tnpc; x86: the scratch register's old value, a rep count put aside).
    */
   preXol(cpu: ProbeCpu, slotAddr: bigint, vaddr: bigint): unknown;
-  /** arch_uprobe_post_xol at the step trap: PC back into the original text, fixups applied. */
+  /**
+   * arch_uprobe_post_xol at the step trap: PC back into the original text, fixups applied. It may
+   * leave the PC at `vaddr` itself: the task then traps on the breakpoint again and the probe
+   * fires again. That is Linux's -ERESTART (x86: the fallback of a call whose push faulted) and
+   * what a TF single-step of a `rep` string instruction does after each iteration but the last.
+   */
   postXol(cpu: ProbeCpu, slotAddr: bigint, vaddr: bigint, state: unknown): void;
   /** arch_uprobe_abort_xol: the step faulted or was interrupted; PC = vaddr, state undone. */
   abortXol(cpu: ProbeCpu, slotAddr: bigint, vaddr: bigint, state: unknown): void;
 }
 
-/** Where a uretprobe instance is checked for liveness (arch_uretprobe_is_alive's ctx). */
-export type UretprobeCheck = 'call' | 'ret';
+/**
+ * Where a uretprobe instance is checked for liveness (arch_uretprobe_is_alive's enum rp_check):
+ * `call` when a new instance is pushed (RP_CHECK_CALL), `chain-call` when the new instance is
+ * chained to the previous one because the return address already was the trampoline
+ * (RP_CHECK_CHAIN_CALL, a tail call), `ret` at the trampoline for the next instance (RP_CHECK_RET).
+ */
+export type UretprobeCheck = 'call' | 'chain-call' | 'ret';
 
 export interface UprobeArch {
   /** UPROBE_SWBP_INSN (x86 int3, ppc `trap`, sparc64 `ta 0x73`), written over the first bytes. */
@@ -172,16 +196,19 @@ export interface UprobeArch {
   readonly xolSlotBytes: number;
   /**
    * is_trap_insn: the bytes start with any trap the arch knows (ppc: every tw/twi/td/tdi; x86:
-   * int3). prepare_uprobe refuses such an original (-ENOTSUPP); a trap with no uprobe behind it
-   * that is still a trap is the program's own (SIGTRAP).
+   * int3; sparc64: only the swbp word itself, Linux's default is_swbp_insn). prepare_uprobe
+   * refuses such an original (-ENOTSUPP); a trap with no uprobe behind it that is still a trap
+   * is the program's own (SIGTRAP).
    */
   isTrapInsn(bytes: Uint8Array): boolean;
   /** arch_uprobe_analyze_insn: decide the execution mode, or refuse with Linux's errno/reason. */
   analyzeUprobe(vaddr: bigint, bytes: Uint8Array): PreparedUprobe | ProbeRefusal;
   /**
    * arch_uretprobe_hijack_return_addr at the probed function's entry (user ABI): replace the
-   * return address with `trampoline`, give back the original. Returns undefined when the return
-   * address cannot be read or written (Linux: -1 → no instance; x86 partial write → SIGSEGV).
+   * return address with `trampoline`, give back the original. When the return address already is
+   * the trampoline, it is given back unchanged (the core chains the new instance). Returns
+   * undefined when the return address cannot be read or written (Linux: -1 → no instance; x86's
+   * partial write → SIGSEGV cannot happen here: a word is written whole or not at all).
    */
   hijackUserReturn(cpu: ProbeCpu, trampoline: bigint): bigint | undefined;
   /** arch_uretprobe_is_alive: is the instance recorded with stack pointer `riStack` still live? */
