@@ -411,16 +411,20 @@ export class Machine {
   /**
    * From a trap hook of `task` (a probe handler): call kernel function `fn(args)` on this vCPU
    * before the trapped code goes on, then `resume(retval)` and continue where the TrapAction it
-   * returns says (its `pc`; a `stop` there is not honoured — the run restarts at once).
+   * returns says (its `pc`; a `stop` there is not honoured — the run goes on at once).
    *
    * The call runs on the task's kernel stack below the trapped frame (a margin covers every
    * target's red zone and sparc64's stack bias) with the trapped context unchanged: still
    * atomic, so the task stays on this vCPU. The CPU state is saved and put back between runs,
-   * never inside the hook, because only then is all of it readable (sparc64's %ccr).
+   * never inside a hook, because only then is all of it readable (sparc64's %ccr). To get
+   * there from the hook the task is sent to the hypercall stub (its first instruction is the
+   * hypercall trap), whose hook stops the run: a stop asked for in a hook that also moved the PC
+   * — as a kprobe's post-step fixup does — would be dropped by Unicorn.
    */
   callFromTrap(task: Task, fn: bigint, args: bigint[], resume: (ret: bigint) => TrapAction): TrapAction {
     const e = task.mm.engine;
-    this.runAfterStop(() => {
+    const enter = (trappedPc: bigint): void => {
+      this.arch.setPc(e, trappedPc);
       const saved = this.arch.snapshot(e);
       this.pushKernelCall(task, (ret) => {
         this.runAfterStop(() => {
@@ -441,21 +445,41 @@ export class Machine {
         return { stop: true };
       });
       this.enterKernelCall(task, fn, args, this.arch.getSp(e) - Machine.CALL_STACK_GAP);
-    });
-    return { pc: this.arch.getPc(e), stop: true };
+    };
+    const pc = this.arch.getPc(e);
+    // Asked again from a `resume` (the handler's next call): the engine is stopped already.
+    if (!e.isRunning) {
+      enter(pc);
+      return { pc: this.arch.getPc(e) };
+    }
+    const stub = this.kernel.symbol('uniprobe_hypercall')?.codeAddress;
+    if (stub === undefined) throw new UniprobeError('KERNEL', 'the guest kernel image lacks uniprobe_hypercall');
+    this.parkedCalls.set(task, () => enter(pc));
+    return { pc: stub };
+  }
+
+  /** Tasks sent to the hypercall stub by callFromTrap, and the call to enter once stopped. */
+  private readonly parkedCalls = new Map<Task, () => void>();
+
+  /** The hypercalls of host-initiated calls: a parked task's stop, and HC_CALL_DONE. */
+  private kernelCallHypercall(task: Task): TrapAction | undefined {
+    const parked = this.parkedCalls.get(task);
+    if (parked) {
+      this.parkedCalls.delete(task);
+      this.runAfterStop(parked);
+      return { stop: true };
+    }
+    const e = task.mm.engine;
+    if (this.arch.readCallArg(e, task.mm, 0) !== BigInt(HC.CALL_DONE)) return undefined;
+    const done = this.kernelCalls.get(task)?.pop();
+    if (!done) return this.kernelOops(task, 'HC_CALL_DONE without a host-initiated call');
+    return done(this.arch.readCallArg(e, task.mm, 1));
   }
 
   private pushKernelCall(task: Task, done: (ret: bigint) => TrapAction): void {
     let stack = this.kernelCalls.get(task);
     if (!stack) this.kernelCalls.set(task, (stack = []));
     stack.push(done);
-  }
-
-  /** HC_CALL_DONE: the innermost pending kernel call of `task` returned `ret`. */
-  private kernelCallDone(task: Task, ret: bigint): TrapAction {
-    const done = this.kernelCalls.get(task)?.pop();
-    if (!done) return this.kernelOops(task, 'HC_CALL_DONE without a host-initiated call');
-    return done(ret);
   }
 
   /** Enter `pc(args)` on `task`'s loaded registers, returning to entry_call_return. */
@@ -856,6 +880,8 @@ export class Machine {
 
   private hypercall(_resumePc: bigint): TrapAction | undefined {
     const task = this.current!;
+    const kcall = this.kernelCallHypercall(task);
+    if (kcall) return kcall;
     const e = task.mm.engine;
     const arch = this.arch;
     const a = [0, 1, 2, 3, 4, 5].map((i) => arch.readCallArg(e, task.mm, i));
@@ -865,8 +891,6 @@ export class Machine {
     switch (nr) {
       case HC.SYSRET:
         return this.sysret(task, a[1]!);
-      case HC.CALL_DONE:
-        return this.kernelCallDone(task, a[1]!);
       case HC.SYSCALL:
       case HC.CLONE:
         if (!sys) return this.kernelOops(task, `hypercall ${nr} outside a system call`);
