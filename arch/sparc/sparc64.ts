@@ -174,6 +174,19 @@ class SparcCpu {
   readonly stubTraps = new Map<bigint, StubTrap>();
   /** %g7 just before restoreSyscallRegs replaced it: the user's %ccr captured at entry. */
   ccrAtEntry = 0n;
+  /**
+   * A trap word the host resumed at with NPC ≠ PC + 4 (sparcResumeAt): when it traps, its next PC
+   * is this, not what the word before it suggests. One-shot; any other trap or a register restore
+   * drops it.
+   */
+  deferredNpc: { at: bigint; npc: bigint } | undefined;
+
+  /** The deferred next PC if the trap at `a` is the one it was recorded for; clears it either way. */
+  takeDeferredNpc(a: bigint): bigint | undefined {
+    const d = this.deferredNpc;
+    this.deferredNpc = undefined;
+    return d !== undefined && d.at === a ? d.npc : undefined;
+  }
 
   constructor(readonly engine: Engine) {}
 
@@ -413,7 +426,7 @@ function atInstruction(cpu: SparcCpu, a: bigint, trapNo?: number): void {
   const { prev, w } = fetchPair(cpu, a);
   if (w === undefined) return fault(cpu, { signal: SIG.SIGSEGV, reason: 'instruction fetch' }, a);
   const lazy = new LazyRegs(e);
-  const npc = pendingNpc(prev, a, lazy);
+  const npc = cpu.takeDeferredNpc(a) ?? pendingNpc(prev, a, lazy);
   if (typeof npc === 'bigint') return perform(cpu, a, w, npc, lazy.read, trapNo);
   if ('lost' in npc) return fault(cpu, { signal: SIG.SIGILL, reason: `cannot resume a delay slot: ${npc.lost}` }, a);
   // A conditional branch before `a`: let the CPU replay it and tell us which way it goes.
@@ -507,11 +520,20 @@ function resumeAt(cpu: SparcCpu, a: bigint, npc: bigint, ret?: number): void {
 
 /**
  * Continue at `pc` with next PC `npc` from inside a trap hook, through the same trampolines the
- * window emulation uses: how the kprobe back-end (arch/sparc/kprobes) runs a probed branch's delay
- * slot before its target, Unicorn having no NPC register to write.
+ * window emulation uses: how the probe back-ends (arch/sparc/kprobes, arch/sparc/uprobes) run a
+ * probed branch's delay slot before its target, Unicorn having no NPC register to write.
  */
 export function sparcResumeAt(e: Engine, pc: bigint, npc: bigint): void {
-  resumeAt(cpuOf(e), pc, npc);
+  const cpu = cpuOf(e);
+  const w = npc === u64(pc + 4n) ? undefined : fetchOne(cpu, pc);
+  if (w !== undefined && isTcc(w)) {
+    // A trap word (a uprobe's breakpoint on the delay slot of a probed branch, a system call):
+    // carrying it out here would call back into the trap handler that is resuming. Let the CPU
+    // reach it and hand its trap the right next PC instead (atInstruction).
+    cpu.deferredNpc = { at: pc, npc };
+    return void e.regWrite(R.PC, pc);
+  }
+  resumeAt(cpu, pc, npc);
 }
 
 function softwareTrap(cpu: SparcCpu, n: number, a: bigint, npc: bigint): void {
@@ -651,6 +673,7 @@ export const sparc64: Arch = {
     if (v[33]! >= 0n) writeCcrY(e, v[33]!, v[34]!);
     e.regWriteBatch(R31_PC, v.slice(1, 33));
     cpuOf(e).windows.deserialize(v, 35);
+    cpuOf(e).deferredNpc = undefined;
   },
   // values: r0..r31, PC, resident windows (the user's, which the kernel's own windows sit on).
   saveSyscallRegs: (e) => ({ values: [...e.regReadBatch(R32_PC), ...cpuOf(e).windows.serialize()] }),
@@ -667,6 +690,7 @@ export const sparc64: Arch = {
     e.regWriteBatch(R31_PC, [...R32.slice(1).map(() => 0n), entry]);
     e.regWrite(R.SP, sp);
     cpuOf(e).windows.resident = [];
+    cpuOf(e).deferredNpc = undefined;
   },
 
   syscallName: (nr) => table.name(nr),
