@@ -8,11 +8,13 @@ import type { ProbeError } from '../trace/errors.js';
 import { formatProbeError } from '../trace/errorlog.js';
 
 /**
- * Colour on `fd` when it is a terminal, unless NO_COLOR is set (https://no-color.org);
- * FORCE_COLOR=1 forces it (tests of the coloured form).
+ * Colour on a stream when it is a terminal, unless NO_COLOR is set (https://no-color.org);
+ * FORCE_COLOR=1/2/3/true forces it, FORCE_COLOR=0/false forbids it (Node's own convention).
  */
 export function useColour(stream: { isTTY?: boolean }): boolean {
-  if (process.env.FORCE_COLOR !== undefined && process.env.FORCE_COLOR !== '0') return true;
+  const force = process.env.FORCE_COLOR;
+  if (force === '0' || force === 'false') return false;
+  if (force !== undefined && force !== '') return true;
   if (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '') return false;
   return stream.isTTY === true;
 }
