@@ -8,14 +8,22 @@
  */
 import type { PreparedInsn } from '../../arch/probes.js';
 import type { RcuNode } from '../sync/index.js';
-import type { ProbeRegs } from './regs.js';
+import type { KernelCall, ProbeRegs } from './regs.js';
 
 /** KPROBE_FLAG_*: GONE (text went away), DISABLED, OPTIMIZED, FTRACE (as Linux numbers them). */
 export const KPROBE_FLAG = { GONE: 1, DISABLED: 2, OPTIMIZED: 4, FTRACE: 8 } as const;
 
+/**
+ * A handler that calls guest kernel functions, as Linux handlers may: a generator that yields
+ * each call (`yield regs.call('fn', arg)`) and gets the function's return value back. The call
+ * runs on the trapped vCPU inside the hit — the probe still current, its status HIT_ACTIVE (pre)
+ * or HIT_SSDONE (post) — so a probe it hits is a reentry: missed and counted, not handled.
+ */
+export type HandlerCalls<T> = Generator<KernelCall, T, bigint>;
+
 /** pre_handler: non-zero = "I changed the PC": no single-step, no post handler. */
-export type PreHandler = (p: Kprobe, regs: ProbeRegs) => number;
-export type PostHandler = (p: Kprobe, regs: ProbeRegs, flags: number) => void;
+export type PreHandler = (p: Kprobe, regs: ProbeRegs) => number | HandlerCalls<number>;
+export type PostHandler = (p: Kprobe, regs: ProbeRegs, flags: number) => undefined | HandlerCalls<void>;
 
 export interface KprobeInit {
   symbolName?: string;

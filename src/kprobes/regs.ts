@@ -7,6 +7,12 @@ import type { Engine } from '../emu/unicorn.js';
 import type { Mm } from '../mm/mm.js';
 import type { Task } from '../kernel/task.js';
 
+/** A guest kernel function call a handler asks for (ProbeRegs.call); see HandlerCalls. */
+export interface KernelCall {
+  readonly fn: string | bigint;
+  readonly args: readonly bigint[];
+}
+
 export class ProbeRegs {
   constructor(
     readonly arch: Arch,
@@ -51,5 +57,15 @@ export class ProbeRegs {
 
   sp(): bigint {
     return this.arch.getSp(this.engine);
+  }
+
+  /**
+   * A call of guest kernel function `fn` (symbol or address) for a handler to yield:
+   * `const v = yield regs.call('kprobe_recursed_target', x)`. It runs on this vCPU and the
+   * handler resumes with its return value (the whole return register) and these regs as the
+   * trap left them.
+   */
+  call(fn: string | bigint, ...args: Array<bigint | number>): KernelCall {
+    return { fn, args: args.map(BigInt) };
   }
 }
