@@ -437,10 +437,13 @@ export class Kprobes {
     try {
       return fn();
     } catch (e) {
-      Object.assign(this.ctl[hit.cpu]!, newCtlblk());
+      // Name the probe, not the trap: a post handler runs at the step trap in the slot.
+      const kcb = this.ctl[hit.cpu]!;
+      const at = kcb.current?.addr ?? hit.addr;
+      Object.assign(kcb, newCtlblk());
       while (hit.task.kctx.rcuDepth > 0) this.machine.sync.rcu.readUnlock(hit.task.kctx);
       const why = e instanceof Error ? e.message : String(e);
-      throw new UniprobeError('PROBE', `kprobe handler at ${this.machine.kernelSymbolize(hit.addr)} threw: ${why}`, { cause: e });
+      throw new UniprobeError('PROBE', `kprobe handler at ${this.machine.kernelSymbolize(at)} threw: ${why}`, { cause: e });
     }
   }
 
