@@ -491,37 +491,47 @@ export class Machine {
 
   /**
    * enterKernelFunction passes arguments by the C ABI of the system-call entry stub; the kernel's
-   * own functions may take them elsewhere (i386: -mregparm=3, eax/edx/ecx), which is what
-   * readKernelCallArg reads. Where the two disagree, find the register readKernelCallArg reads
-   * for that argument (a marker value shows it) and put the argument there. Arguments the kernel
-   * takes on the stack cannot be placed this way: refused rather than passed wrong.
+   * own functions may take them elsewhere (i386: -mregparm=3 — eax, edx, ecx, then the stack
+   * from 4(%esp)), which is what readKernelCallArg reads. Where the two disagree, find the place
+   * readKernelCallArg reads for that argument — a register, or a stack word just above the stack
+   * pointer — by writing a marker there, and put the argument in it. An argument that cannot be
+   * placed, or a placement that moved another one, is refused rather than passed wrong.
    */
   private placeKernelArgs(e: Engine, mem: Mm, args: bigint[]): void {
     const read = this.arch.readKernelCallArg;
     if (!read) return;
-    const regs = [...this.arch.registers.byName.values()];
-    const mask = (1n << BigInt(this.arch.wordSize * 8)) - 1n;
+    const w = this.arch.wordSize;
+    const mask = (1n << BigInt(w * 8)) - 1n;
     const reads = (i: number, v: bigint): boolean => {
       try {
-        return read(e, mem, i) === v;
+        return read(e, mem, i) === (v & mask);
       } catch {
         return false;
       }
     };
+    if (args.every((a, i) => reads(i, a))) return;
+    const sp = this.arch.getSp(e);
+    const places: Array<{ get(): bigint; set(v: bigint): void }> = [
+      ...[...this.arch.registers.byName.values()].map((r) => ({ get: () => e.regRead(r.id), set: (v: bigint) => e.regWrite(r.id, v) })),
+      ...Array.from({ length: args.length + 4 }, (_, k) => {
+        const at = sp + BigInt(k * w);
+        return { get: () => mem.readWord(at), set: (v: bigint) => mem.writeWord(at, v) };
+      }),
+    ];
     args.forEach((arg, i) => {
-      const want = arg & mask;
-      if (reads(i, want)) return;
-      const marker = want ^ 0x5a5a5a5an;
-      const r = regs.find((reg) => {
-        const old = e.regRead(reg.id);
-        e.regWrite(reg.id, marker);
+      if (reads(i, arg)) return;
+      const marker = (arg ^ 0x5a5a5a5an) & mask;
+      const place = places.find((p) => {
+        const old = p.get();
+        p.set(marker);
         const hit = reads(i, marker);
-        e.regWrite(reg.id, old);
+        p.set(old);
         return hit;
       });
-      if (!r) throw new UniprobeError('ARCH', `${this.target}: cannot pass kernel-function argument ${i} (not in a register readKernelCallArg reads)`);
-      e.regWrite(r.id, want);
+      place?.set(arg & mask);
     });
+    const wrong = args.findIndex((a, i) => !reads(i, a));
+    if (wrong >= 0) throw new UniprobeError('ARCH', `${this.target}: cannot pass kernel-function argument ${wrong} where readKernelCallArg reads it`);
   }
 
   /**
