@@ -18,10 +18,10 @@
  * Where this engine differs from Linux, and why:
  * - The step ends at a trailing int3, not a TF trap, so a copy must never leave its slot. Linux
  *   steps ret/lret, loop/jcxz, indirect and far call/jmp and fixes the state afterwards; here
- *   ret, loop/loopz/loopnz/jcxz and call/jmp through a register are emulated; call/jmp through
- *   memory are stepped as `push r/m` (same operand, so the CPU computes the target, faults
- *   included) and postXol completes the transfer; ret falls back to `push [sp]` if its read
- *   faults. Far transfers (lret, lcall/ljmp, 9A/EA) would load CS: refused with -ENOTSUPP.
+ *   ret, loop/loopz/loopnz/jcxz and call/jmp through a register are emulated; a call through
+ *   memory is stepped as `push r/m` and a jmp as `mov reg, r/m` (same operand, so the CPU computes
+ *   the target, faults included) and postXol completes the transfer; ret falls back to
+ *   `push [sp]` if its read faults. Far transfers (lret, lcall/ljmp, 9A/EA) would load CS: refused with -ENOTSUPP.
  * - A TF single-step of a `rep` string instruction traps after every iteration with the IP still
  *   on the instruction, so Linux's probe fires once per iteration. The slot copy runs one
  *   iteration (the count is set to 1 for the step and the rest put back afterwards) and postXol
@@ -153,8 +153,8 @@ function plan(insn: X86Insn, bytes: Uint8Array): Plan | ProbeRefusal {
         return refuse(ERRNO.ENOTSUPP, 'far indirect call/jmp: this engine single-steps with a trailing int3 and cannot follow a CS-changing transfer out of the slot');
       }
       if (reg === 2 || reg === 4) {
-        // Through a register: emulated (the CPU would read the same register). With 0x66 the
-        // operand size differs between modes; the `push r/m` form gets that right, so step it.
+        // Through a register: emulated (the CPU would read the same register). A 16-bit (0x66)
+        // one is stepped through the rewritten copy, which gets the CPU's 16-bit rules for free.
         if (mod === 3 && !insn.prefixes.includes(0x66)) {
           const r = rm + ((insn.rex & 1) !== 0 ? 8 : 0);
           const kind: EmulateKind = reg === 2 ? { kind: 'callIndirect', reg: r } : { kind: 'jmpIndirect', reg: r };
@@ -207,21 +207,40 @@ function stepCopy(insn: X86Insn, bytes: Uint8Array, kind: StepKind, scratch: num
     const lead = insn.prefixes.includes(0x66) ? [0x66] : [];
     return Uint8Array.from([...lead, 0xff, 0x34, 0x24]);
   }
-  if (kind === 'indirectCall' || kind === 'indirectJmp') out[m] = (out[m]! & ~0x38) | (6 << 3); // FF /2,/4 → FF /6
+  if (kind === 'indirectJmp') return jmpLoad(insn, scratch);
+  if (kind === 'indirectCall') out[m] = (out[m]! & ~0x38) | (6 << 3); // FF /2 → FF /6
   if (scratch !== undefined) {
     const at = prefixEnd(insn, bytes);
     if (insn.rex !== 0) out[at] = out[at]! & 0xfe;
     if ((insn.map === 'vex' && out[at] === 0xc4) || insn.map === 'evex' || insn.map === 'xop') out[at + 1] = out[at + 1]! | 0x60;
     out[m] = 0x80 | (out[m]! & 0x38) | scratch;
   }
-  if ((kind === 'indirectCall' || kind === 'indirectJmp') && insn.long && insn.prefixes.includes(0x66)) {
-    // A 64-bit near call/jmp ignores 0x66 (the CPU, and Unicorn, use a 64-bit target); `push`
-    // would honour it. Drop it so the push reads what the branch would.
-    // (No emulate prefix here: plan() steps those as they are, so the legacy prefixes start at 0.)
-    return Uint8Array.from([...out].filter((b, i) => !(i < insn.prefixes.length && b === 0x66)));
-  }
   return out;
 }
+
+/**
+ * `jmp r/m` as `mov dest, r/m` (8B /r, same operand): the CPU computes the target, faults
+ * included, and nothing is written (a `push` would clobber the word below sp, which on x86-64
+ * may be live red-zone data). dest = the RIP-relative scratch register when there is one (it is
+ * also the base: mov reads before it writes), else ax; postXol takes the target from it and
+ * restores it. Segment, address-size and operand-size prefixes stay: with 0x66 the jump and the
+ * load are both 16-bit (Unicorn honours 0x66 on a 64-bit near branch, as AMD CPUs do); without
+ * it a 64-bit task needs REX.W for the 64-bit load the jump does.
+ */
+function jmpLoad(insn: X86Insn, scratch: number | undefined): Uint8Array {
+  const dest = scratch ?? JMP_DEST;
+  const o16 = insn.prefixes.includes(0x66);
+  const keep = insn.prefixes.filter((x) => x === 0x64 || x === 0x65 || x === 0x67 || x === 0x66);
+  const xb = (insn.rex & 0x02) | (scratch === undefined ? insn.rex & 0x01 : 0);
+  const rex = insn.long && (!o16 || xb !== 0) ? [0x40 | (o16 ? 0 : 0x08) | xb] : [];
+  const body = insn.bytes.slice(insn.modrmOffset, insn.length);
+  const { mod, rm } = modrmOf(insn);
+  body[0] = scratch === undefined ? (mod << 6) | (dest << 3) | rm : 0x80 | (dest << 3) | scratch;
+  return Uint8Array.from([...keep, ...rex, 0x8b, ...body]);
+}
+
+/** The register an indirect jmp's target is loaded into when no scratch register is in play. */
+const JMP_DEST = 0;
 
 export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): PreparedUprobe | ProbeRefusal {
   const long = regs.bits === 64;
@@ -297,8 +316,8 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
       : undefined;
   const repZf = rep !== undefined && repString(insn.opcode) === 'zf';
   const countBits = insn.addrSize * 8;
-  /** Size of what an indirect call/jmp pushes and reads (16 bits only with 0x66 in a 32-bit task). */
-  const branchSize = !long && insn.prefixes.includes(0x66) ? 2 : word;
+  /** Size of what an indirect call/jmp pushes and reads: 16 bits with 0x66, as the CPU does it. */
+  const branchSize = insn.prefixes.includes(0x66) ? 2 : word;
 
   const readCount = (cpu: ProbeCpu): bigint => mask(countBits, e(cpu).regRead(regs.cx));
   const writeCount = (cpu: ProbeCpu, v: bigint): void => {
@@ -337,6 +356,9 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
         const id = regs.gpr[scratch]!;
         st.scratch = { id, old: e(cpu).regRead(id) };
         e(cpu).regWrite(id, mask(64, vaddrNow + len));
+      } else if (kind === 'indirectJmp') {
+        const id = regs.gpr[JMP_DEST]!;
+        st.scratch = { id, old: e(cpu).regRead(id) };
       }
       if (rep !== undefined) {
         const c = readCount(cpu);
@@ -350,8 +372,15 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
     },
     postXol(cpu: ProbeCpu, _slotAddr: bigint, vaddrNow: bigint, state: unknown): void {
       const st = (state ?? {}) as XolState;
-      restoreScratch(cpu, st);
       const en = e(cpu);
+      if (kind === 'indirectJmp') {
+        // The copy loaded the target into the scratch (or ax): jump there, put the register back.
+        const loaded = en.regRead(regs.gpr[scratch ?? JMP_DEST]!);
+        restoreScratch(cpu, st);
+        en.regWrite(regs.ip, mask(branchSize * 8, loaded));
+        return;
+      }
+      restoreScratch(cpu, st);
       const after = mask(regs.bits, vaddrNow + len);
       switch (kind) {
         case 'callFallback':
@@ -364,13 +393,6 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
           const sp = en.regRead(regs.sp);
           const target = leValue(cpu.mem.read(sp, branchSize));
           cpu.mem.write(sp, leBytes(branchSize, after));
-          en.regWrite(regs.ip, target);
-          return;
-        }
-        case 'indirectJmp': {
-          const sp = en.regRead(regs.sp);
-          const target = leValue(cpu.mem.read(sp, branchSize));
-          en.regWrite(regs.sp, mask(regs.bits, sp + BigInt(branchSize)));
           en.regWrite(regs.ip, target);
           return;
         }
