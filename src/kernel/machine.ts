@@ -338,7 +338,7 @@ export class Machine {
   // be nested inside a host call); HC_CALL_DONE completes the innermost one.
 
   /** Per task: what to do when each pending kernel call returns, innermost last. */
-  private readonly kernelCalls = new Map<Task, Array<(ret: bigint) => TrapAction>>();
+  private readonly kernelCalls = new WeakMap<Task, Array<(ret: bigint) => TrapAction>>();
   /** The mm kernel-call tasks run in (kernel mappings only, like a kthread's borrowed init_mm). */
   private kernelCallProc: Process | undefined;
   /** Bytes left free below a trapped stack pointer for a handler's call (red zones, stack bias). */
@@ -357,6 +357,7 @@ export class Machine {
     const name = typeof fn === 'string' ? fn : this.kernelSymbolize(fn);
     const pc = typeof fn === 'string' ? this.kernel.symbol(fn)?.codeAddress : fn;
     if (pc === undefined || !this.kernel.isText(pc)) throw new UniprobeError('KERNEL', `${name}: not a function of the guest kernel`);
+    this.reapMms();
     if (!this.kernelCallProc || this.kernelCallProc.zombie) {
       this.kernelCallProc = new Process(this.nextPid++, this.newMm(), '[kernel]');
     }
@@ -459,7 +460,7 @@ export class Machine {
   }
 
   /** Tasks sent to the hypercall stub by callFromTrap, and the call to enter once stopped. */
-  private readonly parkedCalls = new Map<Task, () => void>();
+  private readonly parkedCalls = new WeakMap<Task, () => void>();
 
   /** The hypercalls of host-initiated calls: a parked task's stop, and HC_CALL_DONE. */
   private kernelCallHypercall(task: Task): TrapAction | undefined {
