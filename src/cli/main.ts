@@ -193,10 +193,7 @@ ${EXIT_HELP}`,
     .command('list')
     .description("show what the guest kernel's tracefs/debugfs files would: events, kprobes, blacklist, functions")
     .addArgument(
-      new Argument('[what]', `events: the definitions listed back as kprobe_events shows them
-kprobes: /sys/kernel/debug/kprobes/list while the events are enabled
-blacklist: /sys/kernel/debug/kprobes/blacklist of the guest kernel
-functions: the guest kernel's functions (kallsyms: address, t/T, name)`)
+      new Argument('[what]', 'what to list')
         .choices(['events', 'kprobes', 'blacklist', 'functions'])
         .default('events'),
     )
@@ -205,6 +202,12 @@ functions: the guest kernel's functions (kallsyms: address, t/T, name)`)
     .addHelpText(
       'after',
       `
+What:
+  events     the definitions listed back the way kprobe_events/uprobe_events shows them
+  kprobes    /sys/kernel/debug/kprobes/list with the events enabled (as during \`run\`)
+  blacklist  /sys/kernel/debug/kprobes/blacklist of the target's guest kernel
+  functions  the guest kernel's functions, like /proc/kallsyms (address, t/T, name)
+
 Examples:
   uniprobe list -e 'p:myk ksys_write fd=%di' -e 'r ksys_write $retval'
   uniprobe list kprobes --arch ppc32 -e 'p vfs_write' -e 'r:ret vfs_write $retval'
@@ -212,7 +215,8 @@ Examples:
 ${EXIT_HELP}`,
     )
     .action(async function (this: Command, what: ListWhat) {
-      program.setOptionValue('__status', await listCommand(what, this.opts<ListOpts>(), (l) => process.stdout.write(`${l}\n`)));
+      const out = LineSink.stdout();
+      program.setOptionValue('__status', await listCommand(what, this.opts<ListOpts>(), (l) => out.write(l)));
     });
 
   program

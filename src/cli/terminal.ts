@@ -48,6 +48,11 @@ export class LineSink {
     return new LineSink(2, false);
   }
 
+  /** Standard output, for listings (a reader that stops early, as `| head` does, is fine). */
+  static stdout(): LineSink {
+    return new LineSink(1, false);
+  }
+
   /** Create/truncate `path`; throws the fs error (the caller words it). */
   static file(path: string): LineSink {
     return new LineSink(openSync(path, 'w'), true);
