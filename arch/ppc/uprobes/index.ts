@@ -24,8 +24,9 @@
  * - ppc32's 32-bit core implements neither bctar (ISA 2.07), addpcis (ISA 3.0) nor the
  *   CTR-decrementing bcctr form: they raise an illegal-instruction exception natively, so they are
  *   stepped and fault from the slot exactly as they would in place.
- * - ppc64 (POWER10) runs all three. bcctr with a decrementing BO branches to the old CTR and
- *   decrements it (emulated the same way); bctar branches through TAR, which Unicorn 2.0.1's
+ * - ppc64 (POWER10) runs all three. bcctr with a decrementing BO tests the old CTR, branches to
+ *   it and decrements it (emulated the same way, see bcctrDecrementing); bctar branches through
+ *   TAR, which Unicorn 2.0.1's
  *   register API cannot read: refused with -ENOTSUPP, since neither emulating nor stepping it
  *   can work (a taken one would leave the slot without its trap).
  * - ISA 3.1 prefixed instructions are illegal on both (Unicorn 2.0.1 decodes no prefixes): the
@@ -36,7 +37,7 @@ import type { DecodedInsn, PreparedUprobe, ProbeCpu, ProbeRefusal, UprobeArch } 
 import { UC_PPC_REG as R } from '../ucregs.js';
 import { PPC_BREAKPOINT, isPpcTrap } from '../common.js';
 import { applyAddpcis, applyBranch } from '../kprobes/emulate.js';
-import { BO, bo, branchClass, cannotSingleStep, isAddpcis, isBctar, isPrefix } from '../kprobes/tables.js';
+import { BO, bo, bi, branchClass, cannotSingleStep, isAddpcis, isBctar, isPrefix, lkBit } from '../kprobes/tables.js';
 import { be32, disasmText, wordText, wordsBytes } from '../kprobes/disasm.js';
 
 /** Linux errno values: EINVAL, and the kernel-internal ENOTSUPP uprobes answer with. */
@@ -47,6 +48,29 @@ export const PPC_XOL_SLOT_BYTES = 8;
 export const PPC_UPROBE_STEP_TRAP_OFFSET = 4;
 
 const refuse = (errno: number, reason: string): ProbeRefusal => ({ refused: true, errno, reason });
+
+/**
+ * The invalid `bcctr` form with a CTR-decrementing BO, as the CPUs that run it do it (Book3S
+ * 2.x and later, and Unicorn's POWER10 — measured): CTR is both the target and the counter, the
+ * CTR test uses its value *before* the decrement, and CTR is decremented only when that test
+ * passes (the CR test comes after). Linux's emulate_step would decrement first, the rule of
+ * bc/bclr, and so go the other way when CTR is 1; the emulation here follows the CPU so that a
+ * probed program runs as it does unprobed.
+ */
+function bcctrDecrementing(cpu: ProbeCpu, w: number, addr: bigint, bits: 32 | 64): void {
+  const [ctr, cr] = cpu.engine.regReadBatch([R.CTR, R.CR]);
+  const o = bo(w);
+  const ctrOk = (ctr! !== 0n) === ((o & BO.CTR_ZERO) === 0);
+  const crOk = (o & BO.IGNORE_CR) !== 0 || Number((cr! >> BigInt(31 - bi(w))) & 1n) === ((o & BO.CR_VALUE) !== 0 ? 1 : 0);
+  const next = BigInt.asUintN(bits, addr + 4n);
+  const ids: number[] = [R.PC, R.CTR];
+  const vals: bigint[] = [ctrOk && crOk ? ctr! & ~3n : next, ctrOk ? BigInt.asUintN(bits, ctr! - 1n) : ctr!];
+  if (lkBit(w)) {
+    ids.push(R.LR);
+    vals.push(next);
+  }
+  cpu.engine.regWriteBatch(ids, vals);
+}
 
 export function ppcUprobeArch(arch: Arch): UprobeArch {
   if (arch.family !== 'ppc') throw new Error(`ppcUprobeArch: ${arch.target} is not a PowerPC target`);
@@ -80,10 +104,13 @@ export function ppcUprobeArch(arch: Arch): UprobeArch {
     if (typeof how !== 'string') return how;
     const insn: DecodedInsn = { addr: vaddr, length: 4, bytes: b, text: disasmText(kind, vaddr, b) ?? wordText(w) };
     const slot = wordsBytes(w, PPC_BREAKPOINT);
+    const lk = branchClass(w) !== undefined && lkBit(w);
+    const testThenDecrement = branchClass(w) === 'bcctr' && (bo(w) & BO.NO_CTR) === 0;
     const emulate =
       how === 'emulate'
         ? (cpu: ProbeCpu): boolean => {
-            if (branchClass(w) !== undefined) applyBranch(cpu, w, vaddr, bits);
+            if (testThenDecrement) bcctrDecrementing(cpu, w, vaddr, bits);
+            else if (branchClass(w) !== undefined) applyBranch(cpu, w, vaddr, bits);
             else applyAddpcis(cpu, w, vaddr, bits);
             return true;
           }
@@ -103,7 +130,10 @@ export function ppcUprobeArch(arch: Arch): UprobeArch {
       postXol(cpu: ProbeCpu, _slotAddr: bigint, v: bigint): void {
         cpu.engine.regWrite(R.PC, BigInt.asUintN(bits, v + 4n));
       },
-      abortXol(cpu: ProbeCpu, _slotAddr: bigint, v: bigint): void {
+      abortXol(cpu: ProbeCpu, slotAddr: bigint, v: bigint): void {
+        // Unicorn's ppc32 core sets LR for a branch form it then rejects as illegal (the
+        // decrementing bcctrl): the copy left the slot's address there, in place it is vaddr's.
+        if (lk && cpu.engine.regRead(R.LR) === BigInt.asUintN(bits, slotAddr + 4n)) cpu.engine.regWrite(R.LR, BigInt.asUintN(bits, v + 4n));
         cpu.engine.regWrite(R.PC, v);
       },
     };
