@@ -158,7 +158,6 @@ export function buildProgram(): Command {
     .description('Linux kprobes and uprobes, reproduced on emulated x86-64, i386, ppc32, ppc64 and sparc64 guests')
     .version('0.1.0')
     .exitOverride()
-    .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (s, write) => write(s.replace(/^error: /, 'uniprobe: error: ')) })
     .addHelpText('after', EXIT_HELP);
 
