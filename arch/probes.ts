@@ -87,7 +87,7 @@ export interface PreparedInsn {
   postStep?(cpu: ProbeCpu, slotAddr: bigint, hitPcAfter?: bigint): void;
 }
 
-export const isRefusal = (p: PreparedInsn | ProbeRefusal): p is ProbeRefusal => 'refused' in p;
+export const isRefusal = <T extends object>(p: T | ProbeRefusal): p is ProbeRefusal => 'refused' in p;
 
 export interface ProbeArch {
   readonly arch: Arch;
@@ -156,7 +156,7 @@ export interface ProbeArch {
 export interface PreparedUprobe {
   readonly insn: DecodedInsn;
   readonly mode: 'emulate' | 'step';
-  emulate?(cpu: ProbeCpu): boolean;
+  emulate?(cpu: ProbeCpu, vaddr?: bigint): boolean;
   /** Slot contents (copy + trailing step trap); at most UprobeArch.xolSlotBytes bytes. */
   slotBytes(slotAddr: bigint): Uint8Array;
   /** Offset in the slot of the trailing step trap: the trap there ends the step. */

@@ -1,0 +1,252 @@
+/**
+ * The uprobes hit path (handle_swbp, handle_singlestep, handle_trampoline), inside the guest
+ * run, in the task's own context.
+ *
+ * Data flow of a hit:
+ *   trap → (step trap of this task? → post_xol → resume)
+ *        → (the XOL trampoline? → return instances → ret handlers → resume at the real return)
+ *        → find the uprobe by VMA → (inode, offset) → none: foreign trap → SIGTRAP, or a racing
+ *          unregister → restart the instruction
+ *        → make sure the XOL area and a slot exist (else stop the run, create or wait, retry —
+ *          before any handler ran, so a retry never runs handlers twice)
+ *        → handler chain → uretprobe instance → emulate, or pre_xol and step the slot copy.
+ * Linux runs this work on the way back to user mode, where it may sleep; the emulator's way of
+ * sleeping is to end the run and do the work with the engine stopped (Machine.runAfterStop).
+ */
+import type { ProbeCpu } from '../../arch/probes.js';
+import { SIG, type TrapAction } from '../../arch/types.js';
+import type { BreakpointHit } from '../kernel/machine.js';
+import { UniprobeError } from '../errors.js';
+import { UprobeRegs } from './regs.js';
+import { MAX_URETPROBE_DEPTH, UPROBE_HANDLER_IGNORE, UPROBE_HANDLER_REMOVE, type Uprobe } from './uprobe.js';
+import type { Uprobes } from './uprobes.js';
+import { Utask } from './utask.js';
+
+export class UprobeTrapPath {
+  constructor(private readonly core: Uprobes) {}
+
+  private get machine() {
+    return this.core.machine;
+  }
+
+  onBreakpoint(hit: BreakpointHit): TrapAction | undefined {
+    const ut = hit.task.utask instanceof Utask ? hit.task.utask : undefined;
+    if (ut?.state === 'sstep' && hit.addr === ut.stepTrap) return this.singlestep(hit, ut);
+    // Kernel text is kprobes' (they come first); a trap there that nobody owns is not ours.
+    if (this.machine.kernel.isText(hit.addr)) return undefined;
+    const st = this.core.stateIf(hit.mem);
+    if (st?.xol && hit.addr === st.xol.trampoline) return this.trampoline(hit, ut);
+    // uprobe_pre_sstep_notifier: only an mm with uprobes (or a task with return instances).
+    if (!st?.hasUprobes && !(ut && ut.depth > 0)) return undefined;
+    try {
+      return this.swbp(hit, ut);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      throw new UniprobeError('PROBE', `uprobe handler at 0x${hit.addr.toString(16)} in ${hit.task.process.comm}[${hit.task.tid}] threw: ${why}`, { cause: e });
+    }
+  }
+
+  private cpu(hit: BreakpointHit): ProbeCpu {
+    return { engine: hit.engine, mem: hit.mem, pcAfter: hit.pcAfter };
+  }
+
+  /** handle_swbp. */
+  private swbp(hit: BreakpointHit, utIn: Utask | undefined): TrapAction | undefined {
+    const bp = hit.addr;
+    const mm = hit.mem;
+    const task = hit.task;
+    const core = this.core;
+    const vma = mm.findVma(bp);
+    const u = vma?.file && core.validVma(vma, false) ? core.tree.find(vma.file, vma.fileOffset(bp, mm.pageSize)) : undefined;
+    if (!u) {
+      // is_trap_at_addr: still a trap → it is the program's own (SIGTRAP from the machine);
+      // gone → a racing unregister took the probe away after we trapped: run the original.
+      let now: Uint8Array;
+      try {
+        now = mm.read(bp, core.arch.maxInsnBytes);
+      } catch {
+        return { pc: bp };
+      }
+      return core.arch.isTrapInsn(now) ? undefined : { pc: bp };
+    }
+    const prep = u.prepared;
+    if (!prep) return { pc: bp };
+    const st = core.state(mm);
+    const consumers = u.consumers;
+    const needsXol = prep.mode === 'step' || consumers.some((c) => c.retHandler);
+    if (needsXol && !st.xol) {
+      this.machine.runAfterStop(() => core.ensureXol(task));
+      return { pc: bp, stop: true };
+    }
+    let slot = -1;
+    if (prep.mode === 'step') {
+      slot = st.xol!.take() ?? -1;
+      // Every slot is busy: the task waits for one (Linux sleeps on area->wq).
+      if (slot < 0) return { pc: bp, stop: true };
+    }
+    const ut = utIn ?? core.utask(task);
+    if (!u.ref.getUnlessZero()) {
+      if (slot >= 0) st.xol!.free(slot);
+      return { pc: bp };
+    }
+    u.nhit++;
+    const regs = new UprobeRegs(this.machine.arch, hit.engine, mm, task, hit.cpu, bp);
+
+    // handler_chain: REMOVE only if every consumer asked for it.
+    let remove = consumers.length > 0;
+    let needPrep = false;
+    for (const c of consumers) {
+      let rc = 0;
+      if (c.handler) rc = c.handler(c, regs);
+      if (c.retHandler && !(rc & UPROBE_HANDLER_IGNORE)) needPrep = true;
+      remove &&= (rc & UPROBE_HANDLER_REMOVE) !== 0;
+    }
+    if (needPrep && !remove) this.prepareUretprobe(hit, u, ut);
+    // unapply_uprobe needs mmap_lock and a text write: it is done as soon as the run stops.
+    const unapply = remove && u.consumers.length > 0;
+    const cpu = this.cpu(hit);
+    const xol = st.xol;
+    if (!unapply) {
+      // arch_uprobe_skip_sstep: emulated, no slot.
+      if (prep.mode === 'emulate' && prep.emulate!(cpu, bp)) {
+        if (slot >= 0) xol!.free(slot);
+        core.putUprobe(u);
+        return { pc: this.machine.arch.getPc(hit.engine) };
+      }
+      // An emulation that declined (x86: the call's push would fault) steps after all.
+      if (slot < 0) slot = xol?.take() ?? -1;
+      if (slot < 0) {
+        core.putUprobe(u);
+        return { pc: bp, stop: true };
+      }
+      if (xol!.holds(slot, prep.slotBytes(xol!.slotAddr(slot)))) return this.preSsout(hit, u, ut, slot);
+    }
+    // The rest needs the engine stopped: a slot whose bytes change, or the unapply. Nothing may
+    // write the PC before the stop here (Unicorn drops a stop requested after a PC write in the
+    // same hook), so the hit ends with the PC on the breakpoint and finishes after the run.
+    this.machine.runAfterStop(() => {
+      if (mm.destroyed || task.state === 'dead') {
+        if (slot >= 0) xol?.free(slot);
+        core.putUprobe(u);
+        return;
+      }
+      if (unapply) core.unapply(u, mm);
+      if (prep.mode === 'emulate' && prep.emulate!(cpu, bp)) {
+        if (slot >= 0) xol!.free(slot);
+        core.putUprobe(u);
+        return;
+      }
+      if (slot < 0) slot = xol?.take() ?? -1;
+      if (slot < 0) {
+        // No slot free: the PC stays on the breakpoint and the task tries again.
+        core.putUprobe(u);
+        return;
+      }
+      const bytes = prep.slotBytes(xol!.slotAddr(slot));
+      if (!xol!.holds(slot, bytes)) xol!.fill(mm, slot, bytes);
+      this.preSsout(hit, u, ut, slot);
+    });
+    return { pc: bp, stop: true };
+  }
+
+  /** pre_ssout: record the step in the task, arch pre_xol (the PC goes to the slot). */
+  private preSsout(hit: BreakpointHit, u: Uprobe, ut: Utask, slot: number): TrapAction {
+    const prep = u.prepared!;
+    const xol = this.core.state(hit.mem).xol!;
+    const slotAddr = xol.slotAddr(slot);
+    ut.active = u;
+    ut.vaddr = hit.addr;
+    ut.slot = slot;
+    ut.slotAddr = slotAddr;
+    ut.stepTrap = slotAddr + BigInt(prep.stepTrapOffset);
+    ut.archState = prep.preXol(this.cpu(hit), slotAddr, hit.addr);
+    ut.state = 'sstep';
+    return { pc: this.machine.arch.getPc(hit.engine) };
+  }
+
+  /** handle_singlestep: the step trap behind the slot copy. */
+  private singlestep(hit: BreakpointHit, ut: Utask): TrapAction {
+    const u = ut.active!;
+    const st = this.core.state(hit.mem);
+    u.prepared!.postXol(this.cpu(hit), ut.slotAddr, ut.vaddr, ut.archState);
+    st.xol?.free(ut.slot);
+    ut.state = 'running';
+    ut.active = undefined;
+    ut.slot = -1;
+    ut.archState = undefined;
+    this.core.putUprobe(u);
+    return { pc: this.machine.arch.getPc(hit.engine) };
+  }
+
+  /**
+   * prepare_uretprobe: at the probed function's entry, hijack its return address. Nested deeper
+   * than MAX_URETPROBE_DEPTH: no instance (Linux only warns). A return address that already is
+   * the trampoline (a tail call from another probed function) makes a chained instance that
+   * returns where the previous one does.
+   */
+  private prepareUretprobe(hit: BreakpointHit, u: Uprobe, ut: Utask): void {
+    const core = this.core;
+    const xol = core.state(hit.mem).xol;
+    if (!xol) return;
+    if (ut.depth >= MAX_URETPROBE_DEPTH) {
+      core.warnings.push(`uprobe: omit uretprobe due to nestedness limit pid/tgid=${hit.task.tid}/${hit.task.process.pid}`);
+      return;
+    }
+    const cpu = this.cpu(hit);
+    // cleanup_return_instances: frames abandoned by longjmp are gone from the stack.
+    while (ut.depth > 0 && !core.arch.uretprobeIsAlive(cpu, ut.returnInstances[ut.depth - 1]!.stack, 'call')) {
+      core.putUprobe(ut.returnInstances.pop()!.uprobe);
+    }
+    const stack = core.arch.userSp(cpu);
+    let orig = core.arch.hijackUserReturn(cpu, xol.trampoline);
+    if (orig === undefined) return;
+    let chained = false;
+    if (orig === xol.trampoline) {
+      const prev = ut.returnInstances[ut.depth - 1];
+      if (!prev) {
+        core.warnings.push(`uprobe: unable to set uretprobe pid/tgid=${hit.task.tid}/${hit.task.process.pid}`);
+        this.machine.forceSignal(hit.task, { signal: SIG.SIGSEGV, reason: 'uretprobe chained without an instance' }, hit.addr);
+        return;
+      }
+      orig = prev.origRetVaddr;
+      chained = true;
+    }
+    u.ref.get();
+    ut.returnInstances.push({ uprobe: u, func: hit.addr, stack, origRetVaddr: orig, chained });
+  }
+
+  /**
+   * handle_trampoline: the probed function returned into slot 0. Fire the newest group of
+   * instances (a group = chained instances plus the one they chain to) if the frame it belongs
+   * to is the one returning; groups skipped by longjmp are dropped without calling handlers.
+   */
+  private trampoline(hit: BreakpointHit, ut: Utask | undefined): TrapAction {
+    const core = this.core;
+    const arch = this.machine.arch;
+    if (!ut || ut.depth === 0) {
+      this.machine.forceSignal(hit.task, { signal: SIG.SIGILL, reason: 'uretprobe trampoline with no return instance' }, hit.addr);
+      return { stop: true };
+    }
+    const cpu = this.cpu(hit);
+    const ris = ut.returnInstances;
+    for (;;) {
+      // The group: from the top down to (and including) the first non-chained instance.
+      let end = ris.length - 1;
+      while (end > 0 && ris[end]!.chained) end--;
+      const next = end > 0 ? ris[end - 1] : undefined;
+      const valid = !next || core.arch.uretprobeIsAlive(cpu, next.stack, 'ret');
+      const top = ris[ris.length - 1]!;
+      arch.setPc(hit.engine, top.origRetVaddr);
+      const group = ris.splice(end);
+      for (const ri of group.reverse()) {
+        if (valid) {
+          const regs = new UprobeRegs(arch, hit.engine, hit.mem, hit.task, hit.cpu, top.origRetVaddr);
+          for (const c of ri.uprobe.consumers) c.retHandler?.(c, ri.func, regs);
+        }
+        core.putUprobe(ri.uprobe);
+      }
+      if (valid || ris.length === 0) break;
+    }
+    return { pc: arch.getPc(hit.engine) };
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The XOL ("execute out of line") area: one page per mm, a special mapping named "[uprobes]",
+ * executable, not inherited by fork (VM_DONTCOPY), placed as high as the layout allows.
+ *
+ * Slots of UprobeArch.xolSlotBytes bytes are handed out from a bitmap. Slot 0 is reserved for
+ * the uretprobe trampoline and holds the breakpoint instruction for the area's whole life; the
+ * trampoline address is the area's start. A task holds its slot from pre_xol to post_xol; when
+ * every slot is taken the task waits (Linux sleeps on area->wq; here the hit is restarted until
+ * a slot is free).
+ *
+ * Writing a slot's bytes is a text change: it happens with the engine stopped (Unicorn ignores a
+ * code write made inside the run for already-translated code), so the area remembers what each
+ * slot holds and the hit path only stops the run when a slot must be rewritten.
+ */
+import type { Mm } from '../mm/mm.js';
+import { PROT } from '../mm/vma.js';
+
+export class XolArea {
+  readonly vaddr: bigint;
+  readonly slotBytes: number;
+  readonly slots: number;
+  private readonly used: Uint8Array;
+  /** The bytes last written to each slot (undefined = never written). */
+  private readonly contents: Array<Uint8Array | undefined>;
+
+  private constructor(vaddr: bigint, pageSize: number, slotBytes: number) {
+    this.vaddr = vaddr;
+    this.slotBytes = slotBytes;
+    this.slots = Math.floor(pageSize / slotBytes);
+    this.used = new Uint8Array(this.slots);
+    this.used[0] = 1;
+    this.contents = new Array(this.slots).fill(undefined);
+  }
+
+  /**
+   * __create_xol_area + xol_add_vma: map the page in `mm` (engine stopped, mmap_lock held by the
+   * caller) and write the trampoline. `at` = a fixed address (fork re-creates the parent's area
+   * at the same place so inherited return addresses stay valid). Undefined when no room.
+   */
+  static create(mm: Mm, swbp: Uint8Array, slotBytes: number, at?: bigint): XolArea | undefined {
+    const ps = BigInt(mm.pageSize);
+    const hint = at ?? mm.arch.layout.taskSize - ps;
+    const addr = mm.mmap({
+      addr: hint,
+      len: ps,
+      prot: PROT.READ | PROT.EXEC,
+      fixed: at !== undefined,
+      shared: false,
+      name: '[uprobes]',
+      flags: { dontCopy: true },
+    });
+    if (addr < 0n) return undefined;
+    const area = new XolArea(addr, mm.pageSize, slotBytes);
+    mm.write(addr, swbp, true);
+    area.contents[0] = swbp;
+    return area;
+  }
+
+  get trampoline(): bigint {
+    return this.vaddr;
+  }
+
+  slotAddr(i: number): bigint {
+    return this.vaddr + BigInt(i * this.slotBytes);
+  }
+
+  /** xol_take_insn_slot: a free slot index, or undefined when all are busy. */
+  take(): number | undefined {
+    const i = this.used.indexOf(0);
+    if (i < 0) return undefined;
+    this.used[i] = 1;
+    return i;
+  }
+
+  /** xol_free_insn_slot. */
+  free(i: number): void {
+    if (i <= 0 || this.used[i] !== 1) throw new Error(`XOL slot ${i} freed twice`);
+    this.used[i] = 0;
+  }
+
+  get inUse(): number {
+    let n = 0;
+    for (const b of this.used) n += b;
+    return n - 1;
+  }
+
+  /** Does slot `i` already hold `bytes` (no rewrite, no stopped run needed)? */
+  holds(i: number, bytes: Uint8Array): boolean {
+    const c = this.contents[i];
+    return c !== undefined && c.length === bytes.length && c.every((b, k) => b === bytes[k]);
+  }
+
+  /** Record and write a slot's bytes (engine stopped). */
+  fill(mm: Mm, i: number, bytes: Uint8Array): void {
+    mm.write(this.slotAddr(i), bytes, true);
+    this.contents[i] = bytes;
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Shared set-up for the uprobes tests: a machine with the uprobes core, fixture programs, file
+ * offsets of their symbols, and an independent ground truth (a one-address UC_HOOK_CODE count on
+ * an unprobed run of the same program).
+ */
+import { realpathSync } from 'node:fs';
+import { Machine, type MachineOptions } from '../../src/kernel/machine.js';
+import { readElfFileSync } from '../../src/elf/index.js';
+import { Uprobes } from '../../src/uprobes/index.js';
+import type { Inode } from '../../src/mm/inode.js';
+import { manifest, repoRoot, supported, type ManifestEntry } from '../helpers.js';
+import type { Target } from '../../arch/types.js';
+
+export const TARGETS = (['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'] as Target[]).filter((t) => supported.has(t));
+
+export function entry(target: Target, name: string): ManifestEntry {
+  const e = manifest.find((m) => m.target === target && m.name === name);
+  if (!e) throw new Error(`no fixture ${name} for ${target}`);
+  return e;
+}
+
+export const fixtureFile = (e: ManifestEntry): string => realpathSync(`${repoRoot}/fixtures/${e.path}`);
+
+/** The probe address of a function: its (local) entry, where direct calls land. */
+export function symbolVaddr(path: string, name: string): bigint {
+  const elf = readElfFileSync(path);
+  const s = elf.symbolByName(name);
+  if (!s) throw new Error(`${path}: no symbol ${name}`);
+  return s.localEntry;
+}
+
+/** File offset of a virtual address of the program (what uprobe_events' PATH:OFFSET means). */
+export function fileOffset(path: string, vaddr: bigint): bigint {
+  const off = readElfFileSync(path).vaddrToOffset(vaddr);
+  if (off === undefined) throw new Error(`${path}: 0x${vaddr.toString(16)} is not in a PT_LOAD`);
+  return off;
+}
+
+export interface UprobeMachine {
+  m: Machine;
+  up: Uprobes;
+  out: string[];
+  reports: string[];
+  inode(path: string): Inode;
+  spawn(e: ManifestEntry, args?: string[]): number;
+  close(): void;
+}
+
+export function uprobeMachine(target: Target, opts: Partial<MachineOptions> = {}): UprobeMachine {
+  const out: string[] = [];
+  const reports: string[] = [];
+  const dec = new TextDecoder();
+  const m = new Machine({
+    target,
+    cpus: 1,
+    seed: 1,
+    stdout: (s) => out.push(dec.decode(s)),
+    report: (l) => reports.push(l),
+    ...opts,
+  });
+  const up = new Uprobes(m);
+  return {
+    m,
+    up,
+    out,
+    reports,
+    inode: (path) => m.inodeFor(realpathSync(path)),
+    spawn: (e, args) => m.spawn(fixtureFile(e), [e.path, ...(args ?? e.args)]).pid,
+    close: () => m.close(),
+  };
+}
+
+/**
+ * How many times the instruction at `vaddr` runs in an unprobed run of the program: Unicorn's
+ * own one-address code hook, which counts exactly as QEMU's breakpoints do.
+ */
+export async function groundTruth(target: Target, e: ManifestEntry, vaddrs: bigint[], args?: string[]): Promise<Map<bigint, number>> {
+  const m = new Machine({ target, stdout: () => {}, report: () => {} });
+  const counts = new Map<bigint, number>(vaddrs.map((a) => [a, 0]));
+  try {
+    const p = m.spawn(fixtureFile(e), [e.path, ...(args ?? e.args)]);
+    for (const a of vaddrs) p.mm.engine.hookCode(() => void counts.set(a, counts.get(a)! + 1), a, a);
+    await m.runAsync();
+  } finally {
+    m.close();
+  }
+  return counts;
+}
