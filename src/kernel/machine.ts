@@ -137,6 +137,11 @@ export class Machine {
    * their locks in the right context. Undefined otherwise.
    */
   mappingContext: ExecContext | undefined;
+  /**
+   * Called when a task faults, before the signal is reported: may give the PC the report should
+   * name (uprobes: a fault in the XOL slot is the probed instruction's, arch_uprobe_abort_xol).
+   */
+  readonly faultFixups: Array<(task: Task, pc: bigint) => bigint | undefined> = [];
   /** Work a trap handler asked for that needs the engine stopped (runAfterStop). */
   private readonly afterStopWork: Array<() => void> = [];
   readonly processes: Process[] = [];
@@ -787,6 +792,9 @@ export class Machine {
   }
 
   private deliverFault(task: Task, f: GuestFault, pc: bigint): void {
+    // A fault while stepping a probe's copy (uprobes' abort_xol): the signal is reported at the
+    // probed instruction, not in the XOL slot.
+    for (const h of this.faultFixups) pc = h(task, pc) ?? pc;
     const where = task.inKernel ? ` in the guest kernel (${this.kernelSymbolize(pc)}) during ${task.syscall?.name ?? 'a system call'}` : '';
     const addr = f.addr !== undefined ? ` at address 0x${f.addr.toString(16)}` : '';
     this.killProcess(

@@ -68,6 +68,7 @@ export class Uprobes {
     for (const mm of new Set(machine.processes.filter((p) => !p.zombie).map((p) => p.mm))) attach(mm);
     machine.forkHooks.push((parent, child) => this.onFork(parent, child));
     machine.taskExitHooks.push((task) => this.freeUtask(task));
+    machine.faultFixups.push((task, pc) => this.abortXol(task, pc));
     // dup_mmap runs under dup_mmap_sem (read): no registration walks while an mm is copied.
     machine.mappingLockHooks.push({
       tryLock: (ctx, name) => !FORK_SYSCALLS.has(name) || this.dupMmapSem.tryDownRead(ctx, 'dup_mmap'),
@@ -452,6 +453,18 @@ export class Uprobes {
       if (area) this.state(child.mm).xol = area;
       else this.warnings.push(`uprobe: cannot re-create the XOL area of ${child.process.comm}[${child.tid}] at 0x${px.vaddr.toString(16)}`);
     }
+  }
+
+  /**
+   * The copied instruction faulted in its XOL slot (UTASK_SSTEP_TRAPPED → arch_uprobe_abort_xol):
+   * the PC goes back to the probed address, so the signal names the program's own instruction.
+   */
+  private abortXol(task: Task, pc: bigint): bigint | undefined {
+    const ut = task.utask instanceof Utask ? task.utask : undefined;
+    if (!ut || ut.state !== 'sstep' || !ut.active || pc < ut.slotAddr || pc >= ut.slotAddr + BigInt(this.arch.xolSlotBytes)) return undefined;
+    const mm = task.mm;
+    ut.active.prepared!.abortXol({ engine: mm.engine, mem: mm }, ut.slotAddr, ut.vaddr, ut.archState);
+    return ut.vaddr;
   }
 
   /** uprobe_free_utask (exit, exec): the slot and the return instances go. */
