@@ -17,6 +17,7 @@ import type { TraceSession } from '../trace/attach.js';
 import { machineSymbolizer } from '../trace/fetch-env.js';
 import { formatProfile, formatTraceRecord, type TraceFormat } from '../trace/output.js';
 import { runDemo } from './demo.js';
+import { explainCommand } from './explain.js';
 import { DefinitionError, defineEvents } from './probes.js';
 import { LineSink, definitionErrorText, errorLine, useColour } from './terminal.js';
 
@@ -226,6 +227,7 @@ ${EXIT_HELP}`,
       program.setOptionValue('__status', runDemo());
     });
 
+  program.addCommand(explainCommand(program));
   return program;
 }
 
