@@ -64,7 +64,7 @@ describe.each(TARGETS)('explain agrees with registration on %s', (target: Target
               return;
             }
             const uc = { handler: () => 0 };
-            const got = await um.m.kernelCall('reg', async (t) => {
+            const got = await um.m.kernelCall<string>('reg', async (t) => {
               const rc = await um.up.register(t, inode, off, uc);
               if (rc !== 0) return `${rc}`;
               const u = um.up.list().find((x) => x.offset === off);
@@ -99,7 +99,7 @@ describe.each(TARGETS)('explain agrees with registration on %s', (target: Target
       await fc.assert(
         fc.asyncProperty(fc.oneof(addressArb(placer), anyText), async (addr) => {
           const want = placer.verdictAt(addr);
-          const got = await m.kernelCall('reg', async (t) => {
+          const got = await m.kernelCall<string>('reg', async (t) => {
             const p = new Kprobe({ addr, preHandler: () => 0 });
             const rc = await kprobes.register(t, p);
             if (rc !== 0) return `${rc}`;
