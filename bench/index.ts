@@ -3,6 +3,7 @@
  * on every supported target, and the same binary under qemu-user as the reference when qemu-user
  * is installed (skipped cleanly when it is not). Figures are medians of several runs measured in
  * one process, so ratios between rows are meaningful; absolute numbers depend on the machine.
+ * Then the sync layer's costs (bench/sync.ts) and the kprobes benchmark (bench/kprobes.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Machine } from '../src/kernel/machine.js';
 import { benchSync } from './sync.js';
+import { benchKprobes } from './kprobes.js';
 import { supportedTargets } from '../arch/index.js';
 import type { Target } from '../arch/types.js';
 
@@ -89,6 +91,7 @@ async function main(): Promise<void> {
   }
   console.log('\nguest insns: counted by the scheduler in quanta (exact for full quanta; see README).');
   await benchSync(RUNS);
+  await benchKprobes();
 }
 
 await main();
