@@ -161,6 +161,8 @@ export class Machine {
   private deferred: { task: Task; name: string; args: bigint[] } | undefined;
   insns = 0;
   quanta = 0;
+  /** Mapping system calls that had to sleep because a kernel thread held mmap_lock. */
+  mappingSleeps = 0;
   private closed = false;
 
   constructor(opts: MachineOptions) {
@@ -725,6 +727,7 @@ export class Machine {
       if (deferred && task.state !== 'dead' && !this.mappingSyscall(deferred.task, deferred.name, deferred.args)) {
         // mmap_lock is held by a kernel thread (a probe registration): sleep until it is dropped.
         deferred.task.pendingMapping = { name: deferred.name, args: deferred.args };
+        this.mappingSleeps++;
         deferred.task.state = 'blocked';
       }
       const afterStop = this.afterStopWork.splice(0);

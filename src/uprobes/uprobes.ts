@@ -230,6 +230,10 @@ export class Uprobes {
         const lock = this.machine.mmLocks.mmapLock(mm);
         await lock.downWrite(t, 'register_for_each_vma');
         try {
+          // uprobe_write_opcode may sleep with mmap_lock held (get_user_pages, the new page's
+          // allocation): other vCPUs run meanwhile, and this mm's own mapping calls wait.
+          this.machine.sync.lockdep.mightAlloc(t, 'GFP_KERNEL', 'uprobe_write_opcode');
+          await this.machine.sync.sched.point(t, 'uprobe:write_opcode');
           // The mm may have changed while no lock was held: check the VMA again.
           const vma = mm.findVma(vaddr);
           if (!vma || !this.validVma(vma, isRegister) || vma.file !== u.inode || vma.fileOffset(vaddr, mm.pageSize) !== u.offset) continue;
@@ -290,8 +294,14 @@ export class Uprobes {
   private prepareUprobe(u: Uprobe, vaddr: bigint): number {
     if (u.prepared) return 0;
     const bytes = u.inode.read(Number(u.offset), this.arch.maxInsnBytes);
-    if (bytes.length === 0) return -EIO;
-    if (this.arch.isTrapInsn(bytes)) return -ENOTSUPP;
+    if (bytes.length === 0) {
+      this.lastRefusal = `${u.name}: nothing to copy (beyond the end of the file)`;
+      return -EIO;
+    }
+    if (this.arch.isTrapInsn(bytes)) {
+      this.lastRefusal = `${u.name}: the instruction is a trap (someone else's breakpoint)`;
+      return -ENOTSUPP;
+    }
     const prep = this.arch.analyzeUprobe(vaddr, bytes);
     if (isRefusal(prep)) {
       this.lastRefusal = `${u.name}: ${prep.reason}`;
@@ -318,6 +328,9 @@ export class Uprobes {
   }
 
   private removeBreakpoint(u: Uprobe, mm: Mm, vaddr: bigint): number {
+    // Never prepared = never installed anywhere: a breakpoint found there is someone else's (the
+    // original instruction was a trap, which prepare_uprobe refused).
+    if (!u.prepared) return 0;
     return this.writeOpcode(undefined, u, mm, vaddr, false);
   }
 
