@@ -13,3 +13,5 @@ export { MmuNotifiers, MmuNotifier, type MmuNotifierOps } from './mm/notifier.js
 export { Kprobes, KPROBE_STATUS } from './kprobes/kprobes.js';
 export { Kprobe, AggrKprobe, KPROBE_FLAG, type KprobeInit } from './kprobes/kprobe.js';
 export { ProbeRegs } from './kprobes/regs.js';
+export { Kretprobes, Kretprobe } from './kprobes/kretprobe.js';
+export * from './uprobes/index.js';
