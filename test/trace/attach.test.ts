@@ -147,15 +147,6 @@ describe('registration failures are the kernel error_log entries, and leave noth
     }
   });
 
-  it('uprobe definitions are refused by name until the uprobes core is in the build', async () => {
-    const { m, write, session } = setup('x86_64');
-    try {
-      await expect(write(`p:u ${repoRoot}/fixtures/x86_64/fib-nolibc:0x1000`)).rejects.toThrow(/uprobe events are not available.*fib-nolibc:0x1000/);
-      expect(session.registry.list()).toEqual([]);
-    } finally {
-      m.close();
-    }
-  });
 });
 
 describe('the event table on a machine', () => {
