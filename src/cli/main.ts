@@ -183,6 +183,7 @@ Examples:
   uniprobe run fixtures/x86_64/fib -e 'p:myk ksys_write fd=$arg1 count=$arg3:u64'
   uniprobe run fixtures/x86_64/fib -e 'r:myr ksys_write ret=$retval:s64' --format json
   uniprobe run fixtures/ppc64/fib -e 'p:w ksys_write text=+0($arg2):ustring' --stats
+  uniprobe run fixtures/x86_64/fib-nolibc -e 'r:fibret fixtures/x86_64/fib-nolibc:0x1050 n=$arg1:u32 ret=$retval:u64'
 ${EXIT_HELP}`,
     )
     .action(async function (this: Command, elf: string, args: string[]) {

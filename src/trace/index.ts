@@ -39,3 +39,27 @@ export {
   type WriteOptions,
   type WriteResult,
 } from './registry.js';
+export { TraceSession, type TraceSessionOptions } from './attach.js';
+export {
+  evaluateArg,
+  formatValueText,
+  formatValueJson,
+  MAX_STRING_SIZE,
+  FAULT_STRING,
+  type ArgValue,
+  type FetchEnv,
+  type JsonArgValue,
+} from './fetch-eval.js';
+export { hitEnv, machineSymbolizer, kernelSymbolizer } from './fetch-env.js';
+export {
+  formatTraceText,
+  formatTraceJson,
+  formatTraceRecord,
+  formatTimestamp,
+  formatProfile,
+  type TraceRecord,
+  type TraceArg,
+  type TraceFormat,
+  type Symbolizer,
+  type ProfileRow,
+} from './output.js';
