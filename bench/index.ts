@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Machine } from '../src/kernel/machine.js';
 import { benchSync } from './sync.js';
 import { benchKprobes } from './kprobes.js';
+import { benchUprobes } from './uprobes.js';
 import { supportedTargets } from '../arch/index.js';
 import type { Target } from '../arch/types.js';
 
@@ -92,6 +93,7 @@ async function main(): Promise<void> {
   console.log('\nguest insns: counted by the scheduler in quanta (exact for full quanta; see README).');
   await benchSync(RUNS);
   await benchKprobes();
+  await benchUprobes(RUNS);
 }
 
 await main();
