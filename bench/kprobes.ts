@@ -486,17 +486,17 @@ export async function benchKprobes(): Promise<void> {
   for (const t of TARGETS) if (!targets.includes(t)) console.log(`kprobes: ${program(t)} missing (make -C bench/guest)`);
   console.log(`\nkprobes (1): per-hit cost on ksys_write; bench/guest/<target>/writes, ${WRITES} write(2)s; host CPU time, median of ${KRUNS} rounds`);
   console.log('  µs/hit = (run time with the probe − run time unprobed, same round) / hits; vs hook = µs/hit ÷ the bare hook\'s;');
-  console.log('  run + = extra run time over the unprobed run; x write = µs/hit ÷ the unprobed cost of one whole write(2)');
+  console.log('  run + = extra run time over the unprobed run (one hit per write(2), so also the cost added to each system call)');
   const summary: string[] = [];
   for (const t of targets) {
     const r = await perHit(t);
     console.log(`\n  ${t}: unprobed ${r.unprobedMs.toFixed(1)} ms = ${r.perWriteUs.toFixed(2)} µs per write(2)`);
-    console.log('    variant                      mode                hits      ms   µs/hit  vs hook   run +  x write');
+    console.log('    variant                      mode                hits      ms   µs/hit  vs hook   run +');
     const hook = r.rows.find((x) => x.label.startsWith('bare'))!.perHit;
     for (const row of r.rows.slice(1)) {
       const plus = Number.isFinite(row.ms) ? `${(((row.ms - r.unprobedMs) / r.unprobedMs) * 100).toFixed(0)}%` : '—';
       console.log(
-        `    ${row.label.padEnd(28)} ${row.mode.padEnd(18)} ${String(row.hits || '—').padStart(5)} ${f1(row.ms, 7)} ${f1(row.perHit, 8)} ${ratio(row.perHit, hook).padStart(8)} ${plus.padStart(7)} ${ratio(row.perHit, r.perWriteUs).padStart(8)}`,
+        `    ${row.label.padEnd(28)} ${row.mode.padEnd(18)} ${String(row.hits || '—').padStart(5)} ${f1(row.ms, 7)} ${f1(row.perHit, 8)} ${ratio(row.perHit, hook).padStart(8)} ${plus.padStart(7)}`,
       );
     }
     const get = (p: string) => r.rows.find((x) => x.label.startsWith(p))!.perHit;
