@@ -615,6 +615,38 @@ export class Mm implements GuestMemoryAccess {
     return this.engine.closed;
   }
 
+  /**
+   * Give a private copy of a file page back to the page cache when it matches it again (uprobes'
+   * unregister: uprobe_write_opcode maps the file page again instead of keeping an identical anon
+   * copy). Only between runs. True when the page cache page is mapped again.
+   */
+  revertToPageCache(addr: bigint): boolean {
+    this.assertQuiescent('revertToPageCache');
+    const vma = this.findVma(addr);
+    if (!vma?.file || vma.flags.shared) return false;
+    const k = this.vpn(addr);
+    const pte = this.ptes.get(k);
+    if (!pte || pte.frame.isPageCache) return false;
+    const a = k << this.pageShift;
+    const pgoff = vma.pgoff + Number((a - vma.start) >> this.pageShift);
+    const page = vma.file.page(pgoff);
+    if (!page) return false;
+    const mine = pte.frame.bytes(this.pageSize);
+    const file = page.bytes(this.pageSize);
+    for (let i = 0; i < this.pageSize; i++) if (mine[i] !== file[i]) return false;
+    const end = a + BigInt(this.pageSize);
+    this.invalidateStart(a, end, 'cow');
+    this.unmapPages(a, end);
+    page.get();
+    pte.frame.put();
+    pte.frame = page;
+    pte.cow = true;
+    this.mapPages(a, end);
+    if (vma.prot & PROT.EXEC) this.flushText(a, end);
+    this.invalidateEnd(a, end, 'cow');
+    return true;
+  }
+
   /** Pages this mm has privately (its own copies): for tests and listings. */
   privatePageCount(): number {
     let n = 0;

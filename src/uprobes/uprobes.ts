@@ -354,6 +354,8 @@ export class Uprobes {
       if (r) return r;
     }
     mm.write(vaddr, install ? swbp : u.insn!.subarray(0, swbp.length), true);
+    // The restored page equals the file's again: map the page cache page back, as Linux does.
+    if (!install) mm.revertToPageCache(vaddr);
     return 0;
   }
 

@@ -75,8 +75,15 @@ describe.each(TARGETS)('uprobes core on %s', (target: Target) => {
       const before = um.m.processes.map((p) => [...p.mm.read(vaddr, 4)]);
       const { uc, byPid } = counter();
       expect(await um.m.kernelCall('reg', (t) => um.up.register(t, inode, off, uc))).toBe(0);
+      const privateWhileProbed = um.m.processes.map((p) => p.mm.privatePageCount());
       await um.m.kernelCall('unreg', (t) => um.up.unregister(t, inode, off, uc));
       expect(um.m.processes.map((p) => [...p.mm.read(vaddr, 4)])).toEqual(before);
+      // The identical private copy is dropped: the page cache page is mapped again.
+      const pgoff = Number(off) / um.m.arch.layout.pageSize;
+      for (const [i, p] of um.m.processes.entries()) {
+        expect(p.mm.frameAt(vaddr)).toBe(inode.page(Math.floor(pgoff)));
+        expect(p.mm.privatePageCount()).toBe(privateWhileProbed[i]! - 1);
+      }
       um.spawn(e);
       const r = await um.m.runAsync();
       expect(r.status).toBe(e.exit);
@@ -273,6 +280,51 @@ describe.each(TARGETS)('uprobes core on %s', (target: Target) => {
       expect(r.signal).toBe(11);
       expect([...byPid.values()]).toEqual([1]);
       expect(um.reports.join('\n')).toBe(line);
+    } finally {
+      um.close();
+    }
+  });
+
+  it('every XOL slot busy: the hit waits until one is free (xol_take_insn_slot sleeps), no handler runs meanwhile', async () => {
+    const e = entry(target, 'fib-nolibc');
+    const path = fixtureFile(e);
+    const um = uprobeMachine(target);
+    try {
+      const inode = um.inode(path);
+      // A stepped instruction at or after fib's entry.
+      let vaddr = symbolVaddr(path, 'fib');
+      const text = (a: bigint) => inode.read(Number(fileOffset(path, a)), um.up.arch.maxInsnBytes);
+      for (;;) {
+        const p = um.up.arch.analyzeUprobe(vaddr, text(vaddr));
+        if (!('refused' in p) && p.mode === 'step') break;
+        vaddr += BigInt('refused' in p ? 4 : p.insn.length);
+      }
+      um.spawn(e);
+      const task = um.m.processes[0]!.tasks[0]!;
+      let freed = false;
+      const early: number[] = [];
+      const { uc, byPid } = counter();
+      const count = uc.handler!;
+      uc.handler = (c, regs) => (freed || early.push(1), count(c, regs));
+      expect(await um.m.kernelCall('reg', (t) => um.up.register(t, inode, fileOffset(path, vaddr), uc))).toBe(0);
+      // The area exists and every slot is held, as by other threads in the middle of their steps.
+      um.up.ensureXol(task);
+      const xol = um.up.state(task.mm).xol!;
+      const held: number[] = [];
+      for (let s = xol.take(); s !== undefined; s = xol.take()) held.push(s);
+      expect(held).toHaveLength(xol.slots - 1); // slot 0 is the trampoline
+      um.m.kthread('holder', async (t) => {
+        for (let i = 0; i < 30; i++) await um.m.sync.sched.tick(t);
+        freed = true;
+        for (const s of held) xol.free(s);
+      });
+      const r = await um.m.runAsync();
+      expect(r.status).toBe(e.exit);
+      expect(um.out.join('')).toBe(e.stdout);
+      expect(early).toEqual([]);
+      const truth = (await groundTruth(target, e, [vaddr])).get(vaddr)!;
+      expect(byPid.get(um.m.processes[0]!.pid)).toBe(truth);
+      expect(xol.inUse).toBe(0);
     } finally {
       um.close();
     }
