@@ -125,8 +125,9 @@ class Rig {
     const t0 = cpuMs();
     await this.v.setup?.(this.m, this.kprobes);
     this.setupMs = cpuMs() - t0;
-    // Warm-up run: host JIT, the kernel image's translation, the kprobes trap path.
-    await this.run(Math.max(20, Math.floor(this.writes / 10)));
+    // A whole discarded run first: the host JIT needs some 20,000 system calls before a run's
+    // time settles (it halves from the first run to the tenth), and every machine adds its own.
+    await this.run();
   }
 
   get writes(): number {
