@@ -103,7 +103,7 @@ interface Variant {
 interface Measured {
   ms: number[];
   hitsPerRun: number;
-  /** Host time of the variant's registration (ms). */
+  /** CPU time of the variant's registration (ms). */
   setupMs: number;
 }
 
@@ -126,7 +126,7 @@ class Rig {
     await this.v.setup?.(this.m, this.kprobes);
     this.setupMs = cpuMs() - t0;
     // A whole discarded run first: the host JIT needs some 20,000 system calls before a run's
-    // time settles (it halves from the first run to the tenth), and every machine adds its own.
+    // time settles (it halves from the first run to the tenth); the variants' runs add up to that.
     await this.run();
   }
 
