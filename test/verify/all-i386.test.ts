@@ -1,0 +1,3 @@
+import { verifyFixturesOn } from './fixtures.js';
+
+verifyFixturesOn('i386');
