@@ -18,6 +18,7 @@ import { machineSymbolizer } from '../trace/fetch-env.js';
 import { formatProfile, formatTraceRecord, type TraceFormat } from '../trace/output.js';
 import { runDemo } from './demo.js';
 import { explainCommand } from './explain.js';
+import { verifyCommand } from './verify.js';
 import { DefinitionError, defineEvents } from './probes.js';
 import { LineSink, definitionErrorText, errorLine, useColour } from './terminal.js';
 
@@ -229,6 +230,7 @@ ${EXIT_HELP}`,
     });
 
   program.addCommand(explainCommand(program));
+  program.addCommand(verifyCommand(program));
   return program;
 }
 
