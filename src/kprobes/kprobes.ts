@@ -166,8 +166,10 @@ export class Kprobes {
     await this.mutex.lock(t, 'enable_kprobe');
     try {
       if (!this.registered.has(p) || p.gone) return -EINVAL;
-      p.flags &= ~KPROBE_FLAG.DISABLED;
+      // enable_kprobe: a child of an aggregate is enabled by itself; the probe that owns the
+      // breakpoint (the aggregate, or the lone probe) is armed if it was disabled.
       const owner = p.parent ?? p;
+      if (owner !== p) p.flags &= ~KPROBE_FLAG.DISABLED;
       if (owner.disabled) {
         owner.flags &= ~KPROBE_FLAG.DISABLED;
         if (!this.allDisarmed) await this.arm(t, owner);
@@ -247,13 +249,15 @@ export class Kprobes {
     if ((p.symbolName === undefined) === (p.addr === undefined)) return -EINVAL;
     let addr: bigint;
     if (p.symbolName !== undefined) {
-      const sym = this.machine.kernel.symbol(p.symbolName);
+      // kallsyms knows data symbols too: such a probe is found, then refused as not text.
+      const sym = this.machine.kernel.symbol(p.symbolName) ?? this.machine.kernel.elf.symbolByName(p.symbolName);
       if (!sym) return -ENOENT;
       // ppc64 ELFv2: kprobe_lookup_name gives the local entry point (after the TOC setup).
       addr = (sym.localEntry ?? sym.codeAddress) + BigInt(p.offset);
     } else addr = p.addr! + BigInt(p.offset);
+    // Outside every function: not kernel text a probe may go to (check_kprobe_address_safe).
     const loc = this.machine.kernel.elf.symbolAt(addr);
-    if (!loc) return -ENOENT;
+    if (!loc) return -EINVAL;
     return { addr, funcStart: loc.symbol.codeAddress };
   }
 

@@ -32,8 +32,11 @@ export class UprobeTrapPath {
   onBreakpoint(hit: BreakpointHit): TrapAction | undefined {
     const ut = hit.task.utask instanceof Utask ? hit.task.utask : undefined;
     if (ut?.state === 'sstep' && hit.addr === ut.stepTrap) return this.singlestep(hit, ut);
-    // Kernel text is kprobes' (they come first); a trap there that nobody owns is not ours.
-    if (this.machine.kernel.isText(hit.addr)) return undefined;
+    // uprobes take user-mode traps only (sparc64's uprobe_trap even calls a kernel-mode one a bad
+    // trap): kernel text and the kprobe slot area belong to kprobes, and a task inside a system
+    // call runs kernel code.
+    const k = this.machine.kernel;
+    if (hit.task.inKernel || k.isText(hit.addr) || k.isInsnArea(hit.addr)) return undefined;
     const st = this.core.stateIf(hit.mem);
     if (st?.xol && hit.addr === st.xol.trampoline) return this.trampoline(hit, ut);
     // uprobe_pre_sstep_notifier: only an mm with uprobes (or a task with return instances).

@@ -11,6 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { entry, fileOffset, fixtureFile, groundTruth, symbolVaddr, TARGETS, uprobeMachine } from './harness.js';
 import { EINVAL, UPROBE_HANDLER_REMOVE, type UprobeConsumer } from '../../src/uprobes/index.js';
 import { repoRoot } from '../helpers.js';
+import { Kprobes } from '../../src/kprobes/kprobes.js';
+import { Kprobe } from '../../src/kprobes/kprobe.js';
 import signals from '../../fixtures/signals.json' with { type: 'json' };
 import type { Target } from '../../arch/types.js';
 
@@ -325,6 +327,30 @@ describe.each(TARGETS)('uprobes core on %s', (target: Target) => {
       const truth = (await groundTruth(target, e, [vaddr])).get(vaddr)!;
       expect(byPid.get(um.m.processes[0]!.pid)).toBe(truth);
       expect(xol.inUse).toBe(0);
+    } finally {
+      um.close();
+    }
+  });
+
+  it('uprobes created before kprobes leave kernel-mode traps (kprobe hits and their steps) to kprobes', async () => {
+    const e = entry(target, 'fib-nolibc');
+    const path = fixtureFile(e);
+    const vaddr = symbolVaddr(path, 'fib');
+    const um = uprobeMachine(target); // the uprobes core is first in the trap chain here
+    try {
+      const kprobes = new Kprobes(um.m);
+      const kp = new Kprobe({ symbolName: 'ksys_write' });
+      kp.postHandler = () => undefined; // stepped, never boosted: a kernel step trap every hit
+      const { uc, byPid } = counter();
+      const pid = um.spawn(e);
+      await um.m.kernelCall('reg', async (t) => {
+        expect(await um.up.register(t, um.inode(path), fileOffset(path, vaddr), uc)).toBe(0);
+        expect(await kprobes.register(t, kp)).toBe(0);
+      });
+      const r = await um.m.runAsync();
+      expect(r.status).toBe(e.exit);
+      expect(kp.nhit).toBe(e.stdout.split('\n').length - 1);
+      expect(byPid.get(pid)).toBe((await groundTruth(target, e, [vaddr])).get(vaddr));
     } finally {
       um.close();
     }
