@@ -13,7 +13,7 @@ import { Machine } from '../kernel/machine.js';
 import { Kprobes } from '../kprobes/kprobes.js';
 import { UniprobeError } from '../errors.js';
 import { COST_MODEL } from './cost.js';
-import { errnoLabel, hexBytes, KprobePlacer, UprobePlacer, type MapFunction, type Placement, type ProbeKind } from './placement.js';
+import { errnoLabel, hexBytes, KprobePlacer, setListingsReady, UprobePlacer, type MapFunction, type Placement, type ProbeKind } from './placement.js';
 
 export interface ExplainedFunction {
   readonly name: string;
@@ -40,7 +40,10 @@ export interface ExplainOptions {
 let listingsReady: Promise<void> | undefined;
 /** Mnemonics for every target (idempotent). A Capstone that fails to load leaves `.long` words. */
 export function ensureListings(): Promise<void> {
-  listingsReady ??= loadDisassembler().catch(() => undefined);
+  listingsReady ??= loadDisassembler().then(
+    () => setListingsReady(true),
+    () => setListingsReady(false),
+  );
   return listingsReady;
 }
 
@@ -101,6 +104,7 @@ export function rowJson(r: Placement): Record<string, unknown> {
     insn: r.text,
     probe: r.kind,
     allowed: v.ok,
+    ...(r.data ? { data: true } : {}),
   };
   if (v.ok) {
     Object.assign(base, {

@@ -50,6 +50,8 @@ export interface Placement {
   readonly text: string;
   /** Does an instruction start here (decoding from the function's start)? */
   readonly boundary: boolean;
+  /** Not a valid instruction (WalkedInsn.data). */
+  readonly data?: boolean;
   readonly verdict: Verdict;
   /** Something a user must know although the kernel accepts the probe. */
   readonly warning?: string;
@@ -70,6 +72,25 @@ export interface WalkedInsn {
   readonly addr: bigint;
   readonly length: number;
   readonly insn: DecodedInsn | undefined;
+  /**
+   * Not a valid instruction: the decoder refused it, or only had the fixed-width back-ends'
+   * fallback listing for it (`.long 0x…`, printed when Capstone knows no such instruction) —
+   * data in text, such as the inline jump tables gcc puts after a ppc64 `bctr`.
+   */
+  readonly data: boolean;
+}
+
+/** The fixed-width back-ends' listing of a word that is no instruction (arch/ppc/kprobes/disasm.ts). */
+const FALLBACK_LISTING = /^\.(long|word|byte|short|quad)\b/;
+
+let capstoneReady = false;
+/** Set once the disassembler loaded: before that every fixed-width word lists as `.long`. */
+export function setListingsReady(ready: boolean): void {
+  capstoneReady = ready;
+}
+
+export function isData(insn: DecodedInsn | undefined): boolean {
+  return insn === undefined || (capstoneReady && FALLBACK_LISTING.test(insn.text));
 }
 
 /**
@@ -84,7 +105,8 @@ export function walkInsns(decoder: ProbeArch, read: (a: bigint, n: number) => Ui
     const bytes = read(a, Math.min(decoder.maxInsnLength, Number(end - a)));
     const insn = decoder.decode(a, bytes);
     const length = insn && insn.length > 0 && BigInt(insn.length) <= end - a ? insn.length : Math.min(step, Number(end - a));
-    out.push({ addr: a, length, insn: insn && insn.length === length ? insn : undefined });
+    const ok = insn && insn.length === length ? insn : undefined;
+    out.push({ addr: a, length, insn: ok, data: isData(ok) });
     a += BigInt(length);
   }
   return out;
@@ -166,17 +188,17 @@ abstract class Placer {
   }
 
   /** The instruction containing `addr` (for listings of a mid-instruction address). */
-  protected describe(addr: bigint, walkedIn?: readonly WalkedInsn[]): { bytes: Uint8Array; text: string; boundary: boolean; container: WalkedInsn | undefined } {
+  protected describe(addr: bigint, walkedIn?: readonly WalkedInsn[]): { bytes: Uint8Array; text: string; boundary: boolean; container: WalkedInsn | undefined; data: boolean } {
     const f = this.functionAt(addr);
     const walked = walkedIn ?? (f ? this.walk(f) : []);
     const container = walked.find((w) => addr >= w.addr && addr < w.addr + BigInt(w.length));
     const boundary = container?.addr === addr;
     if (boundary && container) {
-      return { bytes: this.read(addr, container.length), text: container.insn?.text ?? '(bad)', boundary, container };
+      return { bytes: this.read(addr, container.length), text: container.insn?.text ?? '(bad)', boundary, container, data: container.data };
     }
     const raw = this.read(addr, this.decoder.maxInsnLength);
     const insn = this.decoder.decode(addr, raw);
-    return { bytes: insn ? raw.subarray(0, insn.length) : raw.subarray(0, this.step), text: insn?.text ?? '(bad)', boundary: f === undefined, container };
+    return { bytes: insn ? raw.subarray(0, insn.length) : raw.subarray(0, this.step), text: insn?.text ?? '(bad)', boundary: f === undefined, container, data: isData(insn) };
   }
 
   protected slotCost(mode: StepMode, slotAddr: bigint, slot: Uint8Array | undefined, trapAt: number | undefined): HitCost {
@@ -227,10 +249,12 @@ export class UprobePlacer extends Placer {
     let warning: string | undefined;
     if (!d.boundary && d.container) {
       warning = `mid-instruction: uprobes do not check boundaries, so this is accepted, but the breakpoint corrupts the instruction at ${this.where(d.container.addr)} and is never hit`;
+    } else if (d.data && verdict.ok) {
+      warning = 'not a valid instruction — data in text (an inline jump table?): the kernel accepts the probe, and its breakpoint corrupts the data';
     } else if (seg && verdict.ok && (!(seg.flags & PF_X) || seg.flags & PF_W)) {
       warning = 'not in a read-only executable mapping: registration succeeds but the breakpoint is never installed (valid_vma)';
     }
-    return { kind: 'uprobe', addr, fileOffset: this.elf.vaddrToOffset(addr), where: this.where(addr), bytes: d.bytes, text: d.text, boundary: d.boundary, verdict, warning };
+    return { kind: 'uprobe', addr, fileOffset: this.elf.vaddrToOffset(addr), where: this.where(addr), bytes: d.bytes, text: d.text, boundary: d.boundary, data: d.data, verdict, warning };
   }
 }
 
@@ -258,7 +282,7 @@ export class KprobePlacer extends Placer {
   verdictAt(addr: bigint): Verdict {
     const k = this.kprobes.machine.kernel;
     const loc = k.elf.symbolAt(addr);
-    if (!loc) return refuse(2, 'not inside any function of the kernel (kallsyms lookup fails)');
+    if (!loc) return refuse(22, 'not inside any function of the kernel: not text a kprobe may go to');
     if (!k.isText(addr)) return refuse(22, 'not kernel text');
     const bl = this.kprobes.blacklistReason(addr);
     if (bl !== undefined) return refuse(22, `blacklisted: ${bl}`);
@@ -282,6 +306,8 @@ export class KprobePlacer extends Placer {
 
   placeAt(addr: bigint, walked?: readonly WalkedInsn[]): Placement {
     const d = this.describe(addr, walked);
-    return { kind: 'kprobe', addr, where: this.where(addr), bytes: d.bytes, text: d.text, boundary: d.boundary, verdict: this.verdictAt(addr) };
+    const verdict = this.verdictAt(addr);
+    const warning = d.data && verdict.ok ? 'not a valid instruction — data in text: the kernel accepts the probe, and its breakpoint corrupts the data' : undefined;
+    return { kind: 'kprobe', addr, where: this.where(addr), bytes: d.bytes, text: d.text, boundary: d.boundary, data: d.data, verdict, warning };
   }
 }
