@@ -21,6 +21,7 @@ import { explainCommand } from './explain.js';
 import { verifyCommand } from './verify.js';
 import { DefinitionError, defineEvents } from './probes.js';
 import { LineSink, definitionErrorText, errorLine, useColour } from './terminal.js';
+import { progressLine } from './progress.js';
 
 /** STB_LOCAL: kallsyms prints such functions with a lower-case `t`. */
 const STB_LOCAL = 0;
@@ -83,12 +84,15 @@ function openSink(output: string | undefined): LineSink {
 
 async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<number> {
   const target = readTargetOf(elfPath, o.arch);
+  // A progress line on a terminal, unless trace events or strace lines share stderr with it.
+  const progress = progressLine(process.stderr, !o.strace && (o.event.length === 0 || o.output !== undefined));
   const m = new Machine({
     target,
     seed: o.seed,
     cpus: o.cpus,
     maxInsns: o.maxInsns,
     strace: o.strace ? (line) => process.stderr.write(`${line}\n`) : undefined,
+    onQuantum: progress?.tick,
   });
   let sink: LineSink | undefined;
   try {
@@ -101,6 +105,7 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
       session = await defineEvents(m, o.event, (r) => out.write(formatTraceRecord(r, o.format, symbolizer)));
     }
     const r = await m.runAsync();
+    progress?.done();
     if (o.stats) {
       sink ??= openSink(o.output);
       for (const line of formatProfile(session?.profile() ?? [], o.format)) sink.write(line);

@@ -49,6 +49,8 @@ export interface MachineOptions {
   allowFiles?: string[];
   /** Called with one line per system call entered (like strace). */
   strace?: (line: string) => void;
+  /** Called after every quantum (progress displays); must be cheap and must not touch the guest. */
+  onQuantum?: (m: Machine) => void;
 }
 
 /** A breakpoint trap as the probe cores see it. */
@@ -740,6 +742,7 @@ export class Machine {
     }
     this.quanta++;
     task.quanta++;
+    this.opts.onQuantum?.(this);
     this.current = undefined;
     this.currentCpu = undefined;
     cpu.current = undefined;
