@@ -220,10 +220,12 @@ async function baselineRun(plan: RunPlan, xolAreas: Map<number, Set<bigint>> | '
   const rec = new RunRecord(plan.regset);
   const m = newMachine(plan, rec);
   const reserve = (pid: number, mm: Mm): void => {
-    const pages = xolAreas === 'guess' ? [plan.xolHint] : (xolAreas.get(pid) ?? []);
-    for (const vaddr of pages) {
-      rec.xol(pid, vaddr);
-      mm.mmap({ addr: vaddr, len: BigInt(plan.pageSize), prot: PROT.READ | PROT.EXEC, fixed: true, shared: false, name: '[uprobes]', flags: { dontCopy: true } });
+    // The guess maps as XolArea.create does (the hint, else the highest free page); the pages
+    // the probed run really used are mapped where they were.
+    const guess = xolAreas === 'guess';
+    for (const vaddr of guess ? [plan.xolHint] : (xolAreas.get(pid) ?? [])) {
+      const at = mm.mmap({ addr: vaddr, len: BigInt(plan.pageSize), prot: PROT.READ | PROT.EXEC, fixed: !guess, shared: false, name: '[uprobes]', flags: { dontCopy: true } });
+      if (at >= 0n) rec.xol(pid, at);
     }
   };
   try {
