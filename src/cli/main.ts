@@ -19,6 +19,7 @@ import { formatProfile, formatTraceRecord, type TraceFormat } from '../trace/out
 import { runDemo } from './demo.js';
 import { explainCommand } from './explain.js';
 import { verifyCommand } from './verify.js';
+import { regressCommand } from './regress.js';
 import { DefinitionError, defineEvents } from './probes.js';
 import { LineSink, definitionErrorText, errorLine, useColour } from './terminal.js';
 import { progressLine } from './progress.js';
@@ -236,6 +237,7 @@ ${EXIT_HELP}`,
 
   program.addCommand(explainCommand(program));
   program.addCommand(verifyCommand(program));
+  program.addCommand(regressCommand(program));
   return program;
 }
 
