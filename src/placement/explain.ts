@@ -2,6 +2,7 @@
  * `uniprobe explain`: the placement map of a function (or of every function) as a document that
  * the text table, the JSON output and the HTML report are rendered from.
  */
+import { isAbsolute, relative } from 'node:path';
 import type { Target } from '../../arch/types.js';
 import { archFor } from '../../arch/index.js';
 // The fixed-width back-ends print mnemonics only once Capstone (WebAssembly, loaded
@@ -76,7 +77,10 @@ export async function explain(elfPath: string, opts: ExplainOptions = {}): Promi
   const m = new Machine({ target });
   try {
     const p = new KprobePlacer(new Kprobes(m));
-    const file = m.kernel.elf.file;
+    // Shown relative to the working directory when it lies below it (shorter, and the same on
+    // every machine that runs from a checkout).
+    const rel = relative(process.cwd(), m.kernel.elf.file);
+    const file = rel.startsWith('..') || isAbsolute(rel) ? m.kernel.elf.file : rel;
     const fns = pick(p.functions, opts.symbols, (n) => p.functionNamed(n), file);
     return { target, file, kind: 'kprobe', functions: fns.map((f) => ({ ...f, rows: p.map(f) })) };
   } finally {

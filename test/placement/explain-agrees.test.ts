@@ -17,6 +17,7 @@ import { ensureListings } from '../../src/placement/explain.js';
 import { Machine } from '../../src/kernel/machine.js';
 import { entry, fixtureFile, TARGETS, uprobeMachine } from '../uprobes/harness.js';
 import type { Target } from '../../arch/types.js';
+import { archFor } from '../../arch/index.js';
 
 const RUNS = 120;
 
@@ -159,5 +160,27 @@ describe.each(TARGETS)('explain agrees with registration on %s', (target: Target
         um.close();
       }
     }
+  });
+});
+
+describe('data in text', () => {
+  it.skipIf(!TARGETS.includes('ppc64'))('ppc64 jumptable: the table words after dispatch\'s bctr are data — the kernel accepts a uprobe there, the map warns, verify does not probe them', async () => {
+    await ensureListings();
+    const path = fixtureFile(entry('ppc64', 'jumptable-nolibc'));
+    const placer = new UprobePlacer(archFor('ppc64')!, readElfFileSync(path));
+    const rows = placer.map(placer.functionNamed('dispatch')!);
+    const bctr = rows.findIndex((r) => r.text === 'bctr');
+    expect(bctr).toBeGreaterThan(0);
+    // gcc's table: one word per case (10 cases + default share the words of the switch).
+    const table = rows.slice(bctr + 1).filter((r) => r.data);
+    expect(table.length).toBeGreaterThanOrEqual(10);
+    for (const r of table) {
+      expect(r.verdict.ok).toBe(true);
+      expect(r.warning).toMatch(/data in text/);
+    }
+    const { verify } = await import('../../src/verify/verify.js');
+    const report = await verify(path, { probes: ['dispatch'] });
+    expect(report.transparent).toBe(true);
+    expect(report.skipped.map((x) => x.addr).sort()).toEqual(table.map((r) => r.addr).sort());
   });
 });
