@@ -34,6 +34,13 @@ export const ENOMEM = 12;
 export const KPROBE_STATUS = { NONE: 0, HIT_ACTIVE: 1, HIT_SS: 2, REENTER: 3, HIT_SSDONE: 4 } as const;
 
 export const KPROBE_TABLE_SIZE = 64;
+const KPROBE_HASH_BITS = 6n;
+
+/** include/linux/hash.h: hash_64 / hash_32 with GOLDEN_RATIO_64 / _32 (facts, not code). */
+function hashPtr(wordSize: number): (addr: bigint) => number {
+  if (wordSize === 8) return (a) => Number(BigInt.asUintN(64, a * 0x61c8864680b583ebn) >> (64n - KPROBE_HASH_BITS));
+  return (a) => Number(BigInt.asUintN(32, a * 0x61c88647n) >> (32n - KPROBE_HASH_BITS));
+}
 
 /** Per-vCPU state (current_kprobe + kprobe_ctlblk). */
 interface Ctlblk {
@@ -66,7 +73,10 @@ export class Kprobes {
   constructor(readonly machine: Machine) {
     this.arch = probeArchFor(machine.arch);
     const world = machine.sync;
-    this.table = new RcuHashTable(KPROBE_TABLE_SIZE, (a) => Number((a >> 2n) ^ (a >> 8n)) & (KPROBE_TABLE_SIZE - 1), world.lockdep);
+    // hash_ptr(addr, KPROBE_HASH_BITS), as Linux: the multiplicative golden-ratio hash of the
+    // kernel's word size, top bits kept. (Kept in BigInt: Number() of a 64-bit kernel address
+    // rounds away its low bits and would put every probe in one bucket.)
+    this.table = new RcuHashTable(KPROBE_TABLE_SIZE, hashPtr(machine.arch.wordSize), world.lockdep);
     this.mutex = new Mutex(world.sched, KPROBE_LOCKS.kprobeMutex);
     this.textMutex = new Mutex(world.sched, KPROBE_LOCKS.textMutex);
     const k = machine.kernel;
