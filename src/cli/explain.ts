@@ -3,12 +3,38 @@
  * Registered by main.ts; errors are thrown (UniprobeError) and worded by main's handler.
  */
 import { Command, Option } from 'commander';
-import { explain, explainJson, explainText } from '../placement/explain.js';
+import { writeFileSync } from 'node:fs';
+import { explain, explainJson, explainText, siblingPrograms } from '../placement/explain.js';
+import { explainHtml, type HtmlColumn } from '../placement/html.js';
+import { verify } from '../verify/verify.js';
+import type { Target } from '../../arch/types.js';
+import { UniprobeError } from '../errors.js';
 import { LineSink } from './terminal.js';
 
 interface ExplainOpts {
   kernel?: boolean;
   format: 'text' | 'json';
+  html?: string;
+  run: boolean;
+}
+
+/** `--html FILE`: the map of every target side by side, with hits from a verify run each. */
+async function writeHtml(elf: string, symbols: string[], o: ExplainOpts): Promise<string> {
+  const columns = new Map<Target, HtmlColumn>();
+  let names: string[] = symbols;
+  for (const [t, path] of siblingPrograms(elf)) {
+    const doc = await explain(path, { kernel: o.kernel, symbols });
+    if (names.length === 0) names = doc.functions.map((f) => f.name);
+    const run = !o.kernel && o.run ? await verify(path, { probes: doc.functions.map((f) => f.name) }) : undefined;
+    columns.set(t, { doc, run });
+  }
+  const what = o.kernel ? `kprobes on the guest kernel (${[...columns.keys()].join(', ')})` : `uprobes on ${elf}`;
+  try {
+    writeFileSync(o.html!, explainHtml(`uniprobe explain: ${what}`, names, columns));
+  } catch (e) {
+    throw new UniprobeError('IO', `${o.html}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return `wrote ${o.html}: ${names.length} function(s) on ${columns.size} target(s)`;
 }
 
 /** Sets the command's exit status where main() reads it (the root program's `__status`). */
@@ -27,6 +53,8 @@ export function explainCommand(program: Command): Command {
     .argument('[symbols...]', 'functions to map (default: every function)')
     .option('--kernel', 'map kprobes on the guest kernel of the ELF\'s target instead of uprobes on the ELF')
     .addOption(new Option('--format <fmt>', 'output format').choices(['text', 'json']).default('text'))
+    .option('--html <file>', 'write one self-contained HTML report instead: every target side by side (siblings found as DIR/<target>/NAME), modes coloured, hits of a run as a heat column')
+    .option('--no-run', 'with --html: no run, no heat column')
     .addHelpText(
       'after',
       `
@@ -38,14 +66,19 @@ Examples:
   uniprobe explain fixtures/x86_64/fib-nolibc fib
   uniprobe explain fixtures/sparc64/fib-nolibc --format json
   uniprobe explain fixtures/ppc64/fib-nolibc --kernel ksys_write vfs_write
+  uniprobe explain fixtures/x86_64/fib-nolibc fib main --html fib.html
 
 Exit status: 0, or 1 for an error (unreadable ELF, unknown function), 2 for bad usage.
 `,
     )
     .action(async function (this: Command, elf: string, symbols: string[]) {
       const o = this.opts<ExplainOpts>();
-      const doc = await explain(elf, { kernel: o.kernel, symbols });
       const out = LineSink.stdout();
+      if (o.html) {
+        out.write(await writeHtml(elf, symbols, o));
+        return setStatus(this, 0);
+      }
+      const doc = await explain(elf, { kernel: o.kernel, symbols });
       if (o.format === 'json') out.write(explainJson(doc));
       else for (const line of explainText(doc)) out.write(line);
       setStatus(this, 0);

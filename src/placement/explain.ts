@@ -2,8 +2,9 @@
  * `uniprobe explain`: the placement map of a function (or of every function) as a document that
  * the text table, the JSON output and the HTML report are rendered from.
  */
+import { existsSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
-import type { Target } from '../../arch/types.js';
+import { TARGETS, type Target } from '../../arch/types.js';
 import { archFor } from '../../arch/index.js';
 // The fixed-width back-ends print mnemonics only once Capstone (WebAssembly, loaded
 // asynchronously) is ready; their decision logic never depends on it (arch/ppc/kprobes/disasm.ts).
@@ -89,6 +90,26 @@ export async function explain(elfPath: string, opts: ExplainOptions = {}): Promi
 }
 
 const hex = (a: bigint): string => `0x${a.toString(16)}`;
+
+/**
+ * The same program for every target, found by convention: a path with a directory named after
+ * the ELF's target (fixtures/x86_64/fib) has siblings where that directory is named after another
+ * target (fixtures/ppc64/fib). Only the ELF itself when there is no such directory.
+ */
+export function siblingPrograms(elfPath: string): Map<Target, string> {
+  const target = targetOf(readElfFileSync(elfPath));
+  const parts = elfPath.split('/');
+  const at = parts.lastIndexOf(target, parts.length - 2);
+  const out = new Map<Target, string>();
+  for (const t of TARGETS) {
+    if (t === target) out.set(t, elfPath);
+    else if (at >= 0) {
+      const p = [...parts.slice(0, at), t, ...parts.slice(at + 1)].join('/');
+      if (archFor(t) && existsSync(p)) out.set(t, p);
+    }
+  }
+  return out;
+}
 
 /** The label of a row's placement column: the mode, or `refused`. */
 export function modeLabel(r: Placement): string {
