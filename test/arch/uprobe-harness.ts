@@ -14,6 +14,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { readElfFileSync } from '../../src/elf/index.js';
+import { UniprobeError } from '../../src/errors.js';
 import { Engine, UC_PROT } from '../../src/emu/unicorn.js';
 import type { Arch, GuestMemoryAccess, TrapSink } from '../../arch/types.js';
 import { isRefusal, type PreparedUprobe, type ProbeCpu, type ProbeRefusal, type UprobeArch } from '../../arch/probes.js';
@@ -41,6 +42,8 @@ export interface UprobeScenario {
   maxInsns?: number;
   /** Probe hits after which the probed run gives up (a loop through the probe). */
   maxHits?: number;
+  /** More probed addresses (e.g. the delay slot of a probed branch); each is analysed and armed too. */
+  extraProbes?: bigint[];
   /** Names of the arch snapshot's values, for messages. */
   regNames?: readonly string[];
   /** Change the analysed instruction before it runs (harness self-tests). */
@@ -55,6 +58,8 @@ export interface UprobeRun {
   memory: Uint8Array[];
   /** Probed: swbp hits at vaddr. Native: executions of vaddr (a one-address code hook). */
   hits: number;
+  /** Probed: hits at each extra probe, in order. */
+  extraHits: number[];
   emulated: number;
   steps: number;
   aborts: number;
@@ -70,12 +75,24 @@ export interface UprobeDiff {
 
 const hex = (v: bigint): string => '0x' + v.toString(16);
 
+/**
+ * Guest memory through the engine. An unmapped access throws UniprobeError('MM') as the mm's
+ * accessors do (arch code that works on the task's memory, e.g. sparc64's window spills and
+ * fills, turns exactly that into the task's SIGSEGV).
+ */
 export function memAccess(e: Engine, arch: Arch): GuestMemoryAccess {
   const le = arch.endian === 'little';
   const n = arch.wordSize;
+  const guard = <R>(what: string, a: bigint, f: () => R): R => {
+    try {
+      return f();
+    } catch (err) {
+      throw new UniprobeError('MM', `${what} at 0x${a.toString(16)}`, { cause: err });
+    }
+  };
   return {
-    read: (a, len) => e.memRead(a, len),
-    write: (a, b) => e.memWrite(a, b),
+    read: (a, len) => guard('read', a, () => e.memRead(a, len)),
+    write: (a, b) => guard('write', a, () => e.memWrite(a, b)),
     readWord(a) {
       const b = e.memRead(a, n);
       const v = new DataView(b.buffer, b.byteOffset, n);
@@ -106,7 +123,7 @@ function freshEngine(s: UprobeScenario): Engine {
   return e;
 }
 
-function finish(s: UprobeScenario, e: Engine, err: number, events: string[], counts: Omit<UprobeRun, 'err' | 'regs' | 'wide' | 'events' | 'memory'>): UprobeRun {
+function finish(s: UprobeScenario, e: Engine, err: number, events: string[], counts: Omit<UprobeRun, 'err' | 'regs' | 'wide' | 'events' | 'memory' | 'extraHits'> & { extraHits?: number[] }): UprobeRun {
   const snap = s.arch.snapshot(e);
   return {
     err,
@@ -114,6 +131,7 @@ function finish(s: UprobeScenario, e: Engine, err: number, events: string[], cou
     wide: (snap.wide ?? []).map((b) => Buffer.from(b).toString('hex')),
     events,
     memory: s.regions.map((r) => e.memRead(r.base, r.bytes.length)),
+    extraHits: [],
     ...counts,
   };
 }
@@ -134,7 +152,7 @@ export function runNative(s: UprobeScenario): UprobeRun {
       isKernelText: () => false,
       syscall: (pc) => void events.push(`syscall@${hex(pc)}`),
       hypercall: (pc) => (events.push(`hypercall@${hex(pc)}`), { stop: true }),
-      breakpoint: (addr) => (events.push(`breakpoint@${hex(addr)}`), { stop: true, pc: addr }),
+      breakpoint: (addr, after) => (events.push(`breakpoint@${hex(addr)}→${hex(after)}`), { stop: true, pc: addr }),
       fault: (f, pc) => (events.push(`fault:${f.reason}@${hex(pc)}`), { stop: true, pc }),
       memory: () => Object.assign(memAccess(e, s.arch), { unsettled: false }),
     };
@@ -151,26 +169,45 @@ export function runNative(s: UprobeScenario): UprobeRun {
   }
 }
 
-export function runProbed(s: UprobeScenario, p: PreparedUprobe): UprobeRun {
+/** One armed probe of the probed run: its analysis, its own slot in the XOL page, its hits. */
+interface Armed {
+  vaddr: bigint;
+  p: PreparedUprobe;
+  slot: bigint;
+  len: number;
+  hits: number;
+}
+
+export function runProbed(s: UprobeScenario, p: PreparedUprobe, extra: PreparedUprobe[] = []): UprobeRun {
   const e = freshEngine(s);
   try {
-    const { arch, vaddr, xol } = s;
-    const slot = p.slotBytes(xol);
+    const { arch, xol } = s;
     const page = BigInt(arch.layout.pageSize);
     e.memMap(xol & ~(page - 1n), arch.layout.pageSize, UC_PROT.ALL);
-    e.memWrite(xol, slot);
-    e.memWrite(vaddr, s.ua.swbp);
+    const armed: Armed[] = [p, ...extra].map((q, k) => {
+      // Each probe gets its own slot, the main one at `xol` (xol_take_insn_slot hands out one per hit).
+      const slot = xol + BigInt(k * s.ua.xolSlotBytes);
+      const bytes = q.slotBytes(slot);
+      e.memWrite(slot, bytes);
+      return { vaddr: k === 0 ? s.vaddr : s.extraProbes![k - 1]!, p: q, slot, len: bytes.length, hits: 0 };
+    });
+    for (const a of armed) e.memWrite(a.vaddr, s.ua.swbp);
     const mem = memAccess(e, arch);
-    const inSlot = (a: bigint): boolean => a >= xol && a < xol + BigInt(slot.length);
-    const where = (a: bigint): string => hex(inSlot(a) ? vaddr + (a - xol) : a);
+    const slotOf = (a: bigint): Armed | undefined => armed.find((x) => a >= x.slot && a < x.slot + BigInt(x.len));
+    const inSlot = (a: bigint): boolean => slotOf(a) !== undefined;
+    const where = (a: bigint): string => {
+      const x = slotOf(a);
+      return hex(x ? x.vaddr + (a - x.slot) : a);
+    };
     const events: string[] = [];
     const c = { hits: 0, emulated: 0, steps: 0, aborts: 0 };
-    let stepping = false;
+    /** The probe whose copy is running, if any (a task steps one instruction at a time). */
+    let stepping: Armed | undefined;
     let abortAfterRun = false;
     let state: unknown;
     const abort = (): void => {
-      p.abortXol({ engine: e, mem }, xol, vaddr, state);
-      stepping = false;
+      stepping!.p.abortXol({ engine: e, mem }, stepping!.slot, stepping!.vaddr, state);
+      stepping = undefined;
       c.aborts++;
     };
     const sink: TrapSink = {
@@ -179,33 +216,37 @@ export function runProbed(s: UprobeScenario, p: PreparedUprobe): UprobeRun {
       hypercall: (pc) => (events.push(`hypercall@${where(pc)}`), { stop: true }),
       breakpoint(addr, pcAfter) {
         const cpu: ProbeCpu = { engine: e, mem, pcAfter };
-        if (!stepping && addr === vaddr) {
-          if (++c.hits > (s.maxHits ?? 64)) {
+        const hit = stepping ? undefined : armed.find((x) => x.vaddr === addr);
+        if (hit) {
+          hit.hits++;
+          if (hit === armed[0]) c.hits++;
+          if (hit.hits > (s.maxHits ?? 64)) {
             events.push('too many hits');
             return { stop: true, pc: addr };
           }
-          arch.setPc(e, vaddr); // handle_swbp: the IP goes back to the probe first
-          if (p.mode === 'emulate' && p.emulate!(cpu)) {
+          arch.setPc(e, hit.vaddr); // handle_swbp: the IP goes back to the probe first
+          if (hit.p.mode === 'emulate' && hit.p.emulate!(cpu)) {
             c.emulated++;
             return { pc: arch.getPc(e) };
           }
-          state = p.preXol(cpu, xol, vaddr);
-          stepping = true;
+          state = hit.p.preXol(cpu, hit.slot, hit.vaddr);
+          stepping = hit;
           return { pc: arch.getPc(e) };
         }
-        if (stepping && addr === xol + BigInt(p.stepTrapOffset)) {
-          stepping = false;
+        if (stepping && addr === stepping.slot + BigInt(stepping.p.stepTrapOffset)) {
+          const done = stepping;
+          stepping = undefined;
           c.steps++;
-          p.postXol(cpu, xol, vaddr, state);
+          done.p.postXol(cpu, done.slot, done.vaddr, state);
           return { pc: arch.getPc(e) };
         }
         if (stepping) {
           // The copy itself trapped: the kernel aborts the step (UTASK_SSTEP_TRAPPED).
           abortAfterRun = true;
-          events.push(`breakpoint@${hex(vaddr)}`);
+          events.push(`breakpoint@${hex(stepping.vaddr)}→${where(pcAfter)}`);
           return { stop: true };
         }
-        events.push(`breakpoint@${where(addr)}`);
+        events.push(`breakpoint@${where(addr)}→${where(pcAfter)}`);
         return { stop: true, pc: addr };
       },
       fault(f, pc) {
@@ -213,7 +254,7 @@ export function runProbed(s: UprobeScenario, p: PreparedUprobe): UprobeRun {
           // abort_xol runs on the way to the signal, after the run: a PC write inside the hook
           // would cancel the stop on x86 and ppc.
           abortAfterRun = true;
-          events.push(`fault:${f.reason}@${hex(vaddr)}`);
+          events.push(`fault:${f.reason}@${hex(stepping.vaddr)}`);
           return { stop: true };
         }
         events.push(`fault:${f.reason}@${where(pc)}`);
@@ -222,9 +263,9 @@ export function runProbed(s: UprobeScenario, p: PreparedUprobe): UprobeRun {
       memory: () => Object.assign(mem, { unsettled: false }),
     };
     arch.installTrapHooks(e, sink);
-    if (s.stopOutside) stopOutside(e, (a) => a === vaddr || inSlot(a));
+    if (s.stopOutside) stopOutside(e, (a) => armed.some((x) => x.vaddr === a) || inSlot(a));
     s.seed(e);
-    const r = e.start(s.start ?? vaddr, 0n, s.maxInsns ?? 200);
+    const r = e.start(s.start ?? s.vaddr, 0n, s.maxInsns ?? 200);
     if (abortAfterRun) abort();
     else if (r.err !== 0) {
       // An access Unicorn refuses ends the run with the PC on the faulting instruction.
@@ -234,7 +275,7 @@ export function runProbed(s: UprobeScenario, p: PreparedUprobe): UprobeRun {
     } else if (stepping) {
       events.push('the run ended inside the step');
     }
-    return finish(s, e, r.err, events, c);
+    return finish(s, e, r.err, events, { ...c, extraHits: armed.slice(1).map((x) => x.hits) });
   } finally {
     e.close();
   }
@@ -248,8 +289,15 @@ export function runUprobeDiff(s: UprobeScenario): UprobeDiff {
   const p0 = s.ua.analyzeUprobe(s.vaddr, at.bytes.subarray(off, off + s.ua.maxInsnBytes));
   if (isRefusal(p0)) return { refusal: p0, mismatches: [] };
   const p = s.tamper ? s.tamper(p0) : p0;
+  const extra = (s.extraProbes ?? []).map((a) => {
+    const r = s.regions.find((x) => a >= x.base && a < x.base + BigInt(x.bytes.length))!;
+    const o = Number(a - r.base);
+    const q = s.ua.analyzeUprobe(a, r.bytes.subarray(o, o + s.ua.maxInsnBytes));
+    if (isRefusal(q)) throw new Error(`extra probe at ${hex(a)} refused: ${q.reason}`);
+    return q;
+  });
   const native = runNative(s);
-  const probed = runProbed(s, p);
+  const probed = runProbed(s, p, extra);
   const mismatches: string[] = [];
   if (native.err !== probed.err) mismatches.push(`run error: native ${native.err} probed ${probed.err}`);
   native.regs.forEach((v, i) => {
@@ -264,9 +312,11 @@ export function runUprobeDiff(s: UprobeScenario): UprobeDiff {
   s.regions.forEach((r, k) => {
     const x = Buffer.from(native.memory[k]!);
     const y = Buffer.from(probed.memory[k]!);
-    // The probed run has the swbp at vaddr: that is the point, not a difference.
-    const o = Number(s.vaddr - r.base);
-    if (o >= 0 && o < y.length) for (let i = 0; i < s.ua.swbp.length && o + i < y.length; i++) y[o + i] = x[o + i]!;
+    // The probed run has the swbp at each probe: that is the point, not a difference.
+    for (const a of [s.vaddr, ...(s.extraProbes ?? [])]) {
+      const o = Number(a - r.base);
+      if (o >= 0 && o < y.length) for (let i = 0; i < s.ua.swbp.length && o + i < y.length; i++) y[o + i] = x[o + i]!;
+    }
     if (x.equals(y)) return;
     let n = 0;
     for (let i = 0; i < x.length && n < 6; i++) {
