@@ -10,7 +10,8 @@
  * than 2 GiB away, so a RIP-relative copy cannot reach its target unless it is rewritten) — and at
  * the slot's step trap `postXol`, each with the trap's `pcAfter`. A fault while the copy runs is
  * `abortXol` and reported at the probe address, as the kernel reports it after abort_xol. The
- * probe may fire more than once (a loop through it, an x86 `rep` iteration, a restart).
+ * probe may fire more than once (a loop through it, an x86 `rep` iteration, a restart), and more
+ * addresses may be probed at once (`extraProbes`, each with its own slot).
  */
 import { Buffer } from 'node:buffer';
 import { readElfFileSync } from '../../src/elf/index.js';

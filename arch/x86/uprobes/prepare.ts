@@ -21,7 +21,8 @@
  *   ret, loop/loopz/loopnz/jcxz and call/jmp through a register are emulated; a call through
  *   memory is stepped as `push r/m` and a jmp as `mov reg, r/m` (same operand, so the CPU computes
  *   the target, faults included) and postXol completes the transfer; ret falls back to
- *   `push [sp]` if its read faults. Far transfers (lret, lcall/ljmp, 9A/EA) would load CS: refused with -ENOTSUPP.
+ *   `push [sp]` if its read faults. Far transfers (lret, lcall/ljmp, 9A/EA) would load CS:
+ *   refused with -ENOTSUPP.
  * - A TF single-step of a `rep` string instruction traps after every iteration with the IP still
  *   on the instruction, so Linux's probe fires once per iteration. The slot copy runs one
  *   iteration (the count is set to 1 for the step and the rest put back afterwards) and postXol
