@@ -3,7 +3,8 @@
  * descriptor before the next guest instruction runs (so trace lines and the guest's own output
  * interleave in the order they happened).
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { writeAll } from '../host-io.js';
+import { closeSync, openSync } from 'node:fs';
 import type { ProbeError } from '../trace/errors.js';
 import { formatProbeError } from '../trace/errorlog.js';
 
@@ -67,17 +68,3 @@ export class LineSink {
   }
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.length) {
-    try {
-      off += writeSync(fd, bytes, off, bytes.length - off);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      // A non-blocking pipe that is full: try again. A reader that went away: drop the trace.
-      if (code === 'EAGAIN') continue;
-      if (code === 'EPIPE') return;
-      throw e;
-    }
-  }
-}

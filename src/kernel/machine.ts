@@ -10,7 +10,8 @@
  *   task cannot go on (it exits, blocks in wait4, yields, faults) or the quantum is used up.
  * - Same seed ⇒ same choices of task, vCPU and quantum length ⇒ same interleaving.
  */
-import { writeSync, realpathSync } from 'node:fs';
+import { writeAll } from '../host-io.js';
+import { realpathSync } from 'node:fs';
 import { UniprobeError } from '../errors.js';
 import { UC_ERR, UC_HOOK, type Engine } from '../emu/unicorn.js';
 import { readElfFileSync, readFileBytesSync } from '../elf/index.js';
@@ -1221,18 +1222,6 @@ export class Machine {
   }
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.length) {
-    try {
-      off += writeSync(fd, bytes, off, bytes.length - off);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
-      if ((e as NodeJS.ErrnoException).code === 'EPIPE') return;
-      throw e;
-    }
-  }
-}
 
 function readElfBytes(path: string): Uint8Array {
   // Inodes for files opened by the guest: plain bytes through the ELF module's checked reader.

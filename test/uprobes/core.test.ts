@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { entry, fileOffset, fixtureFile, groundTruth, symbolVaddr, TARGETS, uprobeMachine } from './harness.js';
+import { entry, fileOffset, fixtureFile, groundTruth, site, symbolVaddr, TARGETS, uprobeMachine } from './harness.js';
 import { EINVAL, UPROBE_HANDLER_REMOVE, type UprobeConsumer } from '../../src/uprobes/index.js';
 import { repoRoot } from '../helpers.js';
 import { Kprobes } from '../../src/kprobes/kprobes.js';
@@ -32,10 +32,7 @@ function counter(): { uc: UprobeConsumer; byPid: Map<number, number> } {
 
 describe.each(TARGETS)('uprobes core on %s', (target: Target) => {
   it('two processes of one binary and a third exec-ed after registration all hit; page cache and file untouched', async () => {
-    const e = entry(target, 'fib-nolibc');
-    const path = fixtureFile(e);
-    const vaddr = symbolVaddr(path, 'fib');
-    const off = fileOffset(path, vaddr);
+    const { e, path, vaddr, off } = site(target, 'fib-nolibc', 'fib');
     const um = uprobeMachine(target, { cpus: 2, seed: 7 });
     try {
       const inode = um.inode(path);
@@ -65,10 +62,7 @@ describe.each(TARGETS)('uprobes core on %s', (target: Target) => {
   });
 
   it('unregister restores the original bytes in every live mm; later processes do not hit', async () => {
-    const e = entry(target, 'fib-nolibc');
-    const path = fixtureFile(e);
-    const vaddr = symbolVaddr(path, 'fib');
-    const off = fileOffset(path, vaddr);
+    const { e, path, vaddr, off } = site(target, 'fib-nolibc', 'fib');
     const um = uprobeMachine(target);
     try {
       const inode = um.inode(path);
@@ -96,10 +90,7 @@ describe.each(TARGETS)('uprobes core on %s', (target: Target) => {
   });
 
   it('a filter limits the breakpoint (and the hits) to one process', async () => {
-    const e = entry(target, 'fib-nolibc');
-    const path = fixtureFile(e);
-    const vaddr = symbolVaddr(path, 'fib');
-    const off = fileOffset(path, vaddr);
+    const { e, path, vaddr, off } = site(target, 'fib-nolibc', 'fib');
     const um = uprobeMachine(target, { cpus: 2 });
     try {
       const inode = um.inode(path);
@@ -142,10 +133,7 @@ describe.each(TARGETS)('uprobes core on %s', (target: Target) => {
   });
 
   it('fork: the child inherits the breakpoint (its copy of the page) and hits too', async () => {
-    const e = entry(target, 'fork-nolibc');
-    const path = fixtureFile(e);
-    const vaddr = symbolVaddr(path, 'work');
-    const off = fileOffset(path, vaddr);
+    const { e, path, vaddr, off } = site(target, 'fork-nolibc', 'work');
     const um = uprobeMachine(target);
     try {
       const inode = um.inode(path);
@@ -170,10 +158,7 @@ describe.each(TARGETS)('uprobes core on %s', (target: Target) => {
   });
 
   it('uretprobe on recursive fib: one return per call, each $retval = fib(n) of its own call', async () => {
-    const e = entry(target, 'fib-nolibc');
-    const path = fixtureFile(e);
-    const vaddr = symbolVaddr(path, 'fib');
-    const off = fileOffset(path, vaddr);
+    const { e, path, vaddr, off } = site(target, 'fib-nolibc', 'fib');
     const um = uprobeMachine(target);
     try {
       const inode = um.inode(path);
@@ -208,10 +193,7 @@ describe.each(TARGETS)('uprobes core on %s', (target: Target) => {
   });
 
   it('a handler returning UPROBE_HANDLER_REMOVE takes the breakpoint out of that mm only', async () => {
-    const e = entry(target, 'fib-nolibc');
-    const path = fixtureFile(e);
-    const vaddr = symbolVaddr(path, 'fib');
-    const off = fileOffset(path, vaddr);
+    const { e, path, vaddr, off } = site(target, 'fib-nolibc', 'fib');
     const um = uprobeMachine(target);
     try {
       const inode = um.inode(path);

@@ -36,6 +36,14 @@ export function fileOffset(path: string, vaddr: bigint): bigint {
   return off;
 }
 
+/** A fixture and one of its functions: the manifest entry, the file, the probe address and offset. */
+export function site(target: Target, program: string, symbol: string): { e: ManifestEntry; path: string; vaddr: bigint; off: bigint } {
+  const e = entry(target, program);
+  const path = fixtureFile(e);
+  const vaddr = symbolVaddr(path, symbol);
+  return { e, path, vaddr, off: fileOffset(path, vaddr) };
+}
+
 export interface UprobeMachine {
   m: Machine;
   up: Uprobes;
