@@ -352,3 +352,18 @@ export function elfRegions(path: string, page: number): Region[] {
   return out;
 }
 
+
+/**
+ * A corpus by file as [label, items] chunks of at most `n` items: long synchronous tests starve
+ * vitest's worker RPC, so big corpora run as several tests.
+ */
+export function chunked<T>(byFile: Map<string, T[]>, n: number): Array<[string, T[]]> {
+  const out: Array<[string, T[]]> = [];
+  for (const [file, items] of byFile) {
+    for (let i = 0; i < items.length; i += n) {
+      const part = items.length > n ? ` [${i + 1}–${Math.min(i + n, items.length)} of ${items.length}]` : '';
+      out.push([file + part, items.slice(i, i + n)]);
+    }
+  }
+  return out;
+}

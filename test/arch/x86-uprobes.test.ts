@@ -22,7 +22,7 @@ import { decodeX86 } from '../../arch/x86/kprobes/decode.js';
 import { Engine, UC_PROT } from '../../src/emu/unicorn.js';
 import { readElfFileSync } from '../../src/elf/index.js';
 import { repoRoot } from '../helpers.js';
-import { elfRegions, memAccess, runUprobeDiff, type Region, type UprobeDiff, type UprobeScenario } from './uprobe-harness.js';
+import { chunked, elfRegions, memAccess, runUprobeDiff, type Region, type UprobeDiff, type UprobeScenario } from './uprobe-harness.js';
 
 interface KeystoneHandle {
   asm(src: string, addr: bigint | number): { mc: Uint8Array; count: number; failed: boolean };
@@ -375,11 +375,13 @@ const corpusModes = { x86_64: new Map<string, number>(), i386: new Map<string, n
 
 describe.each(TARGETS)('$t fixtures: every distinct instruction of the freestanding programs', ({ t, ua }) => {
   const corpus = fixtureCorpus(t);
-  it.each([...corpus.keys()])('%s', (file) => {
-    const regions = elfRegions(join(repoRoot, 'fixtures', t, file), 0x1000);
+  const images = new Map<string, Region[]>();
+  it.each(chunked(corpus, 150))('%s', (_label, chunk) => {
     const failures: string[] = [];
     const modes = corpusModes[t];
-    for (const c of corpus.get(file)!) {
+    for (const c of chunk) {
+      let regions = images.get(c.file);
+      if (!regions) images.set(c.file, (regions = elfRegions(join(repoRoot, 'fixtures', t, c.file), 0x1000)));
       const insn = decodeX86(c.addr, c.bytes, t === 'x86_64')!;
       // A branch to itself never ends natively; the probe would fire until its limit.
       if (/^(jmp|loop)/.test(insn.text) && insn.text.endsWith(`0x${c.addr.toString(16)}`)) continue;
@@ -634,6 +636,18 @@ describe.each(TARGETS)('$t uretprobe hooks', ({ t, arch, ua }) => {
         expect(ua.uretprobeIsAlive(cpu, s, 'ret'), `ret ${sp - s}`).toBe(retc);
       }
     });
+  });
+});
+
+describe('uprobeArchFor', () => {
+  it('gives one back-end per arch, of its family', async () => {
+    const { ppc32 } = await import('../../arch/ppc/ppc32.js');
+    const { sparc64 } = await import('../../arch/sparc/sparc64.js');
+    expect(uprobeArchFor(x86_64)).toBe(uprobeArchFor(x86_64));
+    expect(uprobeArchFor(i386)).not.toBe(uprobeArchFor(x86_64));
+    expect([...uprobeArchFor(i386).swbp]).toEqual([0xcc]);
+    expect([...uprobeArchFor(ppc32).swbp]).toEqual([0x7f, 0xe0, 0x00, 0x08]);
+    expect([...uprobeArchFor(sparc64).swbp]).toEqual([0x91, 0xd0, 0x20, 0x73]);
   });
 });
 
