@@ -156,6 +156,12 @@ export interface ProbeArch {
 export interface PreparedUprobe {
   readonly insn: DecodedInsn;
   readonly mode: 'emulate' | 'step';
+  /**
+   * `vaddr`: where this mm maps the probed instruction. A uprobe is one (inode, offset), analysed
+   * once, and mms may map the file at different addresses, so nothing here may depend on the
+   * address analyzeUprobe was given (like preXol/postXol/abortXol, which take it too). Absent =
+   * that address.
+   */
   emulate?(cpu: ProbeCpu, vaddr?: bigint): boolean;
   /** Slot contents (copy + trailing step trap); at most UprobeArch.xolSlotBytes bytes. */
   slotBytes(slotAddr: bigint): Uint8Array;

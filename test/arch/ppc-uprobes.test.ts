@@ -80,8 +80,8 @@ function scenario(name: 'ppc32' | 'ppc64', arch: Arch, ua: UprobeArch, words: Ma
   };
 }
 
-function differential(t: (typeof TARGETS)[number], w: number, variant: number, at = X): UprobeDiff {
-  return runUprobeDiff(scenario(t.name, t.arch, t.ua, new Map([[at, w]]), at, variant));
+function differential(t: (typeof TARGETS)[number], w: number, variant: number, at = X, analyzeAt?: bigint): UprobeDiff {
+  return runUprobeDiff({ ...scenario(t.name, t.arch, t.ua, new Map([[at, w]]), at, variant), analyzeAt });
 }
 
 function expectSame(r: UprobeDiff, what: string): void {
@@ -262,6 +262,8 @@ describe.each(TARGETS)('$name uprobe back-end', (t) => {
         expectSame(differential(t, w, v), `${name} ${text} variant ${v}`);
         n++;
       }
+      // Analysed where another mm maps the file: the emulation uses the hit's address.
+      expectSame(differential(t, w, 0, X, X + 0x40000n), `${name} ${text} analysed elsewhere`);
     }
     if (!is64) {
       for (const v of [0, 1, 2]) {

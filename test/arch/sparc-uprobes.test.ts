@@ -235,6 +235,15 @@ describe('sparc64 uprobe back-end', () => {
     expectSame(differential([0x40000010, 0x9de3bf40], X, X), 'call; save');
   });
 
+  it('an analysis made at another address runs right here (a uprobe is analysed once per file)', () => {
+    for (const [w, text] of [...DCTIS, ...PLAIN]) {
+      if (w === 0) continue;
+      expectSame([runUprobeDiff({ ...scenario([w, INC_O0], X, X, 0), analyzeAt: X + 0x80000n })], `${text} analysed elsewhere`);
+    }
+    // nop in a delay slot, analysed elsewhere: the pending target comes from the hit.
+    expectSame([runUprobeDiff({ ...scenario([0x10800010, 0x01000000], X, X + 4n, 0), analyzeAt: X + 0x80004n })], 'nop in a delay slot, analysed elsewhere');
+  });
+
   it('a fault in the delay slot of a probed DCTI: same state and signal, seen at the resume trampoline (engine limit)', () => {
     for (const [words, what] of [
       [[0x12800010, 0x00000000], 'bne; illtrap'],

@@ -43,6 +43,11 @@ export interface UprobeScenario {
   maxInsns?: number;
   /** Probe hits after which the probed run gives up (a loop through the probe). */
   maxHits?: number;
+  /**
+   * Analyse the probed bytes as if at this address (default vaddr): a uprobe is analysed once and
+   * may run in an mm that maps the file elsewhere; the run itself is at vaddr.
+   */
+  analyzeAt?: bigint;
   /** More probed addresses (e.g. the delay slot of a probed branch); each is analysed and armed too. */
   extraProbes?: bigint[];
   /** Names of the arch snapshot's values, for messages. */
@@ -226,7 +231,7 @@ export function runProbed(s: UprobeScenario, p: PreparedUprobe, extra: PreparedU
             return { stop: true, pc: addr };
           }
           arch.setPc(e, hit.vaddr); // handle_swbp: the IP goes back to the probe first
-          if (hit.p.mode === 'emulate' && hit.p.emulate!(cpu)) {
+          if (hit.p.mode === 'emulate' && hit.p.emulate!(cpu, hit.vaddr)) {
             c.emulated++;
             return { pc: arch.getPc(e) };
           }
@@ -287,7 +292,7 @@ export function runUprobeDiff(s: UprobeScenario): UprobeDiff {
   const at = s.regions.find((r) => s.vaddr >= r.base && s.vaddr < r.base + BigInt(r.bytes.length));
   if (!at) throw new Error(`vaddr ${hex(s.vaddr)} is in no region`);
   const off = Number(s.vaddr - at.base);
-  const p0 = s.ua.analyzeUprobe(s.vaddr, at.bytes.subarray(off, off + s.ua.maxInsnBytes));
+  const p0 = s.ua.analyzeUprobe(s.analyzeAt ?? s.vaddr, at.bytes.subarray(off, off + s.ua.maxInsnBytes));
   if (isRefusal(p0)) return { refusal: p0, mismatches: [] };
   const p = s.tamper ? s.tamper(p0) : p0;
   const extra = (s.extraProbes ?? []).map((a) => {

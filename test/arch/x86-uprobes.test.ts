@@ -330,6 +330,13 @@ describe.each(TARGETS)('$t hand corpus: native vs probed', ({ t, ua }) => {
       const want = c.hits?.(seed) ?? 1;
       if (r.probed!.hits !== want) failures.push(`seed ${seed}: ${r.probed!.hits} hits, expected ${want} (native ran it ${r.native!.hits}×)`);
     }
+    // The same analysis run where another mm maps the text (a uprobe is analysed once per file).
+    const code = typeof c.src === 'string' ? asm(t, c.src, LAYOUT[t].text) : c.src;
+    const text = handText(t, code);
+    if (c.lowPage) text.push({ base: 0x1000n, bytes: pattern(0x2000, 41, 5) });
+    const seed = (c.seeds ?? [0])[0]!;
+    const moved = runUprobeDiff(scenario(t, text, LAYOUT[t].text, seed, { regs: c.regs, mem: c.mem?.(t), analyzeAt: LAYOUT[t].text + 0x1230000n }));
+    for (const m of moved.mismatches) failures.push(`analysed elsewhere: ${m}`);
     expect(failures).toEqual([]);
     expect(ua.xolSlotBytes).toBe(128);
   });

@@ -108,10 +108,10 @@ export function ppcUprobeArch(arch: Arch): UprobeArch {
     const testThenDecrement = branchClass(w) === 'bcctr' && (bo(w) & BO.NO_CTR) === 0;
     const emulate =
       how === 'emulate'
-        ? (cpu: ProbeCpu): boolean => {
-            if (testThenDecrement) bcctrDecrementing(cpu, w, vaddr, bits);
-            else if (branchClass(w) !== undefined) applyBranch(cpu, w, vaddr, bits);
-            else applyAddpcis(cpu, w, vaddr, bits);
+        ? (cpu: ProbeCpu, at: bigint = vaddr): boolean => {
+            if (testThenDecrement) bcctrDecrementing(cpu, w, at, bits);
+            else if (branchClass(w) !== undefined) applyBranch(cpu, w, at, bits);
+            else applyAddpcis(cpu, w, at, bits);
             return true;
           }
         : undefined;

@@ -92,8 +92,8 @@ export function sparcUprobeArch(arch: Arch): UprobeArch {
         ? {
             // skip_sstep: go where the nop would have gone next (the pending target when it sits
             // in a delay slot), with a plain PC write: NPC = PC + 4 follows.
-            emulate(cpu: ProbeCpu): boolean {
-              cpu.engine.regWrite(R.PC, cpu.pcAfter ?? u64(vaddr + 4n));
+            emulate(cpu: ProbeCpu, at: bigint = vaddr): boolean {
+              cpu.engine.regWrite(R.PC, cpu.pcAfter ?? u64(at + 4n));
               return true;
             },
           }

@@ -253,7 +253,6 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
   if ('refused' in p) return p;
 
   const len = BigInt(insn.length);
-  const next = mask(regs.bits, vaddr + len);
   const word = regs.word;
   const e = (cpu: ProbeCpu) => cpu.engine;
 
@@ -263,35 +262,37 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
     e(cpu).regWrite(regs.sp, sp);
   };
 
-  // --- what runs at the hit ------------------------------------------------------------------
-  let emulate: ((cpu: ProbeCpu) => void) | undefined;
+  // --- what runs at the hit (at `at`, where this mm maps the instruction) -----------------------
+  let emulate: ((cpu: ProbeCpu, at: bigint) => void) | undefined;
   let kind: StepKind = 'default';
+  const after = (at: bigint): bigint => mask(regs.bits, at + len);
   switch (p.kind) {
     case 'nop':
-      emulate = (cpu) => e(cpu).regWrite(regs.ip, next);
+      emulate = (cpu, at) => e(cpu).regWrite(regs.ip, after(at));
       break;
     case 'jmp':
-      emulate = (cpu) => e(cpu).regWrite(regs.ip, mask(regs.bits, next + p.rel));
+      emulate = (cpu, at) => e(cpu).regWrite(regs.ip, mask(regs.bits, after(at) + p.rel));
       break;
     case 'jcc':
-      emulate = (cpu) => e(cpu).regWrite(regs.ip, conditionHolds(p.cc, e(cpu).regRead(regs.flags)) ? mask(regs.bits, next + p.rel) : next);
+      emulate = (cpu, at) => e(cpu).regWrite(regs.ip, conditionHolds(p.cc, e(cpu).regRead(regs.flags)) ? mask(regs.bits, after(at) + p.rel) : after(at));
       break;
     case 'call':
-      emulate = (cpu) => {
-        pushWord(cpu, next);
-        e(cpu).regWrite(regs.ip, mask(regs.bits, next + p.rel));
+      emulate = (cpu, at) => {
+        pushWord(cpu, after(at));
+        e(cpu).regWrite(regs.ip, mask(regs.bits, after(at) + p.rel));
       };
       kind = 'callFallback';
       break;
     case 'push':
-      emulate = (cpu) => {
+      emulate = (cpu, at) => {
         // The register's value before the push: `push rsp` pushes the old stack pointer.
         pushWord(cpu, e(cpu).regRead(regs.gpr[p.reg]!));
-        e(cpu).regWrite(regs.ip, next);
+        e(cpu).regWrite(regs.ip, after(at));
       };
       break;
     case 'kemu':
-      emulate = (cpu) => emulateX86(cpu, insn, p.op, regs);
+      // The kprobe emulation computes from insn.addr: hand it the instruction where it is mapped.
+      emulate = (cpu, at) => emulateX86(cpu, at === insn.addr ? insn : { ...insn, addr: at }, p.op, regs);
       if (p.fallback === 'ret') kind = 'ret';
       else if (p.fallback === 'indirect') kind = p.op.kind === 'callIndirect' ? 'indirectCall' : 'indirectJmp';
       break;
@@ -337,9 +338,9 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
     mode: emulate !== undefined ? 'emulate' : 'step',
     ...(emulate !== undefined
       ? {
-          emulate(cpu: ProbeCpu): boolean {
+          emulate(cpu: ProbeCpu, at: bigint = vaddr): boolean {
             try {
-              emulate!(cpu);
+              emulate!(cpu, at);
               return true;
             } catch {
               // The access faulted: nothing was changed (memory is written before registers);
