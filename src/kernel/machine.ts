@@ -299,9 +299,18 @@ export class Machine {
   /** Run guests and kernel threads, interleaved by the seeded scheduler, until all are done. */
   async runAsync(): Promise<RunResult> {
     if (this.closed) throw new UniprobeError('USAGE', 'machine is closed');
+    let lastYield = Date.now();
     for (;;) {
       const r = this.step(false);
-      if (r === 'ran') continue;
+      if (r === 'ran') {
+        // A long guest run must not starve the host's event loop (timers, pipes, a test
+        // runner's messages): let it turn every 50 ms. Guest time does not depend on it.
+        if (Date.now() - lastYield > 50) {
+          await new Promise((ok) => setImmediate(ok));
+          lastYield = Date.now();
+        }
+        continue;
+      }
       if (typeof r !== 'string') {
         await r;
         continue;
