@@ -196,23 +196,23 @@ export class UprobeTrapPath {
       return;
     }
     const cpu = this.cpu(hit);
-    // cleanup_return_instances: frames abandoned by longjmp are gone from the stack.
-    while (ut.depth > 0 && !core.arch.uretprobeIsAlive(cpu, ut.returnInstances[ut.depth - 1]!.stack, 'call')) {
-      core.putUprobe(ut.returnInstances.pop()!.uprobe);
-    }
     const stack = core.arch.userSp(cpu);
     let orig = core.arch.hijackUserReturn(cpu, xol.trampoline);
     if (orig === undefined) return;
-    let chained = false;
-    if (orig === xol.trampoline) {
+    const chained = orig === xol.trampoline;
+    // cleanup_return_instances, after the hijack as Linux does it: frames abandoned by longjmp
+    // are gone from the stack (a chained call compares differently on some arches).
+    while (ut.depth > 0 && !core.arch.uretprobeIsAlive(cpu, ut.returnInstances[ut.depth - 1]!.stack, chained ? 'chain-call' : 'call')) {
+      core.putUprobe(ut.returnInstances.pop()!.uprobe);
+    }
+    if (chained) {
       const prev = ut.returnInstances[ut.depth - 1];
       if (!prev) {
-        core.warnings.push(`uprobe: unable to set uretprobe pid/tgid=${hit.task.tid}/${hit.task.process.pid}`);
-        this.machine.forceSignal(hit.task, { signal: SIG.SIGSEGV, reason: 'uretprobe chained without an instance' }, hit.addr);
+        // Linux: "not possible" (an attack from user space); it warns and sets no instance.
+        core.warnings.push(`uprobe: ${hit.task.process.comm}:${hit.task.tid} failed to handle tail call`);
         return;
       }
       orig = prev.origRetVaddr;
-      chained = true;
     }
     u.ref.get();
     ut.returnInstances.push({ uprobe: u, func: hit.addr, stack, origRetVaddr: orig, chained });
