@@ -48,6 +48,12 @@ export function uprobeArchFor(arch: Arch): UprobeArch {
   return u;
 }
 
+/**
+ * Load what the back-ends need to list instructions (Capstone for the fixed-width families, whose
+ * decode falls back to `.long 0x…` until it is loaded). Tools that print listings await it once.
+ */
+export { loadDisassembler as loadProbeDisassemblers } from './ppc/kprobes/disasm.js';
+
 export function supportedTargets(): Target[] {
   return [...registry.keys()];
 }

@@ -120,6 +120,17 @@ export interface ProbeArch {
   /** The stack pointer value that identifies this frame (kretprobe instance matching). */
   frameSp(cpu: ProbeCpu): bigint;
   /**
+   * At the kretprobe trampoline (the function has returned): the frameSp the instance recorded at
+   * entry, as seen from here (x86: `ret` popped the hijacked word, so one word below the stack
+   * pointer; elsewhere the stack pointer is back where it was).
+   */
+  returnedFrameSp(cpu: ProbeCpu): bigint;
+  /**
+   * arch_rethook_fixup_return and the like: leave no trampoline address behind once the real
+   * return address `real` is known (x86: the word at `frame`; ppc: LR; sparc64: nothing).
+   */
+  fixupKretprobeReturn(cpu: ProbeCpu, frame: bigint, real: bigint): void;
+  /**
    * Optional: text this arch adds to the kprobe blacklist (arch_populate_kprobe_blacklist), as
    * [start, end) symbol pairs of the guest kernel (x86: __entry_text_start/__entry_text_end).
    */

@@ -304,8 +304,7 @@ export class Kretprobes {
     const machine = this.kprobes.machine;
     const march = machine.arch;
     const cpu: ProbeCpu = { engine: hit.engine, mem: hit.mem, pcAfter: hit.pcAfter };
-    // x86 returned with `ret`: the hijacked slot is one word below the current stack pointer.
-    const expected = this.kprobes.arch.frameSp(cpu) - (march.family === 'x86' ? BigInt(march.wordSize) : 0n);
+    const expected = this.kprobes.arch.returnedFrameSp(cpu);
     if (mine.some((ri) => ri.frame !== expected)) this.frameMismatches++;
     const regs = new ProbeRegs(march, hit.engine, hit.mem, hit.task, hit.cpu, real);
     const rcu = machine.sync.rcu;
@@ -319,9 +318,7 @@ export class Kretprobes {
     } finally {
       rcu.readUnlock(hit.task.kctx);
     }
-    // arch_rethook_fixup_return / the ppc trampoline's LR: leave no trampoline address behind.
-    if (march.family === 'x86') hit.mem.writeWord(frame, real);
-    else if (march.family === 'ppc') regs.setReg('link', real);
+    this.kprobes.arch.fixupKretprobeReturn(cpu, frame, real);
     for (const ri of mine) this.recycle(ri);
     return { pc: real };
   }

@@ -9,7 +9,7 @@ import { archFor } from '../../arch/index.js';
 // The fixed-width back-ends print mnemonics only once Capstone (WebAssembly, loaded
 // asynchronously) is ready; their decision logic never depends on it (arch/ppc/kprobes/disasm.ts).
 // The loader is shared by every Capstone-backed back-end, so this is no per-target switch.
-import { loadDisassembler } from '../../arch/ppc/kprobes/disasm.js';
+import { loadProbeDisassemblers } from '../../arch/index.js';
 import { readElfFileSync, type ElfFile } from '../elf/index.js';
 import { Machine } from '../kernel/machine.js';
 import { Kprobes } from '../kprobes/kprobes.js';
@@ -42,7 +42,7 @@ export interface ExplainOptions {
 let listingsReady: Promise<void> | undefined;
 /** Mnemonics for every target (idempotent). A Capstone that fails to load leaves `.long` words. */
 export function ensureListings(): Promise<void> {
-  listingsReady ??= loadDisassembler().then(
+  listingsReady ??= loadProbeDisassemblers().then(
     () => setListingsReady(true),
     () => setListingsReady(false),
   );

@@ -80,7 +80,7 @@ export interface WalkedInsn {
   readonly data: boolean;
 }
 
-/** The fixed-width back-ends' listing of a word that is no instruction (arch/ppc/kprobes/disasm.ts). */
+/** The fixed-width back-ends' listing of a word that is no instruction (their decode's fallback). */
 const FALLBACK_LISTING = /^\.(long|word|byte|short|quad)\b/;
 
 let capstoneReady = false;

@@ -50,5 +50,8 @@ export function ppcProbeArch(arch: Arch): ProbeArch {
       return orig;
     },
     frameSp: (cpu: ProbeCpu) => cpu.engine.regRead(R.R1),
+    returnedFrameSp: (cpu: ProbeCpu) => cpu.engine.regRead(R.R1),
+    // The trampoline's LR still holds the trampoline: give it the real return address.
+    fixupKretprobeReturn: (cpu: ProbeCpu, _frame: bigint, real: bigint) => cpu.engine.regWrite(R.LR, real),
   };
 }

@@ -52,5 +52,10 @@ export function sparcProbeArch(arch: Arch): ProbeArch {
       const sp = cpu.engine.regRead(R.SP);
       return (sp & 1n) === 1n ? BigInt.asUintN(64, sp + STACK_BIAS) : sp;
     },
+    returnedFrameSp(cpu: ProbeCpu): bigint {
+      return this.frameSp(cpu);
+    },
+    // %o7 was consumed by the return itself: nothing holds the trampoline address any more.
+    fixupKretprobeReturn: () => undefined,
   };
 }

@@ -75,6 +75,8 @@ export function x86ProbeArch(arch: Arch): ProbeArch {
       return orig;
     },
     frameSp: (cpu) => cpu.engine.regRead(regs.sp),
+    returnedFrameSp: (cpu) => cpu.engine.regRead(regs.sp) - BigInt(arch.wordSize),
+    fixupKretprobeReturn: (cpu, frame, real) => writeWord(cpu, frame, real),
     // arch_populate_kprobe_blacklist: the entry code runs before the kernel is in a state where
     // a trap is safe; kretprobe_blacklist: a return hijacked across a task switch goes astray.
     blacklistRanges: [['__entry_text_start', '__entry_text_end']],
