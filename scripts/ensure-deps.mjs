@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 /**
  * Makes `npm start` / `npm test` / `npm run bench` work on a fresh clone of a fresh machine:
- * installs the npm dependencies when they are missing, and Debian's libunicorn2 through apt-get
- * when it is missing and we are root. Otherwise it stops with one line saying what to install.
+ * installs the npm dependencies when they are missing, and fetches Unicorn 2.1.1 (Debian trixie's
+ * libunicorn2t64) into the project's cache when it is missing (scripts/unicorn-fetch.mjs).
+ * Otherwise it stops with one line saying what to install.
  * Plain JavaScript on purpose: it must run before any dependency exists.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fetchUnicorn, unicornPath, UNICORN_VERSION } from './unicorn-fetch.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const quiet = process.argv.includes('--quiet');
@@ -29,24 +31,25 @@ if (missing.length > 0) {
   if (r.status !== 0) fail(`npm install failed; run it by hand in ${root} to see why`);
 }
 
-// 2. libunicorn.so.2, checked by loading it the way the engine does.
-function unicornLoads() {
-  const probe = "const k=require('koffi'); k.load('libunicorn.so.2');";
-  return spawnSync(process.execPath, ['-e', probe], { cwd: root, stdio: 'ignore' }).status === 0;
+// 2. Unicorn 2.1.1, checked by loading it and asking uc_version, as the engine does.
+function unicornVersion() {
+  const probe =
+    "const k=require('koffi');const l=k.load(process.argv[1]);" +
+    "const v=l.func('unsigned int uc_version(void *a, void *b)')(null,null);" +
+    "process.stdout.write(((v>>>24)&255)+'.'+((v>>>16)&255)+'.'+((v>>>8)&255))";
+  const r = spawnSync(process.execPath, ['-e', probe, unicornPath()], { cwd: root, encoding: 'utf8' });
+  return r.status === 0 ? r.stdout : undefined;
 }
-if (!unicornLoads()) {
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
-  if (!isRoot || !hasApt) {
-    fail("libunicorn.so.2 (Unicorn 2) is missing: install Debian's package libunicorn2 (sudo apt-get install libunicorn2)");
-  }
-  say('installing libunicorn2 with apt-get');
-  try {
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    execFileSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'], env });
-    execFileSync('apt-get', ['install', '-y', '-qq', 'libunicorn2'], { stdio: ['ignore', 'ignore', 'inherit'], env });
-  } catch {
-    fail('apt-get install libunicorn2 failed; install Debian\'s libunicorn2 by hand');
-  }
-  if (!unicornLoads()) fail('libunicorn2 is installed but libunicorn.so.2 still does not load');
+const override = process.env.UNIPROBE_UNICORN;
+let version = existsSync(unicornPath()) ? unicornVersion() : undefined;
+if (override) {
+  // A user's own build: any 2.1 or later (the engine relies on 2.1's behaviour, see docs/unicorn.md).
+  const [maj, min] = (version ?? '0.0').split('.').map(Number);
+  if (!version) fail(`UNIPROBE_UNICORN=${override} does not load as a Unicorn library`);
+  if (maj !== 2 || min < 1) fail(`UNIPROBE_UNICORN=${override} is Unicorn ${version}; uniprobe needs 2.1 or later`);
+} else if (version !== UNICORN_VERSION) {
+  const why = fetchUnicorn(say);
+  if (why) fail(`Unicorn ${UNICORN_VERSION} is missing and ${why}; set UNIPROBE_UNICORN=/path/to/libunicorn.so.2 (version ${UNICORN_VERSION}) instead`);
+  version = unicornVersion();
+  if (version !== UNICORN_VERSION) fail(`the fetched ${unicornPath()} reports version ${version ?? '(does not load)'}, not ${UNICORN_VERSION}`);
 }

@@ -33,6 +33,8 @@ const EINVAL = 22n;
 const EFAULT = 14n;
 
 const table = new SyscallTable(SYSCALLS_X86_64);
+/** Unicorn 2.1's physical address width on x86-64 (see addressAlias). */
+const PHYS_ADDRESS_MASK = (1n << 52n) - 1n;
 
 /** Kernel register names (as in tracefs fetch args: %ax, %di, …) → Unicorn ids. */
 function x86_64Registers(): Map<string, { id: number; size: number }> {
@@ -66,6 +68,18 @@ export const x86_64: Arch = {
     kernelStackArena: 0xffffc90000000000n,
   },
   registers: { byName: x86_64Registers() },
+
+  /**
+   * Unicorn 2.1 (QEMU's x86 MMU code with paging off) turns a virtual address into a physical one
+   * by keeping the low 52 bits (PG_ADDRESS_MASK, TARGET_PHYS_ADDR_SPACE_BITS = 52), so a fetch at
+   * the kernel's 0xffffffff81000000 looks for memory at 0x000fffff81000000. Kernel regions are
+   * therefore mapped a second time there, from the same host memory. User addresses (< 2^47)
+   * need no alias; the aliases (>= 2^52 - 2^47) never collide with them.
+   */
+  addressAlias(addr: bigint): bigint | undefined {
+    const a = addr & PHYS_ADDRESS_MASK;
+    return a === addr ? undefined : a;
+  },
 
   setupEngine(): void {
     /* Unicorn's 64-bit mode starts flat, with SSE usable: nothing to do. */

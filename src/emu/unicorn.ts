@@ -1,5 +1,5 @@
 /**
- * Typed binding to Debian's libunicorn.so.2 (Unicorn 2.0.1) through koffi.
+ * Typed binding to Unicorn 2.1 (Debian trixie's libunicorn.so.2, see library.ts) through koffi.
  *
  * This file is the only place that touches the C ABI. Everything above it sees an `Engine` with
  * bigint addresses and register values (64-bit guest values must survive intact), typed hooks, and
@@ -13,6 +13,7 @@
  */
 import koffi from 'koffi';
 import { UniprobeError } from '../errors.js';
+import { formatUnicornVersion, UNICORN_INSTALL_HINT, unicornLibraryPath, unicornVersionSupported } from './library.js';
 
 export const UC_ARCH = { X86: 4, PPC: 5, SPARC: 6 } as const;
 export const UC_MODE = {
@@ -88,6 +89,13 @@ export const UC_ERR = {
 const UC_CTL_IO_WRITE = 1;
 const UC_CTL_TB_REMOVE_CACHE = 9;
 const UC_CTL_TB_FLUSH = 10;
+const UC_CTL_TCG_BUFFER_SIZE = 13;
+/**
+ * Translation buffer per engine. QEMU's default is 1 GiB of address space per engine, which a
+ * machine with dozens of address spaces (fork, tests) turns into gigabytes of resident code
+ * buffers; when a smaller buffer fills, QEMU flushes it and translates again (slower, never wrong).
+ */
+export const DEFAULT_TRANSLATION_BUFFER = 64 << 20;
 const ctlWrite = (type: number, nargs: number): number => (type | (nargs << 26) | (UC_CTL_IO_WRITE << 30)) >>> 0;
 
 export class UnicornError extends UniprobeError {
@@ -140,8 +148,11 @@ interface Lib {
   };
 }
 
-export const UNICORN_LIBRARY = 'libunicorn.so.2';
+/** The library file the engine loads (see library.ts). */
+export const UNICORN_LIBRARY = unicornLibraryPath();
 let lib: Lib | undefined;
+/** The loaded library's version ("2.1.1"), once an engine has been opened. */
+export let unicornVersionLoaded: string | undefined;
 
 function load(): Lib {
   if (lib) return lib;
@@ -151,12 +162,16 @@ function load(): Lib {
     uc = koffi.load(UNICORN_LIBRARY);
     libc = koffi.load('libc.so.6');
   } catch (e) {
+    throw new UniprobeError('UNICORN', `cannot load Unicorn from ${UNICORN_LIBRARY}: ${UNICORN_INSTALL_HINT}`, { cause: e });
+  }
+  const version = (uc.func('unsigned int uc_version(void *major, void *minor)') as (a: null, b: null) => number)(null, null);
+  if (!unicornVersionSupported(version)) {
     throw new UniprobeError(
       'UNICORN',
-      `cannot load ${UNICORN_LIBRARY}: install Debian's libunicorn2 (apt-get install libunicorn2)`,
-      { cause: e },
+      `${UNICORN_LIBRARY} is Unicorn ${formatUnicornVersion(version)}; uniprobe needs 2.1 or later: ${UNICORN_INSTALL_HINT}`,
     );
   }
+  unicornVersionLoaded = formatUnicornVersion(version);
   const p = 'uint64_t'; // engine handles and pointers cross as 64-bit integers (BigInt in koffi 3)
   const f = (sig: string) => uc.func(sig) as never;
   lib = {
@@ -203,7 +218,7 @@ function load(): Lib {
   return lib;
 }
 
-/** True when libunicorn.so.2 can be loaded (used by the dependency check and by tests). */
+/** True when Unicorn can be loaded (used by the dependency check and by tests). */
 export function unicornAvailable(): boolean {
   try {
     load();
@@ -297,6 +312,19 @@ export interface StartResult {
 
 let liveEngines = 0;
 
+export interface EngineOptions {
+  /**
+   * Where the emulator really accesses memory for a virtual address, when it differs (the arch's
+   * `addressAlias`: Unicorn drops high address bits on x86-64, ppc64 real mode and sparc64 with the
+   * MMU off). Every mapping made at such an address is made at the alias too, from the same host
+   * memory, so the engine's own reads and writes (at the virtual address) and the guest's
+   * accesses (at the alias) see the same bytes.
+   */
+  addressAlias?: (addr: bigint) => bigint | undefined;
+  /** Size of the engine's translation buffer in bytes (DEFAULT_TRANSLATION_BUFFER). */
+  translationBufferBytes?: number;
+}
+
 /** One Unicorn engine: in uniprobe, one per address space (mm). */
 export class Engine {
   private handle: bigint;
@@ -316,14 +344,36 @@ export class Engine {
   /** Writes to apply once the current run has stopped (stopThen). */
   private readonly afterStop: Array<() => void> = [];
 
-  constructor(arch: number, mode: number) {
+  /**
+   * Where the emulator really looks for memory at a virtual address, when that differs (see
+   * `EngineOptions.addressAlias`). Every mapping change is applied at both addresses.
+   */
+  private readonly alias: ((addr: bigint) => bigint | undefined) | undefined;
+  /** Host memory the engine allocated itself for aliased `memMap`s, freed on close. */
+  private readonly owned: HostMemory[] = [];
+
+  constructor(arch: number, mode: number, opts: EngineOptions = {}) {
     const l = load();
     const out: unknown[] = [null];
     check('uc_open', l.uc_open(arch, mode, out));
     this.handle = big(out[0] as bigint);
     this.arch = arch;
     this.mode = mode;
+    this.alias = opts.addressAlias;
     liveEngines++;
+    try {
+      // Must precede anything that initialises the emulator (the buffer is sized once, at init).
+      const tcg = opts.translationBufferBytes ?? DEFAULT_TRANSLATION_BUFFER;
+      check('uc_ctl(TCG_BUFFER_SIZE)', l.uc_ctl(this.handle, ctlWrite(UC_CTL_TCG_BUFFER_SIZE, 1), 'uint32_t', tcg));
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  private aliasOf(address: bigint): bigint | undefined {
+    const a = this.alias?.(address);
+    return a === undefined || a === address ? undefined : a;
   }
 
   static get live(): number {
@@ -351,30 +401,46 @@ export class Engine {
     l.uc_close(this.handle);
     this.handle = 0n;
     if (this.batchMem) this.batchMem.free();
+    for (const m of this.owned.splice(0)) m.free();
     liveEngines--;
   }
 
   // --- memory ---------------------------------------------------------------------------------
 
   memMap(address: bigint, size: number, perms: number): void {
+    if (this.aliasOf(address) !== undefined) {
+      // Both addresses must see the same bytes: back them with host memory we own.
+      const mem = HostMemory.alloc(size, false);
+      this.owned.push(mem);
+      this.memMapPtr(address, size, perms, mem);
+      return;
+    }
     check(`uc_mem_map(0x${address.toString(16)}, 0x${size.toString(16)})`, load().uc_mem_map(this.h(), address, size, perms));
   }
 
   /** Map host memory (not owned by the engine) at `address`; writes through either side are shared. */
   memMapPtr(address: bigint, size: number, perms: number, mem: HostMemory, offset = 0): void {
     if (offset + size > mem.size) throw new UniprobeError('INTERNAL', 'memMapPtr beyond host memory');
-    check(
-      `uc_mem_map_ptr(0x${address.toString(16)}, 0x${size.toString(16)})`,
-      load().uc_mem_map_ptr(this.h(), address, size, perms, mem.ptr + BigInt(offset)),
-    );
+    const ptr = mem.ptr + BigInt(offset);
+    check(`uc_mem_map_ptr(0x${address.toString(16)}, 0x${size.toString(16)})`, load().uc_mem_map_ptr(this.h(), address, size, perms, ptr));
+    const alias = this.aliasOf(address);
+    if (alias !== undefined) {
+      const err = load().uc_mem_map_ptr(this.h(), alias, size, perms, ptr);
+      if (err !== 0) load().uc_mem_unmap(this.h(), address, size);
+      check(`uc_mem_map_ptr(alias 0x${alias.toString(16)} of 0x${address.toString(16)}, 0x${size.toString(16)})`, err);
+    }
   }
 
   memUnmap(address: bigint, size: number): void {
     check(`uc_mem_unmap(0x${address.toString(16)}, 0x${size.toString(16)})`, load().uc_mem_unmap(this.h(), address, size));
+    const alias = this.aliasOf(address);
+    if (alias !== undefined) check(`uc_mem_unmap(alias 0x${alias.toString(16)})`, load().uc_mem_unmap(this.h(), alias, size));
   }
 
   memProtect(address: bigint, size: number, perms: number): void {
     check(`uc_mem_protect(0x${address.toString(16)}, 0x${size.toString(16)})`, load().uc_mem_protect(this.h(), address, size, perms));
+    const alias = this.aliasOf(address);
+    if (alias !== undefined) check(`uc_mem_protect(alias 0x${alias.toString(16)})`, load().uc_mem_protect(this.h(), alias, size, perms));
   }
 
   memRead(address: bigint, size: number): Uint8Array {
@@ -651,6 +717,11 @@ export class Engine {
   /** The emulator's flush_icache_range: drop translated blocks covering [begin, end). */
   flushTranslations(begin: bigint, end: bigint): void {
     check('uc_ctl(TB_REMOVE_CACHE)', load().uc_ctl(this.h(), ctlWrite(UC_CTL_TB_REMOVE_CACHE, 2), 'uint64_t', begin, 'uint64_t', end));
+    const alias = this.aliasOf(begin);
+    if (alias !== undefined) {
+      const end2 = alias + (end - begin);
+      check('uc_ctl(TB_REMOVE_CACHE alias)', load().uc_ctl(this.h(), ctlWrite(UC_CTL_TB_REMOVE_CACHE, 2), 'uint64_t', alias, 'uint64_t', end2));
+    }
   }
 
   flushAllTranslations(): void {

@@ -835,8 +835,6 @@ export class Machine {
     for (const mm of this.mms) {
       if (mm.destroyed) continue;
       mm.engine.flushTranslations(addr, addr + len);
-      const alias = this.arch.addressAlias?.(addr);
-      if (alias !== undefined) mm.engine.flushTranslations(alias, alias + len);
     }
   }
 

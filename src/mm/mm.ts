@@ -19,6 +19,7 @@
  *   (`deferredWrites`), and `settle()` does both once the run has returned. The guest cannot
  *   tell: it is stopped on the faulting instruction, or right after the system call.
  */
+import { openEngine } from '../../arch/engine.js';
 import { Engine, HostMemory, UC_HOOK, UC_PROT } from '../emu/unicorn.js';
 import { UniprobeError } from '../errors.js';
 import type { Arch, GuestMemoryAccess } from '../../arch/types.js';
@@ -107,14 +108,9 @@ export class Mm implements GuestMemoryAccess {
     this.pageSize = arch.layout.pageSize;
     this.pageShift = BigInt(Math.log2(this.pageSize));
     this.kernel = kernel;
-    this.engine = new Engine(arch.ucArch, arch.ucMode);
+    this.engine = openEngine(arch);
     try {
-      for (const k of kernel) {
-        this.engine.memMapPtr(k.addr, k.mem.size, k.perms, k.mem);
-        // Where the emulator truncates addresses, the same host memory again at the alias.
-        const alias = arch.addressAlias?.(k.addr);
-        if (alias !== undefined && alias !== k.addr) this.engine.memMapPtr(alias, k.mem.size, k.perms, k.mem);
-      }
+      for (const k of kernel) this.engine.memMapPtr(k.addr, k.mem.size, k.perms, k.mem);
       arch.setupEngine(this.engine, {
         mapPrivate: (addr, size, exec) => this.engine.memMap(addr, size, exec ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE),
       });

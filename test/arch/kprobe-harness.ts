@@ -8,6 +8,7 @@
  * either emulates or jumps to the slot (same run), the step trap calls postStep with the hit's
  * pcAfter, and any other breakpoint is a stop word that ends the run.
  */
+import { openEngine } from '../../arch/engine.js';
 import { Engine, UC_HOOK, UC_PROT } from '../../src/emu/unicorn.js';
 import type { Arch, GuestMemoryAccess, TrapSink } from '../../arch/types.js';
 import { isRefusal, type PreparedInsn, type ProbeArch, type ProbeCpu } from '../../arch/probes.js';
@@ -81,7 +82,7 @@ export function runOnce(
   probe?: { pa: ProbeArch; prepared: PreparedInsn },
   maxSteps = 500,
 ): Outcome {
-  const e = new Engine(arch.ucArch, arch.ucMode);
+  const e = openEngine(arch);
   try {
     arch.setupEngine(e, { mapPrivate: (a, s, x) => e.memMap(a, s, x ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE) });
     e.memMap(0n, layout.size, UC_PROT.ALL);

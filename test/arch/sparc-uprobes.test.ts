@@ -7,6 +7,7 @@
  * r1..r31, PC, %ccr, %y, the host-run register windows, all memory, faults and hit counts must be
  * identical.
  */
+import { openEngine } from '../../arch/engine.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { readdirSync } from 'node:fs';
@@ -361,7 +362,7 @@ describe('sparc64 uprobe back-end', () => {
   });
 
   it('arch/sparc/sparc64.ts reports ta 0x73 and ta 0x74 in user text as breakpoints, with the trap address and the next PC', () => {
-    const e = new Engine(sparc64.ucArch, sparc64.ucMode);
+    const e = openEngine(sparc64);
     try {
       sparc64.setupEngine(e, { mapPrivate: (a, s, x) => e.memMap(a, s, x ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE) });
       e.memMap(TEXT, TEXT_SIZE, UC_PROT.ALL);

@@ -13,6 +13,7 @@
  * probe may fire more than once (a loop through it, an x86 `rep` iteration, a restart), and more
  * addresses may be probed at once (`extraProbes`, each with its own slot).
  */
+import { openEngine } from '../../arch/engine.js';
 import { Buffer } from 'node:buffer';
 import { readElfFileSync } from '../../src/elf/index.js';
 import { UniprobeError } from '../../src/errors.js';
@@ -120,7 +121,7 @@ function pageRound(arch: Arch, n: number): number {
 }
 
 function freshEngine(s: UprobeScenario): Engine {
-  const e = new Engine(s.arch.ucArch, s.arch.ucMode);
+  const e = openEngine(s.arch);
   s.arch.setupEngine(e, { mapPrivate: (a, size, x) => e.memMap(a, size, x ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE) });
   for (const r of s.regions) {
     e.memMap(r.base, pageRound(s.arch, r.bytes.length), UC_PROT.ALL);

@@ -5,6 +5,7 @@
  * natively and once through the probe path on fresh engines; registers, flags, IP, faults and all
  * mapped memory must agree (test/arch/x86-probe-harness.ts).
  */
+import { openEngine } from '../../arch/engine.js';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -404,7 +405,7 @@ describe.each(TARGETS)('$t refusals (arch_prepare_kprobe order and errnos)', ({ 
   it('hijackReturn swaps the return address on the stack top for the trampoline; frameSp is sp', async () => {
     const { Engine, UC_PROT } = await import('../../src/emu/unicorn.js');
     const arch = t === 'x86_64' ? x86_64 : i386;
-    const e = new Engine(arch.ucArch, arch.ucMode);
+    const e = openEngine(arch);
     try {
       const sp = LAYOUT[t].stack.base + 0x800n;
       e.memMap(LAYOUT[t].stack.base, LAYOUT[t].stack.size, UC_PROT.ALL);

@@ -10,6 +10,7 @@
  * kprobe_fault_handler does. Both runs stop at the first instruction outside the probed one (and
  * the slot), so a `rep` prefix runs to completion in both.
  */
+import { openEngine } from '../../arch/engine.js';
 import { Buffer } from 'node:buffer';
 import { Engine, UC_HOOK, UC_PROT } from '../../src/emu/unicorn.js';
 import type { Arch, GuestMemoryAccess, TrapSink } from '../../arch/types.js';
@@ -111,7 +112,7 @@ function memAccess(e: Engine, wordSize: number, onWrite?: (a: bigint, b: Uint8Ar
 /** A fresh engine with text, data and stack mapped and the registers seeded for `c`. */
 function freshEngine(arch: Arch, c: DiffCase): Engine {
   const lay = LAYOUT[arch.target as 'x86_64' | 'i386'];
-  const e = new Engine(arch.ucArch, arch.ucMode);
+  const e = openEngine(arch);
   arch.setupEngine(e, { mapPrivate: (a, s) => e.memMap(a, s, UC_PROT.ALL) });
   e.memMap(c.text.base, roundUp(c.text.bytes.length), UC_PROT.ALL);
   e.memWrite(c.text.base, c.text.bytes);

@@ -7,6 +7,7 @@
  * on a page near the top of user space, more than 2 GiB from the text (test/arch/uprobe-harness.ts);
  * registers, flags, XMM, memory, faults and hit counts must agree.
  */
+import { openEngine } from '../../arch/engine.js';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { readdirSync } from 'node:fs';
@@ -546,7 +547,7 @@ describe('x86_64 RIP-relative rewrite through a scratch register', () => {
     expect([...p.slotBytes(0x1000n)]).toEqual([...p.slotBytes(0x7fffffffe000n)]);
   });
   it('preXol loads vaddr + len into the scratch register, postXol and abortXol restore it', () => {
-    const e = new Engine(x86_64.ucArch, x86_64.ucMode);
+    const e = openEngine(x86_64);
     try {
       e.memMap(0x1000n, 0x1000, UC_PROT.ALL);
       const cpu = { engine: e, mem: memAccess(e, x86_64) };
@@ -584,7 +585,7 @@ describe('x86_64 RIP-relative rewrite through a scratch register', () => {
 describe.each(TARGETS)('$t uretprobe hooks', ({ t, arch, ua }) => {
   const w = arch.wordSize;
   const withCpu = (fn: (e: Engine, cpu: { engine: Engine; mem: ReturnType<typeof memAccess> }) => void): void => {
-    const e = new Engine(arch.ucArch, arch.ucMode);
+    const e = openEngine(arch);
     try {
       e.memMap(LAYOUT[t].stack, STACK_SIZE, UC_PROT.ALL);
       fn(e, { engine: e, mem: memAccess(e, arch) });
