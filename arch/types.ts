@@ -112,13 +112,17 @@ export interface Arch {
 
   /**
    * Where Unicorn really accesses memory for `addr`, when that differs from `addr` (else
-   * undefined). Unicorn 2.0.1 truncates addresses on some targets (ppc64 real mode drops the top 4
-   * bits, sparc64 with the MMU off keeps 41): such a region must also be mapped at its alias from
-   * the same host memory, or the guest reads zeroes (ppc64) or Unicorn aborts the process
-   * (sparc64). The generic mm maps the kernel regions twice; layouts keep user memory below the
-   * truncation so it needs no alias. Absent = no truncation.
+   * undefined). Unicorn truncates addresses on some targets (ppc64 real mode drops the top 4
+   * bits, sparc64 with the MMU off keeps 41, x86-64 with paging off keeps 52 since 2.1): such a
+   * region must also be mapped at its alias from the same host memory, or the guest reads zeroes
+   * (ppc64), faults (x86-64) or Unicorn aborts the process (sparc64). The engine applies the alias
+   * to every mapping itself (arch/engine.ts); layouts keep user memory below the truncation so it
+   * needs no alias. Absent = no truncation.
    */
   addressAlias?(addr: bigint): bigint | undefined;
+
+  /** Bytes per instruction on a fixed-width ISA (the instruction counter's shortcut); absent = variable. */
+  readonly fixedInsnBytes?: number;
 
   /**
    * Where to start the next run, when a PC write alone cannot restore the CPU state (sparc64:

@@ -9,7 +9,7 @@ import { UC_PPC_REG as R } from './ucregs.js';
 
 /**
  * QEMU's POWERPC_EXCP_* numbers as delivered to UC_HOOK_INTR. HV_EMU (96, "HV emulation
- * assistance") is what Unicorn 2.0.1 raises for an invalid or privileged instruction (QEMU's
+ * assistance") is what Unicorn 2.1.1 raises for an invalid or privileged instruction (QEMU's
  * gen_inval_exception; measured with the words 0x00000000 and 0x04000000): QEMU would turn it into
  * a program check on a CPU without a hypervisor, but the hook sees the raw number.
  */

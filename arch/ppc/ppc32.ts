@@ -35,6 +35,7 @@ export const ppc32: Arch = {
   ucMode: UC_MODE.PPC32 | UC_MODE.BIG_ENDIAN,
   elfMachine: 20,
   stackBias: 0,
+  fixedInsnBytes: 4,
   unameMachine: 'ppc',
   layout: {
     pageSize: 0x1000,

@@ -2,7 +2,7 @@
  * ppc64 (big-endian) back-end: user programs in either ABI (static glibc is ELFv1, the
  * freestanding fixtures ELFv2), the guest kernel image in ELFv2.
  *
- * Unicorn 2.0.1 quirks handled here (reference/unicorn-2.0.1.md, fixtures/kernel/ABI.md):
+ * Unicorn 2.1.1 quirks handled here (reference/unicorn-2.0.1.md re-checked on 2.1.1 in docs/unicorn.md, fixtures/kernel/ABI.md):
  * - The default CPU (POWER10) starts without MSR[HV], which the register API cannot set (the
  *   MSR write mask excludes it), so the first instruction fetch raises intno 70. The CPU state
  *   is reachable as raw bytes through uc_context_save/restore: `enableHypervisorMode` finds the
@@ -82,7 +82,7 @@ export function locateMsrInContext(blob: Uint8Array, marker: bigint): number {
     throw new UniprobeError(
       'ARCH',
       `ppc64: cannot set MSR[HV]: the MSR marker 0x${marker.toString(16)} occurs ${hits.length} times in Unicorn's ` +
-        `${blob.length}-byte CPU context (expected exactly once; is this Unicorn 2.0.1?)`,
+        `${blob.length}-byte CPU context (expected exactly once; is this Unicorn 2.1?)`,
     );
   }
   return hits[0]!;
@@ -121,6 +121,7 @@ export const ppc64: Arch = {
   ucMode: UC_MODE.PPC64 | UC_MODE.BIG_ENDIAN,
   elfMachine: 21,
   stackBias: 0,
+  fixedInsnBytes: 4,
   unameMachine: 'ppc64',
   layout: {
     pageSize: 0x1000,

@@ -1,8 +1,8 @@
 /**
  * sparc64 (SPARC V9, big-endian, Linux ABI) back-end.
  *
- * Unicorn 2.0.1 runs this CPU in a state no real sparc64 kernel would leave it in
- * (reference/unicorn-2.0.1.md, fixtures/kernel/ABI.md); this file is where the host makes up for
+ * Unicorn 2.1.1 runs this CPU in a state no real sparc64 kernel would leave it in
+ * (reference/unicorn-2.0.1.md re-checked on 2.1.1 in docs/unicorn.md, fixtures/kernel/ABI.md); this file is where the host makes up for
  * it, the way Linux's trap handlers and qemu-user's cpu loop would:
  *
  * - Register windows: every save/restore/return/flushw traps (CANSAVE = CANRESTORE = 0 and no
@@ -149,7 +149,7 @@ const FORK_LIKE = new Set([SYSCALLS_SPARC64.fork!, SYSCALLS_SPARC64.vfork!, SYSC
 
 /** What the host says when a program reaches a floating-point instruction (see the module comment). */
 export const FPU_DISABLED_REASON =
-  "floating-point instruction: Unicorn 2.0.1's sparc64 CPU runs with its FPU disabled and cannot enable it";
+  "floating-point instruction: Unicorn 2.1.1's sparc64 CPU runs with its FPU disabled and cannot enable it";
 
 /** Unicorn keeps 41 address bits with the MMU off. */
 const ADDRESS_MASK = (1n << 41n) - 1n;
@@ -444,6 +444,8 @@ function atInstruction(cpu: SparcCpu, a: bigint, trapNo?: number): void {
 /** Carry out the trapping instruction `w` at `a`, then continue at `npc`. */
 function perform(cpu: SparcCpu, a: bigint, w: number, npc: bigint, regsIn?: bigint[], trapNo?: number): void {
   const e = cpu.engine;
+  // The host carries out `w`: the rest of the block it trapped in is not run from here.
+  e.blockLeftAt(a + 4n);
   if (isTcc(w)) {
     if (trapNo !== undefined) return softwareTrap(cpu, trapNo, a, npc);
     const r = regsIn ?? e.regReadBatch(R32);
@@ -612,6 +614,7 @@ export const sparc64: Arch = {
   elfMachine: 43,
   // A 128-byte register window save area below argc, and the 2047 stack bias.
   stackBias: 128 + Number(STACK_BIAS),
+  fixedInsnBytes: 4,
   unameMachine: 'sparc64',
   layout: {
     pageSize: 0x2000,

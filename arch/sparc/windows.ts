@@ -1,9 +1,9 @@
 /**
  * SPARC V9 register windows, run by the host.
  *
- * Unicorn 2.0.1's sparc64 CPU is never reset: it stays at CWP 0 with CANSAVE = CANRESTORE = 0 and
+ * Unicorn 2.1.1's sparc64 CPU is never reset: it stays at CWP 0 with CANSAVE = CANRESTORE = 0 and
  * none of the window registers is reachable through the API, so every `save` raises a spill trap,
- * every `restore`/`return` a fill trap and `flushw` a spill trap (reference/unicorn-2.0.1.md).
+ * every `restore`/`return` a fill trap and `flushw` a spill trap (reference/unicorn-2.0.1.md, re-checked on 2.1.1 in docs/unicorn.md).
  * The host therefore keeps the register file itself and Unicorn's one physical window is only
  * ever the *current* window: its %o/%l/%i registers are read and rewritten around each trap.
  *

@@ -1,7 +1,7 @@
 /**
  * x86-64 back-end: registers, the syscall ABI, traps, the C ABI of the guest kernel image.
  *
- * Unicorn quirks handled here (reference/unicorn-2.0.1.md):
+ * Unicorn quirks handled here (reference/unicorn-2.0.1.md, re-checked on 2.1.1 in docs/unicorn.md):
  * - `syscall` is seen by a UC_HOOK_INSN hook with RIP still on the instruction; Unicorn adds 2
  *   after the hook returns, even to a RIP the hook wrote. So a redirect writes target − 2.
  * - `syscall` does not set RCX/R11; Linux's sysret path leaves RCX = return RIP, R11 = RFLAGS, and

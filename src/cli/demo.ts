@@ -11,7 +11,7 @@ import { TARGETS } from '../../arch/types.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 // The freestanding build: it runs on every target, including sparc64, whose static-glibc programs
-// need the FPU Unicorn 2.0.1 cannot enable (README, "Where uniprobe differs").
+// need the FPU Unicorn 2.1.1 cannot enable (README, "Where uniprobe differs").
 const SAMPLE = 'fib-nolibc';
 
 export function runDemo(write: (s: string) => void = (s) => process.stdout.write(s)): number {

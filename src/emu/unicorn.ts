@@ -13,6 +13,7 @@
  */
 import koffi from 'koffi';
 import { UniprobeError } from '../errors.js';
+import { COUNTER, nativeCounter, symbolAddress, type NativeCounterLib } from './insn-counter.js';
 import { formatUnicornVersion, UNICORN_INSTALL_HINT, unicornLibraryPath, unicornVersionSupported } from './library.js';
 
 export const UC_ARCH = { X86: 4, PPC: 5, SPARC: 6 } as const;
@@ -87,6 +88,8 @@ export const UC_ERR = {
 
 // uc_ctl encodes (type | nr_args << 26 | io << 30); TB_REMOVE_CACHE is enum value 9, written, 2 args.
 const UC_CTL_IO_WRITE = 1;
+const UC_CTL_IO_READ_WRITE = 3;
+const UC_CTL_TB_REQUEST_CACHE = 8;
 const UC_CTL_TB_REMOVE_CACHE = 9;
 const UC_CTL_TB_FLUSH = 10;
 const UC_CTL_TCG_BUFFER_SIZE = 13;
@@ -96,7 +99,8 @@ const UC_CTL_TCG_BUFFER_SIZE = 13;
  * buffers; when a smaller buffer fills, QEMU flushes it and translates again (slower, never wrong).
  */
 export const DEFAULT_TRANSLATION_BUFFER = 64 << 20;
-const ctlWrite = (type: number, nargs: number): number => (type | (nargs << 26) | (UC_CTL_IO_WRITE << 30)) >>> 0;
+const ctlCode = (type: number, nargs: number, io: number): number => (type | (nargs << 26) | (io << 30)) >>> 0;
+const ctlWrite = (type: number, nargs: number): number => ctlCode(type, nargs, UC_CTL_IO_WRITE);
 
 export class UnicornError extends UniprobeError {
   readonly ucErr: number;
@@ -129,6 +133,8 @@ interface Lib {
   uc_emu_stop: (uc: bigint) => number;
   uc_hook_add: (uc: bigint, out: unknown[], type: number, cb: unknown, ud: null, b: bigint, e: bigint, ...v: unknown[]) => number;
   uc_hook_del: (uc: bigint, hh: bigint | number) => number;
+  /** uc_hook_add with a native callback and user-data pointer (the instruction counter). */
+  uc_hook_add_raw: (uc: bigint, out: unknown[], type: number, cb: bigint, ud: bigint, b: bigint, e: bigint) => number;
   uc_context_alloc: (uc: bigint, out: unknown[]) => number;
   uc_context_save: (uc: bigint, ctx: bigint) => number;
   uc_context_restore: (uc: bigint, ctx: bigint) => number;
@@ -195,6 +201,7 @@ function load(): Lib {
     uc_emu_stop: f(`int uc_emu_stop(${p} uc)`),
     uc_hook_add: f(`int uc_hook_add(${p} uc, _Out_ size_t *hh, int type, void *callback, void *user_data, uint64_t begin, uint64_t end, ...)`),
     uc_hook_del: f(`int uc_hook_del(${p} uc, size_t hh)`),
+    uc_hook_add_raw: f(`int uc_hook_add(${p} uc, _Out_ size_t *hh, int type, ${p} callback, ${p} user_data, uint64_t begin, uint64_t end)`),
     uc_context_alloc: f(`int uc_context_alloc(${p} uc, _Out_ ${p} *ctx)`),
     uc_context_save: f(`int uc_context_save(${p} uc, ${p} ctx)`),
     uc_context_restore: f(`int uc_context_restore(${p} uc, ${p} ctx)`),
@@ -323,7 +330,20 @@ export interface EngineOptions {
   addressAlias?: (addr: bigint) => bigint | undefined;
   /** Size of the engine's translation buffer in bytes (DEFAULT_TRANSLATION_BUFFER). */
   translationBufferBytes?: number;
+  /**
+   * Bytes per instruction on a fixed-width ISA (ppc, sparc: 4), so the instruction counter
+   * derives a block's count from its size; absent = variable length (x86: Unicorn's own count).
+   */
+  fixedInsnBytes?: number;
 }
+
+/** What one budgeted run did (see `Engine.run`). */
+export interface BudgetRun {
+  err: number;
+  /** Instructions executed (exact with the native counter; else the budget, an upper bound). */
+  retired: number;
+}
+
 
 /** One Unicorn engine: in uniprobe, one per address space (mm). */
 export class Engine {
@@ -351,6 +371,8 @@ export class Engine {
   private readonly alias: ((addr: bigint) => bigint | undefined) | undefined;
   /** Host memory the engine allocated itself for aliased `memMap`s, freed on close. */
   private readonly owned: HostMemory[] = [];
+  /** The native instruction counter's state (struct counter), when it is in use. */
+  private counter: { lib: NativeCounterLib; mem: HostMemory; view: DataView } | undefined;
 
   constructor(arch: number, mode: number, opts: EngineOptions = {}) {
     const l = load();
@@ -365,6 +387,10 @@ export class Engine {
       // Must precede anything that initialises the emulator (the buffer is sized once, at init).
       const tcg = opts.translationBufferBytes ?? DEFAULT_TRANSLATION_BUFFER;
       check('uc_ctl(TCG_BUFFER_SIZE)', l.uc_ctl(this.handle, ctlWrite(UC_CTL_TCG_BUFFER_SIZE, 1), 'uint32_t', tcg));
+      // The block hook must exist before the first translation: Unicorn decides at translation
+      // time whether a block calls it.
+      const lib = nativeCounter();
+      if (lib) this.attachCounter(lib, opts.fixedInsnBytes ?? 0);
     } catch (e) {
       this.close();
       throw e;
@@ -402,7 +428,107 @@ export class Engine {
     this.handle = 0n;
     if (this.batchMem) this.batchMem.free();
     for (const m of this.owned.splice(0)) m.free();
+    this.counter?.mem.free();
+    this.counter = undefined;
     liveEngines--;
+  }
+
+  // --- instruction counting (insn-counter.ts) -------------------------------------------------
+
+  private attachCounter(lib: NativeCounterLib, fixedWidth: number): void {
+    const mem = HostMemory.alloc(lib.size, false);
+    const view = new DataView(mem.bytes.buffer, mem.bytes.byteOffset, lib.size);
+    view.setBigUint64(COUNTER.fixedWidth, BigInt(fixedWidth), true);
+    view.setBigUint64(COUNTER.ctl, symbolAddress(UNICORN_LIBRARY, 'uc_ctl'), true);
+    view.setBigUint64(COUNTER.ctlRequest, BigInt(ctlCode(UC_CTL_TB_REQUEST_CACHE, 2, UC_CTL_IO_READ_WRITE)), true);
+    this.counter = { lib, mem, view };
+    const out: unknown[] = [null];
+    const err = load().uc_hook_add_raw(this.h(), out, UC_HOOK.BLOCK, lib.blockHook, mem.ptr, 1n, 0n);
+    if (err !== 0) {
+      this.counter = undefined;
+      mem.free();
+      check('uc_hook_add(block counter)', err);
+    }
+  }
+
+  /** True when runs are counted exactly (the native block counter), not charged their budget. */
+  get countsNatively(): boolean {
+    return this.counter !== undefined;
+  }
+
+  /** Instructions counted so far by the native counter (0 without it). */
+  get retired(): number {
+    return this.counter ? Number(this.counter.view.getBigUint64(COUNTER.retired, true)) : 0;
+  }
+
+  /**
+   * Run from `begin` for at most `budget` instructions (Unicorn's count: exact stops, exact PCs).
+   * `retired` is what really ran: with the native counter, counted per block, less what a run
+   * that ended inside its last block never reached (`pcAfter` reads the PC once the run is over);
+   * without it, the whole budget (an upper bound when the run ended early).
+   */
+  run(begin: bigint, budget: number, pcAfter: () => bigint): BudgetRun {
+    const c = this.counter;
+    const count = Math.max(1, budget);
+    if (!c) return { err: this.start(begin, 0n, count).err, retired: count };
+    const v = c.view;
+    const before = v.getBigUint64(COUNTER.retired, true);
+    v.setBigUint64(COUNTER.lastSize, 0n, true);
+    const err = this.emuStart(begin, count);
+    let after = v.getBigUint64(COUNTER.retired, true);
+    const size = v.getBigUint64(COUNTER.lastSize, true);
+    if (size > 0n) {
+      const start = v.getBigUint64(COUNTER.lastPc, true);
+      const pc = pcAfter();
+      if (pc >= start && pc < start + size) {
+        const untried = this.insnsToBlockEnd(pc, start, start + size, Number(v.getBigUint64(COUNTER.lastIcount, true)));
+        after -= BigInt(untried);
+        v.setBigUint64(COUNTER.retired, after, true);
+      }
+    }
+    // A run that ended without error yet retired nothing executed one instruction that trapped
+    // and was resumed at itself (a probe's breakpoint whose hit must wait): it did run, and
+    // counting it keeps a task that traps forever moving towards its instruction budget.
+    if (after === before && err === UC_ERR.OK) v.setBigUint64(COUNTER.retired, (after += 1n), true);
+    return { err, retired: Number(after - before) };
+  }
+
+  /**
+   * A trap hook carried out the instruction before `next` itself and will not come back to `next`
+   * through this block (sparc64 register-window traps emulated on the host): the counted block's
+   * instructions from `next` on never ran. Without this, resuming elsewhere inside the block
+   * would count them twice.
+   */
+  blockLeftAt(next: bigint): void {
+    const c = this.counter;
+    if (!c) return;
+    const v = c.view;
+    const size = v.getBigUint64(COUNTER.lastSize, true);
+    const start = v.getBigUint64(COUNTER.lastPc, true);
+    if (size === 0n || next <= start || next >= start + size) return;
+    const untried = this.insnsToBlockEnd(next, start, start + size, Number(v.getBigUint64(COUNTER.lastIcount, true)));
+    v.setBigUint64(COUNTER.retired, v.getBigUint64(COUNTER.retired, true) - BigInt(untried), true);
+    v.setBigUint64(COUNTER.lastSize, 0n, true);
+  }
+
+  /** Instructions of the block [start, end) from `pc` on, for taking back a block left early. */
+  private insnsToBlockEnd(pc: bigint, start: bigint, end: bigint, icount: number): number {
+    if (pc === start) return icount;
+    const width = Number(this.counter!.view.getBigUint64(COUNTER.fixedWidth, true));
+    if (width > 0) return Number((end - pc) / BigInt(width));
+    // Variable length: ask Unicorn for the block that starts at pc (translated now, between runs);
+    // it ends where the block left early ends unless something else cut it.
+    const tb = this.requestBlock(pc);
+    return tb && tb.pc === pc && pc + BigInt(tb.size) === end ? tb.icount : 0;
+  }
+
+  /** Unicorn's translated block at `pc` (uc_ctl TB_REQUEST_CACHE): its instruction count and size. */
+  requestBlock(pc: bigint): { pc: bigint; icount: number; size: number } | undefined {
+    const buf = new Uint8Array(16);
+    const err = load().uc_ctl(this.h(), ctlCode(UC_CTL_TB_REQUEST_CACHE, 2, UC_CTL_IO_READ_WRITE), 'uint64_t', pc, 'uint8_t *', buf);
+    if (err !== 0) return undefined;
+    const dv = new DataView(buf.buffer);
+    return { pc: dv.getBigUint64(0, true), icount: dv.getUint16(8, true), size: dv.getUint16(10, true) };
   }
 
   // --- memory ---------------------------------------------------------------------------------
@@ -543,6 +669,10 @@ export class Engine {
    * kernel decides what a fault means. An exception thrown by a hook is re-thrown here.
    */
   start(begin: bigint, until: bigint, count = 0): StartResult {
+    return { err: this.emuStart(begin, count, until) };
+  }
+
+  private emuStart(begin: bigint, count: number, until = 0n): number {
     if (this.running) throw new UniprobeError('INTERNAL', 'Engine.start re-entered');
     this.running = true;
     this.pendingError = undefined;
@@ -559,7 +689,7 @@ export class Engine {
       this.pendingError = undefined;
       throw e;
     }
-    return { err };
+    return err;
   }
 
   stop(): void {
@@ -716,6 +846,8 @@ export class Engine {
 
   /** The emulator's flush_icache_range: drop translated blocks covering [begin, end). */
   flushTranslations(begin: bigint, end: bigint): void {
+    // Instruction boundaries may have changed (a breakpoint written): forget cached block counts.
+    if (this.counter) this.counter.lib.flush(this.counter.mem.ptr);
     check('uc_ctl(TB_REMOVE_CACHE)', load().uc_ctl(this.h(), ctlWrite(UC_CTL_TB_REMOVE_CACHE, 2), 'uint64_t', begin, 'uint64_t', end));
     const alias = this.aliasOf(begin);
     if (alias !== undefined) {
@@ -725,6 +857,7 @@ export class Engine {
   }
 
   flushAllTranslations(): void {
+    if (this.counter) this.counter.lib.flush(this.counter.mem.ptr);
     check('uc_ctl(TB_FLUSH)', load().uc_ctl(this.h(), ctlWrite(UC_CTL_TB_FLUSH, 0)));
   }
 

@@ -97,6 +97,12 @@ const IGNORED_BY_DEFAULT = new Set([17, 23, 28, 18]);
  * stopped (Mm's invariant: no mapping change while the engine runs); the kernel code around them
  * runs as usual.
  */
+/**
+ * Instructions a lone task runs per slice (runQuantum): long enough that restarting the engine
+ * costs nothing measurable, short enough that the host event loop turns every few milliseconds.
+ */
+const LONE_SLICE = 1 << 24;
+
 const MAPPING_SYSCALLS = new Set(['mmap', 'mmap2', 'munmap', 'mprotect', 'brk', 'mremap', 'clone', 'fork', 'vfork']);
 
 const CLONE = { VM: 0x100n, VFORK: 0x4000n, THREAD: 0x10000n, SETTLS: 0x80000n, PARENT_SETTID: 0x100000n, CHILD_CLEARTID: 0x200000n, CHILD_SETTID: 0x1000000n };
@@ -163,6 +169,8 @@ export class Machine {
   /** A hypercall whose host half must run once the engine has stopped. */
   private deferred: { task: Task; name: string; args: bigint[] } | undefined;
   insns = 0;
+  /** The running quantum is a lone task's long slice (runQuantum). */
+  private loneQuantum = false;
   quanta = 0;
   /** Mapping system calls that had to sleep because a kernel thread held mmap_lock. */
   mappingSleeps = 0;
@@ -714,17 +722,27 @@ export class Machine {
     task.lastCpu = cpu.id;
     task.kctx.cpu = cpu.id;
     // Quantum lengths vary with the seed so that different seeds give different interleavings.
+    // A task alone on the machine has nobody to be preempted for: it runs a long slice, bounded
+    // only so the host's event loop turns (runAsync) and --max-insns is checked. When a system
+    // call gives it company (clone, a wake-up: sysret ends the run), the quantum goes on as an
+    // ordinary one of `q` instructions, so the interleaving from there is the one a counted
+    // quantum gives.
     const q = Math.max(1, Math.floor(this.opts.quantum / 2) + this.rng.below(this.opts.quantum));
+    this.loneQuantum = this.runsAlone();
     const budgetLeft = Math.max(1, this.opts.maxInsns - this.insns);
-    const count = Math.min(q, budgetLeft);
+    let count = Math.min(this.loneQuantum ? Math.max(q, LONE_SLICE) : q, budgetLeft);
+    let quantumRetired = 0;
     // One quantum may take several runs: a run ends early for work that cannot be done while
     // the engine executes (a COW copy, a mapping system call); the task then goes on.
     for (let restarts = 0; ; restarts++) {
       this.lastMemFault = undefined;
       let result;
+      let retired: number;
       try {
         const at = this.arch.runStart?.(mm.engine) ?? { pc: this.arch.getPc(mm.engine), replay: 0 };
-        result = mm.engine.start(at.pc, 0n, count + at.replay);
+        result = mm.engine.run(at.pc, count + at.replay, () => this.arch.getPc(mm.engine));
+        // Instructions replayed to rebuild the CPU state (sparc64 delay slots) ran before.
+        retired = Math.max(0, result.retired - at.replay);
       } catch (e) {
         this.current = undefined;
         cpu.current = undefined;
@@ -744,12 +762,22 @@ export class Machine {
       }
       const afterStop = this.afterStopWork.splice(0);
       for (const fn of afterStop) if (task.state !== 'dead') fn();
-      this.insns += count;
-      task.insns += count;
+      this.insns += retired;
+      task.insns += retired;
+      // Unicorn's own count (no native counter) restarts with the whole quantum, as it always did.
+      quantumRetired += retired;
+      if (mm.engine.countsNatively) count = Math.max(1, count - retired);
+      let companyArrived = false;
+      if (this.loneQuantum && !this.runsAlone()) {
+        this.loneQuantum = false;
+        companyArrived = q > quantumRetired;
+        count = Math.min(count, Math.max(1, q - quantumRetired));
+      }
       const fault = result.err !== UC_ERR.OK && !(result.err === UC_ERR.WRITE_PROT && cowResolved);
       if (fault && task.state !== 'dead') this.faultFromRun(task, result.err);
-      if (fault || task.state !== 'runnable' || (!deferred && !cowResolved && afterStop.length === 0) || restarts >= 1000) break;
+      if (fault || task.state !== 'runnable' || (!deferred && !cowResolved && afterStop.length === 0 && !companyArrived) || restarts >= 1000) break;
     }
+    this.loneQuantum = false;
     this.quanta++;
     task.quanta++;
     this.opts.onQuantum?.(this);
@@ -990,6 +1018,13 @@ export class Machine {
     }
   }
 
+  /** One runnable guest task and no kernel thread: no preemption is needed (see runQuantum). */
+  private runsAlone(): boolean {
+    let runnable = 0;
+    for (const t of this.tasks) if (t.state === 'runnable' && ++runnable > 1) return false;
+    return this.sync.sched.live().length === 0;
+  }
+
   private sysret(task: Task, value: bigint): TrapAction {
     const e = task.mm.engine;
     const arch = this.arch;
@@ -1000,6 +1035,8 @@ export class Machine {
     task.inKernel = false;
     task.syscall = undefined;
     task.userRegs = undefined;
+    // A long slice of a lone task ends when the system call gave it company (clone, a wake-up).
+    if (this.loneQuantum && !this.runsAlone()) return { pc: task.userResumePc, stop: true };
     return { pc: task.userResumePc };
   }
 

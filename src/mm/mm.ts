@@ -12,9 +12,10 @@
  * - Changing guest text from the host flushes this engine's translations for the range (the
  *   emulator's flush_icache_range); callers must not do it while the engine is running
  *   (see DESIGN: patching happens between quanta).
- * - The engine's mappings never change while it runs: Unicorn 2.0.1 crashes the host when a
- *   region is unmapped from inside a hook (measured: a COW remap in a WRITE_PROT hook, then a
- *   guest store, segfaults in a softmmu helper). So a guest write to a COW page ends the run
+ * - The engine's mappings never change while it runs: Unicorn 2.0.1 crashed the host when a
+ *   region was unmapped from inside a hook (measured: a COW remap in a WRITE_PROT hook, then a
+ *   guest store, segfaults in a softmmu helper; 2.1.1's store helper still uses the region it
+ *   looked up before calling the hook, docs/unicorn.md). So a guest write to a COW page ends the run
  *   (`pendingCow`), a host write that needs a copy while the engine runs is queued
  *   (`deferredWrites`), and `settle()` does both once the run has returned. The guest cannot
  *   tell: it is stopped on the faulting instruction, or right after the system call.

@@ -265,6 +265,8 @@ export interface SuiteOptions {
   /** Only these targets (default: each case's, else every supported one). */
   targets?: readonly Target[];
   seed?: number;
+  /** Guest instruction budget of each run (RunCaseOptions.maxInsns). */
+  maxInsns?: number;
   /** Called before each (case, target) run: for a progress display. */
   progress?: (done: number, total: number, label: string) => void;
 }
@@ -281,7 +283,7 @@ export function plan(cases: readonly RegressCase[], targets?: readonly Target[])
 export async function checkCase(dir: string, c: RegressCase, target: Target, opts: SuiteOptions = {}): Promise<CaseResult> {
   let lines: string[];
   try {
-    lines = await runCase(c, target, { dir, seed: opts.seed });
+    lines = await runCase(c, target, { dir, seed: opts.seed, maxInsns: opts.maxInsns });
   } catch (e) {
     return { case: c.name, target, ok: false, detail: `could not run: ${(e as Error).message}`, lines: [], golden: goldenPath(dir, c, target) };
   }

@@ -171,16 +171,17 @@ function newMachine(plan: RunPlan, rec: RunRecord): Machine {
   });
   m.mmAttachHooks.push((mm) => {
     // Run boundaries, for the repeats they cause (RunRecord.isBoundaryRepeat). The engine offers
-    // no hook at run start, so its start() is wrapped — on this machine's engines only.
+    // no hook at run start, so its run() is wrapped — on this machine's engines only (the
+    // arch's own stub runs use start() and are no run boundary of the guest).
     const engine = mm.engine;
-    const start = engine.start.bind(engine);
-    engine.start = (begin, until, count) => {
+    const run = engine.run.bind(engine);
+    engine.run = (begin, budget, pcAfter) => {
       const task = m.runningCpu?.current;
       if (task) {
         rec.thread(task.tid).runPending = true;
         rec.threadPids.set(task.tid, task.process.pid);
       }
-      return start(begin, until, count);
+      return run(begin, budget, pcAfter);
     };
   });
   return m;

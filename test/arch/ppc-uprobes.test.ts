@@ -238,7 +238,7 @@ describe.each(TARGETS)('$name uprobe back-end', (t) => {
     const at60 = 0x1803cn;
     if (is64) {
       expect(prep(0x04000000, at60)).toMatchObject({ refused: true, errno: ERRNO.EINVAL, reason: expect.stringMatching(/64-byte/) });
-      expect(mode(0x04000000)).toBe('step'); // elsewhere: stepped (and illegal on Unicorn 2.0.1)
+      expect(mode(0x04000000)).toBe('step'); // elsewhere: stepped (and illegal on Unicorn 2.1.1)
     } else {
       expect((prep(0x04000000, at60) as PreparedUprobe).mode).toBe('step');
     }

@@ -57,7 +57,7 @@ function seeder(variant: number): (e: Engine) => void {
 }
 
 /**
- * Would the jmpl/return `w` jump to address 0 from a seed? Unicorn 2.0.1's sparc64 CPU hangs
+ * Would the jmpl/return `w` jump to address 0 from a seed? Unicorn 2.1.1's sparc64 CPU hangs
  * inside uc_emu_start when it fetches at PC 0, mapped or not (any other unmapped address gives
  * UC_ERR_FETCH_UNMAPPED; measured), so such a run never ends natively either.
  */

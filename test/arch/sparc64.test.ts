@@ -108,7 +108,7 @@ describe('sparc64 system calls and threads', () => {
   });
 });
 
-describe('sparc64 FPU limitation (Unicorn 2.0.1 cannot enable the FPU)', () => {
+describe('sparc64 FPU limitation (Unicorn 2.1.1 cannot enable the FPU)', () => {
   it('kills a program at its first floating-point instruction with one line', () => {
     // mov 0x41, %o0 ; fzero %f0 ; mov 188, %g1 ; ta 0x6d
     const r = run('fpu', { about: '', source: '', words: [0x90102041, 0x81b00c00, 0x821020bc, 0x91d0206d] });

@@ -59,7 +59,7 @@ describe.each(TARGETS)('Machine.close() on %s releases everything', (target) => 
     expect(() => m.run()).toThrow(/closed/);
   });
 
-  // sparc64 static glibc needs the FPU Unicorn 2.0.1's sparc64 CPU lacks (fixtures/README.md).
+  // sparc64 static glibc needs the FPU Unicorn 2.1.1's sparc64 CPU lacks (fixtures/README.md).
   const cases = CASES.filter((c) => !(c.glibc && target === 'sparc64'));
   it.each(cases.map((c) => [c.name, c] as const))('%s', (_n, c) => {
     const h0 = HostMemory.live;

@@ -58,7 +58,9 @@ describe.each(TARGETS)('regress on a broken fixup, %s', (target: Target) => {
     restore = () => {
       up.analyzeUprobe = analyze;
     };
-    const bad = await checkCase(dir, fibCase, target);
+    // fib-nolibc runs ~35,000 instructions; a broken copy that loops is stopped well before the
+    // default budget (100 M instructions, each fib call a uprobe hit).
+    const bad = await checkCase(dir, fibCase, target, { maxInsns: 2_000_000 });
     expect(broken).toBe(1);
     expect(bad.ok).toBe(false);
     expect(bad.detail).toMatch(/^(line \d+: expected .*, got .*|could not run: .*)$/);

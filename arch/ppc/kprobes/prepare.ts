@@ -5,9 +5,9 @@
  *
  * Order and errnos (reference §2.2): unaligned address → -EINVAL; `can_single_step()` false (traps,
  * sc, rfi family, power-saving, mtmsr/mtmsrd) → -EINVAL. Then two refusals that are this engine's,
- * not Linux's, because Unicorn 2.0.1 cannot carry them out:
+ * not Linux's, because Unicorn 2.1.1 cannot carry them out:
  * - an ISA 3.1 prefixed instruction (primary opcode 1): Linux steps it in an 8-byte slot, but
- *   Unicorn 2.0.1's POWER10 model decodes no prefixes (it would be an illegal instruction anyway);
+ *   Unicorn 2.1.1's POWER10 model decodes no prefixes (it would be an illegal instruction anyway);
  * - `bctar` (the TAR register is not reachable through Unicorn's register API, so the branch can
  *   be neither emulated nor stepped: a taken one would leave the slot without its trap);
  * - `bcctr` with a CTR-decrementing BO: an invalid form the CPU rejects (Linux would emulate a
@@ -36,9 +36,9 @@ export function preparePpcKprobe(insn: DecodedInsn, bits: 32 | 64): PreparedInsn
   const never = cannotSingleStep(w);
   if (never !== undefined) return refuse(ERRNO.EINVAL, `cannot single-step ${never}`);
   if (isPrefix(w)) {
-    return refuse(ERRNO.EINVAL, 'prefixed instruction (ISA 3.1): Unicorn 2.0.1 does not implement prefixes');
+    return refuse(ERRNO.EINVAL, 'prefixed instruction (ISA 3.1): Unicorn 2.1.1 does not implement prefixes');
   }
-  if (isBctar(w)) return refuse(ERRNO.EINVAL, 'bctar: Unicorn 2.0.1 exposes no TAR register to emulate it with');
+  if (isBctar(w)) return refuse(ERRNO.EINVAL, 'bctar: Unicorn 2.1.1 exposes no TAR register to emulate it with');
   const cls = branchClass(w);
   if (cls === 'bcctr' && (bo(w) & BO.NO_CTR) === 0) {
     return refuse(ERRNO.EINVAL, 'bcctr with a CTR-decrementing BO is an invalid form');

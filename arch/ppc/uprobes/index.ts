@@ -26,10 +26,10 @@
  *   stepped and fault from the slot exactly as they would in place.
  * - ppc64 (POWER10) runs all three. bcctr with a decrementing BO tests the old CTR, branches to
  *   it and decrements it (emulated the same way, see bcctrDecrementing); bctar branches through
- *   TAR, which Unicorn 2.0.1's
+ *   TAR, which Unicorn 2.1.1's
  *   register API cannot read: refused with -ENOTSUPP, since neither emulating nor stepping it
  *   can work (a taken one would leave the slot without its trap).
- * - ISA 3.1 prefixed instructions are illegal on both (Unicorn 2.0.1 decodes no prefixes): the
+ * - ISA 3.1 prefixed instructions are illegal on both (Unicorn 2.1.1 decodes no prefixes): the
  *   prefix word is stepped alone and faults as it does in place.
  */
 import type { Arch } from '../../types.js';
@@ -82,7 +82,7 @@ export function ppcUprobeArch(arch: Arch): UprobeArch {
   function classify(w: number): 'emulate' | 'step' | ProbeRefusal {
     const cls = branchClass(w);
     if (isBctar(w)) {
-      return is64 ? refuse(ERRNO.ENOTSUPP, 'bctar: Unicorn 2.0.1 exposes no TAR register to emulate it with, and a step would leave the slot') : 'step';
+      return is64 ? refuse(ERRNO.ENOTSUPP, 'bctar: Unicorn 2.1.1 exposes no TAR register to emulate it with, and a step would leave the slot') : 'step';
     }
     if (cls === 'bcctr' && (bo(w) & BO.NO_CTR) === 0) return is64 ? 'emulate' : 'step';
     if (cls !== undefined) return 'emulate';

@@ -43,7 +43,7 @@ export function engineRefusal(w: number): string | undefined {
     return 'Tcc (software trap): the engine routes traps by where they sit (the hypercall trap only from kernel text, ta 0x70-0x74 to the probe code), so a copy in the slot would be another trap';
   }
   if (isa.isJmpl(w) && isa.rd(w) !== 0 && (isa.rd(w) === isa.rs1(w) || (!isa.iBit(w) && isa.rd(w) === isa.rs2(w)))) {
-    return 'jmpl overwriting its own target register: Unicorn 2.0.1 has no NPC register and the target cannot be recomputed after it ran';
+    return 'jmpl overwriting its own target register: Unicorn 2.1.1 has no NPC register and the target cannot be recomputed after it ran';
   }
   return undefined;
 }

@@ -79,7 +79,7 @@ export function sparcUprobeArch(arch: Arch): UprobeArch {
     const b = bytes.slice(0, 4);
     const w = be32(b);
     if (isa.isJmpl(w) && isa.rd(w) !== 0 && (isa.rd(w) === isa.rs1(w) || (!isa.iBit(w) && isa.rd(w) === isa.rs2(w)))) {
-      return refuse(ERRNO.EINVAL, 'jmpl overwriting its own target register: Unicorn 2.0.1 has no NPC register and the target cannot be recomputed after it ran');
+      return refuse(ERRNO.EINVAL, 'jmpl overwriting its own target register: Unicorn 2.1.1 has no NPC register and the target cannot be recomputed after it ran');
     }
     const insn: DecodedInsn = { addr: vaddr, length: 4, bytes: b, text: disasmText('sparc64', vaddr, b) ?? wordText(w) };
     const slot = wordsBytes(uprobeCopyWord(w), UPROBE_STP);

@@ -1,0 +1,121 @@
+/**
+ * Exact instruction accounting for runs that end before their budget.
+ *
+ * Unicorn stops a run after exactly `count` instructions but cannot say how many ran when the
+ * run ended earlier (a blocking system call, a copy-on-write fault, an exit): the engine charged
+ * such a run its whole budget, an upper bound. A UC_HOOK_BLOCK callback in C
+ * (native/insn-counter.c, built on first use with the machine's C compiler into uniprobe's cache)
+ * counts what really runs, per translated block, at no measurable cost. Without a C compiler the
+ * engine keeps the upper bound (and says why: `nativeCounterUnavailable()`).
+ *
+ * Accounting (README, "Instruction counts"): blocks are counted as they are entered; a run that
+ * ends inside the last block counted gives back the instructions from the resume PC to the
+ * block's end, which never ran (Unicorn's budget hook syncs the PC before every instruction, so
+ * that PC is exact); a trap the host carries out in the middle of a block (sparc64 register-window
+ * traps) gives back the rest of that block (`Engine.blockLeftAt`). An instruction that faults and
+ * is restarted after the fault is resolved (copy-on-write) counts once. Checked against a
+ * UC_HOOK_CODE count on every target (test/kernel/insn-count.test.ts).
+ */
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import koffi from 'koffi';
+import { unicornCacheDir } from './library.js';
+
+/** Byte offsets of struct counter's fields (native/insn-counter.c). */
+export const COUNTER = {
+  retired: 0,
+  fixedWidth: 24,
+  lastPc: 32,
+  lastSize: 40,
+  lastIcount: 48,
+  misses: 56,
+  ctl: 72,
+  ctlRequest: 80,
+} as const;
+
+export interface NativeCounterLib {
+  /** Address of uniprobe_count_block, the UC_HOOK_BLOCK callback. */
+  blockHook: bigint;
+  /** sizeof(struct counter). */
+  size: number;
+  flush: (counter: bigint) => void;
+}
+
+/** Address of a symbol of an already loaded library (the Unicorn entry points the counter calls). */
+export function symbolAddress(libraryPath: string, name: string): bigint {
+  const libc = koffi.load('libc.so.6');
+  const dlopen = libc.func('uint64_t dlopen(const char *file, int mode)') as (f: string, m: number) => bigint;
+  const dlsym = libc.func('uint64_t dlsym(uint64_t handle, const char *name)') as (h: bigint, n: string) => bigint;
+  const h = dlopen(libraryPath, 0x2 | 0x4);
+  if (BigInt(h) === 0n) throw new Error(`${libraryPath} is not loaded`);
+  const p = BigInt(dlsym(h, name));
+  if (p === 0n) throw new Error(`${name} not found in ${libraryPath}`);
+  return p;
+}
+
+let loaded: NativeCounterLib | null | undefined;
+let whyNot: string | undefined;
+
+const SOURCE = join(dirname(fileURLToPath(import.meta.url)), 'native', 'insn-counter.c');
+
+/** Why the native counter is not in use (undefined when it is, or before the first engine). */
+export function nativeCounterUnavailable(): string | undefined {
+  return whyNot;
+}
+
+/**
+ * The compiled counter, built into `<cache>/native/<source hash>/` the first time it is needed
+ * (about 0.1 s with gcc). Undefined when it cannot be had: the engine then counts the old way.
+ * `UNIPROBE_NATIVE_COUNTER=0` turns it off (to compare, or to rule it out).
+ */
+export function nativeCounter(): NativeCounterLib | undefined {
+  if (loaded !== undefined) return loaded ?? undefined;
+  loaded = null;
+  if (process.env.UNIPROBE_NATIVE_COUNTER === '0') {
+    whyNot = 'turned off by UNIPROBE_NATIVE_COUNTER=0';
+    return undefined;
+  }
+  let source: Buffer;
+  try {
+    source = readFileSync(SOURCE);
+  } catch {
+    whyNot = `${SOURCE} is missing`;
+    return undefined;
+  }
+  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
+  const dir = join(unicornCacheDir(), 'native', hash);
+  const lib = join(dir, 'libuniprobe-counter.so');
+  if (!existsSync(lib)) {
+    const cc = process.env.CC || 'cc';
+    const tmp = `${lib}.${process.pid}.tmp`;
+    try {
+      mkdirSync(dir, { recursive: true });
+      const r = spawnSync(cc, ['-O2', '-shared', '-fPIC', '-o', tmp, SOURCE], { encoding: 'utf8' });
+      if (r.status !== 0) {
+        whyNot = `${cc} could not build ${SOURCE}: ${(r.error?.message ?? r.stderr ?? '').trim().split('\n')[0]}`;
+        return undefined;
+      }
+      renameSync(tmp, lib); // atomic: a concurrent process never loads half a file
+    } catch (e) {
+      whyNot = `cannot build the instruction counter: ${(e as Error).message}`;
+      return undefined;
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+  try {
+    const l = koffi.load(lib);
+    const blockHook = symbolAddress(lib, 'uniprobe_count_block');
+    const size = Number((l.func('uint64_t uniprobe_counter_size(void)') as () => bigint)());
+    const flush = l.func('void uniprobe_counter_flush(uint64_t counter)') as (c: bigint) => void;
+    loaded = { blockHook, size, flush };
+    return loaded;
+  } catch (e) {
+    whyNot = `cannot load ${lib}: ${(e as Error).message}`;
+    return undefined;
+  }
+}
+
