@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-// uniprobe's command line. The sources are TypeScript run through tsx's loader, so there is no
-// build step between a checkout and a working command.
-import { register } from 'tsx/esm/api';
+// uniprobe's command line. It runs the compiled JavaScript in dist/ (scripts/build.mjs), so a
+// start costs no TypeScript transpiling. In a checkout whose dist/ is missing or older than a
+// source, it runs the sources through tsx (a devDependency) instead, so an edit is never run
+// stale; without tsx either it says how to build.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { distState, ROOT } from '../scripts/build.mjs';
 
-register();
 // A reader that went away (`uniprobe --help | head`) ends our output quietly, as for any
 // well-behaved Unix tool: no stack trace for EPIPE on stdout or stderr.
 for (const stream of [process.stdout, process.stderr]) {
@@ -12,5 +15,19 @@ for (const stream of [process.stdout, process.stderr]) {
     throw e;
   });
 }
-const { main } = await import('../src/cli/main.ts');
+
+async function loadMain() {
+  const state = distState();
+  if (state === 'fresh') return import('../dist/src/cli/main.js');
+  const tsx = existsSync(join(ROOT, 'src', 'cli', 'main.ts')) ? await import('tsx/esm/api').catch(() => undefined) : undefined;
+  if (!tsx) {
+    const why = state === 'missing' ? 'is missing' : 'is older than the sources';
+    process.stderr.write(`uniprobe: dist/ ${why}; run \`npm run build\` in ${ROOT}\n`);
+    process.exit(1);
+  }
+  tsx.register();
+  return import('../src/cli/main.ts');
+}
+
+const { main } = await loadMain();
 process.exitCode = await main(process.argv.slice(2));

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * Makes `npm start` / `npm test` / `npm run bench` work on a fresh clone of a fresh machine:
- * installs the npm dependencies when they are missing, and fetches Unicorn 2.1.1 (Debian trixie's
- * libunicorn2t64) into the project's cache when it is missing (scripts/unicorn-fetch.mjs).
+ * installs the npm dependencies when they are missing, builds dist/ when it is missing or stale
+ * (scripts/build.mjs), and fetches Unicorn 2.1.1 (Debian trixie's libunicorn2t64) into the
+ * project's cache when it is missing (scripts/unicorn-fetch.mjs).
  * Otherwise it stops with one line saying what to install.
  * Plain JavaScript on purpose: it must run before any dependency exists.
  */
@@ -10,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildDist, distState } from './build.mjs';
 import { fetchUnicorn, unicornPath, UNICORN_VERSION } from './unicorn-fetch.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -31,7 +33,16 @@ if (missing.length > 0) {
   if (r.status !== 0) fail(`npm install failed; run it by hand in ${root} to see why`);
 }
 
-// 2. Unicorn 2.1.1, checked by loading it and asking uc_version, as the engine does.
+// 2. dist/, the compiled JavaScript bin/uniprobe.mjs runs: rebuilt when missing or older than a
+// source (an mtime walk, a few ms), so npm start and the CLI tests never run a stale build.
+const state = distState(root);
+if (state !== 'fresh') {
+  say(`building dist/ (${state})`);
+  // Not fatal: bin/uniprobe.mjs runs the sources through tsx while dist/ is missing or stale.
+  if (buildDist(root) !== 0) process.stderr.write('uniprobe: the build (npm run build) failed, see above; the CLI runs the sources through tsx meanwhile\n');
+}
+
+// 3. Unicorn 2.1.1, checked by loading it and asking uc_version, as the engine does.
 function unicornVersion() {
   const probe =
     "const k=require('koffi');const l=k.load(process.argv[1]);" +

@@ -12,6 +12,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const UNICORN_PACKAGE = 'libunicorn2t64';
 export const UNICORN_VERSION = '2.1.1';
@@ -106,5 +107,25 @@ export function fetchUnicorn(log = () => {}) {
     return undefined;
   } finally {
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `node scripts/unicorn-fetch.mjs`: fetch Unicorn unless it is already there; the command the
+ * engine's error names when it cannot load Unicorn. `--postinstall` (the package's postinstall)
+ * only reports a failure: an install must not fail on a machine without apt, where the user
+ * points UNIPROBE_UNICORN at a build of their own.
+ */
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const postinstall = process.argv.includes('--postinstall');
+  const say = (line) => process.stderr.write(`uniprobe: ${line}\n`);
+  if (process.env.UNIPROBE_UNICORN) {
+    say(`UNIPROBE_UNICORN is set (${process.env.UNIPROBE_UNICORN}): nothing to fetch`);
+  } else if (!existsSync(unicornPath())) {
+    const why = fetchUnicorn(say);
+    if (why) {
+      say(`Unicorn ${UNICORN_VERSION} could not be fetched: ${why}; set UNIPROBE_UNICORN=/path/to/libunicorn.so.2 (version ${UNICORN_VERSION}) instead`);
+      process.exitCode = postinstall ? 0 : 1;
+    } else say(`Unicorn ${UNICORN_VERSION} is in ${unicornPath()}`);
   }
 }

@@ -3,13 +3,12 @@
  * printed and how it ended, so a newcomer sees the engine work on each CPU family.
  */
 import { existsSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative } from 'node:path';
 import { Machine } from '../kernel/machine.js';
 import { supportedTargets } from '../../arch/index.js';
 import { TARGETS } from '../../arch/types.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 // The freestanding build: it runs on every target, including sparc64, whose static-glibc programs
 // need the FPU Unicorn 2.1.1 cannot enable (README, "Where uniprobe differs").
 const SAMPLE = 'fib-nolibc';
@@ -18,7 +17,7 @@ export function runDemo(write: (s: string) => void = (s) => process.stdout.write
   let failures = 0;
   const supported = new Set(supportedTargets());
   for (const target of TARGETS) {
-    const path = join(repoRoot, 'fixtures', target, SAMPLE);
+    const path = join(PACKAGE_ROOT, 'fixtures', target, SAMPLE);
     const shown = relative(process.cwd(), path);
     if (!supported.has(target)) {
       write(`== ${target}: not supported yet\n\n`);

@@ -4,9 +4,9 @@
  */
 import { Command, Option } from 'commander';
 import { writeFileSync } from 'node:fs';
-import { explain, explainJson, explainText, siblingPrograms } from '../placement/explain.js';
-import { explainHtml, type HtmlColumn } from '../placement/html.js';
-import { verify } from '../verify/verify.js';
+// The placement map, the HTML report and the verifier (Capstone, the kprobe back-ends) load only
+// when `explain` runs: main.ts builds every command, and `run` must not pay for them.
+import type { HtmlColumn } from '../placement/html.js';
 import type { Target } from '../../arch/types.js';
 import { UniprobeError } from '../errors.js';
 import { LineSink } from './terminal.js';
@@ -20,6 +20,11 @@ interface ExplainOpts {
 
 /** `--html FILE`: the map of every target side by side, with hits from a verify run each. */
 async function writeHtml(elf: string, symbols: string[], o: ExplainOpts): Promise<string> {
+  const [{ explain, siblingPrograms }, { explainHtml }, { verify }] = await Promise.all([
+    import('../placement/explain.js'),
+    import('../placement/html.js'),
+    import('../verify/verify.js'),
+  ]);
   const columns = new Map<Target, HtmlColumn>();
   let names: string[] = symbols;
   for (const [t, path] of siblingPrograms(elf)) {
@@ -78,6 +83,7 @@ Exit status: 0, or 1 for an error (unreadable ELF, unknown function), 2 for bad 
         out.write(await writeHtml(elf, symbols, o));
         return setStatus(this, 0);
       }
+      const { explain, explainJson, explainText } = await import('../placement/explain.js');
       const doc = await explain(elf, { kernel: o.kernel, symbols });
       if (o.format === 'json') out.write(explainJson(doc));
       else for (const line of explainText(doc)) out.write(line);

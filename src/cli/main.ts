@@ -9,14 +9,12 @@ import { existsSync } from 'node:fs';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { isUniprobeError } from '../errors.js';
 import { readElfFileSync } from '../elf/index.js';
-import { Machine } from '../kernel/machine.js';
-import { Kprobes } from '../kprobes/kprobes.js';
-import { supportedTargets } from '../../arch/index.js';
 import { TARGETS, type Target } from '../../arch/types.js';
 import type { TraceSession } from '../trace/attach.js';
-import { machineSymbolizer } from '../trace/fetch-env.js';
-import { formatProfile, formatTraceRecord, type TraceFormat } from '../trace/output.js';
-import { runDemo } from './demo.js';
+import type { TraceFormat } from '../trace/output.js';
+// The engine (Machine, the arch back-ends with Capstone, the tracer) is imported by the command
+// actions that run a guest, not here: `--help`, usage errors and the commands that do not need it
+// start without loading it.
 import { explainCommand } from './explain.js';
 import { verifyCommand } from './verify.js';
 import { regressCommand } from './regress.js';
@@ -65,12 +63,12 @@ interface RunOpts {
   strace?: boolean;
 }
 
-function readTargetOf(elfPath: string, arch: Target | undefined): Target {
+function readTargetOf(elfPath: string, arch: Target | undefined, supported: readonly Target[]): Target {
   if (!existsSync(elfPath)) throw new CliError(`${elfPath}: No such file or directory`);
   const elf = readElfFileSync(elfPath);
   const target = elf.target!;
   if (arch && arch !== target) throw new CliError(`${elfPath}: the ELF is for ${target}, not ${arch} (--arch)`);
-  if (!supportedTargets().includes(target)) throw new CliError(`${elfPath}: ${target} guests are not supported yet`);
+  if (!supported.includes(target)) throw new CliError(`${elfPath}: ${target} guests are not supported yet`);
   return target;
 }
 
@@ -84,7 +82,13 @@ function openSink(output: string | undefined): LineSink {
 }
 
 async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<number> {
-  const target = readTargetOf(elfPath, o.arch);
+  const [{ Machine }, { supportedTargets }, { machineSymbolizer }, { formatProfile, formatTraceRecord }] = await Promise.all([
+    import('../kernel/machine.js'),
+    import('../../arch/index.js'),
+    import('../trace/fetch-env.js'),
+    import('../trace/output.js'),
+  ]);
+  const target = readTargetOf(elfPath, o.arch, supportedTargets());
   // A progress line on a terminal, unless trace events or strace lines share stderr with it.
   const progress = progressLine(process.stderr, !o.strace && (o.event.length === 0 || o.output !== undefined));
   const m = new Machine({
@@ -128,6 +132,7 @@ interface ListOpts {
 
 /** `uniprobe list`: what the tracefs and debugfs files would show on the target's guest kernel. */
 async function listCommand(what: ListWhat, o: ListOpts, write: (line: string) => void): Promise<number> {
+  const [{ Machine }, { Kprobes }] = await Promise.all([import('../kernel/machine.js'), import('../kprobes/kprobes.js')]);
   const m = new Machine({ target: o.arch });
   try {
     switch (what) {
@@ -231,7 +236,8 @@ ${EXIT_HELP}`,
     .command('demo')
     .description('run the bundled sample programs on every supported target (what `npm start` does)')
     .addHelpText('after', EXIT_HELP)
-    .action(() => {
+    .action(async () => {
+      const { runDemo } = await import('./demo.js');
       program.setOptionValue('__status', runDemo());
     });
 

@@ -3,7 +3,7 @@
  * machine (kernel-thread context, guests paused), then every event enabled.
  */
 import type { Machine } from '../kernel/machine.js';
-import { TraceSession } from '../trace/attach.js';
+import type { TraceSession } from '../trace/attach.js';
 import type { ProbeError } from '../trace/errors.js';
 import type { TraceRecord } from '../trace/output.js';
 
@@ -19,6 +19,8 @@ export class DefinitionError extends Error {
  * definition that fails (nothing has run yet), UniprobeError for what the build cannot do.
  */
 export async function defineEvents(machine: Machine, defs: readonly string[], onRecord: (r: TraceRecord) => void, enable = true): Promise<TraceSession> {
+  // Imported here so that main.ts can import DefinitionError without loading the tracer.
+  const { TraceSession } = await import('../trace/attach.js');
   const session = new TraceSession(machine, { onRecord });
   for (const def of defs) {
     const err = await machine.kernelCall<ProbeError | undefined>('kprobe_events', (t) => session.write(t, def));

@@ -4,7 +4,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { TARGETS, type Target } from '../../arch/types.js';
-import { runSuite, type CaseResult } from '../regress/regress.js';
+import type { CaseResult } from '../regress/regress.js';
 import { setStatus } from './explain.js';
 import { LineSink, paint, useColour } from './terminal.js';
 
@@ -64,6 +64,8 @@ Exit status: 0 when every (case, target) matches its golden, 1 otherwise or on a
     .action(async function (this: Command, dir: string) {
       const o = this.opts<RegressOpts>();
       const tty = process.stderr.isTTY === true;
+      // Loaded here, not at the top: the other commands must not pay for the regression runner.
+      const { runSuite } = await import('../regress/regress.js');
       const results = await runSuite(dir, { update: o.update, targets: o.target, seed: o.seed, progress: tty ? progressBar(process.stderr) : undefined });
       const out = LineSink.stdout();
       if (o.format === 'json') {

@@ -4,7 +4,6 @@
  * from the unprobed one, 1 when it is not (or on an error), 2 for bad usage.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { verify, verifyJson, verifyText } from '../verify/verify.js';
 import { setStatus } from './explain.js';
 import { LineSink } from './terminal.js';
 
@@ -56,6 +55,8 @@ Exit status: 0 transparent, 1 not transparent or an error, 2 bad usage.
     .action(async function (this: Command, elf: string, args: string[]) {
       const o = this.opts<VerifyOpts>();
       const probes = o.probes.length === 1 && o.probes[0] === 'all' ? 'all' : o.probes.filter((p) => p !== 'all');
+      // Loaded here, not at the top: `run` and the other commands must not pay for the verifier.
+      const { verify, verifyJson, verifyText } = await import('../verify/verify.js');
       const report = await verify(elf, { probes, skip: o.skip, seed: o.seed, args, maxSteps: o.maxSteps });
       const out = LineSink.stdout();
       if (o.format === 'json') out.write(verifyJson(report));

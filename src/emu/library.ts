@@ -7,6 +7,7 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../package-root.js';
 
 export const UNICORN_VERSION = '2.1.1';
 
@@ -31,5 +32,9 @@ export function unicornVersionSupported(v: number): boolean {
   return ((v >>> 24) & 255) === 2 && ((v >>> 16) & 255) >= 1;
 }
 
+/**
+ * The exact command, with this package's own path: an installed package's postinstall may not
+ * have run (npm 12 blocks dependencies' install scripts unless allowed) or may have failed.
+ */
 export const UNICORN_INSTALL_HINT =
-  'run `npm start` or `node scripts/ensure-deps.mjs` in the uniprobe folder to fetch Unicorn 2.1.1, or set UNIPROBE_UNICORN=/path/to/libunicorn.so.2';
+  `run \`node ${join(PACKAGE_ROOT, 'scripts', 'unicorn-fetch.mjs')}\` to fetch Unicorn 2.1.1, or set UNIPROBE_UNICORN=/path/to/libunicorn.so.2`;

@@ -4,10 +4,10 @@
  * stacks. It knows its symbols (kallsyms) and which text is off limits to kprobes.
  */
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { HostMemory, UC_PROT } from '../emu/unicorn.js';
 import { UniprobeError } from '../errors.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 import { PT_LOAD, readElfFileSync, type ElfFile, type ElfSymbol } from '../elf/index.js';
 import type { Arch } from '../../arch/types.js';
 import type { KernelMapping } from '../mm/mm.js';
@@ -50,10 +50,8 @@ export const KERNEL_STACK_SIZE = 16 * 1024;
 const INSN_AREA_SIZE = 256 * 1024;
 export const KERNEL_STACKS = 256;
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
 export function defaultKernelImagePath(target: string): string {
-  return join(repoRoot, 'fixtures', 'kernel', target, 'vmlinux');
+  return join(PACKAGE_ROOT, 'fixtures', 'kernel', target, 'vmlinux');
 }
 
 export class KernelImage {
