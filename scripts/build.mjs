@@ -10,7 +10,7 @@
  * make first. Plain JavaScript: the bin imports it, so it runs without any dependency.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,6 +18,11 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** The build's stamp, under dist/: its mtime is when the build started (see buildDist). */
 const STAMP = join('src', 'cli', 'main.js');
 const INPUTS = ['src', 'arch', 'tsconfig.json', 'tsconfig.build.json'];
+/**
+ * Non-TypeScript sources the compiled code reads beside itself: the instruction counter's C
+ * source, which the engine compiles on first use (src/emu/insn-counter.ts).
+ */
+const ASSETS = [join('src', 'emu', 'native')];
 
 function newestMtime(path) {
   const st = statSync(path);
@@ -59,6 +64,7 @@ export function buildDist(root = ROOT, stdio = 'inherit') {
     rmSync(out, { recursive: true, force: true });
     return r.status ?? 1;
   }
+  for (const a of ASSETS) cpSync(join(root, a), join(out, a), { recursive: true });
   // A source saved while tsc ran may not be in its output: date the stamp to the start, so the
   // next distState() calls it stale.
   utimesSync(join(out, STAMP), start, start);

@@ -60,6 +60,7 @@ describe('npm pack', () => {
     const entries = [pkg.main, pkg.types, pkg.exports['.'].types, pkg.exports['.'].default, pkg.bin.uniprobe, 'dist/src/cli/main.js'];
     for (const e of entries) expect(files, e).toContain(e.replace(/^\.\//, ''));
     expect(files).toContain('scripts/unicorn-fetch.mjs'); // postinstall, and the engine's hint
+    expect(files).toContain('dist/src/emu/native/insn-counter.c'); // compiled on first use
     expect(pkg.scripts.postinstall).toContain('scripts/unicorn-fetch.mjs');
   });
 
