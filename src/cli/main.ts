@@ -107,7 +107,7 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
       sink = openSink(o.output);
       const out = sink;
       const symbolizer = machineSymbolizer(m);
-      session = await defineEvents(m, o.event, (r) => out.write(formatTraceRecord(r, o.format, symbolizer)));
+      session = await defineEvents(m, o.event, (r) => out.write(formatTraceRecord(r, o.format, symbolizer)), true, elfPath);
     }
     const r = await m.runAsync();
     progress?.done();

@@ -21,6 +21,7 @@
  * - lines are ordered by process id, each process's in the order of its hits (processes run in
  *   scheduler order, which is not the program's business).
  */
+import { functionProbeSite } from '../trace/symbolic.js';
 import { existsSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Arch, Target } from '../../arch/types.js';
@@ -215,16 +216,15 @@ export async function runCase(c: RegressCase, target: Target, opts: RunCaseOptio
     const record = (pid: number, obj: Record<string, unknown>) => events.push({ pid, seq: seq++, line: JSON.stringify(obj) });
     const consumers: Array<{ off: bigint; uc: UprobeConsumer; probe: ProbeSpec }> = [];
     for (const p of c.probes) {
-      const s = elf.symbolByName(p.at);
-      if (!s || s.size === 0n) throw new UniprobeError('ELF', `${c.name}: ${path}: no function named ${p.at}`);
       // Direct calls land on the local entry (ppc64 ELFv2: after the TOC setup).
-      const off = elf.vaddrToOffset(s.localEntry);
-      if (off === undefined) throw new UniprobeError('ELF', `${c.name}: ${p.at} is not in the file`);
+      const site = functionProbeSite(elf, path, p.at);
+      if ('error' in site) throw new UniprobeError('ELF', `${c.name}: ${site.error}`);
+      const off = site.fileOffset;
       for (const f of p.fetch ?? []) {
         if (f.symbol !== undefined && !elf.symbolByName(f.symbol)) throw new UniprobeError('ELF', `${c.name}: ${path}: no symbol ${f.symbol} (${p.event}.${f.name})`);
       }
       const args = (regs: UprobeRegs) => Object.fromEntries((p.fetch ?? []).map((f) => [f.name, fetch(f, regs, arch, sym, elf)]));
-      const where = (ip: bigint) => (ip === s.localEntry ? p.at : sym.name(ip));
+      const where = (ip: bigint) => (ip === site.vaddr ? p.at : sym.name(ip));
       const uc: UprobeConsumer = p.return
         ? { retHandler: (_c, func, regs) => (record(regs.task.process.pid, { pid: regs.task.process.pid, event: p.event, func: where(func), ret_to: sym.fn(regs.ip), args: args(regs) }), 0) }
         : { handler: (_c, regs) => (record(regs.task.process.pid, { pid: regs.task.process.pid, event: p.event, at: where(regs.ip), args: args(regs) }), 0) };
