@@ -10,6 +10,7 @@
  *   task cannot go on (it exits, blocks in wait4, yields, faults) or the quantum is used up.
  * - Same seed ⇒ same choices of task, vCPU and quantum length ⇒ same interleaving.
  */
+import { formatSyscallCall, formatSyscallResult, syscallReturns } from './strace.js';
 import { writeAll } from '../host-io.js';
 import { realpathSync } from 'node:fs';
 import { UniprobeError } from '../errors.js';
@@ -48,7 +49,7 @@ export interface MachineOptions {
   kernelImage?: string;
   /** Host files the guest may open read-only, besides those named in its argv. */
   allowFiles?: string[];
-  /** Called with one line per system call entered (like strace). */
+  /** Called with one line per system call, in strace(1)'s shape (src/kernel/strace.ts). */
   strace?: (line: string) => void;
   /** Called after every quantum (progress displays); must be cheap and must not touch the guest. */
   onQuantum?: (m: Machine) => void;
@@ -920,7 +921,12 @@ export class Machine {
     const raw = arch.syscallName(req.nr) ?? `syscall_${req.nr}`;
     const { name, args } = normaliseSyscall(raw, req.args);
     task.syscall = { name, nr: req.nr, args };
-    this.opts.strace?.(`[${task.tid}] ${name}(${args.map((a) => '0x' + a.toString(16)).join(', ')})`);
+    if (this.opts.strace) {
+      const call = `[${task.tid}] ${formatSyscallCall(name, args, { read: (a, n) => e.tryMemRead(a, n) }, arch.wordSize * 8)}`;
+      // Printed when the call returns (with its result); one that never returns, when entered.
+      if (syscallReturns(name)) task.straceCall = call;
+      else this.opts.strace(`${call} = ?`);
+    }
     task.userRegs = arch.saveSyscallRegs(e);
     task.userResumePc = resumePc;
     task.inKernel = true;
@@ -1028,6 +1034,10 @@ export class Machine {
   private sysret(task: Task, value: bigint): TrapAction {
     const e = task.mm.engine;
     const arch = this.arch;
+    if (task.straceCall !== undefined) {
+      this.opts.strace?.(`${task.straceCall}${formatSyscallResult(task.syscall?.name ?? '', value, arch.wordSize * 8)}`);
+      task.straceCall = undefined;
+    }
     if (!task.userRegs) return this.kernelOops(task, 'HC_SYSRET without a system call');
     arch.restoreSyscallRegs(e, task.userRegs);
     arch.setPc(e, task.userResumePc);

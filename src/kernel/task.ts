@@ -48,6 +48,8 @@ export class Task {
   /** Quanta this task has run and instructions executed in full quanta. */
   quanta = 0;
   insns = 0;
+  /** `--strace`: the line of the system call in progress, printed with its result at sysret. */
+  straceCall: string | undefined;
   lastCpu = -1;
   /**
    * The kernel context of this task's traps (probe hits run here, synchronously inside a guest
