@@ -21,6 +21,7 @@ import { regressCommand } from './regress.js';
 import { DefinitionError, defineEvents } from './probes.js';
 import { LineSink, definitionErrorText, errorLine, useColour } from './terminal.js';
 import { progressLine } from './progress.js';
+import { writeAll } from '../host-io.js';
 
 /** STB_LOCAL: kallsyms prints such functions with a lower-case `t`. */
 const STB_LOCAL = 0;
@@ -98,7 +99,21 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
     maxInsns: o.maxInsns,
     strace: o.strace ? (line) => process.stderr.write(`${line}\n`) : undefined,
     onQuantum: progress?.tick,
+    // Whatever else goes to stderr first erases the progress line, so the two never share a line.
+    ...(progress && {
+      report: (line: string) => {
+        progress.clear();
+        process.stderr.write(`${line}\n`);
+      },
+      stderr: (bytes: Uint8Array) => {
+        progress.clear();
+        writeAll(2, bytes);
+      },
+    }),
   });
+  if (o.output !== undefined && o.event.length === 0 && !o.stats) {
+    process.stderr.write(`uniprobe: warning: -o ${o.output} is ignored: it holds trace events (-e) and --stats, and there are none\n`);
+  }
   let sink: LineSink | undefined;
   try {
     m.spawn(elfPath, [elfPath, ...args]);
@@ -114,7 +129,7 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
     if (o.stats) {
       sink ??= openSink(o.output);
       for (const line of formatProfile(session?.profile() ?? [], o.format)) sink.write(line);
-      process.stderr.write(`uniprobe: ${r.reason}, status ${r.status}, ${r.quanta} quanta (at most ${r.insns} guest instructions)\n`);
+      process.stderr.write(`uniprobe: ${r.reason}, status ${r.status}, ${r.quanta} quanta, ${r.insns} guest instructions\n`);
     }
     return r.status;
   } finally {

@@ -8,6 +8,8 @@ import type { Machine } from '../kernel/machine.js';
 export interface Progress {
   /** Machine's onQuantum callback. */
   tick(m: Machine): void;
+  /** Erase the line before something else is written to the stream (the next tick redraws it). */
+  clear(): void;
   /** Erase the line (end of run). */
   done(): void;
 }
@@ -27,8 +29,14 @@ export function progressLine(stream: NodeJS.WriteStream, enabled: boolean): Prog
       const insns = m.insns >= 1e6 ? `${(m.insns / 1e6).toFixed(1)}M` : String(m.insns);
       stream.write(`\r\x1b[Kuniprobe: ${insns} guest instructions, ${live} process${live === 1 ? '' : 'es'} running, ${((now - start) / 1000).toFixed(1)} s`);
     },
+    clear() {
+      if (drawn) stream.write('\r\x1b[K');
+      drawn = false;
+      last = Date.now(); // let the other output stand a moment before the line comes back
+    },
     done() {
       if (drawn) stream.write('\r\x1b[K');
+      drawn = false;
     },
   };
 }

@@ -42,6 +42,24 @@ describe('progress line', () => {
     expect(writes[2]).toBe('\r\x1b[K');
   });
 
+  it('clear() erases a drawn line before other output, and the next tick waits 250 ms to redraw', () => {
+    vi.useFakeTimers();
+    vi.setSystemTime(0);
+    const { stream, writes } = fakeStream(true);
+    const p = progressLine(stream, true)!;
+    p.clear(); // nothing drawn: nothing to erase
+    expect(writes).toEqual([]);
+    vi.setSystemTime(1000);
+    p.tick(machine(7, 1));
+    p.clear();
+    expect(writes).toEqual(['\r\x1b[Kuniprobe: 7 guest instructions, 1 process running, 1.0 s', '\r\x1b[K']);
+    vi.setSystemTime(1100);
+    p.tick(machine(8, 1));
+    expect(writes).toHaveLength(2);
+    p.done(); // already erased
+    expect(writes).toHaveLength(2);
+  });
+
   it('a short run never draws and so erases nothing', () => {
     const { stream, writes } = fakeStream(true);
     const p = progressLine(stream, true)!;
