@@ -122,7 +122,10 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
       sink = openSink(o.output);
       const out = sink;
       const symbolizer = machineSymbolizer(m);
-      session = await defineEvents(m, o.event, (r) => out.write(formatTraceRecord(r, o.format, symbolizer)), true, elfPath);
+      session = await defineEvents(m, o.event, (r) => out.write(formatTraceRecord(r, o.format, symbolizer)), true, {
+        program: elfPath,
+        warn: (line) => process.stderr.write(`${line}\n`),
+      });
     }
     const r = await m.runAsync();
     progress?.done();

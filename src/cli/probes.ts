@@ -29,7 +29,7 @@ export async function defineEvents(
   defs: readonly string[],
   onRecord: (r: TraceRecord) => void,
   enable = true,
-  program?: string,
+  opts: DefineOptions = {},
 ): Promise<TraceSession> {
   // Imported here so that main.ts can import DefinitionError without loading the tracer.
   const { TraceSession } = await import('../trace/attach.js');
@@ -39,10 +39,37 @@ export async function defineEvents(
     if (isProbeError(resolved)) throw new DefinitionError(resolved);
     const line = resolved.line;
     const err = await machine.kernelCall<ProbeError | undefined>('kprobe_events', (t) => session.write(t, line));
-    if (err) throw new DefinitionError(program ? withUprobeHint(err, program) : err);
+    if (err) throw new DefinitionError(opts.program ? withUprobeHint(err, opts.program) : err);
+    if (opts.warn) await warnAboutUprobe(line, opts.warn);
   }
   if (enable) await machine.kernelCall<boolean>('enable', (t) => session.enable(t));
   return session;
+}
+
+export interface DefineOptions {
+  /** The ELF being run: a kprobe on one of its functions says how to write the uprobe. */
+  program?: string;
+  /** Where to say that an accepted uprobe will not do what it seems to (mid-instruction …). */
+  warn?: (line: string) => void;
+}
+
+/**
+ * The kernel accepts a uprobe in the middle of an instruction, on data in text or in a writable
+ * mapping (it checks none of that), and the result is a corrupted program or a probe never hit.
+ * The placement map knows each case (placement.ts, UprobePlacer.placeAt): say it before the run.
+ */
+async function warnAboutUprobe(line: string, warn: (line: string) => void): Promise<void> {
+  const place = splitCommand(line).tokens[1] ?? '';
+  const m = /^(.*\/.*):(0x[0-9a-fA-F]+|[0-9]+)(?:%return)?(?:\(.*\))?$/.exec(place);
+  if (!m) return;
+  const elf = loadElf(m[1]!);
+  const vaddr = elf?.offsetToVaddr(BigInt(m[2]!));
+  if (!elf?.target || vaddr === undefined) return;
+  const [{ UprobePlacer }, { archFor }] = await Promise.all([import('../placement/placement.js'), import('../../arch/index.js')]);
+  const arch = archFor(elf.target);
+  if (!arch) return;
+  const p = new UprobePlacer(arch, elf).placeAt(vaddr);
+  if (p.warning) warn(`uniprobe: warning: ${place} (${p.where}): ${p.warning}`);
 }
 
 function loadElf(path: string): ElfFile | undefined {

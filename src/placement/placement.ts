@@ -248,7 +248,7 @@ export class UprobePlacer extends Placer {
     const seg = this.elf.segmentAt(addr);
     let warning: string | undefined;
     if (!d.boundary && d.container) {
-      warning = `mid-instruction: uprobes do not check boundaries, so this is accepted, but the breakpoint corrupts the instruction at ${this.where(d.container.addr)} and is never hit`;
+      warning = `mid-instruction: uprobes do not check boundaries, so this is accepted, but the breakpoint corrupts the instruction at ${this.where(d.container.addr)}: the program runs different code there (the probe may even be hit, as part of that other code)`;
     } else if (d.data && verdict.ok) {
       warning = 'not a valid instruction — data in text (an inline jump table?): the kernel accepts the probe, and its breakpoint corrupts the data';
     } else if (seg && verdict.ok && (!(seg.flags & PF_X) || seg.flags & PF_W)) {

@@ -73,3 +73,19 @@ describe('a kprobe on a function of the program', () => {
     expect(r.stderr).toContain('a uprobe on it is written fixtures/x86_64/fib-nolibc:fib');
   });
 });
+
+describe('warnings before the run for uprobes the kernel accepts but that cannot work', () => {
+  it('a uprobe in the middle of an instruction: one line naming the instruction it corrupts', () => {
+    // fib+0 is `push %r12` (41 54), per readelf's fib and objdump: offset +1 is inside it.
+    const off = readelfOffset('x86_64', 'fib', 1n);
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'uniprobe.mjs'), 'run', rel('x86_64'), '-e', `p ${rel('x86_64')}:0x${off.toString(16)}`], { cwd: repoRoot, encoding: 'utf8' });
+    expect(r.stderr).toContain(`uniprobe: warning: ${rel('x86_64')}:0x${off.toString(16)} (fib+0x1): mid-instruction`);
+    expect(r.stderr).toContain('corrupts the instruction at fib+0x0');
+  });
+
+  it('none for a uprobe on an instruction boundary', () => {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'uniprobe.mjs'), 'run', rel('x86_64'), '-e', `p ${rel('x86_64')}:fib`], { cwd: repoRoot, encoding: 'utf8' });
+    expect(r.status).toBe(55);
+    expect(r.stderr).not.toContain('warning');
+  });
+});
