@@ -25,6 +25,7 @@ import { Engine, HostMemory, UC_HOOK, UC_PROT } from '../emu/unicorn.js';
 import { UniprobeError } from '../errors.js';
 import type { Arch, GuestMemoryAccess } from '../../arch/types.js';
 import { PageFrame, allocAnonFrames } from './page.js';
+import type { MemCharge } from './charge.js';
 import { Inode } from './inode.js';
 import { PROT, Vma, type VmaFlags } from './vma.js';
 
@@ -47,6 +48,13 @@ export class MmFault extends UniprobeError {
     this.addr = addr;
   }
 }
+
+/**
+ * A copy-on-write copy the memory limit refused. From a system call's copy to user memory it is
+ * -EFAULT like any failed copy (Linux's uaccess fixup after VM_FAULT_OOM); a guest store that
+ * needed it leaves `Mm.oom` set and the machine OOM-kills the process.
+ */
+export class MmOom extends MmFault {}
 
 export const ENOMEM = 12;
 export const EINVAL = 22;
@@ -89,6 +97,10 @@ export class Mm implements GuestMemoryAccess {
   brk = 0n;
   /** mm_users: tasks sharing this mm. */
   users = 1;
+  /** Where host memory for this mm's pages is charged (the machine's limit); fork passes it on. */
+  charge: MemCharge | undefined;
+  /** A guest store's copy-on-write copy was refused (settle): the machine OOM-kills the process. */
+  oom = false;
   /** A guest write to a COW page that ended the run; resolved by settle(). */
   private pendingCow: bigint | undefined;
   /** Host writes waiting for a COW copy that could not be made while the engine ran. */
@@ -273,18 +285,29 @@ export class Mm implements GuestMemoryAccess {
     const ps = BigInt(this.pageSize);
     if (req.len <= 0n) return -BigInt(EINVAL);
     const len = this.pageAlignUp(req.len);
+    // Larger than the address space: ENOMEM before any arithmetic on page counts.
+    if (len > this.arch.layout.taskSize || len < req.len) return -BigInt(ENOMEM);
+    const pages = Number(len / ps);
+    // Anonymous memory (and file pages past EOF) comes from one zeroed host block, charged to the
+    // machine's memory limit before the host allocation: over the limit, ENOMEM and nothing changed.
+    const filePages = req.file ? Math.max(0, Math.min(pages, req.file.inode.pageCount - req.file.pgoff)) : 0;
+    const anon = pages > filePages ? allocAnonFrames(pages - filePages, this.pageSize, this.charge) : [];
+    if (!anon) return -BigInt(ENOMEM);
+    const giveBack = (): void => {
+      if (anon.length > 0) anon[0]!.block.free();
+    };
     let addr: bigint;
     if (req.fixed) {
-      if (req.addr % ps !== 0n) return -BigInt(EINVAL);
+      if (req.addr % ps !== 0n) return giveBack(), -BigInt(EINVAL);
       addr = req.addr;
-      if (addr + len > this.arch.layout.taskSize || addr + len < addr) return -BigInt(ENOMEM);
+      if (addr + len > this.arch.layout.taskSize || addr + len < addr) return giveBack(), -BigInt(ENOMEM);
       this.munmap(addr, len);
     } else {
       const hint = this.pageAlignDown(req.addr);
       if (hint !== 0n && hint + len <= this.arch.layout.taskSize && !this.overlaps(hint, hint + len)) addr = hint;
       else {
         const found = this.getUnmappedArea(len);
-        if (found === undefined) return -BigInt(ENOMEM);
+        if (found === undefined) return giveBack(), -BigInt(ENOMEM);
         addr = found;
       }
     }
@@ -299,10 +322,6 @@ export class Mm implements GuestMemoryAccess {
       req.name ?? req.file?.inode.path ?? '',
     );
     this.insertVma(vma);
-    const pages = Number(len / ps);
-    // Anonymous memory (and file pages past EOF) comes from one zeroed host block.
-    const filePages = req.file ? Math.max(0, Math.min(pages, req.file.inode.pageCount - req.file.pgoff)) : 0;
-    const anon = pages > filePages ? allocAnonFrames(pages - filePages, this.pageSize) : [];
     for (let i = 0; i < pages; i++) {
       const frame = i < filePages ? req.file!.inode.page(req.file!.pgoff + i)! : anon[i - filePages]!;
       frame.get();
@@ -327,7 +346,8 @@ export class Mm implements GuestMemoryAccess {
     const victims = this.vmasIn(start, end);
     if (victims.length === 0) return 0;
     this.invalidateStart(start, end, 'munmap');
-    this.unmapPages(start, end);
+    // Page by page over the VMAs only: the range itself may span the whole address space.
+    for (const v of victims) this.unmapPages(v.start, v.end);
     for (const v of victims) {
       for (let a = v.start; a < v.end; a += ps) {
         const k = this.vpn(a);
@@ -378,12 +398,17 @@ export class Mm implements GuestMemoryAccess {
   // --- copy-on-write ----------------------------------------------------------------------------
 
   /** Give this mm a private, writable copy of the page at `vpn` (or reuse a sole anonymous page). */
-  private breakCow(vpnKey: bigint, pte: Pte, vma: Vma): void {
+  private breakCow(vpnKey: bigint, pte: Pte, vma: Vma, force = false): void {
     const a = vpnKey << this.pageShift;
+    const needsCopy = pte.frame.isPageCache || pte.frame.mapcount > 1;
+    // Charged before anything changes; a FOLL_FORCE write (ptrace, uprobes' breakpoints: asked
+    // for by the user, not the guest) is charged but never refused.
+    const fresh = needsCopy ? allocAnonFrames(1, this.pageSize, this.charge, force) : undefined;
+    if (needsCopy && !fresh) throw new MmOom(a, 'copy-on-write copy over the guest memory limit');
     this.invalidateStart(a, a + BigInt(this.pageSize), 'cow');
     this.unmapPages(a, a + BigInt(this.pageSize));
-    if (pte.frame.isPageCache || pte.frame.mapcount > 1) {
-      const [copy] = allocAnonFrames(1, this.pageSize);
+    if (fresh) {
+      const [copy] = fresh;
       copy!.bytes(this.pageSize).set(pte.frame.bytes(this.pageSize));
       copy!.get();
       pte.frame.put();
@@ -435,12 +460,24 @@ export class Mm implements GuestMemoryAccess {
       const pte = this.ptes.get(k);
       const vma = this.findVma(a);
       if (pte && vma && pte.cow) {
-        this.breakCow(k, pte, vma);
-        cow = true;
+        try {
+          this.breakCow(k, pte, vma);
+          cow = true;
+        } catch (e) {
+          if (!(e instanceof MmOom)) throw e;
+          this.oom = true; // the store cannot complete: the machine OOM-kills the process
+        }
       }
     }
     const writes = this.deferredWrites.splice(0);
-    for (const w of writes) this.write(w.addr, w.bytes, w.force);
+    for (const w of writes) {
+      try {
+        this.write(w.addr, w.bytes, w.force);
+      } catch (e) {
+        if (!(e instanceof MmOom)) throw e;
+        this.oom = true;
+      }
+    }
     return cow;
   }
 
@@ -499,7 +536,7 @@ export class Mm implements GuestMemoryAccess {
       if (pte.cow || (force && pte.frame.isPageCache)) {
         if (force && !(vma.prot & PROT.WRITE) && !pte.frame.isPageCache && pte.frame.mapcount === 1) {
           pte.cow = false; // already private: write in place, the page stays mapped read-only
-        } else this.breakCow(k, pte, vma);
+        } else this.breakCow(k, pte, vma, force);
       }
       const off = Number(a & BigInt(this.pageSize - 1));
       const n = Math.min(bytes.length - done, this.pageSize - off);
@@ -562,6 +599,7 @@ export class Mm implements GuestMemoryAccess {
   fork(): Mm {
     this.assertQuiescent('fork');
     const child = new Mm(this.arch, this.kernel);
+    child.charge = this.charge;
     try {
       child.brkStart = this.brkStart;
       child.brk = this.brk;
