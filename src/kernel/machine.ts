@@ -1268,7 +1268,7 @@ export class Machine {
     mm.oom = false;
     for (const p of this.processes) {
       if (p.mm === mm && !p.zombie) {
-        this.killProcess(p, SIG.SIGKILL, `Out of memory: Killed process ${p.pid} (${p.comm}): guest memory limit ${this.limits.maxMemory} bytes`);
+        this.killProcess(p, SIG.SIGKILL, `Out of memory: Killed process ${p.pid} (${p.comm}): ${mm.oomReason}`);
       }
     }
   }

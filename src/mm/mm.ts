@@ -26,6 +26,9 @@ import { UniprobeError } from '../errors.js';
 import type { Arch, GuestMemoryAccess } from '../../arch/types.js';
 import { PageFrame, allocAnonFrames } from './page.js';
 import type { MemCharge } from './charge.js';
+import { MAX_ENGINE_REGIONS, RegionMap } from './regions.js';
+import { GuestWords } from './words.js';
+import { MmFault, MmOom } from './fault.js';
 import { Inode } from './inode.js';
 import { PROT, Vma, type VmaFlags } from './vma.js';
 
@@ -40,21 +43,7 @@ interface Pte {
   cow: boolean;
 }
 
-/** A guest memory access the mm could not satisfy (the syscall layer turns it into -EFAULT). */
-export class MmFault extends UniprobeError {
-  readonly addr: bigint;
-  constructor(addr: bigint, what: string) {
-    super('MM', `${what} at 0x${addr.toString(16)}`);
-    this.addr = addr;
-  }
-}
-
-/**
- * A copy-on-write copy the memory limit refused. From a system call's copy to user memory it is
- * -EFAULT like any failed copy (Linux's uaccess fixup after VM_FAULT_OOM); a guest store that
- * needed it leaves `Mm.oom` set and the machine OOM-kills the process.
- */
-export class MmOom extends MmFault {}
+export { MmFault, MmOom } from './fault.js';
 
 export const ENOMEM = 12;
 export const EINVAL = 22;
@@ -84,7 +73,7 @@ export interface MmInvalidateHook {
   release?(): void;
 }
 
-export class Mm implements GuestMemoryAccess {
+export class Mm extends GuestWords implements GuestMemoryAccess {
   readonly id = nextMmId++;
   readonly arch: Arch;
   readonly engine: Engine;
@@ -101,6 +90,10 @@ export class Mm implements GuestMemoryAccess {
   charge: MemCharge | undefined;
   /** A guest store's copy-on-write copy was refused (settle): the machine OOM-kills the process. */
   oom = false;
+  /** Why the last copy was refused (the OOM report names it). */
+  oomReason = '';
+  /** The engine's regions (user pages and the few fixed ones), kept under MAX_ENGINE_REGIONS. */
+  readonly regions = new RegionMap();
   /** A guest write to a COW page that ended the run; resolved by settle(). */
   private pendingCow: bigint | undefined;
   /** Host writes waiting for a COW copy that could not be made while the engine ran. */
@@ -117,15 +110,22 @@ export class Mm implements GuestMemoryAccess {
   readonly mapHooks: Array<(vma: Vma) => void> = [];
 
   constructor(arch: Arch, kernel: KernelMapping[]) {
+    super();
     this.arch = arch;
     this.pageSize = arch.layout.pageSize;
     this.pageShift = BigInt(Math.log2(this.pageSize));
     this.kernel = kernel;
     this.engine = openEngine(arch);
     try {
-      for (const k of kernel) this.engine.memMapPtr(k.addr, k.mem.size, k.perms, k.mem);
+      for (const k of kernel) {
+        this.engine.memMapPtr(k.addr, k.mem.size, k.perms, k.mem);
+        this.regions.add(k.addr, k.addr + BigInt(k.mem.size));
+      }
       arch.setupEngine(this.engine, {
-        mapPrivate: (addr, size, exec) => this.engine.memMap(addr, size, exec ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE),
+        mapPrivate: (addr, size, exec) => {
+          this.engine.memMap(addr, size, exec ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE);
+          this.regions.add(addr, addr + BigInt(size));
+        },
       });
       this.engine.hookMemInvalid((type, addr) => this.handleProtFault(type, addr), UC_HOOK.MEM_WRITE_PROT);
     } catch (e) {
@@ -180,6 +180,7 @@ export class Mm implements GuestMemoryAccess {
     const flush = (): void => {
       if (runFrame && runPages > 0) {
         this.engine.memMapPtr(runStart, runPages * this.pageSize, runPerms, runFrame.block.mem, runFrame.offset);
+        this.regions.add(runStart, runStart + BigInt(runPages * this.pageSize));
       }
       runFrame = undefined;
       runPages = 0;
@@ -217,6 +218,7 @@ export class Mm implements GuestMemoryAccess {
       if (present && runStart < 0n) runStart = a;
       if (!present && runStart >= 0n) {
         this.engine.memUnmap(runStart, Number(a - runStart));
+        this.regions.remove(runStart, a);
         runStart = -1n;
       }
     }
@@ -288,6 +290,8 @@ export class Mm implements GuestMemoryAccess {
     // Larger than the address space: ENOMEM before any arithmetic on page counts.
     if (len > this.arch.layout.taskSize || len < req.len) return -BigInt(ENOMEM);
     const pages = Number(len / ps);
+    // The emulator's region budget (regions.ts), refused as Linux refuses past max_map_count.
+    if (!this.regions.hasRoom(4)) return -BigInt(ENOMEM);
     // Anonymous memory (and file pages past EOF) comes from one zeroed host block, charged to the
     // machine's memory limit before the host allocation: over the limit, ENOMEM and nothing changed.
     const filePages = req.file ? Math.max(0, Math.min(pages, req.file.inode.pageCount - req.file.pgoff)) : 0;
@@ -343,6 +347,8 @@ export class Mm implements GuestMemoryAccess {
     const ps = BigInt(this.pageSize);
     if (start % ps !== 0n || len <= 0n) return -EINVAL;
     const end = this.pageAlignUp(start + len);
+    // A hole in the middle of a region splits it in two (Linux: ENOMEM past max_map_count).
+    if (!this.regions.hasRoom(1)) return -ENOMEM;
     const victims = this.vmasIn(start, end);
     if (victims.length === 0) return 0;
     this.invalidateStart(start, end, 'munmap');
@@ -371,6 +377,8 @@ export class Mm implements GuestMemoryAccess {
     const end = this.pageAlignUp(start + len);
     // Linux requires the whole range to be mapped.
     for (let a = start; a < end; a += ps) if (!this.findVma(a)) return -ENOMEM;
+    // Remapping coalesces runs, so only the two edges can add regions.
+    if (!this.regions.hasRoom(2)) return -ENOMEM;
     this.invalidateStart(start, end, 'mprotect');
     for (const v of this.vmasIn(start, end)) v.prot = prot;
     this.unmapPages(start, end);
@@ -403,6 +411,10 @@ export class Mm implements GuestMemoryAccess {
     const needsCopy = pte.frame.isPageCache || pte.frame.mapcount > 1;
     // Charged before anything changes; a FOLL_FORCE write (ptrace, uprobes' breakpoints: asked
     // for by the user, not the guest) is charged but never refused.
+    // The page's own region plus the two pieces of the region it is cut from. Out of room, an
+    // anonymous VMA is first collapsed into one region (which also makes this page private).
+    if (!this.regions.hasRoom(2) && this.collapse(vma)) return;
+    if (!this.regions.hasRoom(2)) throw new MmOom(a, `copy-on-write copy past the emulator's ${MAX_ENGINE_REGIONS} memory regions`);
     const fresh = needsCopy ? allocAnonFrames(1, this.pageSize, this.charge, force) : undefined;
     if (needsCopy && !fresh) throw new MmOom(a, 'copy-on-write copy over the guest memory limit');
     this.invalidateStart(a, a + BigInt(this.pageSize), 'cow');
@@ -418,6 +430,35 @@ export class Mm implements GuestMemoryAccess {
     this.mapPages(a, a + BigInt(this.pageSize));
     if (vma.prot & PROT.EXEC) this.flushText(a, a + BigInt(this.pageSize));
     this.invalidateEnd(a, a + BigInt(this.pageSize), 'cow');
+  }
+
+  /**
+   * Give a private anonymous data VMA one fresh host block holding a copy of every page, so its
+   * pages are one engine region again (copy-on-write copies are one region each). Like
+   * khugepaged, invisible to the guest; shared pages are copied, charged to the memory limit.
+   * False when it does not apply or the copy does not fit.
+   */
+  private collapse(vma: Vma): boolean {
+    if (vma.file || vma.flags.shared || !(vma.prot & PROT.WRITE) || vma.prot & PROT.EXEC) return false;
+    const pages = Number((vma.end - vma.start) >> this.pageShift);
+    const fresh = allocAnonFrames(pages, this.pageSize, this.charge);
+    if (!fresh) return false;
+    this.invalidateStart(vma.start, vma.end, 'cow');
+    this.unmapPages(vma.start, vma.end);
+    for (let i = 0; i < pages; i++) {
+      const pte = this.ptes.get(this.vpn(vma.start) + BigInt(i));
+      if (!pte) continue;
+      const f = fresh[i]!;
+      f.get();
+      f.bytes(this.pageSize).set(pte.frame.bytes(this.pageSize));
+      pte.frame.put();
+      pte.frame = f;
+      pte.cow = false;
+    }
+    if (fresh[0]!.block.liveFrames === 0) fresh[0]!.block.free();
+    this.mapPages(vma.start, vma.end);
+    this.invalidateEnd(vma.start, vma.end, 'cow');
+    return true;
   }
 
   private invalidateStart(start: bigint, end: bigint, why: InvalidateReason): void {
@@ -466,6 +507,7 @@ export class Mm implements GuestMemoryAccess {
         } catch (e) {
           if (!(e instanceof MmOom)) throw e;
           this.oom = true; // the store cannot complete: the machine OOM-kills the process
+          this.oomReason = e.message;
         }
       }
     }
@@ -476,6 +518,7 @@ export class Mm implements GuestMemoryAccess {
       } catch (e) {
         if (!(e instanceof MmOom)) throw e;
         this.oom = true;
+        this.oomReason = e.message;
       }
     }
     return cow;
@@ -548,38 +591,6 @@ export class Mm implements GuestMemoryAccess {
       done += n;
     }
     if (execStart >= 0n) this.flushText(execStart, execEnd);
-  }
-
-  readWord(addr: bigint): bigint {
-    const b = this.read(addr, this.arch.wordSize);
-    const v = new DataView(b.buffer);
-    const le = this.arch.endian === 'little';
-    return this.arch.wordSize === 8 ? v.getBigUint64(0, le) : BigInt(v.getUint32(0, le));
-  }
-
-  writeWord(addr: bigint, value: bigint): void {
-    const b = new Uint8Array(this.arch.wordSize);
-    const v = new DataView(b.buffer);
-    const le = this.arch.endian === 'little';
-    if (this.arch.wordSize === 8) v.setBigUint64(0, BigInt.asUintN(64, value), le);
-    else v.setUint32(0, Number(BigInt.asUintN(32, value)), le);
-    this.write(addr, b);
-  }
-
-  readU32(addr: bigint): number {
-    const b = this.read(addr, 4);
-    return new DataView(b.buffer).getUint32(0, this.arch.endian === 'little');
-  }
-
-  /** A NUL-terminated string of at most `max` bytes. */
-  readCString(addr: bigint, max = 4096): string {
-    const parts: number[] = [];
-    for (let i = 0; i < max; i++) {
-      const c = this.read(addr + BigInt(i), 1)[0]!;
-      if (c === 0) return Buffer.from(parts).toString('utf8');
-      parts.push(c);
-    }
-    throw new MmFault(addr, 'string too long');
   }
 
   /** Is [addr, addr+len) readable by the guest? */
