@@ -26,7 +26,7 @@ import { UniprobeError } from '../errors.js';
 import type { Arch, GuestMemoryAccess } from '../../arch/types.js';
 import { PageFrame, allocAnonFrames } from './page.js';
 import type { MemCharge } from './charge.js';
-import { MAX_ENGINE_REGIONS, RegionMap } from './regions.js';
+import { COLLAPSE_AT, MAX_ENGINE_REGIONS, RegionMap } from './regions.js';
 import { GuestWords } from './words.js';
 import { MmFault, MmOom } from './fault.js';
 import { Inode } from './inode.js';
@@ -411,9 +411,10 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     const needsCopy = pte.frame.isPageCache || pte.frame.mapcount > 1;
     // Charged before anything changes; a FOLL_FORCE write (ptrace, uprobes' breakpoints: asked
     // for by the user, not the guest) is charged but never refused.
-    // The page's own region plus the two pieces of the region it is cut from. Out of room, an
-    // anonymous VMA is first collapsed into one region (which also makes this page private).
-    if (!this.regions.hasRoom(2) && this.collapse(vma)) return;
+    // The page's own region plus the two pieces of the region it is cut from. Past a few hundred
+    // regions (each change costs time linear in their number) an anonymous VMA is collapsed into
+    // one region instead, which also makes this page private.
+    if (this.regions.count >= COLLAPSE_AT && this.collapse(vma)) return;
     if (!this.regions.hasRoom(2)) throw new MmOom(a, `copy-on-write copy past the emulator's ${MAX_ENGINE_REGIONS} memory regions`);
     const fresh = needsCopy ? allocAnonFrames(1, this.pageSize, this.charge, force) : undefined;
     if (needsCopy && !fresh) throw new MmOom(a, 'copy-on-write copy over the guest memory limit');

@@ -12,6 +12,13 @@
  */
 export const MAX_ENGINE_REGIONS = 2048;
 
+/**
+ * Regions past which a copy-on-write fault collapses its anonymous VMA into one region (Mm's
+ * collapse) rather than adding a one-page region: measured on the fork-write hostile guest
+ * (16 MiB written after fork): 22 s when collapsing only at MAX_ENGINE_REGIONS, 0.4 s at 256.
+ */
+export const COLLAPSE_AT = 256;
+
 export class RegionMap {
   /** Disjoint [start, end) ranges sorted by start. */
   private readonly starts: bigint[] = [];
