@@ -15,6 +15,7 @@ import { MemCharge } from '../../src/mm/charge.js';
 import { HostMemory } from '../../src/emu/unicorn.js';
 import type { OpenFile } from '../../src/kernel/task.js';
 import { repoRoot } from '../helpers.js';
+import { sparcRlimitResource } from '../../arch/sparc/resource.js';
 
 const FIB = join(repoRoot, 'fixtures', 'x86_64', 'fib-nolibc');
 
@@ -153,5 +154,12 @@ describe('memory charge and sizes', () => {
     ['lots', undefined],
   ])('parseSize(%s)', (text, n) => {
     expect(parseSize(text)).toBe(n);
+  });
+});
+
+describe('rlimit resource numbers', () => {
+  it('sparc swaps RLIMIT_NOFILE (6 there) and RLIMIT_NPROC (7 there); others keep their number', () => {
+    // arch/sparc/include/uapi/asm/resource.h against include/uapi/asm-generic/resource.h.
+    expect([0, 3, 6, 7, 9].map(sparcRlimitResource)).toEqual([0, 3, 7, 6, 9]);
   });
 });
