@@ -306,7 +306,9 @@ export const handlers: Record<string, Handler> = {
   readlink: (ctx, [path, buf, size]) => readlinkSelf(ctx, path!, buf!, size!),
   readlinkat: (ctx, [_dfd, path, buf, size]) => readlinkSelf(ctx, path!, buf!, size!),
   getrandom(ctx, [buf, len]) {
-    const n = Number(len! > 1n << 25n ? 1n << 25n : len!);
+    // At most 33554431 bytes per call from the urandom source (getrandom(2), as Linux caps it).
+    const cap = (1n << 25n) - 1n;
+    const n = Number(len! > cap ? cap : len!);
     const r = user(() => mmOf(ctx).write(buf!, ctx.host.rng.bytes(n)));
     return typeof r === 'bigint' ? r : BigInt(n);
   },
