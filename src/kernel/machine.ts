@@ -11,7 +11,7 @@
  * - Same seed ⇒ same choices of task, vCPU and quantum length ⇒ same interleaving.
  */
 import { writeAll } from '../host-io.js';
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { UniprobeError } from '../errors.js';
 import { UC_ERR, UC_HOOK, type Engine } from '../emu/unicorn.js';
 import { readElfFileSync, readFileBytesSync } from '../elf/index.js';
@@ -221,6 +221,11 @@ export class Machine {
   inodeFor(realPath: string, contents?: Uint8Array): Inode {
     let ino = this.inodes.get(realPath);
     if (!ino) {
+      // A file the guest opens is read whole into the page cache: check its size against the
+      // memory limit before reading it into host memory at all.
+      if (!contents && statSync(realPath).size > this.limits.maxMemory - this.memory.used) {
+        throw new UniprobeError('MM', `${realPath}: larger than the guest memory left`, { errno: E.ENOMEM });
+      }
       const bytes = contents ?? readElfBytes(realPath);
       ino = new Inode(realPath, bytes, this.arch.layout.pageSize, this.memory);
       this.inodes.set(realPath, ino);

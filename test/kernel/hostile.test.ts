@@ -8,7 +8,7 @@
  *
  * RSS is sampled after every quantum and at the end; growth is measured from just before the run.
  */
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -153,6 +153,26 @@ describe('hostile guests: memory', () => {
   });
 });
 
+describe('hostile guests: files', () => {
+  it('opening a file larger than the memory left is ENOMEM, checked before the host reads it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'uniprobe-hostile-'));
+    const big = join(dir, 'big');
+    truncateSync(writeFileAndPath(big), 256 * MiB); // sparse: nothing is read unless the check fails
+    const prog = join(repoRoot, 'fixtures', 'x86_64', 'syscalls-nolibc');
+    const out: Buffer[] = [];
+    const base = process.memoryUsage.rss();
+    const m = new Machine({ target: 'x86_64', maxMemory: 64 * MiB, stdout: (b) => out.push(Buffer.from(b)) });
+    try {
+      m.spawn(prog, [prog, 'open', big, 'r']);
+      expect(m.run().status).toBe(0);
+    } finally {
+      m.close();
+    }
+    expect(Buffer.concat(out).toString()).toBe('open = -ENOMEM (-12)\n');
+    expect(process.memoryUsage.rss() - base).toBeLessThan(128 * MiB);
+  });
+});
+
 describe('hostile guests: read/write', () => {
   it('write and writev of 2 GiB stream from a 1 MiB map: 1 MiB written, host memory bounded', () => {
     const o = attack(['write-huge']);
@@ -205,3 +225,8 @@ describe('hostile guests: tasks and descriptors', () => {
     expect(o.stdout.split('\n').slice(0, 2)).toEqual(['dups = 61, last fd = 63', 'then dup(1) = -EMFILE (-24)']);
   });
 });
+
+function writeFileAndPath(path: string): string {
+  writeFileSync(path, '');
+  return path;
+}
