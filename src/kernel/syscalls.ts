@@ -144,6 +144,7 @@ function readIovecs(ctx: SyscallCtx, iov: bigint, cnt: number): Array<{ base: bi
   const mm = mmOf(ctx);
   let total = 0;
   let bad = false;
+  let fault = false;
   const r = user(() => {
     for (let i = 0; i < cnt; i++) {
       const base = mm.readWord(iov + BigInt(i * 2 * w));
@@ -151,13 +152,24 @@ function readIovecs(ctx: SyscallCtx, iov: bigint, cnt: number): Array<{ base: bi
       // iovec_from_user/import_iovec: a negative (ssize_t) length is EINVAL; past MAX_RW_COUNT
       // in total the rest of the vector is truncated, so one call never moves more than that.
       if (len < 0n) bad = true;
+      else if (!accessOk(ctx, base, len)) fault = true;
       const n = Math.min(Number(len < 0n ? 0n : len > BigInt(MAX_RW) ? BigInt(MAX_RW) : len), MAX_RW - total);
       total += n;
       out.push({ base, len: n });
     }
   });
   if (typeof r === 'bigint') return r;
-  return bad ? err(E.EINVAL) : out;
+  return bad ? err(E.EINVAL) : fault ? err(E.EFAULT) : out;
+}
+
+/**
+ * access_ok(addr, len): the range lies in user space. vfs_read/vfs_write and the iovec import
+ * check it before anything else touches the buffer, so a count of -1 is -EFAULT, not a 2 GiB
+ * transfer; within it, the count is then capped at MAX_RW_COUNT.
+ */
+function accessOk(ctx: SyscallCtx, addr: bigint, len: bigint): boolean {
+  const top = ctx.host.arch.layout.taskSize;
+  return len <= top && addr <= top - len;
 }
 
 type Handler = (ctx: SyscallCtx, a: bigint[]) => SyscallResult;
@@ -166,6 +178,7 @@ export const handlers: Record<string, Handler> = {
   write(ctx, [fd, buf, count]) {
     const bad = writableFd(ctx, s32(fd!));
     if (bad !== undefined) return bad;
+    if (!accessOk(ctx, buf!, count!)) return err(E.EFAULT);
     const n = Number(count! > BigInt(MAX_RW) ? BigInt(MAX_RW) : count!);
     return writeStreamed(mmOf(ctx), [{ base: buf!, len: n }], (b) => doWrite(ctx, s32(fd!), b));
   },
@@ -177,6 +190,9 @@ export const handlers: Record<string, Handler> = {
     return writeStreamed(mmOf(ctx), v, (b) => doWrite(ctx, s32(fd!), b));
   },
   read(ctx, [fd, buf, count]) {
+    const bad = readableFd(ctx, s32(fd!));
+    if (bad !== undefined) return bad;
+    if (!accessOk(ctx, buf!, count!)) return err(E.EFAULT);
     const n = Number(count! > BigInt(MAX_RW) ? BigInt(MAX_RW) : count!);
     return doRead(ctx, s32(fd!), n, (data) => {
       const r = user(() => mmOf(ctx).write(buf!, data));
