@@ -12,6 +12,7 @@
  */
 import { UniprobeError } from '../errors.js';
 import { DEFAULT_NOFILE, NR_OPEN } from './fdtable.js';
+import type { Task } from './task.js';
 
 /**
  * Kernel stacks in the guest kernel's arena (kernel-image.ts allocates them): a hard cap on live
@@ -63,4 +64,11 @@ export function parseSize(text: string): number | undefined {
   const mult = { '': 1, K: 1024, M: 1 << 20, G: 1 << 30 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
   const n = Number(m[1]) * mult;
   return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** May one more task start (clone)? Live tasks under the limit, and a free kernel stack. */
+export function taskFits(tasks: readonly Task[], maxTasks: number, freeStacks: number): boolean {
+  let live = 0;
+  for (const t of tasks) if (t.state !== 'dead') live++;
+  return live < maxTasks && freeStacks > 0;
 }

@@ -29,7 +29,7 @@ import { Rng } from './rng.js';
 import { handlers, normaliseSyscall, type SyscallHost, type SyscallResult } from './syscalls.js';
 import { Process, Task, type CloneStart } from './task.js';
 import { MemCharge } from '../mm/charge.js';
-import { checkInt, resolveLimits, type Limits } from './limits.js';
+import { checkInt, resolveLimits, taskFits, type Limits } from './limits.js';
 import { SyncWorld, type ExecContext, type GuestWork, type Kthread } from '../sync/index.js';
 
 /** Guest resource limits (maxMemory, maxTasks, maxFiles) are documented in src/kernel/limits.ts. */
@@ -1308,11 +1308,4 @@ export class Machine {
 function readElfBytes(path: string): Uint8Array {
   // Inodes for files opened by the guest: plain bytes through the ELF module's checked reader.
   return readFileBytesSync(path);
-}
-
-/** May one more task start? Live tasks under the limit and a free kernel stack. */
-function taskFits(tasks: Task[], maxTasks: number, freeStacks: number): boolean {
-  let live = 0;
-  for (const t of tasks) if (t.state !== 'dead') live++;
-  return live < maxTasks && freeStacks > 0;
 }
