@@ -204,6 +204,13 @@ describe('hostile guests: tasks and descriptors', () => {
     expect(o.rssGrowth).toBeLessThan(192 * MiB);
   });
 
+  it('a thread bomb gets EAGAIN at the default 128 tasks; exit_group ends the spinning threads', () => {
+    const o = attack(['thread-bomb']);
+    expect(o.stdout).toBe(['threads = 127', 'then clone(CLONE_THREAD) = -EAGAIN (-11)', ''].join('\n'));
+    expect(o.status).toBe(0);
+    expect(o.rssGrowth).toBeLessThan(64 * MiB); // threads share one emulator instance
+  });
+
   it('descriptors: EMFILE at RLIMIT_NOFILE, EINVAL for F_DUPFD past it, EBADF for dup2 past it, O(1) reuse', () => {
     const o = attack(['fds', '20000']);
     expect(o.stdout).toBe(
