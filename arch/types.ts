@@ -173,6 +173,11 @@ export interface Arch {
   archSyscall(name: string, engine: Engine, args: bigint[], mem: GuestMemoryAccess): bigint | undefined;
   /** Translate a generic Linux errno to this target's user ABI numbering (sparc differs). */
   userErrno(linuxErrno: number): number;
+  /**
+   * A getrlimit/prlimit64 resource number in this target's numbering, as the generic one
+   * (sparc swaps RLIMIT_NOFILE and RLIMIT_NPROC); absent when the target uses asm-generic's.
+   */
+  rlimitResource?(resource: number): number;
   /** clone(): argument order differs between targets. */
   cloneArgs(args: bigint[]): { flags: bigint; stack: bigint; parentTid: bigint; childTid: bigint; tls: bigint };
   /**

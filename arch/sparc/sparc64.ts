@@ -56,6 +56,7 @@ import { SyscallTable } from '../syscall-table.js';
 import { UC_SPARC_REG as R } from './ucregs.js';
 import { SYSCALLS_SPARC64 } from './syscalls-sparc64.js';
 import { sparcErrno } from './errno.js';
+import { sparcRlimitResource } from './resource.js';
 import * as isa from './isa.js';
 import { RegisterWindows, type WindowMemory } from './windows.js';
 
@@ -715,6 +716,7 @@ export const sparc64: Arch = {
   setThreadPointer: (e, tls) => e.regWrite(R.G7, tls),
   archSyscall: () => undefined,
   userErrno: sparcErrno,
+  rlimitResource: sparcRlimitResource,
   // sparc_clone: (flags, newsp, parent_tid, tls, child_tid), like CLONE_BACKWARDS.
   cloneArgs: (a) => ({ flags: a[0]!, stack: a[1]!, parentTid: a[2]!, tls: a[3]!, childTid: a[4]! }),
   setupCloneChild(e, childStack, parentTid) {

@@ -22,6 +22,7 @@ import { DefinitionError, defineEvents } from './probes.js';
 import { LineSink, definitionErrorText, errorLine, useColour } from './terminal.js';
 import { progressLine } from './progress.js';
 import { writeAll } from '../host-io.js';
+import { DEFAULT_LIMITS, LIMIT_RANGE, parseSize } from '../kernel/limits.js';
 
 /** STB_LOCAL: kallsyms prints such functions with a lower-case `t`. */
 const STB_LOCAL = 0;
@@ -48,6 +49,14 @@ function intOption(name: string, min: number, max: number) {
   };
 }
 
+function sizeOption(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = parseSize(v);
+    if (n === undefined || n < min || n > max) throw new InvalidArgumentError(`${name} must be a size from ${min >> 20}M to ${max / 2 ** 30}G (bytes, or with a K, M or G suffix)`);
+    return n;
+  };
+}
+
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
@@ -61,6 +70,9 @@ interface RunOpts {
   seed: number;
   cpus: number;
   maxInsns: number;
+  maxMemory: number;
+  maxTasks: number;
+  maxFiles: number;
   strace?: boolean;
 }
 
@@ -97,6 +109,9 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
     seed: o.seed,
     cpus: o.cpus,
     maxInsns: o.maxInsns,
+    maxMemory: o.maxMemory,
+    maxTasks: o.maxTasks,
+    maxFiles: o.maxFiles,
     strace: o.strace ? (line) => process.stderr.write(`${line}\n`) : undefined,
     onQuantum: progress?.tick,
     // Whatever else goes to stderr first erases the progress line, so the two never share a line.
@@ -205,6 +220,24 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'scheduler seed: same seed, same interleaving', intOption('--seed', 0, 2 ** 32 - 1), 1)
     .option('--cpus <n>', 'number of vCPUs', intOption('--cpus', 1, 64), 1)
     .option('--max-insns <n>', 'stop a guest after about N instructions (exit status 124)', intOption('--max-insns', 1, Number.MAX_SAFE_INTEGER), 2_000_000_000)
+    .option(
+      '--max-memory <size>',
+      'guest memory limit: anonymous memory, brk, private copies and page cache (K/M/G suffixes); past it mmap fails with ENOMEM, brk keeps the old break, a copy-on-write fault is an OOM kill',
+      sizeOption('--max-memory', LIMIT_RANGE.maxMemory[0], LIMIT_RANGE.maxMemory[1]),
+      DEFAULT_LIMITS.maxMemory,
+    )
+    .option(
+      '--max-tasks <n>',
+      'live threads and processes (like RLIMIT_NPROC); past it fork/clone fail with EAGAIN',
+      intOption('--max-tasks', LIMIT_RANGE.maxTasks[0], LIMIT_RANGE.maxTasks[1]),
+      DEFAULT_LIMITS.maxTasks,
+    )
+    .option(
+      '--max-files <n>',
+      'open descriptors per process (RLIMIT_NOFILE); past it open/dup fail with EMFILE',
+      intOption('--max-files', LIMIT_RANGE.maxFiles[0], LIMIT_RANGE.maxFiles[1]),
+      DEFAULT_LIMITS.maxFiles,
+    )
     .option('--strace', 'print each system call the guest makes to stderr')
     .addHelpText(
       'after',

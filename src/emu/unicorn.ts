@@ -274,6 +274,10 @@ export class HostMemory {
   static alloc(size: number, counted = true): HostMemory {
     const l = load();
     if (!(size > 0)) throw new UniprobeError('INTERNAL', `HostMemory.alloc: bad size ${size}`);
+    // A view over more than this aborts node inside koffi/V8 (measured: 8 GiB ends the process
+    // with a napi FATAL ERROR), so no size past it ever reaches mmap. Guest-driven sizes are
+    // refused long before, by the machine's memory limit (src/mm/charge.ts).
+    if (size > HostMemory.MAX) throw new UniprobeError('MM', `host allocation of ${size} bytes refused (more than ${HostMemory.MAX})`);
     const PROT_RW = 3;
     const MAP_PRIVATE_ANON = 0x22;
     const p = l.mmap(null, size, PROT_RW, MAP_PRIVATE_ANON, -1, 0);
@@ -284,6 +288,9 @@ export class HostMemory {
 
   /** Count of live allocations: tests use it to prove nothing leaks. */
   static live = 0;
+
+  /** The largest single allocation (4 GiB − 4 KiB, page aligned below V8's 4 GiB view limit). */
+  static readonly MAX = 2 ** 32 - 4096;
 
   get isFreed(): boolean {
     return this.freed;

@@ -88,7 +88,7 @@ export function loadElf(
         shared: false,
         file: { inode, pgoff: Number(p.offset / ps) },
       });
-      if (r < 0n) throw new UniprobeError('ELF', `${elf.file}: cannot map segment ${p.index} (${r})`);
+      if (r < 0n) throw new UniprobeError('ELF', `${elf.file}: cannot map segment ${p.index} (${mapError(r)})`, { errno: Number(-r) });
       // padzero(): the rest of the last file page belongs to .bss and must read as zero.
       const tail = Number(fileMapEnd - fileEnd);
       if (p.memsz > p.filesz && tail > 0) mm.write(fileEnd, new Uint8Array(tail), true);
@@ -97,7 +97,7 @@ export function loadElf(
     const anonEnd = ((memEnd + ps - 1n) / ps) * ps;
     if (anonEnd > anonStart) {
       const r = mm.mmap({ addr: anonStart, len: anonEnd - anonStart, prot, fixed: true, shared: false, name: '' });
-      if (r < 0n) throw new UniprobeError('ELF', `${elf.file}: cannot map .bss of segment ${p.index}`);
+      if (r < 0n) throw new UniprobeError('ELF', `${elf.file}: cannot map .bss of segment ${p.index} (${mapError(r)})`, { errno: Number(-r) });
     }
     if (anonEnd > maxEnd) maxEnd = anonEnd;
   }
@@ -108,7 +108,7 @@ export function loadElf(
   const stackTop = arch.layout.stackTop;
   const stackBottom = stackTop - BigInt(arch.layout.stackMax);
   const r = mm.mmap({ addr: stackBottom, len: stackTop - stackBottom, prot: PROT.READ | PROT.WRITE, fixed: true, shared: false, name: '[stack]', flags: { growsDown: true } });
-  if (r < 0n) throw new UniprobeError('MM', `cannot map the stack at 0x${stackBottom.toString(16)}`);
+  if (r < 0n) throw new UniprobeError('MM', `cannot map the stack at 0x${stackBottom.toString(16)} (${mapError(r)})`, { errno: Number(-r) });
 
   // Strings at the top of the stack.
   const w = BigInt(arch.wordSize);
@@ -169,4 +169,9 @@ export function loadElf(
   sp &= ~0xfn; // 16-byte aligned at entry on every target
   words.forEach((v, i) => mm.writeWord(sp + BigInt(i) * w, v));
   return { entry: elf.entryCode, entryToc: elf.entryToc, sp: sp - BigInt(arch.stackBias), random };
+}
+
+/** execve's error for a failed mapping: ENOMEM names the limit that refused it. */
+function mapError(r: bigint): string {
+  return r === -12n ? 'ENOMEM: over the guest memory limit, see --max-memory' : `error ${r}`;
 }

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostMemory, UC_PROT } from '../emu/unicorn.js';
 import { UniprobeError } from '../errors.js';
+import { KERNEL_STACKS } from './limits.js';
 import { PACKAGE_ROOT } from '../package-root.js';
 import { PT_LOAD, readElfFileSync, type ElfFile, type ElfSymbol } from '../elf/index.js';
 import type { Arch } from '../../arch/types.js';
@@ -48,7 +49,7 @@ export const KSYS: Readonly<Record<string, number>> = {
 export const KERNEL_STACK_SIZE = 16 * 1024;
 /** 256 KiB: below sparc64's first user page even at the image's low alias (see layouts). */
 const INSN_AREA_SIZE = 256 * 1024;
-export const KERNEL_STACKS = 256;
+export { KERNEL_STACKS };
 
 export function defaultKernelImagePath(target: string): string {
   return join(PACKAGE_ROOT, 'fixtures', 'kernel', target, 'vmlinux');
@@ -147,6 +148,11 @@ export class KernelImage {
       { addr: this.stackArenaBase, mem: this.stackArena, perms: UC_PROT.READ | UC_PROT.WRITE },
       { addr: this.insnAreaBase, mem: this.insnArea, perms: UC_PROT.ALL },
     ];
+  }
+
+  /** Kernel stacks still free: clone refuses (EAGAIN) rather than run out. */
+  get freeStackCount(): number {
+    return this.freeStacks.length;
   }
 
   allocStack(): { index: number; top: bigint } {

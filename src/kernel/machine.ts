@@ -12,7 +12,7 @@
  */
 import { formatSyscallCall, formatSyscallResult, syscallReturns } from './strace.js';
 import { writeAll } from '../host-io.js';
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { UniprobeError } from '../errors.js';
 import { UC_ERR, UC_HOOK, type Engine } from '../emu/unicorn.js';
 import { readElfFileSync, readFileBytesSync } from '../elf/index.js';
@@ -29,9 +29,12 @@ import { HC, KERNEL_STACK_SIZE, KSYS, KernelImage } from './kernel-image.js';
 import { Rng } from './rng.js';
 import { handlers, normaliseSyscall, type SyscallHost, type SyscallResult } from './syscalls.js';
 import { Process, Task, type CloneStart } from './task.js';
+import { MemCharge } from '../mm/charge.js';
+import { checkInt, resolveLimits, taskFits, type Limits } from './limits.js';
 import { SyncWorld, type ExecContext, type GuestWork, type Kthread } from '../sync/index.js';
 
-export interface MachineOptions {
+/** Guest resource limits (maxMemory, maxTasks, maxFiles) are documented in src/kernel/limits.ts. */
+export interface MachineOptions extends Partial<Limits> {
   target: Target;
   /** Number of vCPUs (default 1). */
   cpus?: number;
@@ -176,6 +179,10 @@ export class Machine {
   /** Mapping system calls that had to sleep because a kernel thread held mmap_lock. */
   mappingSleeps = 0;
   private closed = false;
+  /** The guest's resource limits, after validation. */
+  readonly limits: Limits;
+  /** Guest memory charged against limits.maxMemory (used, peak, refusals). */
+  readonly memory: MemCharge;
 
   constructor(opts: MachineOptions) {
     const arch = archFor(opts.target);
@@ -184,6 +191,12 @@ export class Machine {
     this.target = opts.target;
     // `?? default`, not spread: an explicit `undefined` option must not erase the default.
     this.opts = { ...opts, maxInsns: opts.maxInsns ?? 2e9, quantum: opts.quantum ?? 20000 };
+    // Checked here, as USAGE errors: a NaN or 0 would otherwise surface later as a raw RangeError.
+    checkInt('maxInsns', this.opts.maxInsns, 1, Number.MAX_SAFE_INTEGER);
+    checkInt('quantum', this.opts.quantum, 1, 1e9);
+    if (opts.seed !== undefined) checkInt('seed', opts.seed, 0, Number.MAX_SAFE_INTEGER);
+    this.limits = resolveLimits(opts);
+    this.memory = new MemCharge(this.limits.maxMemory);
     const ncpu = opts.cpus ?? 1;
     if (!Number.isInteger(ncpu) || ncpu < 1 || ncpu > 64) throw new UniprobeError('USAGE', `--cpus must be between 1 and 64, not ${ncpu}`);
     this.cpus = Array.from({ length: ncpu }, (_, i) => new Vcpu(i));
@@ -209,8 +222,13 @@ export class Machine {
   inodeFor(realPath: string, contents?: Uint8Array): Inode {
     let ino = this.inodes.get(realPath);
     if (!ino) {
+      // A file the guest opens is read whole into the page cache: check its size against the
+      // memory limit before reading it into host memory at all.
+      if (!contents && statSync(realPath).size > this.limits.maxMemory - this.memory.used) {
+        throw new UniprobeError('MM', `${realPath}: larger than the guest memory left`, { errno: E.ENOMEM });
+      }
       const bytes = contents ?? readElfBytes(realPath);
-      ino = new Inode(realPath, bytes, this.arch.layout.pageSize);
+      ino = new Inode(realPath, bytes, this.arch.layout.pageSize, this.memory);
       this.inodes.set(realPath, ino);
     }
     return ino;
@@ -218,6 +236,7 @@ export class Machine {
 
   private newMm(): Mm {
     const mm = new Mm(this.arch, this.kernel.mappings());
+    mm.charge = this.memory;
     this.attachMm(mm);
     return mm;
   }
@@ -238,6 +257,7 @@ export class Machine {
 
   /** Load a static ELF program into a new process (the first one becomes init, pid 1). */
   spawn(path: string, argv: string[] = [path], envp: string[] = []): Process {
+    if (this.closed) throw new UniprobeError('USAGE', 'machine is closed');
     const elf = readElfFileSync(path);
     if (elf.target !== this.target) {
       throw new UniprobeError('ELF', `${path}: an ELF for ${elf.target}, but the machine is ${this.target}`);
@@ -248,7 +268,7 @@ export class Machine {
     const inode = this.inodeFor(real, elf.bytes);
     const mm = this.newMm();
     try {
-      const proc = new Process(this.nextPid++, mm, real);
+      const proc = new Process(this.nextPid++, mm, real, this.limits.maxFiles);
       proc.comm = (path.split('/').pop() ?? path).slice(0, 15);
       const task = this.newTask(proc);
       proc.fds.set(0, { kind: 'stdio', hostFd: 0 });
@@ -387,7 +407,7 @@ export class Machine {
     if (pc === undefined || !this.kernel.isText(pc)) throw new UniprobeError('KERNEL', `${name}: not a function of the guest kernel`);
     this.reapMms();
     if (!this.kernelCallProc || this.kernelCallProc.zombie) {
-      this.kernelCallProc = new Process(this.nextPid++, this.newMm(), '[kernel]');
+      this.kernelCallProc = new Process(this.nextPid++, this.newMm(), '[kernel]', this.limits.maxFiles);
     }
     const proc = this.kernelCallProc;
     proc.comm = (opts.comm ?? 'kcall').slice(0, 15);
@@ -634,6 +654,7 @@ export class Machine {
       const r = this.hostSyscall(task, name, args);
       this.completeHypercall(task, r);
       mm.settle();
+      if (mm.oom) this.oomKill(mm);
     } finally {
       this.mappingContext = undefined;
       release();
@@ -753,6 +774,7 @@ export class Machine {
         throw e;
       }
       const cowResolved = mm.settle();
+      if (mm.oom) this.oomKill(mm);
       const deferred = this.deferred;
       this.deferred = undefined;
       if (deferred && task.state !== 'dead' && !this.mappingSyscall(deferred.task, deferred.name, deferred.args)) {
@@ -1075,6 +1097,7 @@ export class Machine {
       if (sink) sink(bytes);
       else writeAll(fd, bytes);
     },
+    limits: this.limits,
     mayOpen: (p) => this.allowed.has(p),
     inodeFor: (p) => this.inodeFor(p),
     clone: (task, flags, stack, ptid, ctid, tls) => this.clone(task, flags, stack, ptid, ctid, tls),
@@ -1089,6 +1112,8 @@ export class Machine {
     const parent = task.process;
     const e = task.mm.engine;
     if (!task.userRegs) return err(E.EINVAL);
+    // RLIMIT_NPROC (copy_process: EAGAIN), and the kernel stacks the arena holds.
+    if (!taskFits(this.tasks, this.limits.maxTasks, this.kernel.freeStackCount)) return err(E.EAGAIN);
     const start: CloneStart = {
       full: this.arch.snapshot(e),
       user: task.userRegs,
@@ -1103,7 +1128,7 @@ export class Machine {
       if (flags & CLONE.THREAD) {
         proc = parent;
       } else {
-        proc = new Process(this.nextPid++, parent.mm, parent.exePath);
+        proc = new Process(this.nextPid++, parent.mm, parent.exePath, parent.fds.limit);
         proc.parent = parent;
         parent.children.add(proc);
         this.processes.push(proc);
@@ -1116,7 +1141,7 @@ export class Machine {
     } else {
       const mm = task.mm.fork();
       this.attachMm(mm);
-      proc = new Process(this.nextPid++, mm, parent.exePath);
+      proc = new Process(this.nextPid++, mm, parent.exePath, parent.fds.limit);
       proc.comm = parent.comm;
       proc.parent = parent;
       parent.children.add(proc);
@@ -1246,6 +1271,19 @@ export class Machine {
         this.mms.delete(mm);
         this.loaded.delete(mm);
         mm.destroy();
+      }
+    }
+  }
+
+  /**
+   * A guest store needed a copy-on-write copy the memory limit refused: as the OOM killer would,
+   * SIGKILL every process using the mm (its tasks never resume after the failed store).
+   */
+  private oomKill(mm: Mm): void {
+    mm.oom = false;
+    for (const p of this.processes) {
+      if (p.mm === mm && !p.zombie) {
+        this.killProcess(p, SIG.SIGKILL, `Out of memory: Killed process ${p.pid} (${p.comm}): ${mm.oomReason}`);
       }
     }
   }

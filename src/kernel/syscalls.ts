@@ -6,11 +6,14 @@
  * Errors are generic Linux errno values; the arch converts them for the user ABI on return.
  */
 import { readSync, realpathSync, statSync } from 'node:fs';
+import { UniprobeError } from '../errors.js';
 import type { Arch } from '../../arch/types.js';
 import { MmFault, type Mm } from '../mm/mm.js';
 import { PROT } from '../mm/vma.js';
 import { E, err } from './errno.js';
 import type { OpenFile, Process, Task } from './task.js';
+import { MAX_RW_COUNT, type Limits } from './limits.js';
+import { RW_CHUNK, writeStreamed } from './rw.js';
 
 /** What a handler may ask of the scheduler instead of returning a value. */
 export type SyscallDirective =
@@ -24,6 +27,7 @@ export type SyscallResult = bigint | SyscallDirective;
 export interface SyscallHost {
   readonly arch: Arch;
   readonly rng: { bytes(n: number): Uint8Array };
+  readonly limits: Limits;
   write(hostFd: 1 | 2, bytes: Uint8Array): void;
   /** Host files the guest may open (realpaths). */
   mayOpen(realPath: string): boolean;
@@ -51,7 +55,7 @@ const RLIM_INFINITY = -1n;
 const RLIMIT_STACK = 3;
 const RLIMIT_NOFILE = 7;
 const IOV_MAX = 1024;
-const MAX_RW = 0x7ffff000; // MAX_RW_COUNT
+const MAX_RW = MAX_RW_COUNT;
 
 const s32 = (v: bigint): number => Number(BigInt.asIntN(32, v));
 
@@ -122,7 +126,7 @@ function readBytes(ctx: SyscallCtx, fd: number, len: number): Uint8Array | bigin
   if (!f) return err(E.EBADF);
   if (f.kind === 'stdio') {
     if (f.hostFd !== 0) return err(E.EBADF);
-    const buf = Buffer.alloc(Math.min(len, 1 << 16));
+    const buf = Buffer.alloc(Math.min(len, RW_CHUNK));
     try {
       const n = readSync(0, buf, 0, buf.length, null);
       return new Uint8Array(buf.subarray(0, n));
@@ -138,14 +142,34 @@ function readIovecs(ctx: SyscallCtx, iov: bigint, cnt: number): Array<{ base: bi
   const w = ctx.host.arch.wordSize;
   const out: Array<{ base: bigint; len: number }> = [];
   const mm = mmOf(ctx);
+  let total = 0;
+  let bad = false;
+  let fault = false;
   const r = user(() => {
     for (let i = 0; i < cnt; i++) {
       const base = mm.readWord(iov + BigInt(i * 2 * w));
-      const len = mm.readWord(iov + BigInt(i * 2 * w + w));
-      out.push({ base, len: Number(len > BigInt(MAX_RW) ? BigInt(MAX_RW) : len) });
+      const len = BigInt.asIntN(w * 8, mm.readWord(iov + BigInt(i * 2 * w + w)));
+      // iovec_from_user/import_iovec: a negative (ssize_t) length is EINVAL; past MAX_RW_COUNT
+      // in total the rest of the vector is truncated, so one call never moves more than that.
+      if (len < 0n) bad = true;
+      else if (!accessOk(ctx, base, len)) fault = true;
+      const n = Math.min(Number(len < 0n ? 0n : len > BigInt(MAX_RW) ? BigInt(MAX_RW) : len), MAX_RW - total);
+      total += n;
+      out.push({ base, len: n });
     }
   });
-  return typeof r === 'bigint' ? r : out;
+  if (typeof r === 'bigint') return r;
+  return bad ? err(E.EINVAL) : fault ? err(E.EFAULT) : out;
+}
+
+/**
+ * access_ok(addr, len): the range lies in user space. vfs_read/vfs_write and the iovec import
+ * check it before anything else touches the buffer, so a count of -1 is -EFAULT, not a 2 GiB
+ * transfer; within it, the count is then capped at MAX_RW_COUNT.
+ */
+function accessOk(ctx: SyscallCtx, addr: bigint, len: bigint): boolean {
+  const top = ctx.host.arch.layout.taskSize;
+  return len <= top && addr <= top - len;
 }
 
 type Handler = (ctx: SyscallCtx, a: bigint[]) => SyscallResult;
@@ -154,22 +178,21 @@ export const handlers: Record<string, Handler> = {
   write(ctx, [fd, buf, count]) {
     const bad = writableFd(ctx, s32(fd!));
     if (bad !== undefined) return bad;
+    if (!accessOk(ctx, buf!, count!)) return err(E.EFAULT);
     const n = Number(count! > BigInt(MAX_RW) ? BigInt(MAX_RW) : count!);
-    const bytes = user(() => mmOf(ctx).read(buf!, n));
-    if (typeof bytes === 'bigint') return bytes;
-    return doWrite(ctx, s32(fd!), bytes);
+    return writeStreamed(mmOf(ctx), [{ base: buf!, len: n }], (b) => doWrite(ctx, s32(fd!), b));
   },
   writev(ctx, [fd, iov, cnt]) {
     const bad = writableFd(ctx, s32(fd!));
     if (bad !== undefined) return bad;
     const v = readIovecs(ctx, iov!, s32(cnt!));
     if (typeof v === 'bigint') return v;
-    const parts = user(() => v.map((x) => mmOf(ctx).read(x.base, x.len)));
-    if (typeof parts === 'bigint') return parts;
-    const all = Buffer.concat(parts);
-    return doWrite(ctx, s32(fd!), new Uint8Array(all));
+    return writeStreamed(mmOf(ctx), v, (b) => doWrite(ctx, s32(fd!), b));
   },
   read(ctx, [fd, buf, count]) {
+    const bad = readableFd(ctx, s32(fd!));
+    if (bad !== undefined) return bad;
+    if (!accessOk(ctx, buf!, count!)) return err(E.EFAULT);
     const n = Number(count! > BigInt(MAX_RW) ? BigInt(MAX_RW) : count!);
     return doRead(ctx, s32(fd!), n, (data) => {
       const r = user(() => mmOf(ctx).write(buf!, data));
@@ -212,10 +235,16 @@ export const handlers: Record<string, Handler> = {
       return err(E.EACCES);
     }
     const p = ctx.task.process;
-    let fd = 0;
-    while (p.fds.has(fd)) fd++;
-    p.fds.set(fd, { kind: 'file', inode: ctx.host.inodeFor(real), pos: 0, flags: Number(flags!) });
-    return BigInt(fd);
+    if (p.fds.lowestFree() < 0) return err(E.EMFILE);
+    let inode;
+    try {
+      inode = ctx.host.inodeFor(real);
+    } catch (e) {
+      // The page cache for it would pass the guest memory limit (Inode's check).
+      if (e instanceof UniprobeError && e.errno === E.ENOMEM) return err(E.ENOMEM);
+      throw e;
+    }
+    return BigInt(p.fds.install({ kind: 'file', inode, pos: 0, flags: Number(flags!) }));
   },
   close(ctx, [fd]) {
     return ctx.task.process.fds.delete(s32(fd!)) ? 0n : err(E.EBADF);
@@ -282,7 +311,7 @@ export const handlers: Record<string, Handler> = {
   prlimit64(ctx, [pid, resource, _newp, oldp]) {
     if (pid !== 0n && Number(pid) !== ctx.task.process.pid) return err(E.ESRCH);
     if (oldp !== 0n) {
-      const cur = rlimit(Number(resource!));
+      const cur = rlimit(ctx, Number(resource!));
       const r = user(() => writeWords(mmOf(ctx), oldp!, [cur, cur], 8));
       if (typeof r === 'bigint') return r;
     }
@@ -293,7 +322,9 @@ export const handlers: Record<string, Handler> = {
   readlink: (ctx, [path, buf, size]) => readlinkSelf(ctx, path!, buf!, size!),
   readlinkat: (ctx, [_dfd, path, buf, size]) => readlinkSelf(ctx, path!, buf!, size!),
   getrandom(ctx, [buf, len]) {
-    const n = Number(len! > 1n << 25n ? 1n << 25n : len!);
+    // At most 33554431 bytes per call from the urandom source (getrandom(2), as Linux caps it).
+    const cap = (1n << 25n) - 1n;
+    const n = Number(len! > cap ? cap : len!);
     const r = user(() => mmOf(ctx).write(buf!, ctx.host.rng.bytes(n)));
     return typeof r === 'bigint' ? r : BigInt(n);
   },
@@ -366,21 +397,21 @@ const F_GETFL = 3;
 const F_SETFL = 4;
 const F_DUPFD_CLOEXEC = 1030;
 
+/** dup / F_DUPFD: the lowest free descriptor ≥ min (alloc_fd), EMFILE when none is left. */
 function dupFd(ctx: SyscallCtx, fd: number, min: number): bigint {
   const p = ctx.task.process;
   const f = p.fds.get(fd);
   if (!f) return err(E.EBADF);
-  let n = Math.max(0, min);
-  while (p.fds.has(n)) n++;
-  p.fds.set(n, f);
-  return BigInt(n);
+  const n = p.fds.install(f, min);
+  return n < 0 ? err(E.EMFILE) : BigInt(n);
 }
 
 function dup2(ctx: SyscallCtx, fd: number, to: number): bigint {
   const p = ctx.task.process;
   const f = p.fds.get(fd);
   if (!f) return err(E.EBADF);
-  if (to < 0 || to >= 1024) return err(E.EBADF);
+  // ksys_dup3: newfd at or past RLIMIT_NOFILE is EBADF.
+  if (to < 0 || to >= p.fds.limit) return err(E.EBADF);
   p.fds.set(to, f);
   return BigInt(to);
 }
@@ -392,6 +423,8 @@ function doFcntl(ctx: SyscallCtx, fd: number, cmd: number, arg: bigint): bigint 
   switch (cmd) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC:
+      // f_dupfd: an unsigned long at or past RLIMIT_NOFILE is EINVAL (2^62 included).
+      if (BigInt.asUintN(ctx.host.arch.wordSize * 8, arg) >= BigInt(ctx.task.process.fds.limit)) return err(E.EINVAL);
       return dupFd(ctx, fd, Number(arg));
     case F_GETFD:
     case F_SETFD:
@@ -405,15 +438,23 @@ function doFcntl(ctx: SyscallCtx, fd: number, cmd: number, arg: bigint): bigint 
   }
 }
 
-function rlimit(resource: number): bigint {
+const RLIMIT_NPROC_GENERIC = 6; // asm-generic numbering: x86 and ppc
+const RLIMIT_AS_GENERIC = 9;
+
+/** What getrlimit reports: the limits the machine enforces (nproc, nofile, address space). */
+function rlimit(ctx: SyscallCtx, resource: number): bigint {
+  const l = ctx.host.limits;
   if (resource === RLIMIT_STACK) return 8n << 20n;
-  if (resource === RLIMIT_NOFILE) return 1024n;
+  const map = ctx.host.arch.rlimitResource?.(resource) ?? resource;
+  if (map === RLIMIT_NOFILE) return BigInt(l.maxFiles);
+  if (map === RLIMIT_NPROC_GENERIC) return BigInt(l.maxTasks);
+  if (map === RLIMIT_AS_GENERIC) return BigInt(l.maxMemory);
   return RLIM_INFINITY;
 }
 
 function getrlimitWords(ctx: SyscallCtx, resource: number, rl: bigint): bigint {
   const w = ctx.host.arch.wordSize;
-  const v = BigInt.asUintN(w * 8, rlimit(resource));
+  const v = BigInt.asUintN(w * 8, rlimit(ctx, resource));
   const r = user(() => writeWords(mmOf(ctx), rl, [v, v], w));
   return typeof r === 'bigint' ? r : 0n;
 }

@@ -5,6 +5,7 @@ import type { RegSnapshot } from '../../arch/types.js';
 import type { Mm } from '../mm/mm.js';
 import type { Inode } from '../mm/inode.js';
 import { newContext, type ExecContext } from '../sync/context.js';
+import { DEFAULT_NOFILE, FdTable } from './fdtable.js';
 
 export type TaskState = 'runnable' | 'blocked' | 'dead';
 
@@ -95,7 +96,7 @@ export class Process {
   readonly children = new Set<Process>();
   mm: Mm;
   readonly tasks: Task[] = [];
-  readonly fds = new Map<number, OpenFile>();
+  readonly fds: FdTable;
   /** comm: the executable's basename, at most 15 characters (TASK_COMM_LEN − 1). */
   comm: string;
   exePath: string;
@@ -106,8 +107,10 @@ export class Process {
   /** Reaped by wait4 (or auto-reaped). */
   reaped = false;
 
-  constructor(pid: number, mm: Mm, exePath: string) {
+  /** `nofile`: RLIMIT_NOFILE for its descriptor table. */
+  constructor(pid: number, mm: Mm, exePath: string, nofile = DEFAULT_NOFILE) {
     this.pid = pid;
+    this.fds = new FdTable(nofile);
     this.mm = mm;
     this.exePath = exePath;
     this.comm = (exePath.split('/').pop() ?? exePath).slice(0, 15);

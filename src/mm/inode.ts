@@ -9,7 +9,9 @@
  * The inode also keeps its reverse map (Linux's `mapping->i_mmap`): the VMAs of every mm that map
  * it, which uprobe registration walks.
  */
-import { HostBlock, PageFrame } from './page.js';
+import { UniprobeError } from '../errors.js';
+import type { MemCharge } from './charge.js';
+import { HostBlock, PageFrame, chargeBlock } from './page.js';
 import type { Vma } from './vma.js';
 
 let nextIno = 1;
@@ -25,12 +27,21 @@ export class Inode {
   /** i_mmap: every VMA (in any mm) mapping this inode. */
   readonly mappings = new Set<Vma>();
 
-  constructor(path: string, contents: Uint8Array, pageSize: number) {
+  /** `charge`: the machine's guest memory (the page cache counts); over it, a MM error with ENOMEM. */
+  constructor(path: string, contents: Uint8Array, pageSize: number, charge?: MemCharge) {
     this.path = path;
     this.size = contents.length;
     this.pageSize = pageSize;
     const pages = Math.max(1, Math.ceil(contents.length / pageSize));
-    this.block = new HostBlock(pages * pageSize, 'cache');
+    if (!chargeBlock(charge, pages * pageSize)) {
+      throw new UniprobeError('MM', `${path}: ${pages * pageSize} bytes of page cache exceed the guest memory limit`, { errno: 12 });
+    }
+    try {
+      this.block = new HostBlock(pages * pageSize, 'cache', charge);
+    } catch (e) {
+      charge?.uncharge(pages * pageSize);
+      throw e;
+    }
     this.block.mem.bytes.set(contents);
     this.frames = Array.from({ length: pages }, (_, i) => new PageFrame(this.block!, i * pageSize));
   }
@@ -53,6 +64,6 @@ export class Inode {
 
   /** Drop the page cache (machine shutdown). */
   release(): void {
-    this.block?.mem.free();
+    this.block?.free();
   }
 }

@@ -25,6 +25,10 @@ import { Engine, HostMemory, UC_HOOK, UC_PROT } from '../emu/unicorn.js';
 import { UniprobeError } from '../errors.js';
 import type { Arch, GuestMemoryAccess } from '../../arch/types.js';
 import { PageFrame, allocAnonFrames } from './page.js';
+import type { MemCharge } from './charge.js';
+import { COLLAPSE_AT, MAX_ENGINE_REGIONS, RegionMap } from './regions.js';
+import { GuestWords } from './words.js';
+import { MmFault, MmOom } from './fault.js';
 import { Inode } from './inode.js';
 import { PROT, Vma, type VmaFlags } from './vma.js';
 
@@ -39,14 +43,7 @@ interface Pte {
   cow: boolean;
 }
 
-/** A guest memory access the mm could not satisfy (the syscall layer turns it into -EFAULT). */
-export class MmFault extends UniprobeError {
-  readonly addr: bigint;
-  constructor(addr: bigint, what: string) {
-    super('MM', `${what} at 0x${addr.toString(16)}`);
-    this.addr = addr;
-  }
-}
+export { MmFault, MmOom } from './fault.js';
 
 export const ENOMEM = 12;
 export const EINVAL = 22;
@@ -76,7 +73,7 @@ export interface MmInvalidateHook {
   release?(): void;
 }
 
-export class Mm implements GuestMemoryAccess {
+export class Mm extends GuestWords implements GuestMemoryAccess {
   readonly id = nextMmId++;
   readonly arch: Arch;
   readonly engine: Engine;
@@ -89,6 +86,14 @@ export class Mm implements GuestMemoryAccess {
   brk = 0n;
   /** mm_users: tasks sharing this mm. */
   users = 1;
+  /** Where host memory for this mm's pages is charged (the machine's limit); fork passes it on. */
+  charge: MemCharge | undefined;
+  /** A guest store's copy-on-write copy was refused (settle): the machine OOM-kills the process. */
+  oom = false;
+  /** Why the last copy was refused (the OOM report names it). */
+  oomReason = '';
+  /** The engine's regions (user pages and the few fixed ones), kept under MAX_ENGINE_REGIONS. */
+  readonly regions = new RegionMap();
   /** A guest write to a COW page that ended the run; resolved by settle(). */
   private pendingCow: bigint | undefined;
   /** Host writes waiting for a COW copy that could not be made while the engine ran. */
@@ -105,15 +110,22 @@ export class Mm implements GuestMemoryAccess {
   readonly mapHooks: Array<(vma: Vma) => void> = [];
 
   constructor(arch: Arch, kernel: KernelMapping[]) {
+    super();
     this.arch = arch;
     this.pageSize = arch.layout.pageSize;
     this.pageShift = BigInt(Math.log2(this.pageSize));
     this.kernel = kernel;
     this.engine = openEngine(arch);
     try {
-      for (const k of kernel) this.engine.memMapPtr(k.addr, k.mem.size, k.perms, k.mem);
+      for (const k of kernel) {
+        this.engine.memMapPtr(k.addr, k.mem.size, k.perms, k.mem);
+        this.regions.add(k.addr, k.addr + BigInt(k.mem.size));
+      }
       arch.setupEngine(this.engine, {
-        mapPrivate: (addr, size, exec) => this.engine.memMap(addr, size, exec ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE),
+        mapPrivate: (addr, size, exec) => {
+          this.engine.memMap(addr, size, exec ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE);
+          this.regions.add(addr, addr + BigInt(size));
+        },
       });
       this.engine.hookMemInvalid((type, addr) => this.handleProtFault(type, addr), UC_HOOK.MEM_WRITE_PROT);
     } catch (e) {
@@ -168,6 +180,7 @@ export class Mm implements GuestMemoryAccess {
     const flush = (): void => {
       if (runFrame && runPages > 0) {
         this.engine.memMapPtr(runStart, runPages * this.pageSize, runPerms, runFrame.block.mem, runFrame.offset);
+        this.regions.add(runStart, runStart + BigInt(runPages * this.pageSize));
       }
       runFrame = undefined;
       runPages = 0;
@@ -205,6 +218,7 @@ export class Mm implements GuestMemoryAccess {
       if (present && runStart < 0n) runStart = a;
       if (!present && runStart >= 0n) {
         this.engine.memUnmap(runStart, Number(a - runStart));
+        this.regions.remove(runStart, a);
         runStart = -1n;
       }
     }
@@ -273,18 +287,31 @@ export class Mm implements GuestMemoryAccess {
     const ps = BigInt(this.pageSize);
     if (req.len <= 0n) return -BigInt(EINVAL);
     const len = this.pageAlignUp(req.len);
+    // Larger than the address space: ENOMEM before any arithmetic on page counts.
+    if (len > this.arch.layout.taskSize || len < req.len) return -BigInt(ENOMEM);
+    const pages = Number(len / ps);
+    // The emulator's region budget (regions.ts), refused as Linux refuses past max_map_count.
+    if (!this.regions.hasRoom(4)) return -BigInt(ENOMEM);
+    // Anonymous memory (and file pages past EOF) comes from one zeroed host block, charged to the
+    // machine's memory limit before the host allocation: over the limit, ENOMEM and nothing changed.
+    const filePages = req.file ? Math.max(0, Math.min(pages, req.file.inode.pageCount - req.file.pgoff)) : 0;
+    const anon = pages > filePages ? allocAnonFrames(pages - filePages, this.pageSize, this.charge) : [];
+    if (!anon) return -BigInt(ENOMEM);
+    const giveBack = (): void => {
+      if (anon.length > 0) anon[0]!.block.free();
+    };
     let addr: bigint;
     if (req.fixed) {
-      if (req.addr % ps !== 0n) return -BigInt(EINVAL);
+      if (req.addr % ps !== 0n) return giveBack(), -BigInt(EINVAL);
       addr = req.addr;
-      if (addr + len > this.arch.layout.taskSize || addr + len < addr) return -BigInt(ENOMEM);
+      if (addr + len > this.arch.layout.taskSize || addr + len < addr) return giveBack(), -BigInt(ENOMEM);
       this.munmap(addr, len);
     } else {
       const hint = this.pageAlignDown(req.addr);
       if (hint !== 0n && hint + len <= this.arch.layout.taskSize && !this.overlaps(hint, hint + len)) addr = hint;
       else {
         const found = this.getUnmappedArea(len);
-        if (found === undefined) return -BigInt(ENOMEM);
+        if (found === undefined) return giveBack(), -BigInt(ENOMEM);
         addr = found;
       }
     }
@@ -299,10 +326,6 @@ export class Mm implements GuestMemoryAccess {
       req.name ?? req.file?.inode.path ?? '',
     );
     this.insertVma(vma);
-    const pages = Number(len / ps);
-    // Anonymous memory (and file pages past EOF) comes from one zeroed host block.
-    const filePages = req.file ? Math.max(0, Math.min(pages, req.file.inode.pageCount - req.file.pgoff)) : 0;
-    const anon = pages > filePages ? allocAnonFrames(pages - filePages, this.pageSize) : [];
     for (let i = 0; i < pages; i++) {
       const frame = i < filePages ? req.file!.inode.page(req.file!.pgoff + i)! : anon[i - filePages]!;
       frame.get();
@@ -324,10 +347,13 @@ export class Mm implements GuestMemoryAccess {
     const ps = BigInt(this.pageSize);
     if (start % ps !== 0n || len <= 0n) return -EINVAL;
     const end = this.pageAlignUp(start + len);
+    // A hole in the middle of a region splits it in two (Linux: ENOMEM past max_map_count).
+    if (!this.regions.hasRoom(1)) return -ENOMEM;
     const victims = this.vmasIn(start, end);
     if (victims.length === 0) return 0;
     this.invalidateStart(start, end, 'munmap');
-    this.unmapPages(start, end);
+    // Page by page over the VMAs only: the range itself may span the whole address space.
+    for (const v of victims) this.unmapPages(v.start, v.end);
     for (const v of victims) {
       for (let a = v.start; a < v.end; a += ps) {
         const k = this.vpn(a);
@@ -351,6 +377,8 @@ export class Mm implements GuestMemoryAccess {
     const end = this.pageAlignUp(start + len);
     // Linux requires the whole range to be mapped.
     for (let a = start; a < end; a += ps) if (!this.findVma(a)) return -ENOMEM;
+    // Remapping coalesces runs, so only the two edges can add regions.
+    if (!this.regions.hasRoom(2)) return -ENOMEM;
     this.invalidateStart(start, end, 'mprotect');
     for (const v of this.vmasIn(start, end)) v.prot = prot;
     this.unmapPages(start, end);
@@ -378,12 +406,22 @@ export class Mm implements GuestMemoryAccess {
   // --- copy-on-write ----------------------------------------------------------------------------
 
   /** Give this mm a private, writable copy of the page at `vpn` (or reuse a sole anonymous page). */
-  private breakCow(vpnKey: bigint, pte: Pte, vma: Vma): void {
+  private breakCow(vpnKey: bigint, pte: Pte, vma: Vma, force = false): void {
     const a = vpnKey << this.pageShift;
+    const needsCopy = pte.frame.isPageCache || pte.frame.mapcount > 1;
+    // Charged before anything changes; a FOLL_FORCE write (ptrace, uprobes' breakpoints: asked
+    // for by the user, not the guest) is charged but never refused.
+    // The page's own region plus the two pieces of the region it is cut from. Past a few hundred
+    // regions (each change costs time linear in their number) an anonymous VMA is collapsed into
+    // one region instead, which also makes this page private.
+    if (this.regions.count >= COLLAPSE_AT && this.collapse(vma)) return;
+    if (!this.regions.hasRoom(2)) throw new MmOom(a, `copy-on-write copy past the emulator's ${MAX_ENGINE_REGIONS} memory regions`);
+    const fresh = needsCopy ? allocAnonFrames(1, this.pageSize, this.charge, force) : undefined;
+    if (needsCopy && !fresh) throw new MmOom(a, 'copy-on-write copy over the guest memory limit');
     this.invalidateStart(a, a + BigInt(this.pageSize), 'cow');
     this.unmapPages(a, a + BigInt(this.pageSize));
-    if (pte.frame.isPageCache || pte.frame.mapcount > 1) {
-      const [copy] = allocAnonFrames(1, this.pageSize);
+    if (fresh) {
+      const [copy] = fresh;
       copy!.bytes(this.pageSize).set(pte.frame.bytes(this.pageSize));
       copy!.get();
       pte.frame.put();
@@ -393,6 +431,35 @@ export class Mm implements GuestMemoryAccess {
     this.mapPages(a, a + BigInt(this.pageSize));
     if (vma.prot & PROT.EXEC) this.flushText(a, a + BigInt(this.pageSize));
     this.invalidateEnd(a, a + BigInt(this.pageSize), 'cow');
+  }
+
+  /**
+   * Give a private anonymous data VMA one fresh host block holding a copy of every page, so its
+   * pages are one engine region again (copy-on-write copies are one region each). Like
+   * khugepaged, invisible to the guest; shared pages are copied, charged to the memory limit.
+   * False when it does not apply or the copy does not fit.
+   */
+  private collapse(vma: Vma): boolean {
+    if (vma.file || vma.flags.shared || !(vma.prot & PROT.WRITE) || vma.prot & PROT.EXEC) return false;
+    const pages = Number((vma.end - vma.start) >> this.pageShift);
+    const fresh = allocAnonFrames(pages, this.pageSize, this.charge);
+    if (!fresh) return false;
+    this.invalidateStart(vma.start, vma.end, 'cow');
+    this.unmapPages(vma.start, vma.end);
+    for (let i = 0; i < pages; i++) {
+      const pte = this.ptes.get(this.vpn(vma.start) + BigInt(i));
+      if (!pte) continue;
+      const f = fresh[i]!;
+      f.get();
+      f.bytes(this.pageSize).set(pte.frame.bytes(this.pageSize));
+      pte.frame.put();
+      pte.frame = f;
+      pte.cow = false;
+    }
+    if (fresh[0]!.block.liveFrames === 0) fresh[0]!.block.free();
+    this.mapPages(vma.start, vma.end);
+    this.invalidateEnd(vma.start, vma.end, 'cow');
+    return true;
   }
 
   private invalidateStart(start: bigint, end: bigint, why: InvalidateReason): void {
@@ -435,12 +502,26 @@ export class Mm implements GuestMemoryAccess {
       const pte = this.ptes.get(k);
       const vma = this.findVma(a);
       if (pte && vma && pte.cow) {
-        this.breakCow(k, pte, vma);
-        cow = true;
+        try {
+          this.breakCow(k, pte, vma);
+          cow = true;
+        } catch (e) {
+          if (!(e instanceof MmOom)) throw e;
+          this.oom = true; // the store cannot complete: the machine OOM-kills the process
+          this.oomReason = e.message;
+        }
       }
     }
     const writes = this.deferredWrites.splice(0);
-    for (const w of writes) this.write(w.addr, w.bytes, w.force);
+    for (const w of writes) {
+      try {
+        this.write(w.addr, w.bytes, w.force);
+      } catch (e) {
+        if (!(e instanceof MmOom)) throw e;
+        this.oom = true;
+        this.oomReason = e.message;
+      }
+    }
     return cow;
   }
 
@@ -499,7 +580,7 @@ export class Mm implements GuestMemoryAccess {
       if (pte.cow || (force && pte.frame.isPageCache)) {
         if (force && !(vma.prot & PROT.WRITE) && !pte.frame.isPageCache && pte.frame.mapcount === 1) {
           pte.cow = false; // already private: write in place, the page stays mapped read-only
-        } else this.breakCow(k, pte, vma);
+        } else this.breakCow(k, pte, vma, force);
       }
       const off = Number(a & BigInt(this.pageSize - 1));
       const n = Math.min(bytes.length - done, this.pageSize - off);
@@ -511,38 +592,6 @@ export class Mm implements GuestMemoryAccess {
       done += n;
     }
     if (execStart >= 0n) this.flushText(execStart, execEnd);
-  }
-
-  readWord(addr: bigint): bigint {
-    const b = this.read(addr, this.arch.wordSize);
-    const v = new DataView(b.buffer);
-    const le = this.arch.endian === 'little';
-    return this.arch.wordSize === 8 ? v.getBigUint64(0, le) : BigInt(v.getUint32(0, le));
-  }
-
-  writeWord(addr: bigint, value: bigint): void {
-    const b = new Uint8Array(this.arch.wordSize);
-    const v = new DataView(b.buffer);
-    const le = this.arch.endian === 'little';
-    if (this.arch.wordSize === 8) v.setBigUint64(0, BigInt.asUintN(64, value), le);
-    else v.setUint32(0, Number(BigInt.asUintN(32, value)), le);
-    this.write(addr, b);
-  }
-
-  readU32(addr: bigint): number {
-    const b = this.read(addr, 4);
-    return new DataView(b.buffer).getUint32(0, this.arch.endian === 'little');
-  }
-
-  /** A NUL-terminated string of at most `max` bytes. */
-  readCString(addr: bigint, max = 4096): string {
-    const parts: number[] = [];
-    for (let i = 0; i < max; i++) {
-      const c = this.read(addr + BigInt(i), 1)[0]!;
-      if (c === 0) return Buffer.from(parts).toString('utf8');
-      parts.push(c);
-    }
-    throw new MmFault(addr, 'string too long');
   }
 
   /** Is [addr, addr+len) readable by the guest? */
@@ -562,6 +611,7 @@ export class Mm implements GuestMemoryAccess {
   fork(): Mm {
     this.assertQuiescent('fork');
     const child = new Mm(this.arch, this.kernel);
+    child.charge = this.charge;
     try {
       child.brkStart = this.brkStart;
       child.brk = this.brk;
