@@ -14,6 +14,7 @@
 import koffi from 'koffi';
 import { UniprobeError } from '../errors.js';
 import { formatUnicornVersion, UNICORN_INSTALL_HINT, unicornLibraryPath, unicornVersionSupported } from './library.js';
+import { mergeRegisters, TrapRegisterCache, type CachedRegister } from './regcache.js';
 
 export const UC_ARCH = { X86: 4, PPC: 5, SPARC: 6 } as const;
 export const UC_MODE = {
@@ -125,6 +126,9 @@ interface Lib {
   uc_reg_write: (uc: bigint, reg: number, buf: Uint8Array) => number;
   uc_reg_read_batch: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
   uc_reg_write_batch: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
+  /** The same two calls with both arrays passed by pointer (no copy in and out): the trap cache's. */
+  uc_reg_read_batch_p: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
+  uc_reg_write_batch_p: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
   uc_emu_start: (uc: bigint, begin: bigint, until: bigint, timeout: number, count: number) => number;
   uc_emu_stop: (uc: bigint) => number;
   uc_hook_add: (uc: bigint, out: unknown[], type: number, cb: unknown, ud: null, b: bigint, e: bigint, ...v: unknown[]) => number;
@@ -191,6 +195,8 @@ function load(): Lib {
     // below as a BigUint64Array of host addresses inside one scratch buffer.
     uc_reg_read_batch: f(`int uc_reg_read_batch(${p} uc, const int32_t *regs, const uint64_t *vals, int count)`),
     uc_reg_write_batch: f(`int uc_reg_write_batch(${p} uc, const int32_t *regs, const uint64_t *vals, int count)`),
+    uc_reg_read_batch_p: f(`int uc_reg_read_batch(${p} uc, void *regs, void *vals, int count)`),
+    uc_reg_write_batch_p: f(`int uc_reg_write_batch(${p} uc, void *regs, void *vals, int count)`),
     uc_emu_start: f(`int uc_emu_start(${p} uc, uint64_t begin, uint64_t until, uint64_t timeout, size_t count)`),
     uc_emu_stop: f(`int uc_emu_stop(${p} uc)`),
     uc_hook_add: f(`int uc_hook_add(${p} uc, _Out_ size_t *hh, int type, void *callback, void *user_data, uint64_t begin, uint64_t end, ...)`),
@@ -351,6 +357,8 @@ export class Engine {
   private readonly alias: ((addr: bigint) => bigint | undefined) | undefined;
   /** Host memory the engine allocated itself for aliased `memMap`s, freed on close. */
   private readonly owned: HostMemory[] = [];
+  /** Registers served from one batched read per trap hook (cacheTrapRegisters), if any. */
+  private rc: TrapRegisterCache | undefined;
 
   constructor(arch: number, mode: number, opts: EngineOptions = {}) {
     const l = load();
@@ -401,6 +409,8 @@ export class Engine {
     l.uc_close(this.handle);
     this.handle = 0n;
     if (this.batchMem) this.batchMem.free();
+    this.rc?.free();
+    this.rc = undefined;
     for (const m of this.owned.splice(0)) m.free();
     liveEngines--;
   }
@@ -470,12 +480,24 @@ export class Engine {
   // --- registers (little-endian host: Unicorn stores register values in host order) -------------
 
   regRead(reg: number): bigint {
+    const rc = this.rc;
+    if (rc !== undefined && rc.open) {
+      const i = rc.index(reg);
+      if (i >= 0) return rc.read(i);
+      rc.flush();
+    }
     this.scratch.fill(0, 0, 16);
     check('uc_reg_read', load().uc_reg_read(this.h(), reg, this.scratch));
     return this.scratchView.getBigUint64(0, true);
   }
 
   regWrite(reg: number, value: bigint): void {
+    const rc = this.rc;
+    if (rc !== undefined && rc.open) {
+      const i = rc.index(reg);
+      if (i >= 0 && rc.loaded) return rc.write(i, value);
+      rc.invalidate();
+    }
     this.scratchView.setBigUint64(0, BigInt.asUintN(64, value), true);
     this.scratchView.setBigUint64(8, 0n, true);
     check('uc_reg_write', load().uc_reg_write(this.h(), reg, this.scratch));
@@ -483,12 +505,14 @@ export class Engine {
 
   /** Raw register bytes (for registers wider than 64 bits, or the sparc64 CWP/window state). */
   regReadBytes(reg: number, size: number): Uint8Array {
+    if (this.rc?.open) this.rc.flush();
     const buf = new Uint8Array(Math.max(size, 64));
     check('uc_reg_read', load().uc_reg_read(this.h(), reg, buf));
     return buf.slice(0, size);
   }
 
   regWriteBytes(reg: number, bytes: Uint8Array): void {
+    if (this.rc?.open) this.rc.invalidate();
     const buf = new Uint8Array(Math.max(bytes.length, 64));
     buf.set(bytes);
     check('uc_reg_write', load().uc_reg_write(this.h(), reg, buf));
@@ -509,6 +533,11 @@ export class Engine {
 
   regReadBatch(regs: readonly number[]): bigint[] {
     const n = regs.length;
+    const rc = this.rc;
+    if (rc !== undefined && rc.open) {
+      if (regs.every((r) => rc.index(r) >= 0)) return regs.map((r) => rc.read(rc.index(r)));
+      rc.flush();
+    }
     this.ensureBatch(n);
     const ids = this.batchIds!;
     const vals = this.batchVals!;
@@ -524,6 +553,14 @@ export class Engine {
 
   regWriteBatch(regs: readonly number[], values: readonly bigint[]): void {
     const n = regs.length;
+    const rc = this.rc;
+    if (rc !== undefined && rc.open) {
+      if (rc.loaded && regs.every((r) => rc.index(r) >= 0)) {
+        for (let i = 0; i < n; i++) rc.write(rc.index(regs[i]!), values[i]!);
+        return;
+      }
+      rc.invalidate();
+    }
     this.ensureBatch(n);
     const ids = this.batchIds!;
     const vals = this.batchVals!;
@@ -585,20 +622,59 @@ export class Engine {
 
   // --- hooks ------------------------------------------------------------------------------------
 
-  private guard<A extends unknown[], R>(fn: (...a: A) => R, onError: R): (...a: A) => R {
+  /** `trap`: a trap hook (INTR, INSN, INSN_INVALID), which gets the register cache if any. */
+  private guard<A extends unknown[], R>(fn: (...a: A) => R, onError: R, trap = false): (...a: A) => R {
     return (...a: A): R => {
+      const rc = trap ? this.rc : undefined;
+      if (rc !== undefined) rc.begin();
       try {
         return fn(...a);
       } catch (e) {
-        if (this.pendingError === undefined) this.pendingError = e;
-        try {
-          load().uc_emu_stop(this.handle);
-        } catch {
-          /* already stopping */
-        }
+        this.hookFailed(e);
         return onError;
+      } finally {
+        if (rc !== undefined) {
+          try {
+            rc.end();
+          } catch (e) {
+            this.hookFailed(e);
+          }
+        }
       }
     };
+  }
+
+  private hookFailed(e: unknown): void {
+    if (this.pendingError === undefined) this.pendingError = e;
+    try {
+      load().uc_emu_stop(this.handle);
+    } catch {
+      /* already stopping */
+    }
+  }
+
+  /**
+   * Serve `regs` from one batched read per trap hook and write the changed ones back with one
+   * batched write when the hook returns (src/emu/regcache.ts says why that is the same as direct
+   * access). The probe cores ask for this with their arch's hit registers (ProbeArch /
+   * UprobeArch.hitRegisters); a second call adds to the set. Not from inside a hook.
+   */
+  cacheTrapRegisters(regs: readonly CachedRegister[]): void {
+    const old = this.rc;
+    if (old?.open) throw new UniprobeError('INTERNAL', 'cacheTrapRegisters inside a hook');
+    const merged = mergeRegisters(old?.regs ?? [], regs);
+    if (old && merged.length === old.regs.length) return;
+    const l = load();
+    this.rc = new TrapRegisterCache(merged, {
+      readBatch: (ids, ptrs, n) => check('uc_reg_read_batch', l.uc_reg_read_batch_p(this.h(), ids, ptrs, n)),
+      writeBatch: (ids, ptrs, n) => check('uc_reg_write_batch', l.uc_reg_write_batch_p(this.h(), ids, ptrs, n)),
+    });
+    old?.free();
+  }
+
+  /** The trap cache's batched reads and writes so far (tests, benchmarks). */
+  get trapRegisterBatches(): { reads: number; writes: number } {
+    return { reads: this.rc?.reads ?? 0, writes: this.rc?.writes ?? 0 };
   }
 
   private addHook(type: number, proto: unknown, fn: (...a: never[]) => unknown, begin: bigint, end: bigint, extra: unknown[]): number {
@@ -616,12 +692,12 @@ export class Engine {
   }
 
   hookIntr(fn: IntrHook): number {
-    return this.addHook(UC_HOOK.INTR, load().protos.intr, this.guard((_uc: bigint, intno: number) => fn(intno), undefined), 1n, 0n, []);
+    return this.addHook(UC_HOOK.INTR, load().protos.intr, this.guard((_uc: bigint, intno: number) => fn(intno), undefined, true), 1n, 0n, []);
   }
 
   /** UC_HOOK_INSN for an instruction id (x86 syscall/sysenter/cpuid). */
   hookInsn(insnId: number, fn: InsnHook): number {
-    return this.addHook(UC_HOOK.INSN, load().protos.insn, this.guard((_uc: bigint) => fn(), undefined), 1n, 0n, ['int', insnId]);
+    return this.addHook(UC_HOOK.INSN, load().protos.insn, this.guard((_uc: bigint) => fn(), undefined, true), 1n, 0n, ['int', insnId]);
   }
 
   /** UC_HOOK_CODE on [begin, end] (inclusive; begin > end = everywhere). */
@@ -667,7 +743,7 @@ export class Engine {
   }
 
   hookInsnInvalid(fn: InsnInvalidHook): number {
-    return this.addHook(UC_HOOK.INSN_INVALID, load().protos.insnInvalid, this.guard((_uc: bigint) => fn(), false), 1n, 0n, []);
+    return this.addHook(UC_HOOK.INSN_INVALID, load().protos.insnInvalid, this.guard((_uc: bigint) => fn(), false, true), 1n, 0n, []);
   }
 
   hookDel(id: number): void {
@@ -686,6 +762,7 @@ export class Engine {
 
   /** Save the CPU context into a host-side blob (used for ppc64's MSR[HV] fix-up, see arch/ppc). */
   contextSaveBytes(): Uint8Array {
+    if (this.rc?.open) this.rc.flush();
     const l = load();
     const out: unknown[] = [null];
     check('uc_context_alloc', l.uc_context_alloc(this.h(), out));
@@ -700,6 +777,7 @@ export class Engine {
   }
 
   contextRestoreBytes(blob: Uint8Array): void {
+    if (this.rc?.open) this.rc.invalidate();
     const l = load();
     const out: unknown[] = [null];
     check('uc_context_alloc', l.uc_context_alloc(this.h(), out));
