@@ -4,7 +4,7 @@
  * and the IF modifiers (cli/sti/pushf/popf). As in Linux, every IP is computed from the probed
  * instruction's own address, so a call pushes addr + len, never a slot address.
  */
-import type { ProbeCpu } from '../../probes.js';
+import type { HitRegisters, ProbeCpu } from '../../probes.js';
 import { UC_X86_REG as R } from '../ucregs.js';
 import type { X86Insn } from './decode.js';
 import type { EmulateKind } from './tables.js';
@@ -24,6 +24,15 @@ export interface X86RegIds {
 
 export const REGS_64: X86RegIds = { ip: R.RIP, sp: R.RSP, flags: R.RFLAGS, cx: R.RCX, gpr: GPR64, bits: 64 };
 export const REGS_32: X86RegIds = { ip: R.EIP, sp: R.ESP, flags: R.EFLAGS, cx: R.ECX, gpr: GPR32, bits: 32 };
+
+/**
+ * The hit registers of a task of this width (arch/probes.ts HitRegisters): IP and the general
+ * registers (sp among them). Not EFLAGS: Unicorn normalises it on write (bit 1 set, upper half
+ * dropped), so a cached copy could differ from what reading it back gives.
+ */
+export function x86HitRegisters(regs: X86RegIds): HitRegisters {
+  return [regs.ip, ...regs.gpr].map((id) => ({ id, bits: regs.bits }));
+}
 
 export const FLAG = { CF: 1n, PF: 4n, AF: 0x10n, ZF: 0x40n, SF: 0x80n, TF: 0x100n, IF: 0x200n, DF: 0x400n, OF: 0x800n, RF: 0x10000n, VM: 0x20000n } as const;
 /** Bits popf may change at CPL 0 (arithmetic flags, TF, IF, DF, IOPL, NT, AC, ID). */
