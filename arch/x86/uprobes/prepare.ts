@@ -61,6 +61,8 @@ interface XolState {
   rep?: { rest: bigint };
 }
 
+const NO_STATE: XolState = Object.freeze({});
+
 /** Register number (0–15) → Unicorn id, and the width in bits, of a task. */
 interface Regs extends X86RegIds {
   readonly word: number;
@@ -329,6 +331,8 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
     e(cpu).regWrite(regs.cx, countBits === 16 ? (full & ~0xffffn) | mask(16, v) : mask(countBits, v));
   };
 
+  const keepsState = scratch !== undefined || kind === 'indirectJmp' || rep !== undefined;
+
   const restoreScratch = (cpu: ProbeCpu, st: XolState): void => {
     if (st.scratch) e(cpu).regWrite(st.scratch.id, st.scratch.old);
   };
@@ -353,7 +357,8 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
     slotBytes: () => slot.slice(),
     stepTrapOffset: copy.length,
     preXol(cpu: ProbeCpu, slotAddr: bigint, vaddrNow: bigint): XolState {
-      const st: XolState = {};
+      // Most copies put nothing aside: they share one empty state (no allocation per hit).
+      const st: XolState = keepsState ? {} : NO_STATE;
       if (scratch !== undefined) {
         const id = regs.gpr[scratch]!;
         st.scratch = { id, old: e(cpu).regRead(id) };
