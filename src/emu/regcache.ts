@@ -31,10 +31,18 @@ export interface CachedRegister {
   readonly bits: 32 | 64;
 }
 
-/** The two raw batch calls on the engine's handle (arrays passed by pointer, no copies). */
+/**
+ * The two raw batch calls (uc_reg_read_batch / uc_reg_write_batch) on the engine's handle, every
+ * argument a plain Number: the handle and the host addresses of the id and value-pointer arrays
+ * (all below 2^47), so that crossing into C converts no BigInt and pins no typed array. They
+ * return Unicorn's error code.
+ */
 export interface BatchIo {
-  readBatch(ids: Int32Array, ptrs: BigUint64Array, n: number): void;
-  writeBatch(ids: Int32Array, ptrs: BigUint64Array, n: number): void;
+  readonly handle: number;
+  readBatch(uc: number, ids: number, ptrs: number, n: number): number;
+  writeBatch(uc: number, ids: number, ptrs: number, n: number): number;
+  /** Throws the Unicorn error of a non-zero code. */
+  check(op: string, err: number): void;
 }
 
 export class TrapRegisterCache {
@@ -43,11 +51,19 @@ export class TrapRegisterCache {
   private readonly slotOf: Int16Array;
   private readonly ids: Int32Array;
   private readonly wide: Uint8Array;
-  /** One 8-byte cell per register, outside the JS heap (Unicorn is given their addresses). */
+  /**
+   * Outside the JS heap, one block (Unicorn is given addresses in it): the set's ids, pointers to
+   * the value cells, the ids and pointers of the registers to write back, and the value cells
+   * (8 bytes each). A narrow register's cell keeps a zero upper half for good: Unicorn stores 4
+   * bytes for it and `write` masks to 32 bits.
+   */
   private readonly mem: HostMemory;
+  private readonly idsAt: number;
+  private readonly ptrsAt: number;
+  private readonly dirtyIdsAt: number;
+  private readonly dirtyPtrsAt: number;
   private readonly ptrs: BigUint64Array;
   private readonly vals: BigUint64Array;
-  private readonly words: Uint32Array;
   private readonly dirty: Uint8Array;
   private readonly dirtyIds: Int32Array;
   private readonly dirtyPtrs: BigUint64Array;
@@ -69,22 +85,38 @@ export class TrapRegisterCache {
     let max = 0;
     for (const r of regs) max = Math.max(max, r.id);
     this.slotOf = new Int16Array(max + 1).fill(-1);
-    this.ids = new Int32Array(n);
     this.wide = new Uint8Array(n);
+    this.dirty = new Uint8Array(n);
+    // Layout of the block: ids, pointers, dirty ids, dirty pointers, values (8-byte aligned).
+    const w = 8 * Math.ceil(n / 2);
+    const sz = w + 8 * n + w + 8 * n + 8 * n;
+    this.mem = HostMemory.alloc(Math.max(64, sz), false);
+    const buf = this.mem.bytes.buffer;
+    const base = this.mem.bytes.byteOffset;
+    const ptr = Number(this.mem.ptr);
+    let at = 0;
+    const take = (bytes: number): number => ((at += bytes), at - bytes);
+    const idsOff = take(w);
+    const ptrsOff = take(8 * n);
+    const dIdsOff = take(w);
+    const dPtrsOff = take(8 * n);
+    const valsOff = take(8 * n);
+    this.ids = new Int32Array(buf, base + idsOff, n);
+    this.ptrs = new BigUint64Array(buf, base + ptrsOff, n);
+    this.dirtyIds = new Int32Array(buf, base + dIdsOff, n);
+    this.dirtyPtrs = new BigUint64Array(buf, base + dPtrsOff, n);
+    this.vals = new BigUint64Array(buf, base + valsOff, n);
+    this.idsAt = ptr + idsOff;
+    this.ptrsAt = ptr + ptrsOff;
+    this.dirtyIdsAt = ptr + dIdsOff;
+    this.dirtyPtrsAt = ptr + dPtrsOff;
     regs.forEach((r, i) => {
       if (this.slotOf[r.id] !== -1) throw new Error(`register ${r.id} twice in a cached set`);
       this.slotOf[r.id] = i;
       this.ids[i] = r.id;
       this.wide[i] = r.bits === 64 ? 1 : 0;
+      this.ptrs[i] = this.mem.ptr + BigInt(valsOff + 8 * i);
     });
-    this.mem = HostMemory.alloc(Math.max(8, n * 8), false);
-    this.ptrs = new BigUint64Array(n);
-    for (let i = 0; i < n; i++) this.ptrs[i] = this.mem.ptr + BigInt(i * 8);
-    this.vals = new BigUint64Array(this.mem.bytes.buffer, this.mem.bytes.byteOffset, n);
-    this.words = new Uint32Array(this.mem.bytes.buffer, this.mem.bytes.byteOffset, n * 2);
-    this.dirty = new Uint8Array(n);
-    this.dirtyIds = new Int32Array(n);
-    this.dirtyPtrs = new BigUint64Array(n);
   }
 
   /** Index of `id` in the set, or -1. */
@@ -129,9 +161,11 @@ export class TrapRegisterCache {
     const n = this.nDirty;
     if (n === 0) return;
     this.nDirty = 0;
-    this.dirty.fill(0);
+    for (let k = 0; k < n; k++) this.dirty[this.slotOf[this.dirtyIds[k]!]!] = 0;
     this.writes++;
-    this.io.writeBatch(this.dirtyIds, this.dirtyPtrs, n);
+    const io = this.io;
+    const err = io.writeBatch(io.handle, this.dirtyIdsAt, this.dirtyPtrsAt, n);
+    if (err !== 0) io.check('uc_reg_write_batch', err);
   }
 
   /** Write back, then forget the copy (something may have changed a cached register). */
@@ -141,10 +175,10 @@ export class TrapRegisterCache {
   }
 
   private load(): void {
-    // Narrow registers fill only their low half: clear the cells first.
-    this.words.fill(0);
     this.reads++;
-    this.io.readBatch(this.ids, this.ptrs, this.ids.length);
+    const io = this.io;
+    const err = io.readBatch(io.handle, this.idsAt, this.ptrsAt, this.ids.length);
+    if (err !== 0) io.check('uc_reg_read_batch', err);
     this.loaded = true;
   }
 

@@ -126,9 +126,9 @@ interface Lib {
   uc_reg_write: (uc: bigint, reg: number, buf: Uint8Array) => number;
   uc_reg_read_batch: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
   uc_reg_write_batch: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
-  /** The same two calls with both arrays passed by pointer (no copy in and out): the trap cache's. */
-  uc_reg_read_batch_p: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
-  uc_reg_write_batch_p: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
+  /** The same two calls on plain addresses (handle and arrays as Numbers): the trap cache's. */
+  uc_reg_read_batch_n: (uc: number, regs: number, vals: number, n: number) => number;
+  uc_reg_write_batch_n: (uc: number, regs: number, vals: number, n: number) => number;
   uc_emu_start: (uc: bigint, begin: bigint, until: bigint, timeout: number, count: number) => number;
   uc_emu_stop: (uc: bigint) => number;
   uc_hook_add: (uc: bigint, out: unknown[], type: number, cb: unknown, ud: null, b: bigint, e: bigint, ...v: unknown[]) => number;
@@ -195,8 +195,8 @@ function load(): Lib {
     // below as a BigUint64Array of host addresses inside one scratch buffer.
     uc_reg_read_batch: f(`int uc_reg_read_batch(${p} uc, const int32_t *regs, const uint64_t *vals, int count)`),
     uc_reg_write_batch: f(`int uc_reg_write_batch(${p} uc, const int32_t *regs, const uint64_t *vals, int count)`),
-    uc_reg_read_batch_p: f(`int uc_reg_read_batch(${p} uc, void *regs, void *vals, int count)`),
-    uc_reg_write_batch_p: f(`int uc_reg_write_batch(${p} uc, void *regs, void *vals, int count)`),
+    uc_reg_read_batch_n: f('int uc_reg_read_batch(uintptr_t uc, uintptr_t regs, uintptr_t vals, int count)'),
+    uc_reg_write_batch_n: f('int uc_reg_write_batch(uintptr_t uc, uintptr_t regs, uintptr_t vals, int count)'),
     uc_emu_start: f(`int uc_emu_start(${p} uc, uint64_t begin, uint64_t until, uint64_t timeout, size_t count)`),
     uc_emu_stop: f(`int uc_emu_stop(${p} uc)`),
     uc_hook_add: f(`int uc_hook_add(${p} uc, _Out_ size_t *hh, int type, void *callback, void *user_data, uint64_t begin, uint64_t end, ...)`),
@@ -666,8 +666,11 @@ export class Engine {
     if (old && merged.length === old.regs.length) return;
     const l = load();
     this.rc = new TrapRegisterCache(merged, {
-      readBatch: (ids, ptrs, n) => check('uc_reg_read_batch', l.uc_reg_read_batch_p(this.h(), ids, ptrs, n)),
-      writeBatch: (ids, ptrs, n) => check('uc_reg_write_batch', l.uc_reg_write_batch_p(this.h(), ids, ptrs, n)),
+      // A host pointer (below 2^47): exact as a Number. The cache is freed before uc_close.
+      handle: Number(this.h()),
+      readBatch: l.uc_reg_read_batch_n,
+      writeBatch: l.uc_reg_write_batch_n,
+      check,
     });
     old?.free();
   }

@@ -57,12 +57,14 @@ export function branchStep(w: number, addr: bigint, r: BranchRegs, bits: 32 | 64
 const BRANCH_REGS = [R.PC, R.LR, R.CTR, R.CR];
 
 /**
- * The hit registers (arch/probes.ts HitRegisters): PC, r0–r31, LR and CTR at the word size, CR
- * (32 bits in Unicorn, its eight fields are not in the set). Not XER (Unicorn keeps SO/OV/CA apart
- * and normalises them) nor MSR.
+ * The hit registers (arch/probes.ts HitRegisters): PC, the volatile r0–r12 (stack pointer, TOC,
+ * arguments and return value among them), LR and CTR at the word size, and CR (32 bits in Unicorn;
+ * its eight fields are not in the set). The non-volatile r13–r31 are read where asked for, one
+ * call each: a batch costs by the register and a hit rarely needs them. Not XER (Unicorn keeps
+ * SO/OV/CA apart and normalises them) nor MSR.
  */
 export function ppcHitRegisters(bits: 32 | 64): HitRegisters {
-  const word = [R.PC, ...Array.from({ length: 32 }, (_, k) => R.R0 + k), R.LR, R.CTR].map((id) => ({ id, bits }));
+  const word = [R.PC, ...Array.from({ length: 13 }, (_, k) => R.R0 + k), R.LR, R.CTR].map((id) => ({ id, bits }));
   return [...word, { id: R.CR, bits: 32 }];
 }
 

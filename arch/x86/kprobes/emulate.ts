@@ -41,29 +41,37 @@ const POPF_WRITABLE = 0x247fd5n;
 const POPF_KEPT = 0x1a0000n;
 const FLAGS_FIXED1 = 2n;
 
+// Little-endian words through one scratch DataView: a byte-by-byte BigInt loop costs more than
+// the stack write it feeds (emulated pushes and calls run at every hit).
+const scratch = new DataView(new ArrayBuffer(8));
+const scratchBytes = new Uint8Array(scratch.buffer);
+
+/** The low `size` bytes (at most 8) of `value`, little-endian. */
+export function leBytes(size: number, value: bigint): Uint8Array {
+  scratch.setBigUint64(0, BigInt.asUintN(64, value), true);
+  return scratchBytes.slice(0, size);
+}
+
+/** The little-endian value of `b` (at most 8 bytes). */
+export function leValue(b: Uint8Array): bigint {
+  scratchBytes.fill(0);
+  scratchBytes.set(b);
+  return scratch.getBigUint64(0, true);
+}
+
+const SIZE = [0n, 1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n];
+
 function push(cpu: ProbeCpu, regs: X86RegIds, size: number, value: bigint): void {
-  const sp = BigInt.asUintN(regs.bits, cpu.engine.regRead(regs.sp) - BigInt(size));
-  cpu.mem.write(sp, le(size, value));
+  const sp = BigInt.asUintN(regs.bits, cpu.engine.regRead(regs.sp) - SIZE[size]!);
+  cpu.mem.write(sp, leBytes(size, value));
   cpu.engine.regWrite(regs.sp, sp);
 }
 
 function pop(cpu: ProbeCpu, regs: X86RegIds, size: number): bigint {
   const sp = cpu.engine.regRead(regs.sp);
-  const b = cpu.mem.read(sp, size);
-  let v = 0n;
-  for (let k = size - 1; k >= 0; k--) v = (v << 8n) | BigInt(b[k]!);
-  cpu.engine.regWrite(regs.sp, BigInt.asUintN(regs.bits, sp + BigInt(size)));
+  const v = leValue(cpu.mem.read(sp, size));
+  cpu.engine.regWrite(regs.sp, BigInt.asUintN(regs.bits, sp + SIZE[size]!));
   return v;
-}
-
-function le(size: number, value: bigint): Uint8Array {
-  const out = new Uint8Array(size);
-  let v = BigInt.asUintN(size * 8, value);
-  for (let k = 0; k < size; k++) {
-    out[k] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return out;
 }
 
 /** Jcc condition `cc` (opcode & 0xF) against EFLAGS. */

@@ -35,7 +35,7 @@
  */
 import type { DecodedInsn, PreparedUprobe, ProbeCpu, ProbeRefusal } from '../../probes.js';
 import { decodeX86, hasEmulatePrefix, EMULATE_PREFIX_LEN, modrmOf, readSigned, type X86Insn } from '../kprobes/decode.js';
-import { conditionHolds, emulateX86, FLAG, type X86RegIds } from '../kprobes/emulate.js';
+import { conditionHolds, emulateX86, FLAG, leBytes, leValue, type X86RegIds } from '../kprobes/emulate.js';
 import type { EmulateKind } from '../kprobes/tables.js';
 import { BAD_PREFIXES, ERRNO, INT3, isKernelNop, refusedOpcode, repString } from './tables.js';
 
@@ -70,21 +70,6 @@ interface Regs extends X86RegIds {
 
 const mask = (bits: number, v: bigint): bigint => BigInt.asUintN(bits, v);
 
-function leBytes(size: number, value: bigint): Uint8Array {
-  const out = new Uint8Array(size);
-  let v = BigInt.asUintN(size * 8, value);
-  for (let k = 0; k < size; k++) {
-    out[k] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return out;
-}
-
-function leValue(b: Uint8Array): bigint {
-  let v = 0n;
-  for (let k = b.length - 1; k >= 0; k--) v = (v << 8n) | BigInt(b[k]!);
-  return v;
-}
 
 /** The rel8/rel32 of a relative branch: the bytes after the opcode. */
 function relOf(insn: X86Insn): bigint {
@@ -258,8 +243,9 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
   const word = regs.word;
   const e = (cpu: ProbeCpu) => cpu.engine;
 
+  const wordBig = BigInt(word);
   const pushWord = (cpu: ProbeCpu, value: bigint): void => {
-    const sp = mask(regs.bits, e(cpu).regRead(regs.sp) - BigInt(word));
+    const sp = mask(regs.bits, e(cpu).regRead(regs.sp) - wordBig);
     cpu.mem.write(sp, leBytes(word, value));
     e(cpu).regWrite(regs.sp, sp);
   };
