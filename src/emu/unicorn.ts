@@ -622,26 +622,44 @@ export class Engine {
 
   // --- hooks ------------------------------------------------------------------------------------
 
-  /** `trap`: a trap hook (INTR, INSN, INSN_INVALID), which gets the register cache if any. */
-  private guard<A extends unknown[], R>(fn: (...a: A) => R, onError: R, trap = false): (...a: A) => R {
+  private guard<A extends unknown[], R>(fn: (...a: A) => R, onError: R): (...a: A) => R {
     return (...a: A): R => {
-      const rc = trap ? this.rc : undefined;
-      if (rc !== undefined) rc.begin();
       try {
         return fn(...a);
       } catch (e) {
         this.hookFailed(e);
         return onError;
-      } finally {
-        if (rc !== undefined) {
-          try {
-            rc.end();
-          } catch (e) {
-            this.hookFailed(e);
-          }
-        }
       }
     };
+  }
+
+  /**
+   * guard() for the trap hooks (INTR, INSN, INSN_INVALID), with the register cache around the
+   * call. A wrapper of its own, two fixed arguments: it runs at every probe hit, and a wrapper
+   * shared with the code and memory hooks gets compiled with no feedback for the cache branch
+   * (generic property loads at every trap).
+   */
+  private guardTrap<R>(fn: (a: unknown, b: unknown) => R, onError: R): (a: unknown, b: unknown) => R {
+    return (a: unknown, b: unknown): R => {
+      const rc = this.rc;
+      if (rc !== undefined) rc.begin();
+      try {
+        return fn(a, b);
+      } catch (e) {
+        this.hookFailed(e);
+        return onError;
+      } finally {
+        if (rc !== undefined) this.endTrap(rc);
+      }
+    };
+  }
+
+  private endTrap(rc: TrapRegisterCache): void {
+    try {
+      rc.end();
+    } catch (e) {
+      this.hookFailed(e);
+    }
   }
 
   private hookFailed(e: unknown): void {
@@ -695,12 +713,12 @@ export class Engine {
   }
 
   hookIntr(fn: IntrHook): number {
-    return this.addHook(UC_HOOK.INTR, load().protos.intr, this.guard((_uc: bigint, intno: number) => fn(intno), undefined, true), 1n, 0n, []);
+    return this.addHook(UC_HOOK.INTR, load().protos.intr, this.guardTrap((_uc, intno) => fn(intno as number), undefined), 1n, 0n, []);
   }
 
   /** UC_HOOK_INSN for an instruction id (x86 syscall/sysenter/cpuid). */
   hookInsn(insnId: number, fn: InsnHook): number {
-    return this.addHook(UC_HOOK.INSN, load().protos.insn, this.guard((_uc: bigint) => fn(), undefined, true), 1n, 0n, ['int', insnId]);
+    return this.addHook(UC_HOOK.INSN, load().protos.insn, this.guardTrap(() => fn(), undefined), 1n, 0n, ['int', insnId]);
   }
 
   /** UC_HOOK_CODE on [begin, end] (inclusive; begin > end = everywhere). */
@@ -746,7 +764,7 @@ export class Engine {
   }
 
   hookInsnInvalid(fn: InsnInvalidHook): number {
-    return this.addHook(UC_HOOK.INSN_INVALID, load().protos.insnInvalid, this.guard((_uc: bigint) => fn(), false, true), 1n, 0n, []);
+    return this.addHook(UC_HOOK.INSN_INVALID, load().protos.insnInvalid, this.guardTrap(() => fn(), false), 1n, 0n, []);
   }
 
   hookDel(id: number): void {

@@ -19,7 +19,7 @@ import { UniprobeError } from '../errors.js';
 import type { HitCpu } from '../kprobes/regs.js';
 import { UprobeRegs } from './regs.js';
 import { MAX_URETPROBE_DEPTH, UPROBE_HANDLER_IGNORE, UPROBE_HANDLER_REMOVE, type Uprobe } from './uprobe.js';
-import type { Uprobes } from './uprobes.js';
+import type { MmUprobes, Uprobes } from './uprobes.js';
 import { Utask } from './utask.js';
 import type { XolArea } from './xol.js';
 
@@ -41,7 +41,8 @@ export class UprobeTrapPath {
   }
 
   onBreakpoint(hit: BreakpointHit): TrapAction | undefined {
-    const ut = hit.task.utask instanceof Utask ? hit.task.utask : undefined;
+    // task.utask is only ever set by this core (Uprobes.utask), to a Utask.
+    const ut = hit.task.utask as Utask | undefined;
     if (ut?.state === 'sstep' && hit.addr === ut.stepTrap) return this.singlestep(hit, ut);
     // uprobes take user-mode traps only (sparc64's uprobe_trap even calls a kernel-mode one a bad
     // trap): kernel text and the kprobe slot area belong to kprobes, and a task inside a system
@@ -53,7 +54,7 @@ export class UprobeTrapPath {
     // uprobe_pre_sstep_notifier: only an mm with uprobes (or a task with return instances).
     if (!st?.hasUprobes && !(ut && ut.depth > 0)) return undefined;
     try {
-      return this.swbp(hit, ut);
+      return this.swbp(hit, ut, st ?? this.core.state(hit.mem));
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       throw new UniprobeError('PROBE', `uprobe handler at 0x${hit.addr.toString(16)} in ${hit.task.process.comm}[${hit.task.tid}] threw: ${why}`, { cause: e });
@@ -74,7 +75,7 @@ export class UprobeTrapPath {
    * (or an emulated instruction), handlers that return plainly — stays inside the run and
    * allocates nothing; the rest ends the run and finishes with the engine stopped.
    */
-  private swbp(hit: BreakpointHit, utIn: Utask | undefined): TrapAction | undefined {
+  private swbp(hit: BreakpointHit, utIn: Utask | undefined, st: MmUprobes): TrapAction | undefined {
     const bp = hit.addr;
     const mm = hit.mem;
     const task = hit.task;
@@ -94,7 +95,6 @@ export class UprobeTrapPath {
     }
     const prep = u.prepared;
     if (!prep) return { pc: bp };
-    const st = core.state(mm);
     const consumers = u.consumers;
     let needsXol = prep.mode === 'step';
     for (let i = 0; i < consumers.length && !needsXol; i++) if (consumers[i]!.retHandler) needsXol = true;
@@ -146,7 +146,7 @@ export class UprobeTrapPath {
         core.putUprobe(u);
         return { pc: bp, stop: true };
       }
-      if (xol!.holds(slot, img!)) return this.preSsout(hit, u, ut, slot);
+      if (xol!.holds(slot, img!)) return this.preSsout(hit, u, ut, xol!, slot);
     }
     return this.finishStopped(hit, u, ut, slot, unapply);
   }
@@ -189,17 +189,17 @@ export class UprobeTrapPath {
         return;
       }
       if (!xol!.holds(slot, img!)) xol!.fill(mm, slot, img!);
-      this.preSsout(hit, u, ut, slot);
+      this.preSsout(hit, u, ut, xol!, slot);
     });
     return { pc: hit.addr, stop: true };
   }
 
   /** pre_ssout: record the step in the task, arch pre_xol (the PC goes to the slot). */
-  private preSsout(hit: BreakpointHit, u: Uprobe, ut: Utask, slot: number): TrapAction {
+  private preSsout(hit: BreakpointHit, u: Uprobe, ut: Utask, xol: XolArea, slot: number): TrapAction {
     const prep = u.prepared!;
-    const xol = this.core.state(hit.mem).xol!;
     const slotAddr = xol.slotAddr(slot);
     ut.active = u;
+    ut.xol = xol;
     ut.vaddr = hit.addr;
     ut.slot = slot;
     ut.slotAddr = slotAddr;
@@ -212,11 +212,11 @@ export class UprobeTrapPath {
   /** handle_singlestep: the step trap behind the slot copy. */
   private singlestep(hit: BreakpointHit, ut: Utask): TrapAction {
     const u = ut.active!;
-    const st = this.core.state(hit.mem);
     u.prepared!.postXol(this.cpu(hit, ut), ut.slotAddr, ut.vaddr, ut.archState);
-    st.xol?.free(ut.slot);
+    ut.xol?.free(ut.slot);
     ut.state = 'running';
     ut.active = undefined;
+    ut.xol = undefined;
     ut.slot = -1;
     ut.archState = undefined;
     this.core.putUprobe(u);

@@ -8,6 +8,7 @@
 import type { HitCpu } from '../kprobes/regs.js';
 import type { UprobeRegs } from './regs.js';
 import type { Uprobe } from './uprobe.js';
+import type { XolArea } from './xol.js';
 
 /** UTASK_RUNNING / UTASK_SSTEP (ACK and TRAPPED are collapsed: the step trap is the ACK). */
 export type UtaskState = 'running' | 'sstep';
@@ -30,7 +31,8 @@ export class Utask {
   /** The uprobe being stepped (holds a reference) and where it was hit. */
   active: Uprobe | undefined;
   vaddr = 0n;
-  /** The XOL slot in use, its address, and the address of its trailing step trap. */
+  /** The XOL slot in use (and its area), its address, and the address of its trailing step trap. */
+  xol: XolArea | undefined;
   slot = -1;
   slotAddr = 0n;
   stepTrap = 0n;

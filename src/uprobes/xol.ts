@@ -32,6 +32,7 @@ export class XolArea {
     this.used = new Uint8Array(this.slots);
     this.used[0] = 1;
     this.contents = new Array(this.slots).fill(undefined);
+    this.addrs = Array.from({ length: this.slots }, (_, i) => vaddr + BigInt(i * slotBytes));
   }
 
   /**
@@ -63,8 +64,11 @@ export class XolArea {
   }
 
   slotAddr(i: number): bigint {
-    return this.vaddr + BigInt(i * this.slotBytes);
+    return this.addrs[i] ?? this.vaddr + BigInt(i * this.slotBytes);
   }
+
+  /** Every slot's address, made once (the hit path asks at every step). */
+  private readonly addrs: readonly bigint[];
 
   /**
    * xol_take_insn_slot: a free slot index, or undefined when all are busy. Given the contents the
