@@ -1,40 +1,32 @@
 /**
- * The kprobes benchmark (issue 5), part of `npm run bench`; alone: `npx tsx bench/kprobes.ts`.
+ * The kprobes benchmark, part of `npm run bench`; alone: `npx tsx bench/kprobes.ts [--json PATH]`.
  *
  * Workload: bench/guest/<target>/writes, N one-byte write(2)s, so ksys_write in the guest kernel
  * runs N times (+1 for the closing printf). Only the guest run is timed: machine set-up and probe
- * registration are not (registration has its own section).
+ * registration are not (registration has its own section). Timing: bench/harness.ts (CPU time,
+ * interleaved rounds, each variant's fastest third). Every figure is printed as a ratio of two
+ * measurements of the same run, and written to the results file (harness.ts resultsPath).
  *
- * 1. Per-hit cost = (time with the probe − time unprobed) / hits, for
- *    - a bare one-address UC_HOOK_CODE hook on ksys_write (what an emulator-hook tool pays),
- *    - a stepped kprobe on ksys_write (pre + post handler: the copy runs in the slot, second trap),
- *    - a boosted kprobe there (x86 only: pre handler only, the slot jumps back by itself),
+ * 1. Per-hit cost on ksys_write, as a multiple of a bare one-address UC_HOOK_CODE hook with an
+ *    empty callback on the same instruction (what an emulator-hook tool pays):
+ *    - a stepped kprobe (pre + post handler: the copy runs in the slot, second trap),
+ *    - a boosted kprobe (x86 only: pre handler only, the slot jumps back by itself),
  *    - an emulated kprobe on the `call`/`bl` to vfs_write (x86, ppc; sparc64 emulates only rd %pc),
- *    - a kretprobe on ksys_write (entry trap + return trampoline trap).
- * 2. Per-hit cost of the hot probe (or hook) on ksys_write while 1, 100 or 10,000 probes (hooks)
- *    are registered: the others sit on fixtures/kernel/bench_pad.c, armed but never executed.
+ *    - a kretprobe on ksys_write (entry trap + return trampoline trap);
+ *    and boosted / emulated as a multiple of stepped (they skip the second trap, so must be cheaper).
+ * 2. Per-hit cost of the stepped probe on ksys_write while 100 and 10,000 probes are registered,
+ *    as a multiple of the cost with 1 (the others sit on fixtures/kernel/bench_pad.c, armed, never
+ *    executed); the run time with the 9,999 cold probes alone over the unprobed run (code that is
+ *    not probed must not slow down); the same scaling for N one-address Unicorn code hooks.
  * 3. Registering and unregistering 1,000 probes one by one vs register/unregisterBatch.
  *
- * Times are this process's CPU time (user + system, process.cpuUsage) rather than wall time: the
- * machine is shared (two cores, other jobs), and CPU time does not count the time another process
- * held the core. Differences between variants are what matter; the guest and Unicorn run on this
- * thread, so almost all of it is the run's own work (GC helper threads are the exception).
- *
- * Every variant lives in its own Machine, registered once; the program is spawned again for each
- * run. Runs are taken in rounds (every variant once, back to back, starting one variant later each
- * round) and a per-hit figure is the median over rounds of the difference within a round, so a
- * slow phase of the host hits both sides of a difference. Each machine's first run is a discarded
- * warm-up (JIT, caches), and a full GC precedes every timed run.
- *
  * Environment: BENCH_RUNS (rounds of sections 2 and 3, default 3), BENCH_KPROBES_RUNS (rounds of
- * section 1, default max(BENCH_RUNS, 5)), BENCH_KPROBES_WRITES (5,000), BENCH_KPROBES_SCALE_WRITES
+ * section 1, default max(3 × BENCH_RUNS, 9)), BENCH_KPROBES_WRITES (3,000), BENCH_KPROBES_SCALE_WRITES
  * (2,000), BENCH_KPROBES_TARGETS and BENCH_KPROBES_SCALE_TARGETS (comma lists; default all five).
  */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import koffi from 'koffi';
 import { Machine } from '../src/kernel/machine.js';
 import { Kprobes } from '../src/kprobes/kprobes.js';
@@ -44,12 +36,13 @@ import { UC_HOOK, UNICORN_LIBRARY, type Engine } from '../src/emu/unicorn.js';
 import { supportedTargets } from '../arch/index.js';
 import { isRefusal } from '../arch/probes.js';
 import type { Target } from '../arch/types.js';
+import { collectGarbage, cpuMs, fixed, low, median, perHitUs, ratio, ratioValue, recordResults, rounds, type Rig, type Samples } from './harness.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-/** Runs per variant here: at least 5, since a per-hit figure is a small difference of two times. */
-const KRUNS = Number(process.env.BENCH_KPROBES_RUNS ?? Math.max(RUNS, 5));
-const WRITES = Number(process.env.BENCH_KPROBES_WRITES ?? 5000);
+/** Rounds of section 1: a per-hit figure is a small difference of two times. */
+const KRUNS = Number(process.env.BENCH_KPROBES_RUNS ?? Math.max(3 * RUNS, 9));
+const WRITES = Number(process.env.BENCH_KPROBES_WRITES ?? 3000);
 const ALL: Target[] = ['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'];
 const fromEnv = (name: string, dflt: Target[]): Target[] =>
   (process.env[name] ? (process.env[name]!.split(',') as Target[]) : dflt).filter((t) => supportedTargets().includes(t));
@@ -60,27 +53,6 @@ const SCALE_WRITES = Number(process.env.BENCH_KPROBES_SCALE_WRITES ?? 2000);
 /** write(2)s for 10,000 Unicorn hooks: each costs milliseconds there, so a few dozen are plenty. */
 const HEAVY_WRITES = Math.max(20, Math.floor(SCALE_WRITES / 100));
 const BATCH = 1000;
-
-/**
- * A full garbage collection before each timed run, so no run pays for the garbage of the run (or
- * the hook set-up) before it. `npm run bench` starts node without --expose-gc; the flag can still
- * be set at run time, and a new context then sees `gc`.
- */
-setFlagsFromString('--expose-gc');
-const collectGarbage = runInNewContext('gc') as () => void;
-
-/** This process's CPU time so far, in ms (see the header for why not wall time). */
-const cpuMs = (): number => {
-  const c = process.cpuUsage();
-  return (c.user + c.system) / 1000;
-};
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-/**
- * µs per hit of a variant over its baseline: the median of the per-round differences (a round
- * runs every variant once, back to back, so both sides of a difference saw the same host state).
- */
-const perHitUs = (v: Measured, base: Measured): number =>
-  v.hitsPerRun ? (median(v.ms.map((ms, r) => ms - base.ms[r]!)) * 1000) / v.hitsPerRun : NaN;
 const program = (t: Target) => join(root, 'bench', 'guest', t, 'writes');
 
 // --- machines and variants -------------------------------------------------------------------
@@ -100,16 +72,11 @@ interface Variant {
   writes?: number;
 }
 
-interface Measured {
-  ms: number[];
-  hitsPerRun: number;
-  /** CPU time of the variant's registration (ms). */
-  setupMs: number;
-}
-
-class Rig {
+/** A machine of its own for one variant (registered once; the program is spawned per run). */
+class KprobeRig implements Rig {
   readonly m: Machine;
   readonly kprobes: Kprobes;
+  setupMs = 0;
 
   constructor(
     readonly target: Target,
@@ -119,23 +86,18 @@ class Rig {
     this.kprobes = new Kprobes(this.m);
   }
 
-  setupMs = 0;
+  get label(): string {
+    return this.v.label;
+  }
 
   async init(): Promise<void> {
     const t0 = cpuMs();
     await this.v.setup?.(this.m, this.kprobes);
     this.setupMs = cpuMs() - t0;
-    // A whole discarded run first: the host JIT needs some 20,000 system calls before a run's
-    // time settles (it halves from the first run to the tenth); the variants' runs add up to that.
-    await this.run();
   }
 
-  get writes(): number {
-    return this.v.writes ?? WRITES;
-  }
-
-  /** Spawn the workload and time its run; returns ms and the hits it produced. */
-  async run(writes = this.writes): Promise<{ ms: number; hits: number }> {
+  async run(): Promise<{ ms: number; hits: number }> {
+    const writes = this.v.writes ?? WRITES;
     const proc = this.m.spawn(program(this.target), ['writes', String(writes)]);
     this.v.attach?.(proc.mm.engine);
     const before = this.v.hits();
@@ -152,26 +114,16 @@ class Rig {
   }
 }
 
-/** Runs every variant `rounds` times, interleaved; one machine per variant. */
-async function measureAll(target: Target, variants: Variant[], rounds = KRUNS): Promise<Measured[]> {
-  const rigs: Rig[] = [];
+/** Every variant `n` rounds, interleaved; one machine per variant. */
+async function measureAll(target: Target, variants: Variant[], n: number): Promise<{ samples: Samples[]; setupMs: number[] }> {
+  const rigs: KprobeRig[] = [];
   try {
     for (const v of variants) {
-      const rig = new Rig(target, v);
+      const rig = new KprobeRig(target, v);
       rigs.push(rig);
       await rig.init();
     }
-    const out: Measured[] = rigs.map((rig) => ({ ms: [], hitsPerRun: 0, setupMs: rig.setupMs }));
-    for (let r = 0; r < rounds; r++) {
-      // Each round starts one variant later, so no variant always follows the same neighbour.
-      for (let k = 0; k < rigs.length; k++) {
-        const i = (k + r) % rigs.length;
-        const { ms, hits } = await rigs[i]!.run();
-        out[i]!.ms.push(ms);
-        out[i]!.hitsPerRun = hits;
-      }
-    }
-    return out;
+    return { samples: await rounds(rigs, n), setupMs: rigs.map((r) => r.setupMs) };
   } finally {
     for (const r of rigs) r.close();
   }
@@ -194,8 +146,8 @@ function instructionStarts(m: Machine, kprobes: Kprobes, name: string): bigint[]
   const out: bigint[] = [];
   for (let pc = f.codeAddress; pc < end; ) {
     out.push(pc);
-    if (m.arch.family !== 'x86') {
-      pc += 4n;
+    if (kprobes.arch.maxInsnLength === 4) {
+      pc += 4n; // fixed width: no need to decode
       continue;
     }
     const insn = kprobes.arch.decode(pc, m.kernel.elf.textBytesAt(pc, Number(end - pc < 15n ? end - pc : 15n)));
@@ -270,18 +222,19 @@ function coldHooks(): NonNullable<typeof coldHookFn> {
   return coldHookFn;
 }
 
-// --- the three sections --------------------------------------------------------------------------
+// --- 1. per hit ------------------------------------------------------------------------------------
 
 interface HitRow {
   label: string;
   mode: string;
   hits: number;
-  ms: number;
   /** µs per hit over the unprobed run. */
-  perHit: number;
+  us: number;
 }
 
-async function perHit(target: Target): Promise<{ unprobedMs: number; perWriteUs: number; rows: HitRow[] }> {
+const LABELS = { hook: 'bare UC_HOOK_CODE', step: 'kprobe, stepped (pre+post)', boost: 'kprobe, boosted (pre only)', emulate: 'kprobe, emulated (call)', ret: 'kretprobe' } as const;
+
+async function perHit(target: Target): Promise<{ unprobedMs: number; rows: HitRow[] }> {
   // Addresses and applicable modes, from a machine of this target (every machine agrees).
   let hot = 0n;
   let boostable = false;
@@ -314,13 +267,13 @@ async function perHit(target: Target): Promise<{ unprobedMs: number; perWriteUs:
   let retMode = '';
   const variants: Array<Variant | string> = [
     { label: 'unprobed', hits: () => 0 },
-    { label: 'bare UC_HOOK_CODE', attach: (e) => void e.hookCode(() => void hookHits++, hot, hot), hits: () => hookHits, mode: () => 'hook' },
-    probeVariant('kprobe, stepped (pre+post)', () => new Kprobe({ addr: hot, preHandler: () => 0, postHandler: () => {} })),
+    { label: LABELS.hook, attach: (e) => void e.hookCode(() => void hookHits++, hot, hot), hits: () => hookHits, mode: () => 'hook' },
+    probeVariant(LABELS.step, () => new Kprobe({ addr: hot, preHandler: () => 0, postHandler: () => {} })),
     // Variants that do not apply to this target are named but not run.
-    boostable ? probeVariant('kprobe, boosted (pre only)', () => new Kprobe({ addr: hot, preHandler: () => 0 })) : 'kprobe, boosted (pre only)',
-    emulated !== undefined ? probeVariant('kprobe, emulated (call)', () => new Kprobe({ addr: emulated, preHandler: () => 0 })) : 'kprobe, emulated (call)',
+    boostable ? probeVariant(LABELS.boost, () => new Kprobe({ addr: hot, preHandler: () => 0 })) : LABELS.boost,
+    emulated !== undefined ? probeVariant(LABELS.emulate, () => new Kprobe({ addr: emulated, preHandler: () => 0 })) : LABELS.emulate,
     {
-      label: 'kretprobe',
+      label: LABELS.ret,
       async setup(m, kprobes) {
         const krp = new Kretprobes(kprobes);
         const rp = new Kretprobe({ addr: hot, handler: () => void retHits++ });
@@ -333,14 +286,26 @@ async function perHit(target: Target): Promise<{ unprobedMs: number; perWriteUs:
     },
   ];
   const run = variants.filter((v): v is Variant => typeof v !== 'string');
-  const res = await measureAll(target, run);
-  const base = median(res[0]!.ms);
-  const rows: HitRow[] = variants.map((v) => {
-    if (typeof v === 'string') return { label: v, mode: 'n/a', hits: 0, ms: NaN, perHit: NaN };
-    const r = res[run.indexOf(v)]!;
-    return { label: v.label, mode: v.mode?.() ?? '', hits: r.hitsPerRun, ms: median(r.ms), perHit: perHitUs(r, res[0]!) };
+  const { samples } = await measureAll(target, run, KRUNS);
+  const base = samples[0]!;
+  const rows: HitRow[] = variants.slice(1).map((v) => {
+    if (typeof v === 'string') return { label: v, mode: 'n/a', hits: 0, us: NaN };
+    const s = samples[run.indexOf(v)]!;
+    return { label: v.label, mode: v.mode?.() ?? '', hits: s.hits, us: perHitUs(s, base) };
   });
-  return { unprobedMs: base, perWriteUs: (base * 1000) / WRITES, rows };
+  return { unprobedMs: low(base.ms), rows };
+}
+
+// --- 2. scaling ------------------------------------------------------------------------------------
+
+interface Scaling {
+  /** µs per hit of the hot probe with SCALE[i] registered. */
+  kprobe: number[];
+  /** Run time with the SCALE.at(-1) − 1 cold probes alone ÷ the unprobed run. */
+  coldRun: number;
+  hook: number[];
+  registerMs: number[];
+  walked: number[];
 }
 
 /**
@@ -348,12 +313,21 @@ async function perHit(target: Target): Promise<{ unprobedMs: number; perWriteUs:
  * N = 10,000: they slow down every executed instruction, not only the hit (see the table's
  * note), and a full workload would take minutes. Each write count has its own unprobed baseline.
  */
-async function scaling(target: Target): Promise<{ kprobe: number[]; hook: number[]; hits: number[]; registerMs: number[]; walked: number[] }> {
+async function scaling(target: Target): Promise<Scaling> {
   const heavy = HEAVY_WRITES;
+  const nMax = SCALE.at(-1)!;
   const hookWrites = (n: number) => (n >= 1000 ? heavy : SCALE_WRITES);
   const variants: Variant[] = [
     { label: 'unprobed', hits: () => 0, writes: SCALE_WRITES },
     { label: 'unprobed (short)', hits: () => 0, writes: heavy },
+    {
+      label: `cold ${nMax - 1}`,
+      writes: SCALE_WRITES,
+      async setup(m, kprobes) {
+        await mustRegister(m, kprobes, padSites(m, kprobes, nMax - 1).map((addr) => new Kprobe({ addr, preHandler: () => 0 })));
+      },
+      hits: () => 0,
+    },
   ];
   const walked: number[] = [];
   for (const n of SCALE) {
@@ -365,7 +339,7 @@ async function scaling(target: Target): Promise<{ kprobe: number[]; hook: number
         hot = new Kprobe({ addr: entryOf(m, 'ksys_write'), preHandler: () => 0, postHandler: () => {} });
         const cold = padSites(m, kprobes, n - 1).map((addr) => new Kprobe({ addr, preHandler: () => 0 }));
         // The hot probe first: buckets add at the head, so it ends up behind every later probe
-        // of its bucket — the worst place, and the one the "walked" column counts.
+        // of its bucket — the worst place for a walk, and the one the "walked" column counts.
         await mustRegister(m, kprobes, [hot, ...cold]);
         let pos = 1;
         for (const p of kprobes.table.bucket(hot.addr!).values()) {
@@ -396,18 +370,20 @@ async function scaling(target: Target): Promise<{ kprobe: number[]; hook: number
       hits: () => hits,
     });
   }
-  // The effects here are large (µs to ms per hit): RUNS rounds are enough, and keep the time down.
-  const res = await measureAll(target, variants, RUNS);
-  const base = new Map(variants.slice(0, 2).map((v, i) => [v.writes!, res[i]!]));
-  const per = (i: number) => perHitUs(res[i]!, base.get(variants[i]!.writes!)!);
+  // Each round takes a few seconds (the 10,000-hook run): RUNS rounds keep the section short.
+  const { samples, setupMs } = await measureAll(target, variants, Math.max(RUNS, 3));
+  const base = new Map([[SCALE_WRITES, samples[0]!], [heavy, samples[1]!]]);
+  const per = (i: number) => perHitUs(samples[i]!, base.get(variants[i]!.writes!)!);
   return {
-    kprobe: SCALE.map((_, j) => per(2 + j)),
-    hook: SCALE.map((_, j) => per(2 + SCALE.length + j)),
-    hits: variants.map((_, i) => res[i]!.hitsPerRun),
-    registerMs: SCALE.map((_, j) => res[2 + j]!.setupMs),
+    kprobe: SCALE.map((_, j) => per(3 + j)),
+    coldRun: low(samples[2]!.ms) / low(samples[0]!.ms),
+    hook: SCALE.map((_, j) => per(3 + SCALE.length + j)),
+    registerMs: SCALE.map((_, j) => setupMs[3 + j]!),
     walked,
   };
 }
+
+// --- 3. registration -------------------------------------------------------------------------------
 
 interface BatchFigures {
   regOne: number;
@@ -473,10 +449,10 @@ async function batch(target: Target): Promise<BatchFigures> {
 
 // --- report ------------------------------------------------------------------------------------
 
-const f1 = (x: number, w: number) => (Number.isFinite(x) ? x.toFixed(2) : '—').padStart(w);
-const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(1)}x` : '—');
+const byLabel = (rows: HitRow[], label: string): HitRow => rows.find((x) => x.label === label)!;
 
-export async function benchKprobes(): Promise<void> {
+export async function benchKprobes(opts: { record?: boolean } = {}): Promise<Record<string, unknown>> {
+  const json: Record<string, unknown> = { writes: WRITES, rounds: KRUNS, scaleWrites: SCALE_WRITES, scaleRounds: Math.max(RUNS, 3) };
   let sectionStart = performance.now();
   const took = () => {
     const s = ((performance.now() - sectionStart) / 1000).toFixed(0);
@@ -485,64 +461,93 @@ export async function benchKprobes(): Promise<void> {
   };
   const targets = TARGETS.filter((t) => existsSync(program(t)));
   for (const t of TARGETS) if (!targets.includes(t)) console.log(`kprobes: ${program(t)} missing (make -C bench/guest)`);
-  console.log(`\nkprobes (1): per-hit cost on ksys_write; bench/guest/<target>/writes, ${WRITES} write(2)s; host CPU time, median of ${KRUNS} rounds`);
-  console.log('  µs/hit = (run time with the probe − run time unprobed, same round) / hits; vs hook = µs/hit ÷ the bare hook\'s;');
-  console.log('  run + = extra run time over the unprobed run (one hit per write(2), so also the cost added to each system call)');
+  console.log(`\nkprobes (1): per-hit cost on ksys_write; bench/guest/<target>/writes, ${WRITES} write(2)s; host CPU time, ${KRUNS} interleaved rounds`);
+  console.log('  µs/hit = (run time with the probe − run time unprobed) / hits, each the mean of its fastest third of runs;');
+  console.log('  vs hook = µs/hit ÷ the bare hook\'s (same rounds); vs stepped = µs/hit ÷ the stepped kprobe\'s');
+  const perHitJson: Record<string, unknown> = {};
   const summary: string[] = [];
   for (const t of targets) {
     const r = await perHit(t);
-    console.log(`\n  ${t}: unprobed ${r.unprobedMs.toFixed(1)} ms = ${r.perWriteUs.toFixed(2)} µs per write(2)`);
-    console.log('    variant                      mode                hits      ms   µs/hit  vs hook   run +');
-    const hook = r.rows.find((x) => x.label.startsWith('bare'))!.perHit;
-    for (const row of r.rows.slice(1)) {
-      const plus = Number.isFinite(row.ms) ? `${(((row.ms - r.unprobedMs) / r.unprobedMs) * 100).toFixed(0)}%` : '—';
-      console.log(
-        `    ${row.label.padEnd(28)} ${row.mode.padEnd(18)} ${String(row.hits || '—').padStart(5)} ${f1(row.ms, 7)} ${f1(row.perHit, 8)} ${ratio(row.perHit, hook).padStart(8)} ${plus.padStart(7)}`,
-      );
+    console.log(`\n  ${t}: unprobed ${r.unprobedMs.toFixed(1)} ms = ${((r.unprobedMs * 1000) / WRITES).toFixed(2)} µs per write(2)`);
+    console.log('    variant                      mode                hits   µs/hit  vs hook  vs stepped');
+    const hook = byLabel(r.rows, LABELS.hook).us;
+    const step = byLabel(r.rows, LABELS.step).us;
+    for (const row of r.rows) {
+      const vsStep = row.label === LABELS.boost || row.label === LABELS.emulate ? ratio(row.us, step, 2) : '';
+      console.log(`    ${row.label.padEnd(28)} ${row.mode.padEnd(18)} ${String(row.hits || '—').padStart(5)} ${fixed(row.us, 8)} ${(row.label === LABELS.hook ? '1.0x' : ratio(row.us, hook)).padStart(8)} ${vsStep.padStart(11)}`);
     }
-    const get = (p: string) => r.rows.find((x) => x.label.startsWith(p))!.perHit;
+    const us = (l: string) => byLabel(r.rows, l).us;
     summary.push(
-      `  ${t.padEnd(8)} ${ratio(get('kprobe, stepped'), hook).padStart(8)} ${ratio(get('kprobe, boosted'), hook).padStart(8)} ${ratio(get('kprobe, emulated'), hook).padStart(9)} ${ratio(get('kretprobe'), hook).padStart(10)}`,
+      `  ${t.padEnd(8)} ${ratio(us(LABELS.step), hook).padStart(8)} ${ratio(us(LABELS.boost), hook).padStart(8)} ${ratio(us(LABELS.emulate), hook).padStart(9)} ${ratio(us(LABELS.ret), hook).padStart(10)}   ${ratio(us(LABELS.boost), step, 2).padStart(8)} ${ratio(us(LABELS.emulate), step, 2).padStart(9)}`,
     );
+    const num = (x: number) => (Number.isFinite(x) ? +x.toFixed(3) : null);
+    perHitJson[t] = {
+      unprobedUsPerWrite: num((r.unprobedMs * 1000) / WRITES),
+      us: Object.fromEntries(r.rows.map((row) => [row.label, num(row.us)])),
+      modes: Object.fromEntries(r.rows.map((row) => [row.label, row.mode])),
+      vsHook: {
+        stepped: ratioValue(us(LABELS.step), hook),
+        boosted: ratioValue(us(LABELS.boost), hook),
+        emulated: ratioValue(us(LABELS.emulate), hook),
+        kretprobe: ratioValue(us(LABELS.ret), hook),
+      },
+      vsStepped: { boosted: ratioValue(us(LABELS.boost), step), emulated: ratioValue(us(LABELS.emulate), step) },
+    };
   }
-  if (summary.length) console.log(`\nkprobes: per-hit cost ÷ the bare UC_HOOK_CODE hook's\n  target    stepped  boosted  emulated  kretprobe\n${summary.join('\n')}`);
+  json.perHit = perHitJson;
+  if (summary.length) {
+    console.log(`\nkprobes: per-hit cost ÷ the bare UC_HOOK_CODE hook's, and ÷ the stepped kprobe's`);
+    console.log(`  target    stepped  boosted  emulated  kretprobe  boost/step emul/step\n${summary.join('\n')}`);
+  }
   console.log(took());
 
   const scaleTargets = SCALE_TARGETS.filter((t) => targets.includes(t));
   if (scaleTargets.length) {
-    console.log(`\nkprobes (2): µs per hit of one probe on ksys_write with N registered (the other N−1 on bench_pad_*, never hit);`);
-    console.log(`  ${SCALE_WRITES} write(2)s, median of ${RUNS} rounds. kprobes: the hot one stepped (pre+post), the others pre-only, all armed.`);
-    console.log(`  hooks: one-address UC_HOOK_CODE hooks, the hot one through Engine.hookCode; hooks ${SCALE.at(-1)} runs ${HEAVY_WRITES} write(2)s (note below).`);
-    const n0 = SCALE[0]!;
     const n1 = SCALE.at(-1)!;
-    console.log(
-      `  target  ${SCALE.map((n) => `kprobes ${n}`.padStart(14)).join('')} ${SCALE.map((n) => `hooks ${n}`.padStart(12)).join('')}  kprobes ${n1}−${n0}  hooks ${n1}−${n0}  walked ${n1}  register ${n1} kprobes`,
-    );
+    console.log(`\nkprobes (2): per-hit cost of the stepped probe on ksys_write with N registered (the other N−1 on bench_pad_*, armed,`);
+    console.log(`  never hit), ÷ its cost with N = 1; ${SCALE_WRITES} write(2)s, ${Math.max(RUNS, 3)} rounds. cold run = run time with the`);
+    console.log(`  ${n1 - 1} cold probes alone ÷ the unprobed run. hooks: N one-address UC_HOOK_CODE hooks, ÷ N = 1 (hooks ${n1}: ${HEAVY_WRITES} write(2)s).`);
+    console.log(`  target   µs/hit N=1  N=100/1  N=${n1}/1  walked  cold run  register ${n1}   hooks µs N=1  N=100/1  N=${n1}/1`);
+    const scaleJson: Record<string, unknown> = {};
     for (const t of scaleTargets) {
       const s = await scaling(t);
       console.log(
-        `  ${t.padEnd(7)} ${s.kprobe.map((x) => f1(x, 14)).join('')} ${s.hook.map((x) => f1(x, 12)).join('')}  ${f1(s.kprobe.at(-1)! - s.kprobe[0]!, 15)}  ${f1(s.hook.at(-1)! - s.hook[0]!, 13)}  ${String(s.walked.at(-1)).padStart(12)}  ${(s.registerMs.at(-1)! / 1000).toFixed(1).padStart(18)} s`,
+        `  ${t.padEnd(8)} ${fixed(s.kprobe[0]!, 10)} ${ratio(s.kprobe[1]!, s.kprobe[0]!, 2).padStart(8)} ${ratio(s.kprobe[2]!, s.kprobe[0]!, 2).padStart(10)} ${String(s.walked.at(-1)).padStart(7)} ${ratio(s.coldRun, 1, 3).padStart(9)} ${`${(s.registerMs.at(-1)! / 1000).toFixed(1)} s`.padStart(13)} ${fixed(s.hook[0]!, 14)} ${ratio(s.hook[1]!, s.hook[0]!, 0).padStart(8)} ${ratio(s.hook[2]!, s.hook[0]!, 0).padStart(10)}`,
       );
+      scaleJson[t] = {
+        kprobeUs: Object.fromEntries(SCALE.map((n, i) => [n, +s.kprobe[i]!.toFixed(3)])),
+        kprobeVsOne: Object.fromEntries(SCALE.map((n, i) => [n, ratioValue(s.kprobe[i]!, s.kprobe[0]!)])),
+        walkedAtMax: s.walked.at(-1),
+        coldRunVsUnprobed: +s.coldRun.toFixed(4),
+        registerMs: Object.fromEntries(SCALE.map((n, i) => [n, +s.registerMs[i]!.toFixed(1)])),
+        hookUs: Object.fromEntries(SCALE.map((n, i) => [n, +s.hook[i]!.toFixed(3)])),
+        hookVsOne: Object.fromEntries(SCALE.map((n, i) => [n, ratioValue(s.hook[i]!, s.hook[0]!)])),
+      };
     }
+    json.scaling = scaleJson;
     coldHookFn?.release();
-    console.log('  note: the run loop gives uc_emu_start an instruction count (scheduler quanta), and Unicorn counts with a code hook on');
-    console.log('  every instruction, so every executed instruction walks the whole code-hook list: N Unicorn hooks slow down every');
-    console.log('  instruction, hit or not. kprobes trap through the one interrupt hook; an armed probe that is not hit costs nothing,');
-    console.log(`  but a hit looks its address up in the 64-bucket kprobe table: "walked ${n1}" = table entries get_kprobe passes to find`);
-    console.log('  the hot probe (registered first, so last in its bucket); an even spread would be about N/64.');
+    console.log('  note: a kprobe hit finds its probe with one index lookup (src/kprobes/table.ts), so N does not matter; "walked" is');
+    console.log('  how many entries get_kprobe\'s bucket walk would pass (the hot probe is last in its bucket). Unicorn hooks slow');
+    console.log('  down every executed instruction: the run loop gives uc_emu_start an instruction count, which Unicorn counts with');
+    console.log('  a code hook on every instruction, and each one walks the whole code-hook list.');
     console.log(took());
   }
 
   console.log(`\nkprobes (3): register / unregister ${BATCH} probes on bench_pad_*, µs per probe; 2 vCPUs; median of ${RUNS}`);
   console.log('  target    register: 1-by-1   batch  ratio   unregister: 1-by-1   batch  ratio   grace periods 1-by-1 / batch');
+  const batchJson: Record<string, unknown> = {};
   for (const t of targets) {
     const b = await batch(t);
     console.log(
-      `  ${t.padEnd(8)} ${f1(b.regOne, 18)} ${f1(b.regBatch, 7)} ${ratio(b.regOne, b.regBatch).padStart(6)} ${f1(b.unregOne, 20)} ${f1(b.unregBatch, 7)} ${ratio(b.unregOne, b.unregBatch).padStart(6)}   ${String(b.gpOne).padStart(10)} / ${b.gpBatch}`,
+      `  ${t.padEnd(8)} ${fixed(b.regOne, 18)} ${fixed(b.regBatch, 7)} ${ratio(b.regOne, b.regBatch).padStart(6)} ${fixed(b.unregOne, 20)} ${fixed(b.unregBatch, 7)} ${ratio(b.unregOne, b.unregBatch).padStart(6)}   ${String(b.gpOne).padStart(10)} / ${b.gpBatch}`,
     );
+    batchJson[t] = { ...b, regOneVsBatch: ratioValue(b.regOne, b.regBatch), unregOneVsBatch: ratioValue(b.unregOne, b.unregBatch) };
   }
+  json.registration = batchJson;
   console.log(took());
+  if (opts.record !== false) console.log(`\nkprobes: figures written to ${recordResults('kprobes', json)}`);
+  return json;
 }
 
-// Run alone: `npx tsx bench/kprobes.ts`.
+// Run alone: `npx tsx bench/kprobes.ts [--json PATH]`.
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await benchKprobes();
