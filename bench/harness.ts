@@ -70,9 +70,13 @@ export interface Samples {
   hits: number;
 }
 
-/** `rounds` interleaved rounds over `rigs` (each warmed by one discarded run first). */
+/**
+ * `n` interleaved rounds over `rigs`, after two discarded warm-up rounds: the JIT needs some
+ * thousands of hits and system calls before a run's time settles, and without them whichever
+ * variant ran first came out up to 15% slower than an identical one.
+ */
 export async function rounds(rigs: readonly Rig[], n: number): Promise<Samples[]> {
-  for (const r of rigs) await r.run();
+  for (let w = 0; w < 2; w++) for (const r of rigs) await r.run();
   const out: Samples[] = rigs.map((r) => ({ label: r.label, ms: [], hits: 0 }));
   for (let k = 0; k < n; k++) {
     for (let j = 0; j < rigs.length; j++) {

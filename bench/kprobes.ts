@@ -21,7 +21,7 @@
  * 3. Registering and unregistering 1,000 probes one by one vs register/unregisterBatch.
  *
  * Environment: BENCH_RUNS (rounds of sections 2 and 3, default 3), BENCH_KPROBES_RUNS (rounds of
- * section 1, default max(3 × BENCH_RUNS, 9)), BENCH_KPROBES_WRITES (3,000), BENCH_KPROBES_SCALE_WRITES
+ * section 1, default max(4 × BENCH_RUNS, 12)), BENCH_KPROBES_WRITES (3,000), BENCH_KPROBES_SCALE_WRITES
  * (2,000), BENCH_KPROBES_TARGETS and BENCH_KPROBES_SCALE_TARGETS (comma lists; default all five).
  */
 import { existsSync } from 'node:fs';
@@ -41,7 +41,7 @@ import { collectGarbage, cpuMs, fixed, low, median, perHitUs, ratio, ratioValue,
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /** Rounds of section 1: a per-hit figure is a small difference of two times. */
-const KRUNS = Number(process.env.BENCH_KPROBES_RUNS ?? Math.max(3 * RUNS, 9));
+const KRUNS = Number(process.env.BENCH_KPROBES_RUNS ?? Math.max(4 * RUNS, 12));
 const WRITES = Number(process.env.BENCH_KPROBES_WRITES ?? 3000);
 const ALL: Target[] = ['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'];
 const fromEnv = (name: string, dflt: Target[]): Target[] =>
@@ -234,7 +234,7 @@ interface HitRow {
 
 const LABELS = { hook: 'bare UC_HOOK_CODE', step: 'kprobe, stepped (pre+post)', boost: 'kprobe, boosted (pre only)', emulate: 'kprobe, emulated (call)', ret: 'kretprobe' } as const;
 
-async function perHit(target: Target): Promise<{ unprobedMs: number; rows: HitRow[] }> {
+async function perHit(target: Target): Promise<{ unprobedMs: number; control: number; rows: HitRow[] }> {
   // Addresses and applicable modes, from a machine of this target (every machine agrees).
   let hot = 0n;
   let boostable = false;
@@ -267,6 +267,8 @@ async function perHit(target: Target): Promise<{ unprobedMs: number; rows: HitRo
   let retMode = '';
   const variants: Array<Variant | string> = [
     { label: 'unprobed', hits: () => 0 },
+    // An A/A control: a second unprobed machine. Its ratio to the first is the noise of the run.
+    { label: 'unprobed again', hits: () => 0 },
     { label: LABELS.hook, attach: (e) => void e.hookCode(() => void hookHits++, hot, hot), hits: () => hookHits, mode: () => 'hook' },
     probeVariant(LABELS.step, () => new Kprobe({ addr: hot, preHandler: () => 0, postHandler: () => {} })),
     // Variants that do not apply to this target are named but not run.
@@ -288,12 +290,12 @@ async function perHit(target: Target): Promise<{ unprobedMs: number; rows: HitRo
   const run = variants.filter((v): v is Variant => typeof v !== 'string');
   const { samples } = await measureAll(target, run, KRUNS);
   const base = samples[0]!;
-  const rows: HitRow[] = variants.slice(1).map((v) => {
+  const rows: HitRow[] = variants.slice(2).map((v) => {
     if (typeof v === 'string') return { label: v, mode: 'n/a', hits: 0, us: NaN };
     const s = samples[run.indexOf(v)]!;
     return { label: v.label, mode: v.mode?.() ?? '', hits: s.hits, us: perHitUs(s, base) };
   });
-  return { unprobedMs: low(base.ms), rows };
+  return { unprobedMs: low(base.ms), control: low(samples[1]!.ms) / low(base.ms), rows };
 }
 
 // --- 2. scaling ------------------------------------------------------------------------------------
@@ -303,6 +305,8 @@ interface Scaling {
   kprobe: number[];
   /** Run time with the SCALE.at(-1) − 1 cold probes alone ÷ the unprobed run. */
   coldRun: number;
+  /** A second unprobed machine ÷ the first (the noise of whole-run ratios). */
+  control: number;
   hook: number[];
   registerMs: number[];
   walked: number[];
@@ -320,6 +324,8 @@ async function scaling(target: Target): Promise<Scaling> {
   const variants: Variant[] = [
     { label: 'unprobed', hits: () => 0, writes: SCALE_WRITES },
     { label: 'unprobed (short)', hits: () => 0, writes: heavy },
+    // An A/A control for the cold run: a second unprobed machine.
+    { label: 'unprobed again', hits: () => 0, writes: SCALE_WRITES },
     {
       label: `cold ${nMax - 1}`,
       writes: SCALE_WRITES,
@@ -373,12 +379,14 @@ async function scaling(target: Target): Promise<Scaling> {
   // Each round takes a few seconds (the 10,000-hook run): RUNS rounds keep the section short.
   const { samples, setupMs } = await measureAll(target, variants, Math.max(RUNS, 3));
   const base = new Map([[SCALE_WRITES, samples[0]!], [heavy, samples[1]!]]);
-  const per = (i: number) => perHitUs(samples[i]!, base.get(variants[i]!.writes!)!);
+  const at = (label: string) => variants.findIndex((v) => v.label === label);
+  const per = (label: string) => perHitUs(samples[at(label)]!, base.get(variants[at(label)]!.writes!)!);
   return {
-    kprobe: SCALE.map((_, j) => per(3 + j)),
-    coldRun: low(samples[2]!.ms) / low(samples[0]!.ms),
-    hook: SCALE.map((_, j) => per(3 + SCALE.length + j)),
-    registerMs: SCALE.map((_, j) => setupMs[3 + j]!),
+    kprobe: SCALE.map((n) => per(`kprobes ${n}`)),
+    coldRun: low(samples[at(`cold ${nMax - 1}`)]!.ms) / low(samples[0]!.ms),
+    control: low(samples[at('unprobed again')]!.ms) / low(samples[0]!.ms),
+    hook: SCALE.map((n) => per(`hooks ${n}`)),
+    registerMs: SCALE.map((n) => setupMs[at(`kprobes ${n}`)]!),
     walked,
   };
 }
@@ -468,7 +476,9 @@ export async function benchKprobes(opts: { record?: boolean } = {}): Promise<Rec
   const summary: string[] = [];
   for (const t of targets) {
     const r = await perHit(t);
-    console.log(`\n  ${t}: unprobed ${r.unprobedMs.toFixed(1)} ms = ${((r.unprobedMs * 1000) / WRITES).toFixed(2)} µs per write(2)`);
+    console.log(
+      `\n  ${t}: unprobed ${r.unprobedMs.toFixed(1)} ms = ${((r.unprobedMs * 1000) / WRITES).toFixed(2)} µs per write(2); A/A control (a second unprobed machine ÷ the first) ${ratio(r.control, 1, 3)}`,
+    );
     console.log('    variant                      mode                hits   µs/hit  vs hook  vs stepped');
     const hook = byLabel(r.rows, LABELS.hook).us;
     const step = byLabel(r.rows, LABELS.step).us;
@@ -483,6 +493,7 @@ export async function benchKprobes(opts: { record?: boolean } = {}): Promise<Rec
     const num = (x: number) => (Number.isFinite(x) ? +x.toFixed(3) : null);
     perHitJson[t] = {
       unprobedUsPerWrite: num((r.unprobedMs * 1000) / WRITES),
+      controlRatio: +r.control.toFixed(4),
       us: Object.fromEntries(r.rows.map((row) => [row.label, num(row.us)])),
       modes: Object.fromEntries(r.rows.map((row) => [row.label, row.mode])),
       vsHook: {
@@ -507,18 +518,20 @@ export async function benchKprobes(opts: { record?: boolean } = {}): Promise<Rec
     console.log(`\nkprobes (2): per-hit cost of the stepped probe on ksys_write with N registered (the other N−1 on bench_pad_*, armed,`);
     console.log(`  never hit), ÷ its cost with N = 1; ${SCALE_WRITES} write(2)s, ${Math.max(RUNS, 3)} rounds. cold run = run time with the`);
     console.log(`  ${n1 - 1} cold probes alone ÷ the unprobed run. hooks: N one-address UC_HOOK_CODE hooks, ÷ N = 1 (hooks ${n1}: ${HEAVY_WRITES} write(2)s).`);
-    console.log(`  target   µs/hit N=1  N=100/1  N=${n1}/1  walked  cold run  register ${n1}   hooks µs N=1  N=100/1  N=${n1}/1`);
+    console.log(`  A/A = a second unprobed machine ÷ the first: the noise of whole-run ratios in this run.`);
+    console.log(`  target   µs/hit N=1  N=100/1  N=${n1}/1  walked  cold run      A/A  register ${n1}   hooks µs N=1  N=100/1  N=${n1}/1`);
     const scaleJson: Record<string, unknown> = {};
     for (const t of scaleTargets) {
       const s = await scaling(t);
       console.log(
-        `  ${t.padEnd(8)} ${fixed(s.kprobe[0]!, 10)} ${ratio(s.kprobe[1]!, s.kprobe[0]!, 2).padStart(8)} ${ratio(s.kprobe[2]!, s.kprobe[0]!, 2).padStart(10)} ${String(s.walked.at(-1)).padStart(7)} ${ratio(s.coldRun, 1, 3).padStart(9)} ${`${(s.registerMs.at(-1)! / 1000).toFixed(1)} s`.padStart(13)} ${fixed(s.hook[0]!, 14)} ${ratio(s.hook[1]!, s.hook[0]!, 0).padStart(8)} ${ratio(s.hook[2]!, s.hook[0]!, 0).padStart(10)}`,
+        `  ${t.padEnd(8)} ${fixed(s.kprobe[0]!, 10)} ${ratio(s.kprobe[1]!, s.kprobe[0]!, 2).padStart(8)} ${ratio(s.kprobe[2]!, s.kprobe[0]!, 2).padStart(10)} ${String(s.walked.at(-1)).padStart(7)} ${ratio(s.coldRun, 1, 3).padStart(9)} ${ratio(s.control, 1, 3).padStart(8)} ${`${(s.registerMs.at(-1)! / 1000).toFixed(1)} s`.padStart(13)} ${fixed(s.hook[0]!, 14)} ${ratio(s.hook[1]!, s.hook[0]!, 0).padStart(8)} ${ratio(s.hook[2]!, s.hook[0]!, 0).padStart(10)}`,
       );
       scaleJson[t] = {
         kprobeUs: Object.fromEntries(SCALE.map((n, i) => [n, +s.kprobe[i]!.toFixed(3)])),
         kprobeVsOne: Object.fromEntries(SCALE.map((n, i) => [n, ratioValue(s.kprobe[i]!, s.kprobe[0]!)])),
         walkedAtMax: s.walked.at(-1),
         coldRunVsUnprobed: +s.coldRun.toFixed(4),
+        controlRatio: +s.control.toFixed(4),
         registerMs: Object.fromEntries(SCALE.map((n, i) => [n, +s.registerMs[i]!.toFixed(1)])),
         hookUs: Object.fromEntries(SCALE.map((n, i) => [n, +s.hook[i]!.toFixed(3)])),
         hookVsOne: Object.fromEntries(SCALE.map((n, i) => [n, ratioValue(s.hook[i]!, s.hook[0]!)])),

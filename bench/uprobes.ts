@@ -144,7 +144,8 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
   console.log('  µs/hit = (run with the probe − unprobed run) / hits; vs hook = ÷ the bare UC_HOOK_CODE hook on the same instruction;');
   console.log(`  emul/step = fib-entry uprobe ÷ stepped uprobe; N=${COLD}/1 = stepped uprobe with ${COLD} registered ÷ with 1;`);
   console.log('  cold run = run with a uprobe on never-called waitpid ÷ unprobed run');
-  console.log('  target   probe        mode      hits   µs/hit  hook µs  vs hook | emul/step  N=10000/1  cold run');
+  console.log('  A/A = a second unprobed machine ÷ the first: the noise of whole-run ratios in this run');
+  console.log('  target   probe        mode      hits   µs/hit  hook µs  vs hook | emul/step  N=10000/1  cold run      A/A');
   const reg: string[] = [];
   for (const target of list) {
     const path = fixture(target, 'fib-nolibc');
@@ -153,6 +154,8 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
     const hot = stepped ?? entry;
     const rigs = [
       rig(target, path, 'plain', {}),
+      // An A/A control: a second unprobed machine. Its ratio to the first is the noise of the run.
+      rig(target, path, 'plain again', {}),
       rig(target, path, 'hook entry', { hook: entry }),
       rig(target, path, 'uprobe entry', { probe: entry }),
       ...(stepped && stepped.vaddr !== entry.vaddr ? [rig(target, path, 'hook stepped', { hook: stepped }), rig(target, path, 'uprobe stepped', { probe: stepped })] : []),
@@ -176,9 +179,10 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
     const hotLabel = hot === stepped && by('uprobe stepped') ? 'uprobe stepped' : 'uprobe entry';
     const scaled = us(`uprobe ${hot === stepped ? 'stepped' : 'entry'}, ${COLD} registered`);
     const coldRun = low(by('cold uprobe')!.ms) / low(base.ms);
+    const control = low(by('plain again')!.ms) / low(base.ms);
     const emulVsStep = entry.mode === 'emulate' && by('uprobe stepped') ? us('uprobe entry') / us('uprobe stepped') : NaN;
     for (const [i, [name, site, probe, hook]] of rows.entries()) {
-      const tail = i === 0 ? `${ratio(emulVsStep, 1, 2).padStart(10)} ${ratio(scaled, us(hotLabel), 2).padStart(10)} ${ratio(coldRun, 1, 3).padStart(9)}` : '';
+      const tail = i === 0 ? `${ratio(emulVsStep, 1, 2).padStart(10)} ${ratio(scaled, us(hotLabel), 2).padStart(10)} ${ratio(coldRun, 1, 3).padStart(9)} ${ratio(control, 1, 3).padStart(8)}` : '';
       console.log(
         `  ${target.padEnd(8)} ${name.padEnd(12)} ${site.mode.padEnd(8)} ${String(by(probe)!.hits).padStart(6)} ${fixed(us(probe), 8)} ${fixed(us(hook), 8)} ${ratio(us(probe), us(hook)).padStart(8)} | ${tail}`,
       );
@@ -191,6 +195,7 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
       emulatedVsStepped: Number.isFinite(emulVsStep) ? +emulVsStep.toFixed(3) : null,
       registeredScaling: { probe: hotLabel, us1: num(us(hotLabel)), [`us${COLD}`]: num(scaled), ratio: ratioValue(scaled, us(hotLabel)) },
       coldRunVsUnprobed: +coldRun.toFixed(4),
+      controlRatio: +control.toFixed(4),
     };
     const costs = [];
     for (const n of [1, 10, 100]) costs.push(await registerCost(target, path, n, entry.off, runs));
