@@ -16,13 +16,16 @@
  *    and boosted / emulated as a multiple of stepped (they skip the second trap, so must be cheaper).
  * 2. Per-hit cost of the stepped probe on ksys_write while 100 and 10,000 probes are registered,
  *    as a multiple of the cost with 1 (the others sit on fixtures/kernel/bench_pad.c, armed, never
- *    executed); the run time with the 9,999 cold probes alone over the unprobed run (code that is
- *    not probed must not slow down); the same scaling for N one-address Unicorn code hooks.
+ *    executed); the unprobed run with the 9,999 cold probes armed over the same run with them
+ *    disarmed (code that is not probed must not slow down); the same scaling for N one-address
+ *    Unicorn code hooks.
+ * Variants are compared within one machine wherever they can be (see Variant), with an A/A
+ * control (the same unprobed run twice) printed beside the whole-run ratios.
  * 3. Registering and unregistering 1,000 probes one by one vs register/unregisterBatch.
  *
- * Environment: BENCH_RUNS (rounds of sections 2 and 3, default 3), BENCH_KPROBES_RUNS (rounds of
- * section 1, default max(4 × BENCH_RUNS, 12)), BENCH_KPROBES_WRITES (3,000), BENCH_KPROBES_SCALE_WRITES
- * (2,000), BENCH_KPROBES_TARGETS and BENCH_KPROBES_SCALE_TARGETS (comma lists; default all five).
+ * Environment: BENCH_RUNS (runs of section 3, default 3), BENCH_KPROBES_RUNS (rounds of
+ * section 1, default max(4 × BENCH_RUNS, 12); section 2: max(3 × BENCH_RUNS, 9)), BENCH_KPROBES_WRITES (3,000), BENCH_KPROBES_SCALE_WRITES
+ * (3,000), BENCH_KPROBES_TARGETS and BENCH_KPROBES_SCALE_TARGETS (comma lists; default all five).
  */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -36,12 +39,15 @@ import { UC_HOOK, UNICORN_LIBRARY, type Engine } from '../src/emu/unicorn.js';
 import { supportedTargets } from '../arch/index.js';
 import { isRefusal } from '../arch/probes.js';
 import type { Target } from '../arch/types.js';
+import type { Kthread } from '../src/sync/index.js';
 import { collectGarbage, cpuMs, fixed, low, median, perHitUs, ratio, ratioValue, recordResults, rounds, type Rig, type Samples } from './harness.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /** Rounds of section 1: a per-hit figure is a small difference of two times. */
 const KRUNS = Number(process.env.BENCH_KPROBES_RUNS ?? Math.max(4 * RUNS, 12));
+/** Rounds of section 2 (its per-hit figures are differences too). */
+const SRUNS = Math.max(3 * RUNS, 9);
 const WRITES = Number(process.env.BENCH_KPROBES_WRITES ?? 3000);
 const ALL: Target[] = ['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'];
 const fromEnv = (name: string, dflt: Target[]): Target[] =>
@@ -49,7 +55,7 @@ const fromEnv = (name: string, dflt: Target[]): Target[] =>
 const TARGETS = fromEnv('BENCH_KPROBES_TARGETS', ALL);
 const SCALE_TARGETS = fromEnv('BENCH_KPROBES_SCALE_TARGETS', TARGETS);
 const SCALE = [1, 100, 10_000];
-const SCALE_WRITES = Number(process.env.BENCH_KPROBES_SCALE_WRITES ?? 2000);
+const SCALE_WRITES = Number(process.env.BENCH_KPROBES_SCALE_WRITES ?? 3000);
 /** write(2)s for 10,000 Unicorn hooks: each costs milliseconds there, so a few dozen are plenty. */
 const HEAVY_WRITES = Math.max(20, Math.floor(SCALE_WRITES / 100));
 const BATCH = 1000;
@@ -57,14 +63,20 @@ const program = (t: Target) => join(root, 'bench', 'guest', t, 'writes');
 
 // --- machines and variants -------------------------------------------------------------------
 
-/** One way of instrumenting the workload: set up once per machine, re-attached per process. */
+/**
+ * One way of instrumenting the workload. Variants that share a machine are compared within it:
+ * between two machines built alike, whole runs differed by up to 15% (JIT and heap placement),
+ * more than a probe's cost; within one machine the probe is switched on and off between runs.
+ */
 interface Variant {
   label: string;
-  /** Registration (kprobes live in the shared kernel text, so once per machine). */
-  setup?: (m: Machine, kprobes: Kprobes) => Promise<void>;
+  /** Before each run, untimed (register, enable, arm…). */
+  apply?: (m: Machine, kprobes: Kprobes) => Promise<void>;
   /** Per spawned process (Unicorn hooks belong to the process's engine). */
   attach?: (engine: Engine) => void;
-  /** Hits so far (cumulative over the machine's runs). */
+  /** After each run, untimed. */
+  remove?: (m: Machine, kprobes: Kprobes) => Promise<void>;
+  /** Hits so far (cumulative). */
   hits: () => number;
   /** What kind of probe this turned out to be (the arch's mode), for the table. */
   mode?: () => string;
@@ -72,41 +84,43 @@ interface Variant {
   writes?: number;
 }
 
-/** A machine of its own for one variant (registered once; the program is spawned per run). */
-class KprobeRig implements Rig {
+/** A machine shared by several variants, set up once (cold probes). */
+class Bench {
   readonly m: Machine;
   readonly kprobes: Kprobes;
   setupMs = 0;
 
-  constructor(
-    readonly target: Target,
-    readonly v: Variant,
-  ) {
+  constructor(readonly target: Target) {
     this.m = new Machine({ target, cpus: 1, seed: 1, stdout: () => {}, report: (l) => process.stderr.write(`${l}\n`) });
     this.kprobes = new Kprobes(this.m);
   }
 
-  get label(): string {
-    return this.v.label;
-  }
-
-  async init(): Promise<void> {
+  async setup(fn?: (m: Machine, kprobes: Kprobes) => Promise<void>): Promise<this> {
     const t0 = cpuMs();
-    await this.v.setup?.(this.m, this.kprobes);
+    await fn?.(this.m, this.kprobes);
     this.setupMs = cpuMs() - t0;
+    return this;
   }
 
-  async run(): Promise<{ ms: number; hits: number }> {
-    const writes = this.v.writes ?? WRITES;
-    const proc = this.m.spawn(program(this.target), ['writes', String(writes)]);
-    this.v.attach?.(proc.mm.engine);
-    const before = this.v.hits();
-    collectGarbage();
-    const t0 = cpuMs();
-    const r = await this.m.runAsync();
-    const ms = cpuMs() - t0;
-    if (r.status !== 0) throw new Error(`bench/kprobes: ${this.target} ${this.v.label}: writes exited ${r.status}`);
-    return { ms, hits: this.v.hits() - before };
+  rig(v: Variant): Rig {
+    return {
+      label: v.label,
+      run: async () => {
+        await v.apply?.(this.m, this.kprobes);
+        const proc = this.m.spawn(program(this.target), ['writes', String(v.writes ?? WRITES)]);
+        v.attach?.(proc.mm.engine);
+        const before = v.hits();
+        collectGarbage();
+        const t0 = cpuMs();
+        const r = await this.m.runAsync();
+        const ms = cpuMs() - t0;
+        const hits = v.hits() - before;
+        await v.remove?.(this.m, this.kprobes);
+        if (r.status !== 0) throw new Error(`bench/kprobes: ${this.target} ${v.label}: writes exited ${r.status}`);
+        return { ms, hits };
+      },
+      close: () => undefined,
+    };
   }
 
   close(): void {
@@ -114,20 +128,10 @@ class KprobeRig implements Rig {
   }
 }
 
-/** Every variant `n` rounds, interleaved; one machine per variant. */
-async function measureAll(target: Target, variants: Variant[], n: number): Promise<{ samples: Samples[]; setupMs: number[] }> {
-  const rigs: KprobeRig[] = [];
-  try {
-    for (const v of variants) {
-      const rig = new KprobeRig(target, v);
-      rigs.push(rig);
-      await rig.init();
-    }
-    return { samples: await rounds(rigs, n), setupMs: rigs.map((r) => r.setupMs) };
-  } finally {
-    for (const r of rigs) r.close();
-  }
-}
+const call = (m: Machine, what: string, fn: (t: Kthread) => Promise<number | void>): Promise<void> =>
+  m.kernelCall(what, fn).then((rc) => {
+    if (typeof rc === 'number' && rc !== 0) throw new Error(`bench/kprobes: ${m.arch.target}: ${what} failed with ${rc}`);
+  });
 
 // --- probe helpers -----------------------------------------------------------------------------
 
@@ -235,67 +239,66 @@ interface HitRow {
 const LABELS = { hook: 'bare UC_HOOK_CODE', step: 'kprobe, stepped (pre+post)', boost: 'kprobe, boosted (pre only)', emulate: 'kprobe, emulated (call)', ret: 'kretprobe' } as const;
 
 async function perHit(target: Target): Promise<{ unprobedMs: number; control: number; rows: HitRow[] }> {
-  // Addresses and applicable modes, from a machine of this target (every machine agrees).
-  let hot = 0n;
-  let boostable = false;
-  let emulated: bigint | undefined;
-  {
-    const m = new Machine({ target, stdout: () => {} });
-    try {
-      const k = new Kprobes(m);
-      hot = entryOf(m, 'ksys_write');
-      boostable = modeAt(m, k, hot, false) === 'boost';
-      emulated = emulatedInKsysWrite(m, k);
-    } finally {
-      m.close();
-    }
-  }
-  let hookHits = 0;
-  const probeVariant = (label: string, make: () => Kprobe): Variant => {
-    let kp: Kprobe | undefined;
-    return {
-      label,
-      async setup(m, kprobes) {
-        kp = make();
-        await mustRegister(m, kprobes, [kp]);
-      },
-      hits: () => kp?.nhit ?? 0,
-      mode: () => kp?.ainsn?.prep.mode ?? '',
+  const b = await new Bench(target).setup();
+  try {
+    const { m, kprobes: k } = b;
+    const hot = entryOf(m, 'ksys_write');
+    const boostable = modeAt(m, k, hot, false) === 'boost';
+    const emulated = emulatedInKsysWrite(m, k);
+    let hookHits = 0;
+    /** A probe registered before each run and unregistered after it. */
+    const probeVariant = (label: string, make: () => Kprobe): Variant => {
+      let kp: Kprobe | undefined;
+      let mode = '';
+      return {
+        label,
+        apply: async (mm, kprobes) => {
+          kp = make();
+          await call(mm, 'bench-register', (t) => kprobes.register(t, kp!));
+          mode = kp.ainsn?.prep.mode ?? '';
+        },
+        remove: (mm, kprobes) => call(mm, 'bench-unregister', (t) => kprobes.unregister(t, kp!)),
+        hits: () => kp?.nhit ?? 0,
+        mode: () => mode,
+      };
     };
-  };
-  let retHits = 0;
-  let retMode = '';
-  const variants: Array<Variant | string> = [
-    { label: 'unprobed', hits: () => 0 },
-    // An A/A control: a second unprobed machine. Its ratio to the first is the noise of the run.
-    { label: 'unprobed again', hits: () => 0 },
-    { label: LABELS.hook, attach: (e) => void e.hookCode(() => void hookHits++, hot, hot), hits: () => hookHits, mode: () => 'hook' },
-    probeVariant(LABELS.step, () => new Kprobe({ addr: hot, preHandler: () => 0, postHandler: () => {} })),
-    // Variants that do not apply to this target are named but not run.
-    boostable ? probeVariant(LABELS.boost, () => new Kprobe({ addr: hot, preHandler: () => 0 })) : LABELS.boost,
-    emulated !== undefined ? probeVariant(LABELS.emulate, () => new Kprobe({ addr: emulated, preHandler: () => 0 })) : LABELS.emulate,
-    {
-      label: LABELS.ret,
-      async setup(m, kprobes) {
-        const krp = new Kretprobes(kprobes);
-        const rp = new Kretprobe({ addr: hot, handler: () => void retHits++ });
-        const rc = await m.kernelCall('bench-kretprobe', (t) => krp.register(t, rp));
-        if (rc !== 0) throw new Error(`bench/kprobes: ${target}: register_kretprobe failed with ${rc}`);
-        retMode = `${rp.kp.ainsn!.prep.mode}+trampoline`;
+    let retHits = 0;
+    let retMode = '';
+    let rp: Kretprobe | undefined;
+    const krp = new Kretprobes(k);
+    const variants: Array<Variant | string> = [
+      { label: 'unprobed', hits: () => 0 },
+      // An A/A control: the same unprobed run again. Its ratio to the first is the noise of the run.
+      { label: 'unprobed again', hits: () => 0 },
+      { label: LABELS.hook, attach: (e) => void e.hookCode(() => void hookHits++, hot, hot), hits: () => hookHits, mode: () => 'hook' },
+      probeVariant(LABELS.step, () => new Kprobe({ addr: hot, preHandler: () => 0, postHandler: () => {} })),
+      // Variants that do not apply to this target are named but not run.
+      boostable ? probeVariant(LABELS.boost, () => new Kprobe({ addr: hot, preHandler: () => 0 })) : LABELS.boost,
+      emulated !== undefined ? probeVariant(LABELS.emulate, () => new Kprobe({ addr: emulated, preHandler: () => 0 })) : LABELS.emulate,
+      {
+        label: LABELS.ret,
+        apply: async (mm) => {
+          rp = new Kretprobe({ addr: hot, handler: () => void retHits++ });
+          await call(mm, 'bench-kretprobe', (t) => krp.register(t, rp!));
+          retMode = `${rp.kp.ainsn!.prep.mode}+trampoline`;
+        },
+        remove: (mm) => call(mm, 'bench-unregister-kretprobe', (t) => krp.unregister(t, rp!)),
+        hits: () => retHits,
+        mode: () => retMode,
       },
-      hits: () => retHits,
-      mode: () => retMode,
-    },
-  ];
-  const run = variants.filter((v): v is Variant => typeof v !== 'string');
-  const { samples } = await measureAll(target, run, KRUNS);
-  const base = samples[0]!;
-  const rows: HitRow[] = variants.slice(2).map((v) => {
-    if (typeof v === 'string') return { label: v, mode: 'n/a', hits: 0, us: NaN };
-    const s = samples[run.indexOf(v)]!;
-    return { label: v.label, mode: v.mode?.() ?? '', hits: s.hits, us: perHitUs(s, base) };
-  });
-  return { unprobedMs: low(base.ms), control: low(samples[1]!.ms) / low(base.ms), rows };
+    ];
+    const run = variants.filter((v): v is Variant => typeof v !== 'string');
+    const samples = await rounds(run.map((v) => b.rig(v)), KRUNS);
+    const base = samples[0]!;
+    const rows: HitRow[] = variants.slice(2).map((v) => {
+      if (typeof v === 'string') return { label: v, mode: 'n/a', hits: 0, us: NaN };
+      const sm = samples[run.indexOf(v)]!;
+      return { label: v.label, mode: v.mode?.() ?? '', hits: sm.hits, us: perHitUs(sm, base) };
+    });
+    return { unprobedMs: low(base.ms), control: low(samples[1]!.ms) / low(base.ms), rows };
+  } finally {
+    b.close();
+  }
 }
 
 // --- 2. scaling ------------------------------------------------------------------------------------
@@ -303,9 +306,9 @@ async function perHit(target: Target): Promise<{ unprobedMs: number; control: nu
 interface Scaling {
   /** µs per hit of the hot probe with SCALE[i] registered. */
   kprobe: number[];
-  /** Run time with the SCALE.at(-1) − 1 cold probes alone ÷ the unprobed run. */
+  /** Run time with the SCALE.at(-1) − 1 cold probes armed ÷ with them disarmed (same machine). */
   coldRun: number;
-  /** A second unprobed machine ÷ the first (the noise of whole-run ratios). */
+  /** The same unprobed run twice in one machine (the noise of whole-run ratios). */
   control: number;
   hook: number[];
   registerMs: number[];
@@ -313,39 +316,31 @@ interface Scaling {
 }
 
 /**
- * Per-hit cost with N probes (hooks) registered. Unicorn's hooks get a smaller workload at
- * N = 10,000: they slow down every executed instruction, not only the hit (see the table's
- * note), and a full workload would take minutes. Each write count has its own unprobed baseline.
+ * Per-hit cost with N probes (hooks) registered. One machine per N holds the hot probe and N−1
+ * cold ones (the hot one registered first: buckets add at the head, so it is the last of its
+ * bucket — the worst place for a walk, and the one the "walked" column counts); the hot probe is
+ * enabled for its runs and disabled for the unprobed ones. The cold probes are armed throughout,
+ * except in the largest machine's "all disarmed" runs (debugfs `enabled` = 0). Unicorn's hooks get
+ * a smaller workload at N = 10,000: they slow down every executed instruction, not only the hit
+ * (see the table's note), and a full workload would take minutes.
  */
 async function scaling(target: Target): Promise<Scaling> {
   const heavy = HEAVY_WRITES;
   const nMax = SCALE.at(-1)!;
-  const hookWrites = (n: number) => (n >= 1000 ? heavy : SCALE_WRITES);
-  const variants: Variant[] = [
-    { label: 'unprobed', hits: () => 0, writes: SCALE_WRITES },
-    { label: 'unprobed (short)', hits: () => 0, writes: heavy },
-    // An A/A control for the cold run: a second unprobed machine.
-    { label: 'unprobed again', hits: () => 0, writes: SCALE_WRITES },
-    {
-      label: `cold ${nMax - 1}`,
-      writes: SCALE_WRITES,
-      async setup(m, kprobes) {
-        await mustRegister(m, kprobes, padSites(m, kprobes, nMax - 1).map((addr) => new Kprobe({ addr, preHandler: () => 0 })));
-      },
-      hits: () => 0,
-    },
-  ];
   const walked: number[] = [];
-  for (const n of SCALE) {
-    let hot: Kprobe | undefined;
-    variants.push({
-      label: `kprobes ${n}`,
-      writes: SCALE_WRITES,
-      async setup(m, kprobes) {
-        hot = new Kprobe({ addr: entryOf(m, 'ksys_write'), preHandler: () => 0, postHandler: () => {} });
+  const benches: Bench[] = [];
+  try {
+    const rigs: Rig[] = [];
+    const labels: string[] = [];
+    const add = (b: Bench, v: Variant): void => {
+      rigs.push(b.rig(v));
+      labels.push(v.label);
+    };
+    for (const n of SCALE) {
+      let hot: Kprobe | undefined;
+      const b = await new Bench(target).setup(async (m, kprobes) => {
+        hot = new Kprobe({ addr: entryOf(m, 'ksys_write'), preHandler: () => 0, postHandler: () => {}, disabled: true });
         const cold = padSites(m, kprobes, n - 1).map((addr) => new Kprobe({ addr, preHandler: () => 0 }));
-        // The hot probe first: buckets add at the head, so it ends up behind every later probe
-        // of its bucket — the worst place for a walk, and the one the "walked" column counts.
         await mustRegister(m, kprobes, [hot, ...cold]);
         let pos = 1;
         for (const p of kprobes.table.bucket(hot.addr!).values()) {
@@ -353,42 +348,58 @@ async function scaling(target: Target): Promise<Scaling> {
           pos++;
         }
         walked.push(pos);
-      },
-      hits: () => hot?.nhit ?? 0,
-    });
+      });
+      benches.push(b);
+      add(b, { label: `unprobed ${n}`, hits: () => 0, writes: SCALE_WRITES });
+      add(b, {
+        label: `kprobes ${n}`,
+        writes: SCALE_WRITES,
+        apply: (m, kprobes) => call(m, 'bench-enable', (t) => kprobes.enable(t, hot!)),
+        remove: (m, kprobes) => call(m, 'bench-disable', (t) => kprobes.disable(t, hot!)),
+        hits: () => hot?.nhit ?? 0,
+      });
+      if (n === 1) {
+        add(b, { label: 'unprobed again', hits: () => 0, writes: SCALE_WRITES });
+        add(b, { label: 'unprobed short', hits: () => 0, writes: heavy });
+        const hotAddr = entryOf(b.m, 'ksys_write');
+        for (const h of SCALE) {
+          let hits = 0;
+          const cold = padSites(b.m, b.kprobes, h - 1);
+          add(b, {
+            label: `hooks ${h}`,
+            writes: h >= 1000 ? heavy : SCALE_WRITES,
+            attach(e) {
+              e.hookCode(() => void hits++, hotAddr, hotAddr);
+              const addCold = coldHooks().add;
+              for (const a of cold) addCold(e, a);
+            },
+            hits: () => hits,
+          });
+        }
+      }
+      if (n === nMax) {
+        add(b, {
+          label: 'all disarmed',
+          writes: SCALE_WRITES,
+          apply: (m, kprobes) => call(m, 'bench-disarm', (t) => kprobes.disarmAll(t)),
+          remove: (m, kprobes) => call(m, 'bench-arm', (t) => kprobes.armAll(t)),
+          hits: () => 0,
+        });
+      }
+    }
+    const samples = await rounds(rigs, SRUNS);
+    const at = (label: string) => samples[labels.indexOf(label)]!;
+    return {
+      kprobe: SCALE.map((n) => perHitUs(at(`kprobes ${n}`), at(`unprobed ${n}`))),
+      coldRun: low(at(`unprobed ${nMax}`).ms) / low(at('all disarmed').ms),
+      control: low(at('unprobed again').ms) / low(at('unprobed 1').ms),
+      hook: SCALE.map((n) => perHitUs(at(`hooks ${n}`), n >= 1000 ? at('unprobed short') : at('unprobed 1'))),
+      registerMs: benches.map((b) => b.setupMs),
+      walked,
+    };
+  } finally {
+    for (const b of benches) b.close();
   }
-  for (const n of SCALE) {
-    let hits = 0;
-    let hotAddr = 0n;
-    let cold: bigint[] = [];
-    variants.push({
-      label: `hooks ${n}`,
-      writes: hookWrites(n),
-      async setup(m, kprobes) {
-        hotAddr = entryOf(m, 'ksys_write');
-        cold = padSites(m, kprobes, n - 1);
-      },
-      attach(e) {
-        e.hookCode(() => void hits++, hotAddr, hotAddr);
-        const add = coldHooks().add;
-        for (const a of cold) add(e, a);
-      },
-      hits: () => hits,
-    });
-  }
-  // Each round takes a few seconds (the 10,000-hook run): RUNS rounds keep the section short.
-  const { samples, setupMs } = await measureAll(target, variants, Math.max(RUNS, 3));
-  const base = new Map([[SCALE_WRITES, samples[0]!], [heavy, samples[1]!]]);
-  const at = (label: string) => variants.findIndex((v) => v.label === label);
-  const per = (label: string) => perHitUs(samples[at(label)]!, base.get(variants[at(label)]!.writes!)!);
-  return {
-    kprobe: SCALE.map((n) => per(`kprobes ${n}`)),
-    coldRun: low(samples[at(`cold ${nMax - 1}`)]!.ms) / low(samples[0]!.ms),
-    control: low(samples[at('unprobed again')]!.ms) / low(samples[0]!.ms),
-    hook: SCALE.map((n) => per(`hooks ${n}`)),
-    registerMs: SCALE.map((n) => setupMs[at(`kprobes ${n}`)]!),
-    walked,
-  };
 }
 
 // --- 3. registration -------------------------------------------------------------------------------
@@ -460,7 +471,7 @@ async function batch(target: Target): Promise<BatchFigures> {
 const byLabel = (rows: HitRow[], label: string): HitRow => rows.find((x) => x.label === label)!;
 
 export async function benchKprobes(opts: { record?: boolean } = {}): Promise<Record<string, unknown>> {
-  const json: Record<string, unknown> = { writes: WRITES, rounds: KRUNS, scaleWrites: SCALE_WRITES, scaleRounds: Math.max(RUNS, 3) };
+  const json: Record<string, unknown> = { writes: WRITES, rounds: KRUNS, scaleWrites: SCALE_WRITES, scaleRounds: SRUNS };
   let sectionStart = performance.now();
   const took = () => {
     const s = ((performance.now() - sectionStart) / 1000).toFixed(0);
@@ -470,6 +481,7 @@ export async function benchKprobes(opts: { record?: boolean } = {}): Promise<Rec
   const targets = TARGETS.filter((t) => existsSync(program(t)));
   for (const t of TARGETS) if (!targets.includes(t)) console.log(`kprobes: ${program(t)} missing (make -C bench/guest)`);
   console.log(`\nkprobes (1): per-hit cost on ksys_write; bench/guest/<target>/writes, ${WRITES} write(2)s; host CPU time, ${KRUNS} interleaved rounds`);
+  console.log('  One machine per target; each probe is registered before its runs and unregistered after them (untimed).');
   console.log('  µs/hit = (run time with the probe − run time unprobed) / hits, each the mean of its fastest third of runs;');
   console.log('  vs hook = µs/hit ÷ the bare hook\'s (same rounds); vs stepped = µs/hit ÷ the stepped kprobe\'s');
   const perHitJson: Record<string, unknown> = {};
@@ -477,7 +489,7 @@ export async function benchKprobes(opts: { record?: boolean } = {}): Promise<Rec
   for (const t of targets) {
     const r = await perHit(t);
     console.log(
-      `\n  ${t}: unprobed ${r.unprobedMs.toFixed(1)} ms = ${((r.unprobedMs * 1000) / WRITES).toFixed(2)} µs per write(2); A/A control (a second unprobed machine ÷ the first) ${ratio(r.control, 1, 3)}`,
+      `\n  ${t}: unprobed ${r.unprobedMs.toFixed(1)} ms = ${((r.unprobedMs * 1000) / WRITES).toFixed(2)} µs per write(2); A/A control (the same unprobed run again ÷ the first) ${ratio(r.control, 1, 3)}`,
     );
     console.log('    variant                      mode                hits   µs/hit  vs hook  vs stepped');
     const hook = byLabel(r.rows, LABELS.hook).us;
@@ -516,9 +528,9 @@ export async function benchKprobes(opts: { record?: boolean } = {}): Promise<Rec
   if (scaleTargets.length) {
     const n1 = SCALE.at(-1)!;
     console.log(`\nkprobes (2): per-hit cost of the stepped probe on ksys_write with N registered (the other N−1 on bench_pad_*, armed,`);
-    console.log(`  never hit), ÷ its cost with N = 1; ${SCALE_WRITES} write(2)s, ${Math.max(RUNS, 3)} rounds. cold run = run time with the`);
-    console.log(`  ${n1 - 1} cold probes alone ÷ the unprobed run. hooks: N one-address UC_HOOK_CODE hooks, ÷ N = 1 (hooks ${n1}: ${HEAVY_WRITES} write(2)s).`);
-    console.log(`  A/A = a second unprobed machine ÷ the first: the noise of whole-run ratios in this run.`);
+    console.log(`  never hit), ÷ its cost with N = 1; ${SCALE_WRITES} write(2)s, ${SRUNS} rounds. cold run = the unprobed run with the`);
+    console.log(`  ${n1 - 1} cold probes armed ÷ with them disarmed (same machine). hooks: N one-address UC_HOOK_CODE hooks, ÷ N = 1`);
+    console.log(`  (hooks ${n1}: ${HEAVY_WRITES} write(2)s). A/A = the same unprobed run twice in one machine: the noise of whole-run ratios.`);
     console.log(`  target   µs/hit N=1  N=100/1  N=${n1}/1  walked  cold run      A/A  register ${n1}   hooks µs N=1  N=100/1  N=${n1}/1`);
     const scaleJson: Record<string, unknown> = {};
     for (const t of scaleTargets) {
