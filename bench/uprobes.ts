@@ -12,6 +12,8 @@
  *    stepped one (emulation skips the out-of-line step and its second trap).
  * 2. The same stepped probe with 10,000 uprobes registered (the others on a file no process maps,
  *    so they only fill the uprobes tree), as a multiple of its cost with 1.
+ * All variants of a target share one machine (see Bench), with an A/A control (the same
+ * unprobed run twice) printed beside the whole-run ratio.
  * 3. Code that is not probed: the run time with a uprobe installed on a function the program never
  *    calls (its page is the probed page's private copy) ÷ the unprobed run.
  * 4. Registering one uprobe while 1, 10 and 100 processes map the file (ms, median), and the
@@ -73,46 +75,69 @@ function sites(target: Target, elf: ElfFile): { entry: Site; stepped: Site | und
   }
 }
 
-/** One variant: a machine of its own, PROCS processes spawned per run. */
-function rig(target: Target, path: string, label: string, opts: { probe?: Site; hook?: Site; cold?: number }): Rig & { mode?: string } {
-  const m = new Machine({ target, stdout: () => {}, report: () => {} });
-  // Every variant has the uprobes core, so every engine is set up alike (register cache).
-  const up = new Uprobes(m);
-  let hits = 0;
-  let ready = false;
-  const consumer: UprobeConsumer = { handler: () => (hits++, 0) };
-  const setup = async (): Promise<void> => {
-    ready = true;
-    if (opts.cold) {
-      // A file no process maps (the libc build of fib): its uprobes are in the tree, never installed.
-      const other = m.inodeFor(fixture(target, 'fib'));
-      const step = BigInt(up.arch.swbp.length);
-      await m.kernelCall('cold', async (t) => {
-        for (let i = 0; i < opts.cold! - 1; i++) {
-          const rc = await up.register(t, other, BigInt(i) * step, { handler: () => 0 });
-          if (rc) throw new Error(`bench/uprobes: cold uprobe ${i}: ${rc}`);
+/**
+ * The machine of one target, shared by its variants: between two machines built alike, whole runs
+ * differed by up to 15% (JIT and heap placement), more than a probe's cost; within one machine a
+ * probe is registered before its runs and unregistered after them (untimed).
+ */
+class Bench {
+  readonly m: Machine;
+  readonly up: Uprobes;
+  hits = 0;
+
+  constructor(
+    readonly target: Target,
+    readonly path: string,
+  ) {
+    this.m = new Machine({ target, stdout: () => {}, report: () => {} });
+    this.up = new Uprobes(this.m);
+  }
+
+  /** `n` uprobes on a file no process maps (the libc build of fib): in the tree, never installed. */
+  async registerCold(n: number): Promise<this> {
+    const m = this.m;
+    const up = this.up;
+    const other = m.inodeFor(fixture(this.target, 'fib'));
+    const step = BigInt(up.arch.swbp.length);
+    await m.kernelCall('cold', async (t) => {
+      for (let i = 0; i < n; i++) {
+        const rc = await up.register(t, other, BigInt(i) * step, { handler: () => 0 });
+        if (rc) throw new Error(`bench/uprobes: cold uprobe ${i}: ${rc}`);
+      }
+    });
+    return this;
+  }
+
+  /** A variant: `probe` registered around each run, or a code hook on `hook` in every process. */
+  rig(label: string, opts: { probe?: Site; hook?: Site }): Rig {
+    const m = this.m;
+    const up = this.up;
+    const consumer: UprobeConsumer = { handler: () => (this.hits++, 0) };
+    return {
+      label,
+      run: async () => {
+        if (opts.probe) {
+          const rc = await m.kernelCall('reg', (t) => up.register(t, m.inodeFor(this.path), opts.probe!.off, consumer));
+          if (rc) throw new Error(`bench/uprobes: ${this.target}: uprobe_register failed with ${rc}`);
         }
-      });
-    }
-    if (opts.probe) {
-      const rc = await m.kernelCall('reg', (t) => up.register(t, m.inodeFor(path), opts.probe!.off, consumer));
-      if (rc) throw new Error(`bench/uprobes: ${target}: uprobe_register failed with ${rc}`);
-    }
-  };
-  return {
-    label,
-    async run() {
-      if (!ready) await setup();
-      const ps = Array.from({ length: PROCS }, () => m.spawn(path, [path]));
-      if (opts.hook) for (const p of ps) p.mm.engine.hookCode(() => void hits++, opts.hook.vaddr, opts.hook.vaddr);
-      const before = hits;
-      collectGarbage();
-      const t0 = cpuMs();
-      await m.runAsync();
-      return { ms: cpuMs() - t0, hits: hits - before };
-    },
-    close: () => m.close(),
-  };
+        const ps = Array.from({ length: PROCS }, () => m.spawn(this.path, [this.path]));
+        if (opts.hook) for (const p of ps) p.mm.engine.hookCode(() => void this.hits++, opts.hook.vaddr, opts.hook.vaddr);
+        const before = this.hits;
+        collectGarbage();
+        const t0 = cpuMs();
+        await m.runAsync();
+        const ms = cpuMs() - t0;
+        const hits = this.hits - before;
+        if (opts.probe) await m.kernelCall('unreg', (t) => up.unregister(t, m.inodeFor(this.path), opts.probe!.off, consumer));
+        return { ms, hits };
+      },
+      close: () => undefined,
+    };
+  }
+
+  close(): void {
+    this.m.close();
+  }
 }
 
 async function registerCost(target: Target, path: string, procs: number, off: bigint, runs: number): Promise<number> {
@@ -144,7 +169,7 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
   console.log('  µs/hit = (run with the probe − unprobed run) / hits; vs hook = ÷ the bare UC_HOOK_CODE hook on the same instruction;');
   console.log(`  emul/step = fib-entry uprobe ÷ stepped uprobe; N=${COLD}/1 = stepped uprobe with ${COLD} registered ÷ with 1;`);
   console.log('  cold run = run with a uprobe on never-called waitpid ÷ unprobed run');
-  console.log('  A/A = a second unprobed machine ÷ the first: the noise of whole-run ratios in this run');
+  console.log('  A/A = the same unprobed run twice in one machine: the noise of whole-run ratios in this run');
   console.log('  target   probe        mode      hits   µs/hit  hook µs  vs hook | emul/step  N=10000/1  cold run      A/A');
   const reg: string[] = [];
   for (const target of list) {
@@ -152,21 +177,27 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
     const elf = readElfFileSync(path);
     const { entry, stepped, cold } = sites(target, elf);
     const hot = stepped ?? entry;
+    const b = new Bench(target, path);
+    // The scaling pair lives in a machine of its own, whose tree holds COLD − 1 more uprobes.
+    const big = await new Bench(target, path).registerCold(COLD - 1);
+    const scaledLabel = `uprobe ${hot === stepped ? 'stepped' : 'entry'}, ${COLD} registered`;
     const rigs = [
-      rig(target, path, 'plain', {}),
-      // An A/A control: a second unprobed machine. Its ratio to the first is the noise of the run.
-      rig(target, path, 'plain again', {}),
-      rig(target, path, 'hook entry', { hook: entry }),
-      rig(target, path, 'uprobe entry', { probe: entry }),
-      ...(stepped && stepped.vaddr !== entry.vaddr ? [rig(target, path, 'hook stepped', { hook: stepped }), rig(target, path, 'uprobe stepped', { probe: stepped })] : []),
-      rig(target, path, `uprobe ${hot === stepped ? 'stepped' : 'entry'}, ${COLD} registered`, { probe: hot, cold: COLD }),
-      rig(target, path, 'cold uprobe', { probe: cold }),
+      b.rig('plain', {}),
+      // An A/A control: the same unprobed run again. Its ratio to the first is the noise of the run.
+      b.rig('plain again', {}),
+      b.rig('hook entry', { hook: entry }),
+      b.rig('uprobe entry', { probe: entry }),
+      ...(stepped && stepped.vaddr !== entry.vaddr ? [b.rig('hook stepped', { hook: stepped }), b.rig('uprobe stepped', { probe: stepped })] : []),
+      b.rig('cold uprobe', { probe: cold }),
+      big.rig(`plain, ${COLD} registered`, {}),
+      big.rig(scaledLabel, { probe: hot }),
     ];
     let samples;
     try {
       samples = await rounds(rigs, ROUNDS);
     } finally {
-      for (const r of rigs) r.close();
+      b.close();
+      big.close();
     }
     const by = (l: string) => samples.find((s) => s.label === l);
     const base = by('plain')!;
@@ -177,7 +208,7 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
     const rows: Array<[string, Site, string, string]> = [['fib entry', entry, 'uprobe entry', 'hook entry']];
     if (by('uprobe stepped')) rows.push([`fib+0x${(stepped!.vaddr - entry.vaddr).toString(16)}`, stepped!, 'uprobe stepped', 'hook stepped']);
     const hotLabel = hot === stepped && by('uprobe stepped') ? 'uprobe stepped' : 'uprobe entry';
-    const scaled = us(`uprobe ${hot === stepped ? 'stepped' : 'entry'}, ${COLD} registered`);
+    const scaled = perHitUs(by(scaledLabel)!, by(`plain, ${COLD} registered`)!);
     const coldRun = low(by('cold uprobe')!.ms) / low(base.ms);
     const control = low(by('plain again')!.ms) / low(base.ms);
     const emulVsStep = entry.mode === 'emulate' && by('uprobe stepped') ? us('uprobe entry') / us('uprobe stepped') : NaN;
