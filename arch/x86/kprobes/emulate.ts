@@ -106,6 +106,40 @@ function target(insn: X86Insn, regs: X86RegIds, next: bigint, rel: bigint): bigi
   return insn.prefixes.includes(0x66) ? t & 0xffffn : t;
 }
 
+/**
+ * The emulation of `insn` at its own (fixed) address, with everything that does not depend on the
+ * registers worked out once: a kprobe's instruction never moves, so a relative call, jmp or jcc
+ * has constant targets, and a call pushes a constant return address. Other kinds go through
+ * emulateX86 at each hit.
+ */
+export function emulatorFor(insn: X86Insn, op: EmulateKind, regs: X86RegIds): (cpu: ProbeCpu) => void {
+  const next = BigInt.asUintN(regs.bits, insn.addr + BigInt(insn.length));
+  switch (op.kind) {
+    case 'call': {
+      const size = stackSize(insn, regs);
+      const ret = leBytes(size, next);
+      const to = target(insn, regs, next, op.rel);
+      return (cpu) => {
+        const e = cpu.engine;
+        const sp = BigInt.asUintN(regs.bits, e.regRead(regs.sp) - SIZE[size]!);
+        cpu.mem.write(sp, ret);
+        e.regWrite(regs.sp, sp);
+        e.regWrite(regs.ip, to);
+      };
+    }
+    case 'jmp': {
+      const to = target(insn, regs, next, op.rel);
+      return (cpu) => cpu.engine.regWrite(regs.ip, to);
+    }
+    case 'jcc': {
+      const to = target(insn, regs, next, op.rel);
+      return (cpu) => cpu.engine.regWrite(regs.ip, conditionHolds(op.cc, cpu.engine.regRead(regs.flags)) ? to : next);
+    }
+    default:
+      return (cpu) => emulateX86(cpu, insn, op, regs);
+  }
+}
+
 /** Apply the effect of `insn` (at its original address) to the CPU, IP included. */
 export function emulateX86(cpu: ProbeCpu, insn: X86Insn, op: EmulateKind, regs: X86RegIds): void {
   const e = cpu.engine;
