@@ -253,21 +253,35 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
   // --- what runs at the hit (at `at`, where this mm maps the instruction) -----------------------
   let emulate: ((cpu: ProbeCpu, at: bigint) => void) | undefined;
   let kind: StepKind = 'default';
-  const after = (at: bigint): bigint => mask(regs.bits, at + len);
+  // The addresses after and (for a relative branch) at the target of the instruction, for the
+  // address `at` where an mm maps it: worked out once per address (most uprobes are mapped at
+  // one address in every mm), not at every hit.
+  const rel = p.kind === 'jmp' || p.kind === 'jcc' || p.kind === 'call' ? p.rel : 0n;
+  let memoAt = -1n;
+  let memoAfter = 0n;
+  let memoTarget = 0n;
+  const at1 = (at: bigint): void => {
+    if (at === memoAt) return;
+    memoAfter = mask(regs.bits, at + len);
+    memoTarget = mask(regs.bits, memoAfter + rel);
+    memoAt = at;
+  };
+  const after = (at: bigint): bigint => (at1(at), memoAfter);
+  const branchTarget = (at: bigint): bigint => (at1(at), memoTarget);
   switch (p.kind) {
     case 'nop':
       emulate = (cpu, at) => e(cpu).regWrite(regs.ip, after(at));
       break;
     case 'jmp':
-      emulate = (cpu, at) => e(cpu).regWrite(regs.ip, mask(regs.bits, after(at) + p.rel));
+      emulate = (cpu, at) => e(cpu).regWrite(regs.ip, branchTarget(at));
       break;
     case 'jcc':
-      emulate = (cpu, at) => e(cpu).regWrite(regs.ip, conditionHolds(p.cc, e(cpu).regRead(regs.flags)) ? mask(regs.bits, after(at) + p.rel) : after(at));
+      emulate = (cpu, at) => e(cpu).regWrite(regs.ip, conditionHolds(p.cc, e(cpu).regRead(regs.flags)) ? branchTarget(at) : after(at));
       break;
     case 'call':
       emulate = (cpu, at) => {
         pushWord(cpu, after(at));
-        e(cpu).regWrite(regs.ip, mask(regs.bits, after(at) + p.rel));
+        e(cpu).regWrite(regs.ip, branchTarget(at));
       };
       kind = 'callFallback';
       break;
@@ -374,7 +388,7 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
         return;
       }
       restoreScratch(cpu, st);
-      const after = mask(regs.bits, vaddrNow + len);
+      const next = after(vaddrNow);
       switch (kind) {
         case 'callFallback':
           // branch_post_xol_op: the mangled call did push; drop it and restart (-ERESTART).
@@ -385,7 +399,7 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
           // The copy pushed the target where the call pushes its return address.
           const sp = en.regRead(regs.sp);
           const target = leValue(cpu.mem.read(sp, branchSize));
-          cpu.mem.write(sp, leBytes(branchSize, after));
+          cpu.mem.write(sp, leBytes(branchSize, next));
           en.regWrite(regs.ip, target);
           return;
         }
@@ -408,10 +422,10 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
         writeCount(cpu, st.rep.rest);
         const zf = (en.regRead(regs.flags) & FLAG.ZF) !== 0n;
         const goesOn = !repZf || (rep === 0xf3 ? zf : !zf);
-        en.regWrite(regs.ip, goesOn ? vaddrNow : after);
+        en.regWrite(regs.ip, goesOn ? vaddrNow : next);
         return;
       }
-      en.regWrite(regs.ip, after);
+      en.regWrite(regs.ip, next);
     },
     abortXol(cpu: ProbeCpu, _slotAddr: bigint, vaddrNow: bigint, state: unknown): void {
       const st = (state ?? {}) as XolState;
