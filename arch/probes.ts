@@ -11,6 +11,7 @@
  * changes, only register and memory accesses through `ProbeCpu`.
  */
 import type { Engine } from '../src/emu/unicorn.js';
+import type { CachedRegister } from '../src/emu/regcache.js';
 import type { Arch, GuestMemoryAccess } from './types.js';
 
 /** The CPU a probe hit happens on: registers through `arch`/`engine`, memory through `mem`. */
@@ -89,6 +90,17 @@ export interface PreparedInsn {
 
 export const isRefusal = <T extends object>(p: T | ProbeRefusal): p is ProbeRefusal => 'refused' in p;
 
+/**
+ * The registers a probe hit reads and writes here (PC, stack pointer, the general registers a
+ * handler, an emulation or a fix-up uses), with their widths. The cores give them to every
+ * engine's trap-time register cache (Engine.cacheTrapRegisters): one batched read and one batched
+ * write per trap instead of one FFI call per access. Rules (src/emu/regcache.ts): no two aliasing
+ * registers in one set; widths as Unicorn stores them; no flags word Unicorn normalises on write
+ * (x86 EFLAGS, ppc XER) and nothing that changes how memory is translated (MSR, CR0/CR3, PSTATE).
+ * A register outside the set still works, at the cost of its own FFI call.
+ */
+export type HitRegisters = readonly CachedRegister[];
+
 export interface ProbeArch {
   readonly arch: Arch;
   /** The kprobe breakpoint written over the first bytes of the probed instruction. */
@@ -97,6 +109,8 @@ export interface ProbeArch {
   readonly maxInsnLength: number;
   /** Bytes per instruction slot (kprobe insn slot). */
   readonly slotSize: number;
+  /** What a hit reads and writes (see HitRegisters). */
+  readonly hitRegisters: HitRegisters;
   /** Decode the instruction starting at bytes[0] (located at addr), or undefined when invalid. */
   decode(addr: bigint, bytes: Uint8Array): DecodedInsn | undefined;
   /**
@@ -211,6 +225,8 @@ export interface UprobeArch {
   readonly maxInsnBytes: number;
   /** UPROBE_XOL_SLOT_BYTES as this engine lays slots out (see each back-end for deviations). */
   readonly xolSlotBytes: number;
+  /** What a hit reads and writes (see HitRegisters). */
+  readonly hitRegisters: HitRegisters;
   /**
    * is_trap_insn: the bytes start with any trap the arch knows (ppc: every tw/twi/td/tdi; x86:
    * int3; sparc64: only the swbp word itself, Linux's default is_swbp_insn). prepare_uprobe

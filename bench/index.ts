@@ -3,7 +3,9 @@
  * on every supported target, and the same binary under qemu-user as the reference when qemu-user
  * is installed (skipped cleanly when it is not). Figures are medians of several runs measured in
  * one process, so ratios between rows are meaningful; absolute numbers depend on the machine.
- * Then the sync layer's costs (bench/sync.ts) and the kprobes benchmark (bench/kprobes.ts).
+ * Then the sync layer's costs (bench/sync.ts) and the kprobes and uprobes benchmarks
+ * (bench/kprobes.ts, bench/uprobes.ts). Every figure also goes to a JSON file for tracking:
+ * bench/results/latest.json (git-ignored), or the path given with `--json PATH` or BENCH_JSON.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -13,6 +15,7 @@ import { Machine } from '../src/kernel/machine.js';
 import { benchSync } from './sync.js';
 import { benchKprobes } from './kprobes.js';
 import { benchUprobes } from './uprobes.js';
+import { recordResults } from './harness.js';
 import { supportedTargets } from '../arch/index.js';
 import type { Target } from '../arch/types.js';
 
@@ -91,9 +94,28 @@ async function main(): Promise<void> {
     for (const r of rows) console.log(`  ${r.target.padEnd(8)} ${(r.ms / x86.ms).toFixed(2)}x`);
   }
   console.log('\nguest insns: counted by the scheduler in quanta (exact for full quanta; see README).');
-  await benchSync(RUNS);
-  await benchKprobes();
-  await benchUprobes(RUNS);
+  const x86ms = x86?.ms;
+  recordResults(
+    'compute',
+    Object.fromEntries(
+      rows.map((r) => [
+        r.target,
+        {
+          insns: r.insns,
+          ms: +r.ms.toFixed(2),
+          mips: +(r.insns / r.ms / 1000).toFixed(2),
+          qemuMs: r.qemuMs !== undefined ? +r.qemuMs.toFixed(2) : null,
+          vsQemu: r.qemuMs !== undefined ? +(r.ms / r.qemuMs).toFixed(3) : null,
+          vsX86_64: x86ms !== undefined ? +(r.ms / x86ms).toFixed(3) : null,
+        },
+      ]),
+    ),
+    true,
+  );
+  recordResults('sync', await benchSync(RUNS));
+  recordResults('kprobes', await benchKprobes({ record: false }));
+  const path = recordResults('uprobes', await benchUprobes(RUNS, supportedTargets(), { record: false }));
+  console.log(`\nbench: every figure written to ${path}`);
 }
 
 await main();

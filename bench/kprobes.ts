@@ -1,40 +1,35 @@
 /**
- * The kprobes benchmark (issue 5), part of `npm run bench`; alone: `npx tsx bench/kprobes.ts`.
+ * The kprobes benchmark, part of `npm run bench`; alone: `npx tsx bench/kprobes.ts [--json PATH]`.
  *
  * Workload: bench/guest/<target>/writes, N one-byte write(2)s, so ksys_write in the guest kernel
  * runs N times (+1 for the closing printf). Only the guest run is timed: machine set-up and probe
- * registration are not (registration has its own section).
+ * registration are not (registration has its own section). Timing: bench/harness.ts (CPU time,
+ * interleaved rounds, each variant's fastest third). Every figure is printed as a ratio of two
+ * measurements of the same run, and written to the results file (harness.ts resultsPath).
  *
- * 1. Per-hit cost = (time with the probe − time unprobed) / hits, for
- *    - a bare one-address UC_HOOK_CODE hook on ksys_write (what an emulator-hook tool pays),
- *    - a stepped kprobe on ksys_write (pre + post handler: the copy runs in the slot, second trap),
- *    - a boosted kprobe there (x86 only: pre handler only, the slot jumps back by itself),
+ * 1. Per-hit cost on ksys_write, as a multiple of a bare one-address UC_HOOK_CODE hook with an
+ *    empty callback on the same instruction (what an emulator-hook tool pays):
+ *    - a stepped kprobe (pre + post handler: the copy runs in the slot, second trap),
+ *    - a boosted kprobe (x86 only: pre handler only, the slot jumps back by itself),
  *    - an emulated kprobe on the `call`/`bl` to vfs_write (x86, ppc; sparc64 emulates only rd %pc),
- *    - a kretprobe on ksys_write (entry trap + return trampoline trap).
- * 2. Per-hit cost of the hot probe (or hook) on ksys_write while 1, 100 or 10,000 probes (hooks)
- *    are registered: the others sit on fixtures/kernel/bench_pad.c, armed but never executed.
+ *    - a kretprobe on ksys_write (entry trap + return trampoline trap);
+ *    and boosted / emulated as a multiple of stepped (they skip the second trap, so must be cheaper).
+ * 2. Per-hit cost of the stepped probe on ksys_write while 100 and 10,000 probes are registered,
+ *    as a multiple of the cost with 1 (the others sit on fixtures/kernel/bench_pad.c, armed, never
+ *    executed); the unprobed run with the 9,999 cold probes armed over the same run with them
+ *    disarmed (code that is not probed must not slow down); the same scaling for N one-address
+ *    Unicorn code hooks.
+ * Variants are compared within one machine wherever they can be (see Variant), with an A/A
+ * control (the same unprobed run twice) printed beside the whole-run ratios.
  * 3. Registering and unregistering 1,000 probes one by one vs register/unregisterBatch.
  *
- * Times are this process's CPU time (user + system, process.cpuUsage) rather than wall time: the
- * machine is shared (two cores, other jobs), and CPU time does not count the time another process
- * held the core. Differences between variants are what matter; the guest and Unicorn run on this
- * thread, so almost all of it is the run's own work (GC helper threads are the exception).
- *
- * Every variant lives in its own Machine, registered once; the program is spawned again for each
- * run. Runs are taken in rounds (every variant once, back to back, starting one variant later each
- * round) and a per-hit figure is the median over rounds of the difference within a round, so a
- * slow phase of the host hits both sides of a difference. Each machine's first run is a discarded
- * warm-up (JIT, caches), and a full GC precedes every timed run.
- *
- * Environment: BENCH_RUNS (rounds of sections 2 and 3, default 3), BENCH_KPROBES_RUNS (rounds of
- * section 1, default max(BENCH_RUNS, 5)), BENCH_KPROBES_WRITES (5,000), BENCH_KPROBES_SCALE_WRITES
- * (2,000), BENCH_KPROBES_TARGETS and BENCH_KPROBES_SCALE_TARGETS (comma lists; default all five).
+ * Environment: BENCH_RUNS (runs of section 3, default 3), BENCH_KPROBES_RUNS (rounds of
+ * section 1, default max(4 × BENCH_RUNS, 12); section 2: max(3 × BENCH_RUNS, 9)), BENCH_KPROBES_WRITES (3,000), BENCH_KPROBES_SCALE_WRITES
+ * (3,000), BENCH_KPROBES_TARGETS and BENCH_KPROBES_SCALE_TARGETS (comma lists; default all five).
  */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import koffi from 'koffi';
 import { Machine } from '../src/kernel/machine.js';
 import { Kprobes } from '../src/kprobes/kprobes.js';
@@ -44,55 +39,44 @@ import { UC_HOOK, UNICORN_LIBRARY, type Engine } from '../src/emu/unicorn.js';
 import { supportedTargets } from '../arch/index.js';
 import { isRefusal } from '../arch/probes.js';
 import type { Target } from '../arch/types.js';
+import type { Kthread } from '../src/sync/index.js';
+import { collectGarbage, cpuMs, fixed, low, median, perHitUs, ratio, ratioValue, recordResults, rounds, type Rig, type Samples } from './harness.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-/** Runs per variant here: at least 5, since a per-hit figure is a small difference of two times. */
-const KRUNS = Number(process.env.BENCH_KPROBES_RUNS ?? Math.max(RUNS, 5));
-const WRITES = Number(process.env.BENCH_KPROBES_WRITES ?? 5000);
+/** Rounds of section 1: a per-hit figure is a small difference of two times. */
+const KRUNS = Number(process.env.BENCH_KPROBES_RUNS ?? Math.max(4 * RUNS, 12));
+/** Rounds of section 2 (its per-hit figures are differences too). */
+const SRUNS = Math.max(3 * RUNS, 9);
+const WRITES = Number(process.env.BENCH_KPROBES_WRITES ?? 3000);
 const ALL: Target[] = ['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'];
 const fromEnv = (name: string, dflt: Target[]): Target[] =>
   (process.env[name] ? (process.env[name]!.split(',') as Target[]) : dflt).filter((t) => supportedTargets().includes(t));
 const TARGETS = fromEnv('BENCH_KPROBES_TARGETS', ALL);
 const SCALE_TARGETS = fromEnv('BENCH_KPROBES_SCALE_TARGETS', TARGETS);
 const SCALE = [1, 100, 10_000];
-const SCALE_WRITES = Number(process.env.BENCH_KPROBES_SCALE_WRITES ?? 2000);
+const SCALE_WRITES = Number(process.env.BENCH_KPROBES_SCALE_WRITES ?? 3000);
 /** write(2)s for 10,000 Unicorn hooks: each costs milliseconds there, so a few dozen are plenty. */
 const HEAVY_WRITES = Math.max(20, Math.floor(SCALE_WRITES / 100));
 const BATCH = 1000;
-
-/**
- * A full garbage collection before each timed run, so no run pays for the garbage of the run (or
- * the hook set-up) before it. `npm run bench` starts node without --expose-gc; the flag can still
- * be set at run time, and a new context then sees `gc`.
- */
-setFlagsFromString('--expose-gc');
-const collectGarbage = runInNewContext('gc') as () => void;
-
-/** This process's CPU time so far, in ms (see the header for why not wall time). */
-const cpuMs = (): number => {
-  const c = process.cpuUsage();
-  return (c.user + c.system) / 1000;
-};
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-/**
- * µs per hit of a variant over its baseline: the median of the per-round differences (a round
- * runs every variant once, back to back, so both sides of a difference saw the same host state).
- */
-const perHitUs = (v: Measured, base: Measured): number =>
-  v.hitsPerRun ? (median(v.ms.map((ms, r) => ms - base.ms[r]!)) * 1000) / v.hitsPerRun : NaN;
 const program = (t: Target) => join(root, 'bench', 'guest', t, 'writes');
 
 // --- machines and variants -------------------------------------------------------------------
 
-/** One way of instrumenting the workload: set up once per machine, re-attached per process. */
+/**
+ * One way of instrumenting the workload. Variants that share a machine are compared within it:
+ * between two machines built alike, whole runs differed by up to 15% (JIT and heap placement),
+ * more than a probe's cost; within one machine the probe is switched on and off between runs.
+ */
 interface Variant {
   label: string;
-  /** Registration (kprobes live in the shared kernel text, so once per machine). */
-  setup?: (m: Machine, kprobes: Kprobes) => Promise<void>;
+  /** Before each run, untimed (register, enable, arm…). */
+  apply?: (m: Machine, kprobes: Kprobes) => Promise<void>;
   /** Per spawned process (Unicorn hooks belong to the process's engine). */
   attach?: (engine: Engine) => void;
-  /** Hits so far (cumulative over the machine's runs). */
+  /** After each run, untimed. */
+  remove?: (m: Machine, kprobes: Kprobes) => Promise<void>;
+  /** Hits so far (cumulative). */
   hits: () => number;
   /** What kind of probe this turned out to be (the arch's mode), for the table. */
   mode?: () => string;
@@ -100,51 +84,43 @@ interface Variant {
   writes?: number;
 }
 
-interface Measured {
-  ms: number[];
-  hitsPerRun: number;
-  /** CPU time of the variant's registration (ms). */
-  setupMs: number;
-}
-
-class Rig {
+/** A machine shared by several variants, set up once (cold probes). */
+class Bench {
   readonly m: Machine;
   readonly kprobes: Kprobes;
+  setupMs = 0;
 
-  constructor(
-    readonly target: Target,
-    readonly v: Variant,
-  ) {
+  constructor(readonly target: Target) {
     this.m = new Machine({ target, cpus: 1, seed: 1, stdout: () => {}, report: (l) => process.stderr.write(`${l}\n`) });
     this.kprobes = new Kprobes(this.m);
   }
 
-  setupMs = 0;
-
-  async init(): Promise<void> {
+  async setup(fn?: (m: Machine, kprobes: Kprobes) => Promise<void>): Promise<this> {
     const t0 = cpuMs();
-    await this.v.setup?.(this.m, this.kprobes);
+    await fn?.(this.m, this.kprobes);
     this.setupMs = cpuMs() - t0;
-    // A whole discarded run first: the host JIT needs some 20,000 system calls before a run's
-    // time settles (it halves from the first run to the tenth); the variants' runs add up to that.
-    await this.run();
+    return this;
   }
 
-  get writes(): number {
-    return this.v.writes ?? WRITES;
-  }
-
-  /** Spawn the workload and time its run; returns ms and the hits it produced. */
-  async run(writes = this.writes): Promise<{ ms: number; hits: number }> {
-    const proc = this.m.spawn(program(this.target), ['writes', String(writes)]);
-    this.v.attach?.(proc.mm.engine);
-    const before = this.v.hits();
-    collectGarbage();
-    const t0 = cpuMs();
-    const r = await this.m.runAsync();
-    const ms = cpuMs() - t0;
-    if (r.status !== 0) throw new Error(`bench/kprobes: ${this.target} ${this.v.label}: writes exited ${r.status}`);
-    return { ms, hits: this.v.hits() - before };
+  rig(v: Variant): Rig {
+    return {
+      label: v.label,
+      run: async () => {
+        await v.apply?.(this.m, this.kprobes);
+        const proc = this.m.spawn(program(this.target), ['writes', String(v.writes ?? WRITES)]);
+        v.attach?.(proc.mm.engine);
+        const before = v.hits();
+        collectGarbage();
+        const t0 = cpuMs();
+        const r = await this.m.runAsync();
+        const ms = cpuMs() - t0;
+        const hits = v.hits() - before;
+        await v.remove?.(this.m, this.kprobes);
+        if (r.status !== 0) throw new Error(`bench/kprobes: ${this.target} ${v.label}: writes exited ${r.status}`);
+        return { ms, hits };
+      },
+      close: () => undefined,
+    };
   }
 
   close(): void {
@@ -152,30 +128,10 @@ class Rig {
   }
 }
 
-/** Runs every variant `rounds` times, interleaved; one machine per variant. */
-async function measureAll(target: Target, variants: Variant[], rounds = KRUNS): Promise<Measured[]> {
-  const rigs: Rig[] = [];
-  try {
-    for (const v of variants) {
-      const rig = new Rig(target, v);
-      rigs.push(rig);
-      await rig.init();
-    }
-    const out: Measured[] = rigs.map((rig) => ({ ms: [], hitsPerRun: 0, setupMs: rig.setupMs }));
-    for (let r = 0; r < rounds; r++) {
-      // Each round starts one variant later, so no variant always follows the same neighbour.
-      for (let k = 0; k < rigs.length; k++) {
-        const i = (k + r) % rigs.length;
-        const { ms, hits } = await rigs[i]!.run();
-        out[i]!.ms.push(ms);
-        out[i]!.hitsPerRun = hits;
-      }
-    }
-    return out;
-  } finally {
-    for (const r of rigs) r.close();
-  }
-}
+const call = (m: Machine, what: string, fn: (t: Kthread) => Promise<number | void>): Promise<void> =>
+  m.kernelCall(what, fn).then((rc) => {
+    if (typeof rc === 'number' && rc !== 0) throw new Error(`bench/kprobes: ${m.arch.target}: ${what} failed with ${rc}`);
+  });
 
 // --- probe helpers -----------------------------------------------------------------------------
 
@@ -194,8 +150,8 @@ function instructionStarts(m: Machine, kprobes: Kprobes, name: string): bigint[]
   const out: bigint[] = [];
   for (let pc = f.codeAddress; pc < end; ) {
     out.push(pc);
-    if (m.arch.family !== 'x86') {
-      pc += 4n;
+    if (kprobes.arch.maxInsnLength === 4) {
+      pc += 4n; // fixed width: no need to decode
       continue;
     }
     const insn = kprobes.arch.decode(pc, m.kernel.elf.textBytesAt(pc, Number(end - pc < 15n ? end - pc : 15n)));
@@ -270,102 +226,121 @@ function coldHooks(): NonNullable<typeof coldHookFn> {
   return coldHookFn;
 }
 
-// --- the three sections --------------------------------------------------------------------------
+// --- 1. per hit ------------------------------------------------------------------------------------
 
 interface HitRow {
   label: string;
   mode: string;
   hits: number;
-  ms: number;
   /** µs per hit over the unprobed run. */
-  perHit: number;
+  us: number;
 }
 
-async function perHit(target: Target): Promise<{ unprobedMs: number; perWriteUs: number; rows: HitRow[] }> {
-  // Addresses and applicable modes, from a machine of this target (every machine agrees).
-  let hot = 0n;
-  let boostable = false;
-  let emulated: bigint | undefined;
-  {
-    const m = new Machine({ target, stdout: () => {} });
-    try {
-      const k = new Kprobes(m);
-      hot = entryOf(m, 'ksys_write');
-      boostable = modeAt(m, k, hot, false) === 'boost';
-      emulated = emulatedInKsysWrite(m, k);
-    } finally {
-      m.close();
-    }
-  }
-  let hookHits = 0;
-  const probeVariant = (label: string, make: () => Kprobe): Variant => {
-    let kp: Kprobe | undefined;
-    return {
-      label,
-      async setup(m, kprobes) {
-        kp = make();
-        await mustRegister(m, kprobes, [kp]);
-      },
-      hits: () => kp?.nhit ?? 0,
-      mode: () => kp?.ainsn?.prep.mode ?? '',
+const LABELS = { hook: 'bare UC_HOOK_CODE', step: 'kprobe, stepped (pre+post)', boost: 'kprobe, boosted (pre only)', emulate: 'kprobe, emulated (call)', ret: 'kretprobe' } as const;
+
+async function perHit(target: Target): Promise<{ unprobedMs: number; control: number; rows: HitRow[] }> {
+  const b = await new Bench(target).setup();
+  try {
+    const { m, kprobes: k } = b;
+    const hot = entryOf(m, 'ksys_write');
+    const boostable = modeAt(m, k, hot, false) === 'boost';
+    const emulated = emulatedInKsysWrite(m, k);
+    let hookHits = 0;
+    /** A probe registered before each run and unregistered after it. */
+    const probeVariant = (label: string, make: () => Kprobe): Variant => {
+      let kp: Kprobe | undefined;
+      let mode = '';
+      return {
+        label,
+        apply: async (mm, kprobes) => {
+          kp = make();
+          await call(mm, 'bench-register', (t) => kprobes.register(t, kp!));
+          mode = kp.ainsn?.prep.mode ?? '';
+        },
+        remove: (mm, kprobes) => call(mm, 'bench-unregister', (t) => kprobes.unregister(t, kp!)),
+        hits: () => kp?.nhit ?? 0,
+        mode: () => mode,
+      };
     };
-  };
-  let retHits = 0;
-  let retMode = '';
-  const variants: Array<Variant | string> = [
-    { label: 'unprobed', hits: () => 0 },
-    { label: 'bare UC_HOOK_CODE', attach: (e) => void e.hookCode(() => void hookHits++, hot, hot), hits: () => hookHits, mode: () => 'hook' },
-    probeVariant('kprobe, stepped (pre+post)', () => new Kprobe({ addr: hot, preHandler: () => 0, postHandler: () => {} })),
-    // Variants that do not apply to this target are named but not run.
-    boostable ? probeVariant('kprobe, boosted (pre only)', () => new Kprobe({ addr: hot, preHandler: () => 0 })) : 'kprobe, boosted (pre only)',
-    emulated !== undefined ? probeVariant('kprobe, emulated (call)', () => new Kprobe({ addr: emulated, preHandler: () => 0 })) : 'kprobe, emulated (call)',
-    {
-      label: 'kretprobe',
-      async setup(m, kprobes) {
-        const krp = new Kretprobes(kprobes);
-        const rp = new Kretprobe({ addr: hot, handler: () => void retHits++ });
-        const rc = await m.kernelCall('bench-kretprobe', (t) => krp.register(t, rp));
-        if (rc !== 0) throw new Error(`bench/kprobes: ${target}: register_kretprobe failed with ${rc}`);
-        retMode = `${rp.kp.ainsn!.prep.mode}+trampoline`;
+    let retHits = 0;
+    let retMode = '';
+    let rp: Kretprobe | undefined;
+    const krp = new Kretprobes(k);
+    const variants: Array<Variant | string> = [
+      { label: 'unprobed', hits: () => 0 },
+      // An A/A control: the same unprobed run again. Its ratio to the first is the noise of the run.
+      { label: 'unprobed again', hits: () => 0 },
+      { label: LABELS.hook, attach: (e) => void e.hookCode(() => void hookHits++, hot, hot), hits: () => hookHits, mode: () => 'hook' },
+      probeVariant(LABELS.step, () => new Kprobe({ addr: hot, preHandler: () => 0, postHandler: () => {} })),
+      // Variants that do not apply to this target are named but not run.
+      boostable ? probeVariant(LABELS.boost, () => new Kprobe({ addr: hot, preHandler: () => 0 })) : LABELS.boost,
+      emulated !== undefined ? probeVariant(LABELS.emulate, () => new Kprobe({ addr: emulated, preHandler: () => 0 })) : LABELS.emulate,
+      {
+        label: LABELS.ret,
+        apply: async (mm) => {
+          rp = new Kretprobe({ addr: hot, handler: () => void retHits++ });
+          await call(mm, 'bench-kretprobe', (t) => krp.register(t, rp!));
+          retMode = `${rp.kp.ainsn!.prep.mode}+trampoline`;
+        },
+        remove: (mm) => call(mm, 'bench-unregister-kretprobe', (t) => krp.unregister(t, rp!)),
+        hits: () => retHits,
+        mode: () => retMode,
       },
-      hits: () => retHits,
-      mode: () => retMode,
-    },
-  ];
-  const run = variants.filter((v): v is Variant => typeof v !== 'string');
-  const res = await measureAll(target, run);
-  const base = median(res[0]!.ms);
-  const rows: HitRow[] = variants.map((v) => {
-    if (typeof v === 'string') return { label: v, mode: 'n/a', hits: 0, ms: NaN, perHit: NaN };
-    const r = res[run.indexOf(v)]!;
-    return { label: v.label, mode: v.mode?.() ?? '', hits: r.hitsPerRun, ms: median(r.ms), perHit: perHitUs(r, res[0]!) };
-  });
-  return { unprobedMs: base, perWriteUs: (base * 1000) / WRITES, rows };
+    ];
+    const run = variants.filter((v): v is Variant => typeof v !== 'string');
+    const samples = await rounds(run.map((v) => b.rig(v)), KRUNS);
+    const base = samples[0]!;
+    const rows: HitRow[] = variants.slice(2).map((v) => {
+      if (typeof v === 'string') return { label: v, mode: 'n/a', hits: 0, us: NaN };
+      const sm = samples[run.indexOf(v)]!;
+      return { label: v.label, mode: v.mode?.() ?? '', hits: sm.hits, us: perHitUs(sm, base) };
+    });
+    return { unprobedMs: low(base.ms), control: low(samples[1]!.ms) / low(base.ms), rows };
+  } finally {
+    b.close();
+  }
+}
+
+// --- 2. scaling ------------------------------------------------------------------------------------
+
+interface Scaling {
+  /** µs per hit of the hot probe with SCALE[i] registered. */
+  kprobe: number[];
+  /** Run time with the SCALE.at(-1) − 1 cold probes armed ÷ with them disarmed (same machine). */
+  coldRun: number;
+  /** The same unprobed run twice in one machine (the noise of whole-run ratios). */
+  control: number;
+  hook: number[];
+  registerMs: number[];
+  walked: number[];
 }
 
 /**
- * Per-hit cost with N probes (hooks) registered. Unicorn's hooks get a smaller workload at
- * N = 10,000: they slow down every executed instruction, not only the hit (see the table's
- * note), and a full workload would take minutes. Each write count has its own unprobed baseline.
+ * Per-hit cost with N probes (hooks) registered. One machine per N holds the hot probe and N−1
+ * cold ones (the hot one registered first: buckets add at the head, so it is the last of its
+ * bucket — the worst place for a walk, and the one the "walked" column counts); the hot probe is
+ * enabled for its runs and disabled for the unprobed ones. The cold probes are armed throughout,
+ * except in the largest machine's "all disarmed" runs (debugfs `enabled` = 0). Unicorn's hooks get
+ * a smaller workload at N = 10,000: they slow down every executed instruction, not only the hit
+ * (see the table's note), and a full workload would take minutes.
  */
-async function scaling(target: Target): Promise<{ kprobe: number[]; hook: number[]; hits: number[]; registerMs: number[]; walked: number[] }> {
+async function scaling(target: Target): Promise<Scaling> {
   const heavy = HEAVY_WRITES;
-  const hookWrites = (n: number) => (n >= 1000 ? heavy : SCALE_WRITES);
-  const variants: Variant[] = [
-    { label: 'unprobed', hits: () => 0, writes: SCALE_WRITES },
-    { label: 'unprobed (short)', hits: () => 0, writes: heavy },
-  ];
+  const nMax = SCALE.at(-1)!;
   const walked: number[] = [];
-  for (const n of SCALE) {
-    let hot: Kprobe | undefined;
-    variants.push({
-      label: `kprobes ${n}`,
-      writes: SCALE_WRITES,
-      async setup(m, kprobes) {
-        hot = new Kprobe({ addr: entryOf(m, 'ksys_write'), preHandler: () => 0, postHandler: () => {} });
+  const benches: Bench[] = [];
+  try {
+    const rigs: Rig[] = [];
+    const labels: string[] = [];
+    const add = (b: Bench, v: Variant): void => {
+      rigs.push(b.rig(v));
+      labels.push(v.label);
+    };
+    for (const n of SCALE) {
+      let hot: Kprobe | undefined;
+      const b = await new Bench(target).setup(async (m, kprobes) => {
+        hot = new Kprobe({ addr: entryOf(m, 'ksys_write'), preHandler: () => 0, postHandler: () => {}, disabled: true });
         const cold = padSites(m, kprobes, n - 1).map((addr) => new Kprobe({ addr, preHandler: () => 0 }));
-        // The hot probe first: buckets add at the head, so it ends up behind every later probe
-        // of its bucket — the worst place, and the one the "walked" column counts.
         await mustRegister(m, kprobes, [hot, ...cold]);
         let pos = 1;
         for (const p of kprobes.table.bucket(hot.addr!).values()) {
@@ -373,41 +348,61 @@ async function scaling(target: Target): Promise<{ kprobe: number[]; hook: number
           pos++;
         }
         walked.push(pos);
-      },
-      hits: () => hot?.nhit ?? 0,
-    });
+      });
+      benches.push(b);
+      add(b, { label: `unprobed ${n}`, hits: () => 0, writes: SCALE_WRITES });
+      add(b, {
+        label: `kprobes ${n}`,
+        writes: SCALE_WRITES,
+        apply: (m, kprobes) => call(m, 'bench-enable', (t) => kprobes.enable(t, hot!)),
+        remove: (m, kprobes) => call(m, 'bench-disable', (t) => kprobes.disable(t, hot!)),
+        hits: () => hot?.nhit ?? 0,
+      });
+      if (n === 1) {
+        add(b, { label: 'unprobed again', hits: () => 0, writes: SCALE_WRITES });
+        add(b, { label: 'unprobed short', hits: () => 0, writes: heavy });
+        const hotAddr = entryOf(b.m, 'ksys_write');
+        for (const h of SCALE) {
+          let hits = 0;
+          const cold = padSites(b.m, b.kprobes, h - 1);
+          add(b, {
+            label: `hooks ${h}`,
+            writes: h >= 1000 ? heavy : SCALE_WRITES,
+            attach(e) {
+              e.hookCode(() => void hits++, hotAddr, hotAddr);
+              const addCold = coldHooks().add;
+              for (const a of cold) addCold(e, a);
+            },
+            hits: () => hits,
+          });
+        }
+      }
+      if (n === nMax) {
+        add(b, {
+          label: 'all disarmed',
+          writes: SCALE_WRITES,
+          apply: (m, kprobes) => call(m, 'bench-disarm', (t) => kprobes.disarmAll(t)),
+          remove: (m, kprobes) => call(m, 'bench-arm', (t) => kprobes.armAll(t)),
+          hits: () => 0,
+        });
+      }
+    }
+    const samples = await rounds(rigs, SRUNS);
+    const at = (label: string) => samples[labels.indexOf(label)]!;
+    return {
+      kprobe: SCALE.map((n) => perHitUs(at(`kprobes ${n}`), at(`unprobed ${n}`))),
+      coldRun: low(at(`unprobed ${nMax}`).ms) / low(at('all disarmed').ms),
+      control: low(at('unprobed again').ms) / low(at('unprobed 1').ms),
+      hook: SCALE.map((n) => perHitUs(at(`hooks ${n}`), n >= 1000 ? at('unprobed short') : at('unprobed 1'))),
+      registerMs: benches.map((b) => b.setupMs),
+      walked,
+    };
+  } finally {
+    for (const b of benches) b.close();
   }
-  for (const n of SCALE) {
-    let hits = 0;
-    let hotAddr = 0n;
-    let cold: bigint[] = [];
-    variants.push({
-      label: `hooks ${n}`,
-      writes: hookWrites(n),
-      async setup(m, kprobes) {
-        hotAddr = entryOf(m, 'ksys_write');
-        cold = padSites(m, kprobes, n - 1);
-      },
-      attach(e) {
-        e.hookCode(() => void hits++, hotAddr, hotAddr);
-        const add = coldHooks().add;
-        for (const a of cold) add(e, a);
-      },
-      hits: () => hits,
-    });
-  }
-  // The effects here are large (µs to ms per hit): RUNS rounds are enough, and keep the time down.
-  const res = await measureAll(target, variants, RUNS);
-  const base = new Map(variants.slice(0, 2).map((v, i) => [v.writes!, res[i]!]));
-  const per = (i: number) => perHitUs(res[i]!, base.get(variants[i]!.writes!)!);
-  return {
-    kprobe: SCALE.map((_, j) => per(2 + j)),
-    hook: SCALE.map((_, j) => per(2 + SCALE.length + j)),
-    hits: variants.map((_, i) => res[i]!.hitsPerRun),
-    registerMs: SCALE.map((_, j) => res[2 + j]!.setupMs),
-    walked,
-  };
 }
+
+// --- 3. registration -------------------------------------------------------------------------------
 
 interface BatchFigures {
   regOne: number;
@@ -473,10 +468,10 @@ async function batch(target: Target): Promise<BatchFigures> {
 
 // --- report ------------------------------------------------------------------------------------
 
-const f1 = (x: number, w: number) => (Number.isFinite(x) ? x.toFixed(2) : '—').padStart(w);
-const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(1)}x` : '—');
+const byLabel = (rows: HitRow[], label: string): HitRow => rows.find((x) => x.label === label)!;
 
-export async function benchKprobes(): Promise<void> {
+export async function benchKprobes(opts: { record?: boolean } = {}): Promise<Record<string, unknown>> {
+  const json: Record<string, unknown> = { writes: WRITES, rounds: KRUNS, scaleWrites: SCALE_WRITES, scaleRounds: SRUNS };
   let sectionStart = performance.now();
   const took = () => {
     const s = ((performance.now() - sectionStart) / 1000).toFixed(0);
@@ -485,64 +480,99 @@ export async function benchKprobes(): Promise<void> {
   };
   const targets = TARGETS.filter((t) => existsSync(program(t)));
   for (const t of TARGETS) if (!targets.includes(t)) console.log(`kprobes: ${program(t)} missing (make -C bench/guest)`);
-  console.log(`\nkprobes (1): per-hit cost on ksys_write; bench/guest/<target>/writes, ${WRITES} write(2)s; host CPU time, median of ${KRUNS} rounds`);
-  console.log('  µs/hit = (run time with the probe − run time unprobed, same round) / hits; vs hook = µs/hit ÷ the bare hook\'s;');
-  console.log('  run + = extra run time over the unprobed run (one hit per write(2), so also the cost added to each system call)');
+  console.log(`\nkprobes (1): per-hit cost on ksys_write; bench/guest/<target>/writes, ${WRITES} write(2)s; host CPU time, ${KRUNS} interleaved rounds`);
+  console.log('  One machine per target; each probe is registered before its runs and unregistered after them (untimed).');
+  console.log('  µs/hit = (run time with the probe − run time unprobed) / hits, each the mean of its fastest third of runs;');
+  console.log('  vs hook = µs/hit ÷ the bare hook\'s (same rounds); vs stepped = µs/hit ÷ the stepped kprobe\'s');
+  const perHitJson: Record<string, unknown> = {};
   const summary: string[] = [];
   for (const t of targets) {
     const r = await perHit(t);
-    console.log(`\n  ${t}: unprobed ${r.unprobedMs.toFixed(1)} ms = ${r.perWriteUs.toFixed(2)} µs per write(2)`);
-    console.log('    variant                      mode                hits      ms   µs/hit  vs hook   run +');
-    const hook = r.rows.find((x) => x.label.startsWith('bare'))!.perHit;
-    for (const row of r.rows.slice(1)) {
-      const plus = Number.isFinite(row.ms) ? `${(((row.ms - r.unprobedMs) / r.unprobedMs) * 100).toFixed(0)}%` : '—';
-      console.log(
-        `    ${row.label.padEnd(28)} ${row.mode.padEnd(18)} ${String(row.hits || '—').padStart(5)} ${f1(row.ms, 7)} ${f1(row.perHit, 8)} ${ratio(row.perHit, hook).padStart(8)} ${plus.padStart(7)}`,
-      );
-    }
-    const get = (p: string) => r.rows.find((x) => x.label.startsWith(p))!.perHit;
-    summary.push(
-      `  ${t.padEnd(8)} ${ratio(get('kprobe, stepped'), hook).padStart(8)} ${ratio(get('kprobe, boosted'), hook).padStart(8)} ${ratio(get('kprobe, emulated'), hook).padStart(9)} ${ratio(get('kretprobe'), hook).padStart(10)}`,
+    console.log(
+      `\n  ${t}: unprobed ${r.unprobedMs.toFixed(1)} ms = ${((r.unprobedMs * 1000) / WRITES).toFixed(2)} µs per write(2); A/A control (the same unprobed run again ÷ the first) ${ratio(r.control, 1, 3)}`,
     );
+    console.log('    variant                      mode                hits   µs/hit  vs hook  vs stepped');
+    const hook = byLabel(r.rows, LABELS.hook).us;
+    const step = byLabel(r.rows, LABELS.step).us;
+    for (const row of r.rows) {
+      const vsStep = row.label === LABELS.boost || row.label === LABELS.emulate ? ratio(row.us, step, 2) : '';
+      console.log(`    ${row.label.padEnd(28)} ${row.mode.padEnd(18)} ${String(row.hits || '—').padStart(5)} ${fixed(row.us, 8)} ${(row.label === LABELS.hook ? '1.0x' : ratio(row.us, hook)).padStart(8)} ${vsStep.padStart(11)}`);
+    }
+    const us = (l: string) => byLabel(r.rows, l).us;
+    summary.push(
+      `  ${t.padEnd(8)} ${ratio(us(LABELS.step), hook).padStart(8)} ${ratio(us(LABELS.boost), hook).padStart(8)} ${ratio(us(LABELS.emulate), hook).padStart(9)} ${ratio(us(LABELS.ret), hook).padStart(10)}   ${ratio(us(LABELS.boost), step, 2).padStart(8)} ${ratio(us(LABELS.emulate), step, 2).padStart(9)}`,
+    );
+    const num = (x: number) => (Number.isFinite(x) ? +x.toFixed(3) : null);
+    perHitJson[t] = {
+      unprobedUsPerWrite: num((r.unprobedMs * 1000) / WRITES),
+      controlRatio: +r.control.toFixed(4),
+      us: Object.fromEntries(r.rows.map((row) => [row.label, num(row.us)])),
+      modes: Object.fromEntries(r.rows.map((row) => [row.label, row.mode])),
+      vsHook: {
+        stepped: ratioValue(us(LABELS.step), hook),
+        boosted: ratioValue(us(LABELS.boost), hook),
+        emulated: ratioValue(us(LABELS.emulate), hook),
+        kretprobe: ratioValue(us(LABELS.ret), hook),
+      },
+      vsStepped: { boosted: ratioValue(us(LABELS.boost), step), emulated: ratioValue(us(LABELS.emulate), step) },
+    };
   }
-  if (summary.length) console.log(`\nkprobes: per-hit cost ÷ the bare UC_HOOK_CODE hook's\n  target    stepped  boosted  emulated  kretprobe\n${summary.join('\n')}`);
+  json.perHit = perHitJson;
+  if (summary.length) {
+    console.log(`\nkprobes: per-hit cost ÷ the bare UC_HOOK_CODE hook's, and ÷ the stepped kprobe's`);
+    console.log(`  target    stepped  boosted  emulated  kretprobe  boost/step emul/step\n${summary.join('\n')}`);
+  }
   console.log(took());
 
   const scaleTargets = SCALE_TARGETS.filter((t) => targets.includes(t));
   if (scaleTargets.length) {
-    console.log(`\nkprobes (2): µs per hit of one probe on ksys_write with N registered (the other N−1 on bench_pad_*, never hit);`);
-    console.log(`  ${SCALE_WRITES} write(2)s, median of ${RUNS} rounds. kprobes: the hot one stepped (pre+post), the others pre-only, all armed.`);
-    console.log(`  hooks: one-address UC_HOOK_CODE hooks, the hot one through Engine.hookCode; hooks ${SCALE.at(-1)} runs ${HEAVY_WRITES} write(2)s (note below).`);
-    const n0 = SCALE[0]!;
     const n1 = SCALE.at(-1)!;
-    console.log(
-      `  target  ${SCALE.map((n) => `kprobes ${n}`.padStart(14)).join('')} ${SCALE.map((n) => `hooks ${n}`.padStart(12)).join('')}  kprobes ${n1}−${n0}  hooks ${n1}−${n0}  walked ${n1}  register ${n1} kprobes`,
-    );
+    console.log(`\nkprobes (2): per-hit cost of the stepped probe on ksys_write with N registered (the other N−1 on bench_pad_*, armed,`);
+    console.log(`  never hit), ÷ its cost with N = 1; ${SCALE_WRITES} write(2)s, ${SRUNS} rounds. cold run = the unprobed run with the`);
+    console.log(`  ${n1 - 1} cold probes armed ÷ with them disarmed (same machine). hooks: N one-address UC_HOOK_CODE hooks, ÷ N = 1`);
+    console.log(`  (hooks ${n1}: ${HEAVY_WRITES} write(2)s). A/A = the same unprobed run twice in one machine: the noise of whole-run ratios.`);
+    console.log(`  target   µs/hit N=1  N=100/1  N=${n1}/1  walked  cold run      A/A  register ${n1}   hooks µs N=1  N=100/1  N=${n1}/1`);
+    const scaleJson: Record<string, unknown> = {};
     for (const t of scaleTargets) {
       const s = await scaling(t);
       console.log(
-        `  ${t.padEnd(7)} ${s.kprobe.map((x) => f1(x, 14)).join('')} ${s.hook.map((x) => f1(x, 12)).join('')}  ${f1(s.kprobe.at(-1)! - s.kprobe[0]!, 15)}  ${f1(s.hook.at(-1)! - s.hook[0]!, 13)}  ${String(s.walked.at(-1)).padStart(12)}  ${(s.registerMs.at(-1)! / 1000).toFixed(1).padStart(18)} s`,
+        `  ${t.padEnd(8)} ${fixed(s.kprobe[0]!, 10)} ${ratio(s.kprobe[1]!, s.kprobe[0]!, 2).padStart(8)} ${ratio(s.kprobe[2]!, s.kprobe[0]!, 2).padStart(10)} ${String(s.walked.at(-1)).padStart(7)} ${ratio(s.coldRun, 1, 3).padStart(9)} ${ratio(s.control, 1, 3).padStart(8)} ${`${(s.registerMs.at(-1)! / 1000).toFixed(1)} s`.padStart(13)} ${fixed(s.hook[0]!, 14)} ${ratio(s.hook[1]!, s.hook[0]!, 0).padStart(8)} ${ratio(s.hook[2]!, s.hook[0]!, 0).padStart(10)}`,
       );
+      scaleJson[t] = {
+        kprobeUs: Object.fromEntries(SCALE.map((n, i) => [n, +s.kprobe[i]!.toFixed(3)])),
+        kprobeVsOne: Object.fromEntries(SCALE.map((n, i) => [n, ratioValue(s.kprobe[i]!, s.kprobe[0]!)])),
+        walkedAtMax: s.walked.at(-1),
+        coldRunVsUnprobed: +s.coldRun.toFixed(4),
+        controlRatio: +s.control.toFixed(4),
+        registerMs: Object.fromEntries(SCALE.map((n, i) => [n, +s.registerMs[i]!.toFixed(1)])),
+        hookUs: Object.fromEntries(SCALE.map((n, i) => [n, +s.hook[i]!.toFixed(3)])),
+        hookVsOne: Object.fromEntries(SCALE.map((n, i) => [n, ratioValue(s.hook[i]!, s.hook[0]!)])),
+      };
     }
+    json.scaling = scaleJson;
     coldHookFn?.release();
-    console.log('  note: the run loop gives uc_emu_start an instruction count (scheduler quanta), and Unicorn counts with a code hook on');
-    console.log('  every instruction, so every executed instruction walks the whole code-hook list: N Unicorn hooks slow down every');
-    console.log('  instruction, hit or not. kprobes trap through the one interrupt hook; an armed probe that is not hit costs nothing,');
-    console.log(`  but a hit looks its address up in the 64-bucket kprobe table: "walked ${n1}" = table entries get_kprobe passes to find`);
-    console.log('  the hot probe (registered first, so last in its bucket); an even spread would be about N/64.');
+    console.log('  note: a kprobe hit finds its probe with one index lookup (src/kprobes/table.ts), so N does not matter; "walked" is');
+    console.log('  how many entries get_kprobe\'s bucket walk would pass (the hot probe is last in its bucket). Unicorn hooks slow');
+    console.log('  down every executed instruction: the run loop gives uc_emu_start an instruction count, which Unicorn counts with');
+    console.log('  a code hook on every instruction, and each one walks the whole code-hook list.');
     console.log(took());
   }
 
   console.log(`\nkprobes (3): register / unregister ${BATCH} probes on bench_pad_*, µs per probe; 2 vCPUs; median of ${RUNS}`);
   console.log('  target    register: 1-by-1   batch  ratio   unregister: 1-by-1   batch  ratio   grace periods 1-by-1 / batch');
+  const batchJson: Record<string, unknown> = {};
   for (const t of targets) {
     const b = await batch(t);
     console.log(
-      `  ${t.padEnd(8)} ${f1(b.regOne, 18)} ${f1(b.regBatch, 7)} ${ratio(b.regOne, b.regBatch).padStart(6)} ${f1(b.unregOne, 20)} ${f1(b.unregBatch, 7)} ${ratio(b.unregOne, b.unregBatch).padStart(6)}   ${String(b.gpOne).padStart(10)} / ${b.gpBatch}`,
+      `  ${t.padEnd(8)} ${fixed(b.regOne, 18)} ${fixed(b.regBatch, 7)} ${ratio(b.regOne, b.regBatch).padStart(6)} ${fixed(b.unregOne, 20)} ${fixed(b.unregBatch, 7)} ${ratio(b.unregOne, b.unregBatch).padStart(6)}   ${String(b.gpOne).padStart(10)} / ${b.gpBatch}`,
     );
+    batchJson[t] = { ...b, regOneVsBatch: ratioValue(b.regOne, b.regBatch), unregOneVsBatch: ratioValue(b.unregOne, b.unregBatch) };
   }
+  json.registration = batchJson;
   console.log(took());
+  if (opts.record !== false) console.log(`\nkprobes: figures written to ${recordResults('kprobes', json)}`);
+  return json;
 }
 
-// Run alone: `npx tsx bench/kprobes.ts`.
+// Run alone: `npx tsx bench/kprobes.ts [--json PATH]`.
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await benchKprobes();

@@ -67,7 +67,8 @@ async function sequential(n: number, f: () => Promise<number>): Promise<number[]
   return out;
 }
 
-export async function benchSync(runs = 3): Promise<void> {
+export async function benchSync(runs = 3): Promise<Record<string, unknown>> {
+  const json: Record<string, unknown> = { usPerGracePeriod: {}, nsPerLockPair: {} };
   console.log('\nsync: RCU grace period (synchronize_rcu on vCPU 0; a reader thread looping on every other vCPU)');
   console.log('vCPUs   us/grace period   scheduler steps/grace period');
   const base: Record<number, number> = {};
@@ -77,13 +78,18 @@ export async function benchSync(runs = 3): Promise<void> {
     for (let i = 0; i < runs; i++) rs.push(await gracePeriod(cpus, 2000));
     const us = median(rs.map((r) => r.usPerGp));
     base[cpus] = us;
+    (json.usPerGracePeriod as Record<number, number>)[cpus] = +us.toFixed(3);
     console.log(`${String(cpus).padStart(5)}   ${us.toFixed(2).padStart(15)}   ${rs[0]!.stepsPerGp.toFixed(1).padStart(28)}`);
   }
   console.log(`  ratio 8 vCPUs / 1 vCPU: ${(base[8]! / base[1]!).toFixed(1)}x, 2 / 1: ${(base[2]! / base[1]!).toFixed(1)}x`);
+  json.gracePeriod8vs1 = +(base[8]! / base[1]!).toFixed(3);
+  json.gracePeriod2vs1 = +(base[2]! / base[1]!).toFixed(3);
   console.log('\nsync: uncontended lock + unlock (one kernel thread), ns per pair');
   for (const kind of ['mutex', 'rwsem-read', 'rwsem-write', 'spinlock'] as const) {
     await lockPairs(kind, 50_000);
     const ns = median(await sequential(runs, () => lockPairs(kind, 50_000)));
     console.log(`  ${kind.padEnd(12)} ${ns.toFixed(0).padStart(8)} ns`);
+    (json.nsPerLockPair as Record<string, number>)[kind] = Math.round(ns);
   }
+  return json;
 }

@@ -1,75 +1,142 @@
 /**
- * uprobes benchmark (issue 6): per-hit cost of a uprobe — emulated (x86 `push`, ppc/sparc: none
- * at fib's entry, so the entry is stepped there) and stepped out of line — against a bare
- * one-address UC_HOOK_CODE hook on the same instruction and against the unprobed run; and the
- * cost of registering one uprobe when 1, 10 and 100 processes map the file.
+ * The uprobes benchmark, part of `npm run bench`; alone: `npx tsx bench/uprobes.ts [--json PATH]`.
  *
- * Workload: ten processes of fixtures/<target>/fib-nolibc (fib runs 1,177 times in each). Per-hit cost =
- * (run time with the probe − run time without) / hits, medians of RUNS runs in one process, so
- * the ratios between rows are meaningful; absolute figures depend on the machine.
+ * Workload: PROCS processes of fixtures/<target>/fib-nolibc (fib runs 1,177 times in each). Timing:
+ * bench/harness.ts (main-thread CPU time of the guest run, interleaved rounds, each variant's
+ * fastest third). Every figure is printed as a ratio of two measurements of the same run and
+ * written to the results file.
  *
- * Run alone: `npx tsx bench/uprobes.ts`; `npm run bench` runs it after the other benchmarks.
+ * 1. Per-hit cost of a uprobe on fib's entry (emulated on x86: `push`; stepped elsewhere) and on
+ *    the first stepped instruction after it, as a multiple of a bare one-address UC_HOOK_CODE hook
+ *    with an empty callback on the same instruction; and the emulated probe as a multiple of the
+ *    stepped one (emulation skips the out-of-line step and its second trap).
+ * 2. The same stepped probe with 10,000 uprobes registered (the others on a file no process maps,
+ *    so they only fill the uprobes tree), as a multiple of its cost with 1.
+ * All variants of a target share one machine (see Bench), with an A/A control (the same
+ * unprobed run twice) printed beside the whole-run ratio.
+ * 3. Code that is not probed: the run time with a uprobe installed on a function the program never
+ *    calls (its page is the probed page's private copy) ÷ the unprobed run.
+ * 4. Registering one uprobe while 1, 10 and 100 processes map the file (ms, median), and the
+ *    ratio 100 ÷ 1.
+ *
+ * Environment: BENCH_RUNS (default 3; section 1–3 rounds: max(4 × BENCH_RUNS, 12)),
+ * BENCH_UPROBES_TARGETS (comma list), BENCH_UPROBES_PROCS (10).
  */
 import { realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Machine } from '../src/kernel/machine.js';
-import { readElfFileSync } from '../src/elf/index.js';
-import { Uprobes } from '../src/uprobes/index.js';
+import { readElfFileSync, type ElfFile } from '../src/elf/index.js';
+import { Uprobes, type UprobeConsumer } from '../src/uprobes/index.js';
 import { supportedTargets } from '../arch/index.js';
+import { isRefusal } from '../arch/probes.js';
 import type { Target } from '../arch/types.js';
+import { collectGarbage, cpuMs, fixed, low, median, perHitUs, ratio, ratioValue, recordResults, rounds, type Rig } from './harness.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const PROCS = 10;
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const ROUNDS = Math.max(4 * RUNS, 12);
+const PROCS = Number(process.env.BENCH_UPROBES_PROCS ?? 10);
+const COLD = 10_000;
+const fixture = (t: Target, name: string) => realpathSync(join(root, 'fixtures', t, name));
 
-interface Probe {
+interface Site {
   vaddr: bigint;
   off: bigint;
+  mode: string;
 }
 
-function fibProbes(path: string, m: Machine, up: Uprobes): { entry: Probe; stepped: Probe | undefined; entryMode: string } {
-  const elf = readElfFileSync(path);
-  const fib = elf.symbolByName('fib')!;
-  const at = (vaddr: bigint): Probe => ({ vaddr, off: elf.vaddrToOffset(vaddr)! });
-  const analyse = (a: bigint) => up.arch.analyzeUprobe(a, elf.textBytesAt(a, up.arch.maxInsnBytes));
-  const entry = at(fib.localEntry);
-  const e = analyse(entry.vaddr);
-  const entryMode = 'refused' in e ? 'refused' : e.mode;
-  // The first stepped instruction of fib that runs on every call (before any branch).
-  let stepped: Probe | undefined;
-  let a = fib.localEntry;
-  for (let i = 0; i < 4 && !stepped; i++) {
-    const p = analyse(a);
-    if ('refused' in p) break;
-    if (p.mode === 'step') stepped = at(a);
-    if (p.insn.text.match(/^(j|b|call|ret|bl)/)) break;
-    a += BigInt(p.insn.length);
-  }
-  void m;
-  return { entry, stepped, entryMode };
-}
-
-type Variant = 'plain' | 'code-hook' | 'uprobe';
-
-async function timeRun(target: Target, path: string, variant: Variant, probe?: Probe): Promise<{ ms: number; hits: number }> {
-  const m = new Machine({ target, stdout: () => {}, report: () => {} });
+/** fib's entry, the first stepped instruction of fib that runs on every call, and a never-called function. */
+function sites(target: Target, elf: ElfFile): { entry: Site; stepped: Site | undefined; cold: Site } {
+  const m = new Machine({ target, stdout: () => {} });
   try {
-    const up = variant === 'uprobe' ? new Uprobes(m) : undefined;
-    // PROCS copies of the program: thousands of hits per run, so the per-hit figure is stable.
-    const ps = Array.from({ length: PROCS }, () => m.spawn(path, [path]));
-    let hits = 0;
-    if (variant === 'code-hook') for (const p of ps) p.mm.engine.hookCode(() => void hits++, probe!.vaddr, probe!.vaddr);
-    if (up) {
-      const inode = m.inodeFor(realpathSync(path));
-      const rc = await m.kernelCall('reg', (t) => up.register(t, inode, probe!.off, { handler: () => (hits++, 0) }));
-      if (rc) throw new Error(`register: ${rc}`);
+    const arch = new Uprobes(m).arch;
+    const analyse = (a: bigint) => arch.analyzeUprobe(a, elf.textBytesAt(a, arch.maxInsnBytes));
+    const at = (vaddr: bigint): Site => {
+      const p = analyse(vaddr);
+      return { vaddr, off: elf.vaddrToOffset(vaddr)!, mode: isRefusal(p) ? 'refused' : p.mode };
+    };
+    const fib = elf.symbolByName('fib')!;
+    const entry = at(fib.localEntry);
+    let stepped: Site | undefined;
+    let a = fib.localEntry;
+    for (let i = 0; i < 4 && !stepped; i++) {
+      const p = analyse(a);
+      if (isRefusal(p)) break;
+      if (p.mode === 'step') stepped = at(a);
+      if (p.insn.text.match(/^(j|b|call|ret|bl)/)) break;
+      a += BigInt(p.insn.length);
     }
-    const t0 = performance.now();
-    await m.runAsync();
-    return { ms: performance.now() - t0, hits };
+    // nolibc's waitpid: linked in, never called by fib.
+    const cold = at(elf.symbolByName('waitpid')!.localEntry);
+    return { entry, stepped, cold };
   } finally {
     m.close();
+  }
+}
+
+/**
+ * The machine of one target, shared by its variants: between two machines built alike, whole runs
+ * differed by up to 15% (JIT and heap placement), more than a probe's cost; within one machine a
+ * probe is registered before its runs and unregistered after them (untimed).
+ */
+class Bench {
+  readonly m: Machine;
+  readonly up: Uprobes;
+  hits = 0;
+
+  constructor(
+    readonly target: Target,
+    readonly path: string,
+  ) {
+    this.m = new Machine({ target, stdout: () => {}, report: () => {} });
+    this.up = new Uprobes(this.m);
+  }
+
+  /** `n` uprobes on a file no process maps (the libc build of fib): in the tree, never installed. */
+  async registerCold(n: number): Promise<this> {
+    const m = this.m;
+    const up = this.up;
+    const other = m.inodeFor(fixture(this.target, 'fib'));
+    const step = BigInt(up.arch.swbp.length);
+    await m.kernelCall('cold', async (t) => {
+      for (let i = 0; i < n; i++) {
+        const rc = await up.register(t, other, BigInt(i) * step, { handler: () => 0 });
+        if (rc) throw new Error(`bench/uprobes: cold uprobe ${i}: ${rc}`);
+      }
+    });
+    return this;
+  }
+
+  /** A variant: `probe` registered around each run, or a code hook on `hook` in every process. */
+  rig(label: string, opts: { probe?: Site; hook?: Site }): Rig {
+    const m = this.m;
+    const up = this.up;
+    const consumer: UprobeConsumer = { handler: () => (this.hits++, 0) };
+    return {
+      label,
+      run: async () => {
+        if (opts.probe) {
+          const rc = await m.kernelCall('reg', (t) => up.register(t, m.inodeFor(this.path), opts.probe!.off, consumer));
+          if (rc) throw new Error(`bench/uprobes: ${this.target}: uprobe_register failed with ${rc}`);
+        }
+        const ps = Array.from({ length: PROCS }, () => m.spawn(this.path, [this.path]));
+        if (opts.hook) for (const p of ps) p.mm.engine.hookCode(() => void this.hits++, opts.hook.vaddr, opts.hook.vaddr);
+        const before = this.hits;
+        collectGarbage();
+        const t0 = cpuMs();
+        await m.runAsync();
+        const ms = cpuMs() - t0;
+        const hits = this.hits - before;
+        if (opts.probe) await m.kernelCall('unreg', (t) => up.unregister(t, m.inodeFor(this.path), opts.probe!.off, consumer));
+        return { ms, hits };
+      },
+      close: () => undefined,
+    };
+  }
+
+  close(): void {
+    this.m.close();
   }
 }
 
@@ -80,7 +147,7 @@ async function registerCost(target: Target, path: string, procs: number, off: bi
     try {
       const up = new Uprobes(m);
       for (let i = 0; i < procs; i++) m.spawn(path, [path]);
-      const inode = m.inodeFor(realpathSync(path));
+      const inode = m.inodeFor(path);
       const uc = { handler: () => 0 };
       const t0 = performance.now();
       await m.kernelCall('reg', (t) => up.register(t, inode, off, uc));
@@ -93,39 +160,85 @@ async function registerCost(target: Target, path: string, procs: number, off: bi
   return median(times);
 }
 
-export async function benchUprobes(runs: number, targets: Target[] = supportedTargets()): Promise<void> {
-  console.log(`\nuprobes: per-hit cost on ${PROCS} × fib-nolibc (fib's entry and a stepped instruction), median of ${runs} runs`);
-  console.log('target   probe            mode      hits   run ms   µs/hit   vs code hook');
+export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTargets(), opts: { record?: boolean } = {}): Promise<Record<string, unknown>> {
+  const wanted = process.env.BENCH_UPROBES_TARGETS?.split(',') as Target[] | undefined;
+  const list = wanted ? targets.filter((t) => wanted.includes(t)) : targets;
+  const json: Record<string, unknown> = { procs: PROCS, rounds: ROUNDS };
+  const perTarget: Record<string, unknown> = {};
+  console.log(`\nuprobes (1–3): ${PROCS} × fib-nolibc; main-thread CPU time, ${ROUNDS} interleaved rounds, each variant the mean of its fastest third`);
+  console.log('  µs/hit = (run with the probe − unprobed run) / hits; vs hook = ÷ the bare UC_HOOK_CODE hook on the same instruction;');
+  console.log(`  emul/step = fib-entry uprobe ÷ stepped uprobe; N=${COLD}/1 = stepped uprobe with ${COLD} registered ÷ with 1;`);
+  console.log('  cold run = run with a uprobe on never-called waitpid ÷ unprobed run');
+  console.log('  A/A = the same unprobed run twice in one machine: the noise of whole-run ratios in this run');
+  console.log('  target   probe        mode      hits   µs/hit  hook µs  vs hook | emul/step  N=10000/1  cold run      A/A');
   const reg: string[] = [];
-  for (const target of targets) {
-    const path = realpathSync(join(root, 'fixtures', target, 'fib-nolibc'));
-    const probeM = new Machine({ target, stdout: () => {} });
-    const { entry, stepped, entryMode } = fibProbes(path, probeM, new Uprobes(probeM));
-    probeM.close();
-    const med = async (v: Variant, p?: Probe) => {
-      const rs = [];
-      for (let i = 0; i < runs; i++) rs.push(await timeRun(target, path, v, p));
-      return { ms: median(rs.map((r) => r.ms)), hits: rs[0]!.hits };
+  for (const target of list) {
+    const path = fixture(target, 'fib-nolibc');
+    const elf = readElfFileSync(path);
+    const { entry, stepped, cold } = sites(target, elf);
+    const hot = stepped ?? entry;
+    const b = new Bench(target, path);
+    // The scaling pair lives in a machine of its own, whose tree holds COLD − 1 more uprobes.
+    const big = await new Bench(target, path).registerCold(COLD - 1);
+    const scaledLabel = `uprobe ${hot === stepped ? 'stepped' : 'entry'}, ${COLD} registered`;
+    const rigs = [
+      b.rig('plain', {}),
+      // An A/A control: the same unprobed run again. Its ratio to the first is the noise of the run.
+      b.rig('plain again', {}),
+      b.rig('hook entry', { hook: entry }),
+      b.rig('uprobe entry', { probe: entry }),
+      ...(stepped && stepped.vaddr !== entry.vaddr ? [b.rig('hook stepped', { hook: stepped }), b.rig('uprobe stepped', { probe: stepped })] : []),
+      b.rig('cold uprobe', { probe: cold }),
+      big.rig(`plain, ${COLD} registered`, {}),
+      big.rig(scaledLabel, { probe: hot }),
+    ];
+    let samples;
+    try {
+      samples = await rounds(rigs, ROUNDS);
+    } finally {
+      b.close();
+      big.close();
+    }
+    const by = (l: string) => samples.find((s) => s.label === l);
+    const base = by('plain')!;
+    const us = (l: string) => {
+      const s = by(l);
+      return s ? perHitUs(s, base) : NaN;
     };
-    const plain = await med('plain');
-    const rows: Array<[string, string, Probe]> = [['fib entry', entryMode, entry]];
-    if (stepped && stepped.vaddr !== entry.vaddr) rows.push([`fib+0x${(stepped.vaddr - entry.vaddr).toString(16)}`, 'step', stepped]);
-    for (const [name, mode, p] of rows) {
-      const hook = await med('code-hook', p);
-      const probe = await med('uprobe', p);
-      const hookUs = ((hook.ms - plain.ms) * 1000) / hook.hits;
-      const probeUs = ((probe.ms - plain.ms) * 1000) / probe.hits;
+    const rows: Array<[string, Site, string, string]> = [['fib entry', entry, 'uprobe entry', 'hook entry']];
+    if (by('uprobe stepped')) rows.push([`fib+0x${(stepped!.vaddr - entry.vaddr).toString(16)}`, stepped!, 'uprobe stepped', 'hook stepped']);
+    const hotLabel = hot === stepped && by('uprobe stepped') ? 'uprobe stepped' : 'uprobe entry';
+    const scaled = perHitUs(by(scaledLabel)!, by(`plain, ${COLD} registered`)!);
+    const coldRun = low(by('cold uprobe')!.ms) / low(base.ms);
+    const control = low(by('plain again')!.ms) / low(base.ms);
+    const emulVsStep = entry.mode === 'emulate' && by('uprobe stepped') ? us('uprobe entry') / us('uprobe stepped') : NaN;
+    for (const [i, [name, site, probe, hook]] of rows.entries()) {
+      const tail = i === 0 ? `${ratio(emulVsStep, 1, 2).padStart(10)} ${ratio(scaled, us(hotLabel), 2).padStart(10)} ${ratio(coldRun, 1, 3).padStart(9)} ${ratio(control, 1, 3).padStart(8)}` : '';
       console.log(
-        `${target.padEnd(8)} ${name.padEnd(16)} ${mode.padEnd(8)} ${String(probe.hits).padStart(6)} ${probe.ms.toFixed(1).padStart(8)} ${probeUs.toFixed(2).padStart(8)}   ${hookUs > 0.05 ? `${(probeUs / hookUs).toFixed(1)}x` : 'n/a'} (hook ${hookUs.toFixed(2)} µs${hookUs > 0.05 ? '' : ': below the noise of one run'})`,
+        `  ${target.padEnd(8)} ${name.padEnd(12)} ${site.mode.padEnd(8)} ${String(by(probe)!.hits).padStart(6)} ${fixed(us(probe), 8)} ${fixed(us(hook), 8)} ${ratio(us(probe), us(hook)).padStart(8)} | ${tail}`,
       );
     }
+    const num = (x: number) => (Number.isFinite(x) ? +x.toFixed(3) : null);
+    perTarget[target] = {
+      sites: Object.fromEntries(rows.map(([name, site]) => [name, { mode: site.mode, vaddr: `0x${site.vaddr.toString(16)}` }])),
+      us: Object.fromEntries(rows.flatMap(([name, , probe, hook]) => [[`uprobe ${name}`, num(us(probe))], [`hook ${name}`, num(us(hook))]])),
+      vsHook: Object.fromEntries(rows.map(([name, , probe, hook]) => [name, ratioValue(us(probe), us(hook))])),
+      emulatedVsStepped: Number.isFinite(emulVsStep) ? +emulVsStep.toFixed(3) : null,
+      registeredScaling: { probe: hotLabel, us1: num(us(hotLabel)), [`us${COLD}`]: num(scaled), ratio: ratioValue(scaled, us(hotLabel)) },
+      coldRunVsUnprobed: +coldRun.toFixed(4),
+      controlRatio: +control.toFixed(4),
+    };
     const costs = [];
     for (const n of [1, 10, 100]) costs.push(await registerCost(target, path, n, entry.off, runs));
-    reg.push(`${target.padEnd(8)} ${costs.map((c) => c.toFixed(2).padStart(9)).join('')}   ${(costs[2]! / costs[0]!).toFixed(1)}x`);
+    reg.push(`  ${target.padEnd(8)} ${costs.map((c) => c.toFixed(2).padStart(9)).join('')}   ${ratio(costs[2]!, costs[0]!)}`);
+    (perTarget[target] as Record<string, unknown>).registerMs = { 1: +costs[0]!.toFixed(3), 10: +costs[1]!.toFixed(3), 100: +costs[2]!.toFixed(3), ratio100vs1: ratioValue(costs[2]!, costs[0]!) };
   }
-  console.log('\nuprobes: register one probe while N processes map the file (ms, median)');
-  console.log('target       N=1     N=10    N=100   100 vs 1');
+  json.perTarget = perTarget;
+  console.log('\nuprobes (4): register one probe while N processes map the file (ms, median)');
+  console.log('  target       N=1     N=10    N=100   100 vs 1');
   for (const l of reg) console.log(l);
+  if (opts.record !== false) console.log(`\nuprobes: figures written to ${recordResults('uprobes', json)}`);
+  return json;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await benchUprobes(Number(process.env.BENCH_RUNS ?? 3));
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await benchUprobes();

@@ -15,6 +15,7 @@ import koffi from 'koffi';
 import { UniprobeError } from '../errors.js';
 import { COUNTER, nativeCounter, symbolAddress, type NativeCounterLib } from './insn-counter.js';
 import { formatUnicornVersion, UNICORN_INSTALL_HINT, unicornLibraryPath, unicornVersionSupported } from './library.js';
+import { mergeRegisters, TrapRegisterCache, type CachedRegister } from './regcache.js';
 
 export const UC_ARCH = { X86: 4, PPC: 5, SPARC: 6 } as const;
 export const UC_MODE = {
@@ -129,6 +130,9 @@ interface Lib {
   uc_reg_write: (uc: bigint, reg: number, buf: Uint8Array) => number;
   uc_reg_read_batch: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
   uc_reg_write_batch: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
+  /** The same two calls on plain addresses (handle and arrays as Numbers): the trap cache's. */
+  uc_reg_read_batch_n: (uc: number, regs: number, vals: number, n: number) => number;
+  uc_reg_write_batch_n: (uc: number, regs: number, vals: number, n: number) => number;
   uc_emu_start: (uc: bigint, begin: bigint, until: bigint, timeout: number, count: number) => number;
   uc_emu_stop: (uc: bigint) => number;
   uc_hook_add: (uc: bigint, out: unknown[], type: number, cb: unknown, ud: null, b: bigint, e: bigint, ...v: unknown[]) => number;
@@ -197,6 +201,8 @@ function load(): Lib {
     // below as a BigUint64Array of host addresses inside one scratch buffer.
     uc_reg_read_batch: f(`int uc_reg_read_batch(${p} uc, const int32_t *regs, const uint64_t *vals, int count)`),
     uc_reg_write_batch: f(`int uc_reg_write_batch(${p} uc, const int32_t *regs, const uint64_t *vals, int count)`),
+    uc_reg_read_batch_n: f('int uc_reg_read_batch(uintptr_t uc, uintptr_t regs, uintptr_t vals, int count)'),
+    uc_reg_write_batch_n: f('int uc_reg_write_batch(uintptr_t uc, uintptr_t regs, uintptr_t vals, int count)'),
     uc_emu_start: f(`int uc_emu_start(${p} uc, uint64_t begin, uint64_t until, uint64_t timeout, size_t count)`),
     uc_emu_stop: f(`int uc_emu_stop(${p} uc)`),
     uc_hook_add: f(`int uc_hook_add(${p} uc, _Out_ size_t *hh, int type, void *callback, void *user_data, uint64_t begin, uint64_t end, ...)`),
@@ -380,6 +386,8 @@ export class Engine {
   private readonly owned: HostMemory[] = [];
   /** The native instruction counter's state (struct counter), when it is in use. */
   private counter: { lib: NativeCounterLib; mem: HostMemory; view: DataView } | undefined;
+  /** Registers served from one batched read per trap hook (cacheTrapRegisters), if any. */
+  private rc: TrapRegisterCache | undefined;
 
   constructor(arch: number, mode: number, opts: EngineOptions = {}) {
     const l = load();
@@ -434,6 +442,8 @@ export class Engine {
     l.uc_close(this.handle);
     this.handle = 0n;
     if (this.batchMem) this.batchMem.free();
+    this.rc?.free();
+    this.rc = undefined;
     for (const m of this.owned.splice(0)) m.free();
     this.counter?.mem.free();
     this.counter = undefined;
@@ -603,12 +613,24 @@ export class Engine {
   // --- registers (little-endian host: Unicorn stores register values in host order) -------------
 
   regRead(reg: number): bigint {
+    const rc = this.rc;
+    if (rc !== undefined && rc.open) {
+      const i = rc.index(reg);
+      if (i >= 0) return rc.read(i);
+      rc.flush();
+    }
     this.scratch.fill(0, 0, 16);
     check('uc_reg_read', load().uc_reg_read(this.h(), reg, this.scratch));
     return this.scratchView.getBigUint64(0, true);
   }
 
   regWrite(reg: number, value: bigint): void {
+    const rc = this.rc;
+    if (rc !== undefined && rc.open) {
+      const i = rc.index(reg);
+      if (i >= 0 && rc.loaded) return rc.write(i, value);
+      rc.invalidate();
+    }
     this.scratchView.setBigUint64(0, BigInt.asUintN(64, value), true);
     this.scratchView.setBigUint64(8, 0n, true);
     check('uc_reg_write', load().uc_reg_write(this.h(), reg, this.scratch));
@@ -616,12 +638,14 @@ export class Engine {
 
   /** Raw register bytes (for registers wider than 64 bits, or the sparc64 CWP/window state). */
   regReadBytes(reg: number, size: number): Uint8Array {
+    if (this.rc?.open) this.rc.flush();
     const buf = new Uint8Array(Math.max(size, 64));
     check('uc_reg_read', load().uc_reg_read(this.h(), reg, buf));
     return buf.slice(0, size);
   }
 
   regWriteBytes(reg: number, bytes: Uint8Array): void {
+    if (this.rc?.open) this.rc.invalidate();
     const buf = new Uint8Array(Math.max(bytes.length, 64));
     buf.set(bytes);
     check('uc_reg_write', load().uc_reg_write(this.h(), reg, buf));
@@ -642,6 +666,11 @@ export class Engine {
 
   regReadBatch(regs: readonly number[]): bigint[] {
     const n = regs.length;
+    const rc = this.rc;
+    if (rc !== undefined && rc.open) {
+      if (regs.every((r) => rc.index(r) >= 0)) return regs.map((r) => rc.read(rc.index(r)));
+      rc.flush();
+    }
     this.ensureBatch(n);
     const ids = this.batchIds!;
     const vals = this.batchVals!;
@@ -657,6 +686,14 @@ export class Engine {
 
   regWriteBatch(regs: readonly number[], values: readonly bigint[]): void {
     const n = regs.length;
+    const rc = this.rc;
+    if (rc !== undefined && rc.open) {
+      if (rc.loaded && regs.every((r) => rc.index(r) >= 0)) {
+        for (let i = 0; i < n; i++) rc.write(rc.index(regs[i]!), values[i]!);
+        return;
+      }
+      rc.invalidate();
+    }
     this.ensureBatch(n);
     const ids = this.batchIds!;
     const vals = this.batchVals!;
@@ -727,15 +764,75 @@ export class Engine {
       try {
         return fn(...a);
       } catch (e) {
-        if (this.pendingError === undefined) this.pendingError = e;
-        try {
-          load().uc_emu_stop(this.handle);
-        } catch {
-          /* already stopping */
-        }
+        this.hookFailed(e);
         return onError;
       }
     };
+  }
+
+  /**
+   * guard() for the trap hooks (INTR, INSN, INSN_INVALID), with the register cache around the
+   * call. A wrapper of its own, two fixed arguments: it runs at every probe hit, and a wrapper
+   * shared with the code and memory hooks gets compiled with no feedback for the cache branch
+   * (generic property loads at every trap).
+   */
+  private guardTrap<R>(fn: (a: unknown, b: unknown) => R, onError: R): (a: unknown, b: unknown) => R {
+    return (a: unknown, b: unknown): R => {
+      const rc = this.rc;
+      if (rc !== undefined) rc.begin();
+      try {
+        return fn(a, b);
+      } catch (e) {
+        this.hookFailed(e);
+        return onError;
+      } finally {
+        if (rc !== undefined) this.endTrap(rc);
+      }
+    };
+  }
+
+  private endTrap(rc: TrapRegisterCache): void {
+    try {
+      rc.end();
+    } catch (e) {
+      this.hookFailed(e);
+    }
+  }
+
+  private hookFailed(e: unknown): void {
+    if (this.pendingError === undefined) this.pendingError = e;
+    try {
+      load().uc_emu_stop(this.handle);
+    } catch {
+      /* already stopping */
+    }
+  }
+
+  /**
+   * Serve `regs` from one batched read per trap hook and write the changed ones back with one
+   * batched write when the hook returns (src/emu/regcache.ts says why that is the same as direct
+   * access). The probe cores ask for this with their arch's hit registers (ProbeArch /
+   * UprobeArch.hitRegisters); a second call adds to the set. Not from inside a hook.
+   */
+  cacheTrapRegisters(regs: readonly CachedRegister[]): void {
+    const old = this.rc;
+    if (old?.open) throw new UniprobeError('INTERNAL', 'cacheTrapRegisters inside a hook');
+    const merged = mergeRegisters(old?.regs ?? [], regs);
+    if (old && merged.length === old.regs.length) return;
+    const l = load();
+    this.rc = new TrapRegisterCache(merged, {
+      // A host pointer (below 2^47): exact as a Number. The cache is freed before uc_close.
+      handle: Number(this.h()),
+      readBatch: l.uc_reg_read_batch_n,
+      writeBatch: l.uc_reg_write_batch_n,
+      check,
+    });
+    old?.free();
+  }
+
+  /** The trap cache's batched reads and writes so far (tests, benchmarks). */
+  get trapRegisterBatches(): { reads: number; writes: number } {
+    return { reads: this.rc?.reads ?? 0, writes: this.rc?.writes ?? 0 };
   }
 
   private addHook(type: number, proto: unknown, fn: (...a: never[]) => unknown, begin: bigint, end: bigint, extra: unknown[]): number {
@@ -753,12 +850,12 @@ export class Engine {
   }
 
   hookIntr(fn: IntrHook): number {
-    return this.addHook(UC_HOOK.INTR, load().protos.intr, this.guard((_uc: bigint, intno: number) => fn(intno), undefined), 1n, 0n, []);
+    return this.addHook(UC_HOOK.INTR, load().protos.intr, this.guardTrap((_uc, intno) => fn(intno as number), undefined), 1n, 0n, []);
   }
 
   /** UC_HOOK_INSN for an instruction id (x86 syscall/sysenter/cpuid). */
   hookInsn(insnId: number, fn: InsnHook): number {
-    return this.addHook(UC_HOOK.INSN, load().protos.insn, this.guard((_uc: bigint) => fn(), undefined), 1n, 0n, ['int', insnId]);
+    return this.addHook(UC_HOOK.INSN, load().protos.insn, this.guardTrap(() => fn(), undefined), 1n, 0n, ['int', insnId]);
   }
 
   /** UC_HOOK_CODE on [begin, end] (inclusive; begin > end = everywhere). */
@@ -804,7 +901,7 @@ export class Engine {
   }
 
   hookInsnInvalid(fn: InsnInvalidHook): number {
-    return this.addHook(UC_HOOK.INSN_INVALID, load().protos.insnInvalid, this.guard((_uc: bigint) => fn(), false), 1n, 0n, []);
+    return this.addHook(UC_HOOK.INSN_INVALID, load().protos.insnInvalid, this.guardTrap(() => fn(), false), 1n, 0n, []);
   }
 
   hookDel(id: number): void {
@@ -823,6 +920,7 @@ export class Engine {
 
   /** Save the CPU context into a host-side blob (used for ppc64's MSR[HV] fix-up, see arch/ppc). */
   contextSaveBytes(): Uint8Array {
+    if (this.rc?.open) this.rc.flush();
     const l = load();
     const out: unknown[] = [null];
     check('uc_context_alloc', l.uc_context_alloc(this.h(), out));
@@ -837,6 +935,7 @@ export class Engine {
   }
 
   contextRestoreBytes(blob: Uint8Array): void {
+    if (this.rc?.open) this.rc.invalidate();
     const l = load();
     const out: unknown[] = [null];
     check('uc_context_alloc', l.uc_context_alloc(this.h(), out));

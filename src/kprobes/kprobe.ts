@@ -25,6 +25,17 @@ export type HandlerCalls<T> = Generator<KernelCall, T, bigint>;
 export type PreHandler = (p: Kprobe, regs: ProbeRegs) => number | HandlerCalls<number>;
 export type PostHandler = (p: Kprobe, regs: ProbeRegs, flags: number) => undefined | HandlerCalls<void>;
 
+/**
+ * arch_specific_insn as prepared at registration: how the instruction runs, its slot, and (mode
+ * 'step') the address of the slot's step trap. Shared by an aggregate's children; replaced, never
+ * changed, when a boosted probe must become a stepped one (kprobe_mutex held).
+ */
+export interface Ainsn {
+  readonly prep: PreparedInsn;
+  readonly slot: bigint | undefined;
+  readonly stepTrap: bigint | undefined;
+}
+
 export interface KprobeInit {
   symbolName?: string;
   offset?: number;
@@ -50,7 +61,7 @@ export class Kprobe {
   /** @internal the original bytes under the breakpoint (p->opcode). */
   opcode: Uint8Array | undefined;
   /** @internal arch_specific_insn: how the instruction runs, and its slot. */
-  ainsn: { prep: PreparedInsn; slot: bigint | undefined } | undefined;
+  ainsn: Ainsn | undefined;
   /** @internal in the hash table (lone probe or aggregate). */
   node: RcuNode<Kprobe> | undefined;
   /** @internal the aggregate this probe is a child of. */

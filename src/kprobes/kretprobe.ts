@@ -18,14 +18,13 @@
  * period: instances still live on task stacks return through the trampoline without running a
  * handler and are dropped. A task that dies with live instances gives them back.
  */
-import type { ProbeCpu } from '../../arch/probes.js';
 import type { TrapAction } from '../../arch/types.js';
 import type { BreakpointHit } from '../kernel/machine.js';
 import type { Task } from '../kernel/task.js';
 import type { Kthread } from '../sync/index.js';
 import { Kprobe } from './kprobe.js';
 import { EINVAL, ENOENT, type Kprobes } from './kprobes.js';
-import { ProbeRegs } from './regs.js';
+import { ProbeRegs, type HitCpu } from './regs.js';
 
 export const E2BIG = 7;
 /** KRETPROBE_MAX_DATA_SIZE */
@@ -124,6 +123,12 @@ export class Kretprobes {
   private readonly tasks = new Map<Task, KretprobeInstance[]>();
   /** Trampoline hits whose frame did not match the instance's (Linux WARNs). */
   frameMismatches = 0;
+  /**
+   * The CPU view and pt_regs of the hit being handled, rebound per hit (no allocation): the entry
+   * side and the trampoline side run synchronously in their trap, one at a time.
+   */
+  private readonly cpu: HitCpu = { engine: undefined!, mem: undefined!, pcAfter: undefined };
+  private regs: ProbeRegs | undefined;
 
   constructor(readonly kprobes: Kprobes) {
     kprobes.machine.taskExitHooks.push((task) => this.flushTask(task));
@@ -278,7 +283,10 @@ export class Kretprobes {
       this.recycle(ri);
       return 0;
     }
-    const cpu: ProbeCpu = { engine: regs.engine, mem: regs.mem };
+    const cpu = this.cpu;
+    cpu.engine = regs.engine;
+    cpu.mem = regs.mem;
+    cpu.pcAfter = undefined;
     const arch = this.kprobes.arch;
     ri.frame = arch.frameSp(cpu);
     ri.retAddr = arch.hijackReturn(cpu, this.trampoline!);
@@ -299,14 +307,24 @@ export class Kretprobes {
     }
     const real = list[i]!.retAddr;
     const frame = list[i]!.frame;
+    // This frame's instances are list[i..]: the chain of trampoline return addresses above the
+    // real one. Taken off the task's list before any handler runs, as Linux does.
+    const n = list.length;
+    const machine = this.kprobes.machine;
+    const cpu = this.cpu;
+    cpu.engine = hit.engine;
+    cpu.mem = hit.mem;
+    cpu.pcAfter = hit.pcAfter;
+    const expected = this.kprobes.arch.returnedFrameSp(cpu);
+    for (let j = i; j < n; j++) {
+      if (list[j]!.frame !== expected) {
+        this.frameMismatches++;
+        break;
+      }
+    }
     const mine = list.splice(i);
     if (!list.length) this.tasks.delete(hit.task);
-    const machine = this.kprobes.machine;
-    const march = machine.arch;
-    const cpu: ProbeCpu = { engine: hit.engine, mem: hit.mem, pcAfter: hit.pcAfter };
-    const expected = this.kprobes.arch.returnedFrameSp(cpu);
-    if (mine.some((ri) => ri.frame !== expected)) this.frameMismatches++;
-    const regs = new ProbeRegs(march, hit.engine, hit.mem, hit.task, hit.cpu, real);
+    const regs = (this.regs ??= new ProbeRegs(machine.arch, hit.engine, hit.mem, hit.task, hit.cpu, real)).rebind(hit.engine, hit.mem, hit.task, hit.cpu, real);
     const rcu = machine.sync.rcu;
     rcu.readLock(hit.task.kctx);
     try {
@@ -319,7 +337,7 @@ export class Kretprobes {
       rcu.readUnlock(hit.task.kctx);
     }
     this.kprobes.arch.fixupKretprobeReturn(cpu, frame, real);
-    for (const ri of mine) this.recycle(ri);
+    for (let j = 0; j < mine.length; j++) this.recycle(mine[j]!);
     return { pc: real };
   }
 

@@ -13,24 +13,36 @@
  * Linux runs this work on the way back to user mode, where it may sleep; the emulator's way of
  * sleeping is to end the run and do the work with the engine stopped (Machine.runAfterStop).
  */
-import type { ProbeCpu } from '../../arch/probes.js';
 import { SIG, type TrapAction } from '../../arch/types.js';
 import type { BreakpointHit } from '../kernel/machine.js';
 import { UniprobeError } from '../errors.js';
+import type { HitCpu } from '../kprobes/regs.js';
 import { UprobeRegs } from './regs.js';
 import { MAX_URETPROBE_DEPTH, UPROBE_HANDLER_IGNORE, UPROBE_HANDLER_REMOVE, type Uprobe } from './uprobe.js';
-import type { Uprobes } from './uprobes.js';
+import type { MmUprobes, Uprobes } from './uprobes.js';
 import { Utask } from './utask.js';
+import type { XolArea } from './xol.js';
 
 export class UprobeTrapPath {
+  /** The resume action of a hit (see `resume`). */
+  private readonly action: { pc: bigint | undefined; stop?: boolean } = { pc: undefined };
+
   constructor(private readonly core: Uprobes) {}
 
   private get machine() {
     return this.core.machine;
   }
 
+  /** Resume at `pc`. One object reused for every hit: the arch trap hook reads it at once. */
+  private resume(pc: bigint): TrapAction {
+    const a = this.action;
+    a.pc = pc;
+    return a;
+  }
+
   onBreakpoint(hit: BreakpointHit): TrapAction | undefined {
-    const ut = hit.task.utask instanceof Utask ? hit.task.utask : undefined;
+    // task.utask is only ever set by this core (Uprobes.utask), to a Utask.
+    const ut = hit.task.utask as Utask | undefined;
     if (ut?.state === 'sstep' && hit.addr === ut.stepTrap) return this.singlestep(hit, ut);
     // uprobes take user-mode traps only (sparc64's uprobe_trap even calls a kernel-mode one a bad
     // trap): kernel text and the kprobe slot area belong to kprobes, and a task inside a system
@@ -42,19 +54,28 @@ export class UprobeTrapPath {
     // uprobe_pre_sstep_notifier: only an mm with uprobes (or a task with return instances).
     if (!st?.hasUprobes && !(ut && ut.depth > 0)) return undefined;
     try {
-      return this.swbp(hit, ut);
+      return this.swbp(hit, ut, st ?? this.core.state(hit.mem));
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       throw new UniprobeError('PROBE', `uprobe handler at 0x${hit.addr.toString(16)} in ${hit.task.process.comm}[${hit.task.tid}] threw: ${why}`, { cause: e });
     }
   }
 
-  private cpu(hit: BreakpointHit): ProbeCpu {
-    return { engine: hit.engine, mem: hit.mem, pcAfter: hit.pcAfter };
+  /** The task's reusable CPU view, pointed at this trap. */
+  private cpu(hit: BreakpointHit, ut: Utask): HitCpu {
+    const cpu = ut.cpu;
+    cpu.engine = hit.engine;
+    cpu.mem = hit.mem;
+    cpu.pcAfter = hit.pcAfter;
+    return cpu;
   }
 
-  /** handle_swbp. */
-  private swbp(hit: BreakpointHit, utIn: Utask | undefined): TrapAction | undefined {
+  /**
+   * handle_swbp. The common case — the probe's page mapped, a slot that already holds the copy
+   * (or an emulated instruction), handlers that return plainly — stays inside the run and
+   * allocates nothing; the rest ends the run and finishes with the engine stopped.
+   */
+  private swbp(hit: BreakpointHit, utIn: Utask | undefined, st: MmUprobes): TrapAction | undefined {
     const bp = hit.addr;
     const mm = hit.mem;
     const task = hit.task;
@@ -74,31 +95,34 @@ export class UprobeTrapPath {
     }
     const prep = u.prepared;
     if (!prep) return { pc: bp };
-    const st = core.state(mm);
     const consumers = u.consumers;
-    const needsXol = prep.mode === 'step' || consumers.some((c) => c.retHandler);
+    let needsXol = prep.mode === 'step';
+    for (let i = 0; i < consumers.length && !needsXol; i++) if (consumers[i]!.retHandler) needsXol = true;
     if (needsXol && !st.xol) {
       this.machine.runAfterStop(() => core.ensureXol(task));
       return { pc: bp, stop: true };
     }
+    const xol = st.xol;
+    const image = xol && prep.mode === 'step' ? this.image(u, xol) : undefined;
     let slot = -1;
     if (prep.mode === 'step') {
-      slot = st.xol!.take() ?? -1;
+      slot = xol!.take(image) ?? -1;
       // Every slot is busy: the task waits for one (Linux sleeps on area->wq).
       if (slot < 0) return { pc: bp, stop: true };
     }
     const ut = utIn ?? core.utask(task);
     if (!u.ref.getUnlessZero()) {
-      if (slot >= 0) st.xol!.free(slot);
+      if (slot >= 0) xol!.free(slot);
       return { pc: bp };
     }
     u.nhit++;
-    const regs = new UprobeRegs(this.machine.arch, hit.engine, mm, task, hit.cpu, bp);
+    const regs = (ut.regs ??= new UprobeRegs(this.machine.arch, hit.engine, mm, task, hit.cpu, bp)).rebind(hit.engine, mm, task, hit.cpu, bp);
 
     // handler_chain: REMOVE only if every consumer asked for it.
     let remove = consumers.length > 0;
     let needPrep = false;
-    for (const c of consumers) {
+    for (let i = 0; i < consumers.length; i++) {
+      const c = consumers[i]!;
       let rc = 0;
       if (c.handler) rc = c.handler(c, regs);
       if (c.retHandler && !(rc & UPROBE_HANDLER_IGNORE)) needPrep = true;
@@ -107,26 +131,44 @@ export class UprobeTrapPath {
     if (needPrep && !remove) this.prepareUretprobe(hit, u, ut);
     // unapply_uprobe needs mmap_lock and a text write: it is done as soon as the run stops.
     const unapply = remove && u.consumers.length > 0;
-    const cpu = this.cpu(hit);
-    const xol = st.xol;
     if (!unapply) {
+      const cpu = this.cpu(hit, ut);
       // arch_uprobe_skip_sstep: emulated, no slot.
       if (prep.mode === 'emulate' && prep.emulate!(cpu, bp)) {
         if (slot >= 0) xol!.free(slot);
         core.putUprobe(u);
-        return { pc: this.machine.arch.getPc(hit.engine) };
+        return this.resume(this.machine.arch.getPc(hit.engine));
       }
       // An emulation that declined (x86: the call's push would fault) steps after all.
-      if (slot < 0) slot = xol?.take() ?? -1;
+      const img = image ?? (xol ? this.image(u, xol) : undefined);
+      if (slot < 0) slot = xol?.take(img) ?? -1;
       if (slot < 0) {
         core.putUprobe(u);
         return { pc: bp, stop: true };
       }
-      if (xol!.holds(slot, prep.slotBytes(xol!.slotAddr(slot)))) return this.preSsout(hit, u, ut, slot);
+      if (xol!.holds(slot, img!)) return this.preSsout(hit, u, ut, xol!, slot);
     }
-    // The rest needs the engine stopped: a slot whose bytes change, or the unapply. Nothing may
-    // write the PC before the stop here (Unicorn drops a stop requested after a PC write in the
-    // same hook), so the hit ends with the PC on the breakpoint and finishes after the run.
+    return this.finishStopped(hit, u, ut, slot, unapply);
+  }
+
+  /** The slot contents of `u` (made once per uprobe, see Uprobe.xolImage). */
+  private image(u: Uprobe, xol: XolArea): Uint8Array {
+    return (u.xolImage ??= u.prepared!.slotBytes(xol.slotAddr(1)));
+  }
+
+  /**
+   * The rest of a hit that needs the engine stopped: a slot whose bytes change, or the unapply.
+   * Nothing may write the PC before the stop here (Unicorn drops a stop requested after a PC
+   * write in the same hook), so the hit ends with the PC on the breakpoint and finishes after
+   * the run.
+   */
+  private finishStopped(hit: BreakpointHit, u: Uprobe, ut: Utask, slotIn: number, unapply: boolean): TrapAction {
+    const core = this.core;
+    const mm = hit.mem;
+    const task = hit.task;
+    const prep = u.prepared!;
+    const xol = core.state(mm).xol;
+    let slot = slotIn;
     this.machine.runAfterStop(() => {
       if (mm.destroyed || task.state === 'dead') {
         if (slot >= 0) xol?.free(slot);
@@ -134,51 +176,51 @@ export class UprobeTrapPath {
         return;
       }
       if (unapply) core.unapply(u, mm);
-      if (prep.mode === 'emulate' && prep.emulate!(cpu, bp)) {
+      if (prep.mode === 'emulate' && prep.emulate!(this.cpu(hit, ut), hit.addr)) {
         if (slot >= 0) xol!.free(slot);
         core.putUprobe(u);
         return;
       }
-      if (slot < 0) slot = xol?.take() ?? -1;
+      const img = xol ? this.image(u, xol) : undefined;
+      if (slot < 0) slot = xol?.take(img) ?? -1;
       if (slot < 0) {
         // No slot free: the PC stays on the breakpoint and the task tries again.
         core.putUprobe(u);
         return;
       }
-      const bytes = prep.slotBytes(xol!.slotAddr(slot));
-      if (!xol!.holds(slot, bytes)) xol!.fill(mm, slot, bytes);
-      this.preSsout(hit, u, ut, slot);
+      if (!xol!.holds(slot, img!)) xol!.fill(mm, slot, img!);
+      this.preSsout(hit, u, ut, xol!, slot);
     });
-    return { pc: bp, stop: true };
+    return { pc: hit.addr, stop: true };
   }
 
   /** pre_ssout: record the step in the task, arch pre_xol (the PC goes to the slot). */
-  private preSsout(hit: BreakpointHit, u: Uprobe, ut: Utask, slot: number): TrapAction {
+  private preSsout(hit: BreakpointHit, u: Uprobe, ut: Utask, xol: XolArea, slot: number): TrapAction {
     const prep = u.prepared!;
-    const xol = this.core.state(hit.mem).xol!;
     const slotAddr = xol.slotAddr(slot);
     ut.active = u;
+    ut.xol = xol;
     ut.vaddr = hit.addr;
     ut.slot = slot;
     ut.slotAddr = slotAddr;
     ut.stepTrap = slotAddr + BigInt(prep.stepTrapOffset);
-    ut.archState = prep.preXol(this.cpu(hit), slotAddr, hit.addr);
+    ut.archState = prep.preXol(this.cpu(hit, ut), slotAddr, hit.addr);
     ut.state = 'sstep';
-    return { pc: this.machine.arch.getPc(hit.engine) };
+    return this.resume(this.machine.arch.getPc(hit.engine));
   }
 
   /** handle_singlestep: the step trap behind the slot copy. */
   private singlestep(hit: BreakpointHit, ut: Utask): TrapAction {
     const u = ut.active!;
-    const st = this.core.state(hit.mem);
-    u.prepared!.postXol(this.cpu(hit), ut.slotAddr, ut.vaddr, ut.archState);
-    st.xol?.free(ut.slot);
+    u.prepared!.postXol(this.cpu(hit, ut), ut.slotAddr, ut.vaddr, ut.archState);
+    ut.xol?.free(ut.slot);
     ut.state = 'running';
     ut.active = undefined;
+    ut.xol = undefined;
     ut.slot = -1;
     ut.archState = undefined;
     this.core.putUprobe(u);
-    return { pc: this.machine.arch.getPc(hit.engine) };
+    return this.resume(this.machine.arch.getPc(hit.engine));
   }
 
   /**
@@ -195,7 +237,7 @@ export class UprobeTrapPath {
       core.warnings.push(`uprobe: omit uretprobe due to nestedness limit pid/tgid=${hit.task.tid}/${hit.task.process.pid}`);
       return;
     }
-    const cpu = this.cpu(hit);
+    const cpu = this.cpu(hit, ut);
     const stack = core.arch.userSp(cpu);
     let orig = core.arch.hijackUserReturn(cpu, xol.trampoline);
     if (orig === undefined) return;
@@ -230,7 +272,7 @@ export class UprobeTrapPath {
       this.machine.forceSignal(hit.task, { signal: SIG.SIGILL, reason: 'uretprobe trampoline with no return instance' }, hit.addr);
       return { stop: true };
     }
-    const cpu = this.cpu(hit);
+    const cpu = this.cpu(hit, ut);
     const ris = ut.returnInstances;
     for (;;) {
       // The group: from the top down to (and including) the first non-chained instance.
@@ -243,13 +285,13 @@ export class UprobeTrapPath {
       const group = ris.splice(end);
       for (const ri of group.reverse()) {
         if (valid) {
-          const regs = new UprobeRegs(arch, hit.engine, hit.mem, hit.task, hit.cpu, top.origRetVaddr);
+          const regs = (ut.regs ??= new UprobeRegs(arch, hit.engine, hit.mem, hit.task, hit.cpu, 0n)).rebind(hit.engine, hit.mem, hit.task, hit.cpu, top.origRetVaddr);
           for (const c of ri.uprobe.consumers) c.retHandler?.(c, ri.func, regs);
         }
         core.putUprobe(ri.uprobe);
       }
       if (valid || ris.length === 0) break;
     }
-    return { pc: arch.getPc(hit.engine) };
+    return this.resume(arch.getPc(hit.engine));
   }
 }

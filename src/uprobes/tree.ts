@@ -7,6 +7,14 @@
  * the spinlock; both give the same answers, this one cannot make a trap wait).
  * `range` is build_probe_list's lookup for uprobe_mmap: every uprobe of an inode whose offset
  * falls inside a VMA.
+ *
+ * `find` (the hit path's find_uprobe) reads an exact index, inode → offset → uprobe, instead of
+ * binary-searching the array, so a hit costs the same with 1 or 10,000 uprobes. The index is
+ * updated in the same synchronous step as the array is replaced, by the same writer (under the
+ * treelock), and holds exactly the array's keys. `find` runs synchronously (a trap handler, or a
+ * writer), so it never sees one updated without the other, and answers what the search of the
+ * current array would. (The array itself stays copy-on-write: `range`'s callers keep a result
+ * across sleeps; nobody keeps the index.)
  */
 import type { Inode } from '../mm/inode.js';
 import type { Uprobe } from './uprobe.js';
@@ -18,6 +26,8 @@ function cmp(ino: number, offset: bigint, u: Uprobe): number {
 
 export class UprobeTree {
   private nodes: readonly Uprobe[] = [];
+  /** inode → offset → uprobe: the same keys as `nodes`, changed with it. */
+  private readonly index = new Map<Inode, Map<bigint, Uprobe>>();
 
   get size(): number {
     return this.nodes.length;
@@ -36,10 +46,7 @@ export class UprobeTree {
   }
 
   find(inode: Inode, offset: bigint): Uprobe | undefined {
-    const nodes = this.nodes;
-    const i = this.lowerBound(nodes, inode.ino, offset);
-    const u = nodes[i];
-    return u && cmp(inode.ino, offset, u) === 0 ? u : undefined;
+    return this.index.get(inode)?.get(offset);
   }
 
   /** Uprobes of `inode` with first ≤ offset ≤ last, in offset order. */
@@ -58,11 +65,19 @@ export class UprobeTree {
   insert(u: Uprobe): void {
     const i = this.lowerBound(this.nodes, u.inode.ino, u.offset);
     this.nodes = [...this.nodes.slice(0, i), u, ...this.nodes.slice(i)];
+    let m = this.index.get(u.inode);
+    if (!m) this.index.set(u.inode, (m = new Map()));
+    m.set(u.offset, u);
   }
 
   /** Caller holds the treelock. */
   erase(u: Uprobe): void {
+    const before = this.nodes.length;
     this.nodes = this.nodes.filter((n) => n !== u);
+    if (this.nodes.length === before) return;
+    const m = this.index.get(u.inode);
+    m?.delete(u.offset);
+    if (m?.size === 0) this.index.delete(u.inode);
   }
 
   all(): readonly Uprobe[] {

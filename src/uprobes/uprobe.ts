@@ -60,6 +60,12 @@ export class Uprobe {
   prepared: PreparedUprobe | undefined;
   /** The original bytes copy_insn read (what unregister writes back). */
   insn: Uint8Array | undefined;
+  /**
+   * The XOL slot contents (arch ixol: copy + step trap), made once: they do not depend on the
+   * slot's address (PreparedUprobe.slotBytes), and one object lets an XOL area tell at a glance
+   * that a slot already holds them.
+   */
+  xolImage: Uint8Array | undefined;
   /** Hits (all mms), for listings and --stats. */
   nhit = 0;
 
@@ -72,6 +78,12 @@ export class Uprobe {
     this.registerRwsem = new RwSem(sched, UPROBE_LOCKS.registerRwsem);
     this.consumerRwsem = new RwSem(sched, UPROBE_LOCKS.consumerRwsem);
   }
+
+  /** What the last put does (Uprobes.putUprobe): made once, not per put. */
+  readonly release = (): void => {
+    // The last user is gone: its delayed counter increments go with it.
+    this.active = false;
+  };
 
   get name(): string {
     return `${this.inode.path}:0x${this.offset.toString(16)}`;

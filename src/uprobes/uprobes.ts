@@ -26,6 +26,7 @@ import { EAGAIN, EINVAL, EIO, ENOTSUPP, Uprobe, type UprobeConsumer } from './up
 import { Utask } from './utask.js';
 import { XolArea } from './xol.js';
 import { UprobeTrapPath } from './trap.js';
+import { cacheHitRegisters } from '../kprobes/regs.js';
 
 /** Per-mm uprobes state (Linux keeps it in mm->uprobes_state and mm->flags). */
 export interface MmUprobes {
@@ -69,6 +70,8 @@ export class Uprobes {
     machine.forkHooks.push((parent, child) => this.onFork(parent, child));
     machine.taskExitHooks.push((task) => this.freeUtask(task));
     machine.faultFixups.push((task, pc) => this.abortXol(task, pc));
+    // Every engine serves a hit's registers from one batched read and one batched write.
+    cacheHitRegisters(machine, this.arch.hitRegisters);
     // dup_mmap runs under dup_mmap_sem (read): no registration walks while an mm is copied.
     machine.mappingLockHooks.push({
       tryLock: (ctx, name) => !FORK_SYSCALLS.has(name) || this.dupMmapSem.tryDownRead(ctx, 'dup_mmap'),
@@ -193,10 +196,7 @@ export class Uprobes {
   }
 
   putUprobe(u: Uprobe): void {
-    u.ref.put(() => {
-      // The last user is gone: its delayed counter increments go with it.
-      u.active = false;
-    });
+    u.ref.put(u.release);
   }
 
   private async consumerAdd(t: Kthread, u: Uprobe, uc: UprobeConsumer): Promise<void> {

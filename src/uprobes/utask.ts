@@ -5,7 +5,10 @@
  * out-of-line step run in the task's own context, so the task may be preempted (or migrate)
  * between the breakpoint and the step trap without losing anything.
  */
+import type { HitCpu } from '../kprobes/regs.js';
+import type { UprobeRegs } from './regs.js';
 import type { Uprobe } from './uprobe.js';
+import type { XolArea } from './xol.js';
 
 /** UTASK_RUNNING / UTASK_SSTEP (ACK and TRAPPED are collapsed: the step trap is the ACK). */
 export type UtaskState = 'running' | 'sstep';
@@ -28,7 +31,8 @@ export class Utask {
   /** The uprobe being stepped (holds a reference) and where it was hit. */
   active: Uprobe | undefined;
   vaddr = 0n;
-  /** The XOL slot in use, its address, and the address of its trailing step trap. */
+  /** The XOL slot in use (and its area), its address, and the address of its trailing step trap. */
+  xol: XolArea | undefined;
   slot = -1;
   slotAddr = 0n;
   stepTrap = 0n;
@@ -36,6 +40,12 @@ export class Utask {
   archState: unknown;
   /** Newest last (Linux keeps a list with the newest at the head). */
   returnInstances: ReturnInstance[] = [];
+  /**
+   * The pt_regs and CPU view of this task's hits, rebound at each one (the hit path allocates
+   * neither): valid while the handlers of that hit run. A task is in one hit at a time.
+   */
+  regs: UprobeRegs | undefined;
+  readonly cpu: HitCpu = { engine: undefined!, mem: undefined!, pcAfter: undefined };
 
   get depth(): number {
     return this.returnInstances.length;

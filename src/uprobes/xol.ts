@@ -22,6 +22,8 @@ export class XolArea {
   private readonly used: Uint8Array;
   /** The bytes last written to each slot (undefined = never written). */
   private readonly contents: Array<Uint8Array | undefined>;
+  /** Contents (a uprobe's xolImage) → the slot they were last written to. */
+  private readonly home = new Map<Uint8Array, number>();
 
   private constructor(vaddr: bigint, pageSize: number, slotBytes: number) {
     this.vaddr = vaddr;
@@ -30,6 +32,7 @@ export class XolArea {
     this.used = new Uint8Array(this.slots);
     this.used[0] = 1;
     this.contents = new Array(this.slots).fill(undefined);
+    this.addrs = Array.from({ length: this.slots }, (_, i) => vaddr + BigInt(i * slotBytes));
   }
 
   /**
@@ -61,11 +64,32 @@ export class XolArea {
   }
 
   slotAddr(i: number): bigint {
-    return this.vaddr + BigInt(i * this.slotBytes);
+    return this.addrs[i] ?? this.vaddr + BigInt(i * this.slotBytes);
   }
 
-  /** xol_take_insn_slot: a free slot index, or undefined when all are busy. */
-  take(): number | undefined {
+  /** Every slot's address, made once (the hit path asks at every step). */
+  private readonly addrs: readonly bigint[];
+
+  /**
+   * xol_take_insn_slot: a free slot index, or undefined when all are busy. Given the contents the
+   * step needs, a free slot that already holds them comes first, then one never written, then the
+   * first free one. Linux copies the instruction into its slot at every hit; here a slot whose
+   * bytes change needs the engine stopped (see the header), so a slot that already holds them is
+   * what keeps the hit inside the run when several probes are stepped in turn.
+   */
+  take(image?: Uint8Array): number | undefined {
+    if (image !== undefined) {
+      const h = this.home.get(image);
+      if (h !== undefined && this.used[h] === 0 && this.contents[h] === image) {
+        this.used[h] = 1;
+        return h;
+      }
+      const fresh = this.contents.indexOf(undefined, 1);
+      if (fresh > 0 && this.used[fresh] === 0) {
+        this.used[fresh] = 1;
+        return fresh;
+      }
+    }
     const i = this.used.indexOf(0);
     if (i < 0) return undefined;
     this.used[i] = 1;
@@ -87,12 +111,16 @@ export class XolArea {
   /** Does slot `i` already hold `bytes` (no rewrite, no stopped run needed)? */
   holds(i: number, bytes: Uint8Array): boolean {
     const c = this.contents[i];
-    return c !== undefined && c.length === bytes.length && c.every((b, k) => b === bytes[k]);
+    if (c === bytes) return true;
+    if (c === undefined || c.length !== bytes.length) return false;
+    for (let k = 0; k < c.length; k++) if (c[k] !== bytes[k]) return false;
+    return true;
   }
 
   /** Record and write a slot's bytes (engine stopped). */
   fill(mm: Mm, i: number, bytes: Uint8Array): void {
     mm.write(this.slotAddr(i), bytes, true);
     this.contents[i] = bytes;
+    this.home.set(bytes, i);
   }
 }

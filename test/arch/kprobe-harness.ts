@@ -140,6 +140,8 @@ export function runOnce(
       memory: () => Object.assign(mem, { unsettled: false }),
     };
     arch.installTrapHooks(e, sink);
+    // As on a machine: the back-end's register accesses go through the trap register cache.
+    if (probe) e.cacheTrapRegisters(probe.pa.hitRegisters);
     e.hookMem(UC_HOOK.MEM_WRITE, (_type, addr, size) => {
       for (let i = 0n; i < BigInt(size); i++) writes.set(addr + i, 1);
     });

@@ -199,6 +199,8 @@ export function runProbed(s: UprobeScenario, p: PreparedUprobe, extra: PreparedU
       return { vaddr: k === 0 ? s.vaddr : s.extraProbes![k - 1]!, p: q, slot, len: bytes.length, hits: 0 };
     });
     for (const a of armed) e.memWrite(a.vaddr, s.ua.swbp);
+    // As on a machine: the back-end's register accesses go through the trap register cache.
+    e.cacheTrapRegisters(s.ua.hitRegisters);
     const mem = memAccess(e, arch);
     const slotOf = (a: bigint): Armed | undefined => armed.find((x) => a >= x.slot && a < x.slot + BigInt(x.len));
     const inSlot = (a: bigint): boolean => slotOf(a) !== undefined;

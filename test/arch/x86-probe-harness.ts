@@ -189,6 +189,8 @@ function runProbed(arch: Arch, probe: ProbeArch, c: DiffCase, prepared: Prepared
   e.memMap(slot, PAGE, UC_PROT.ALL);
   if (prepared.mode !== 'emulate') e.memWrite(slot, prepared.slotBytes(slot));
   e.memWrite(c.addr, probe.breakpoint); // only the first byte is patched, as Linux arms a kprobe
+  // As on a machine: the back-end's register accesses go through the trap register cache.
+  e.cacheTrapRegisters(probe.hitRegisters);
   const cpu: ProbeCpu = { engine: e, mem: memAccess(e, arch.wordSize) };
   const events: string[] = [];
   // Where the stand-in core is: before the hit, between slot entry and step trap, or finished.

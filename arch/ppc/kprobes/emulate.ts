@@ -13,7 +13,7 @@
  *   raises an illegal-instruction exception), so prepare refuses them.
  * Addresses wrap at the machine's word size (ppc32: 32 bits; the ppc64 kernel runs with MSR[SF]).
  */
-import type { ProbeCpu } from '../../probes.js';
+import type { HitRegisters, ProbeCpu } from '../../probes.js';
 import { UC_PPC_REG as R } from '../ucregs.js';
 import { BO, aaBit, addpcisImm, bdDisp, bi, bo, branchClass, lkBit, liDisp } from './tables.js';
 
@@ -55,6 +55,18 @@ export function branchStep(w: number, addr: bigint, r: BranchRegs, bits: 32 | 64
 }
 
 const BRANCH_REGS = [R.PC, R.LR, R.CTR, R.CR];
+
+/**
+ * The hit registers (arch/probes.ts HitRegisters): PC, the volatile r0–r12 (stack pointer, TOC,
+ * arguments and return value among them), LR and CTR at the word size, and CR (32 bits in Unicorn;
+ * its eight fields are not in the set). The non-volatile r13–r31 are read where asked for, one
+ * call each: a batch costs by the register and a hit rarely needs them. Not XER (Unicorn keeps
+ * SO/OV/CA apart and normalises them) nor MSR.
+ */
+export function ppcHitRegisters(bits: 32 | 64): HitRegisters {
+  const word = [R.PC, ...Array.from({ length: 13 }, (_, k) => R.R0 + k), R.LR, R.CTR].map((id) => ({ id, bits }));
+  return [...word, { id: R.CR, bits: 32 }];
+}
 
 /** Emulate the branch `w` (probed at `addr`) on the CPU, PC included. */
 export function applyBranch(cpu: ProbeCpu, w: number, addr: bigint, bits: 32 | 64): void {

@@ -15,6 +15,7 @@ import { UC_PPC_REG as R } from '../ucregs.js';
 import { PPC_BREAKPOINT } from '../common.js';
 import { disasmText, wordText, be32, wordsBytes } from './disasm.js';
 import { PPC_SLOT_SIZE, preparePpcKprobe } from './prepare.js';
+import { ppcHitRegisters } from './emulate.js';
 
 export { loadDisassembler } from './disasm.js';
 export { PPC_SLOT_SIZE, PPC_STEP_TRAP_OFFSET } from './prepare.js';
@@ -35,6 +36,7 @@ export function ppcProbeArch(arch: Arch): ProbeArch {
     breakpoint: wordsBytes(PPC_BREAKPOINT),
     maxInsnLength: 4,
     slotSize: PPC_SLOT_SIZE,
+    hitRegisters: ppcHitRegisters(bits),
     decode,
     // powerpc has no can_probe(): every address passes here and arch_prepare_kprobe refuses a
     // misaligned one with -EINVAL (not x86's -EILSEQ).

@@ -52,6 +52,7 @@ export function preparePpcKprobe(insn: DecodedInsn, bits: 32 | 64): PreparedInsn
   if (isAddpcis(w)) {
     return { insn, mode: 'emulate', slotBytes: noSlot, emulate: (cpu: ProbeCpu) => applyAddpcis(cpu, w, addr, bits) };
   }
+  const next = BigInt.asUintN(bits, addr + 4n);
   return {
     insn,
     mode: 'step',
@@ -61,6 +62,6 @@ export function preparePpcKprobe(insn: DecodedInsn, bits: 32 | 64): PreparedInsn
     slotBytes: () => wordsBytes(w, PPC_BREAKPOINT),
     // Nothing the copy did depends on where it ran (branches and addpcis were emulated): only the
     // PC goes back, to the instruction after the probe.
-    postStep: (cpu: ProbeCpu) => cpu.engine.regWrite(R.PC, BigInt.asUintN(bits, addr + 4n)),
+    postStep: (cpu: ProbeCpu) => cpu.engine.regWrite(R.PC, next),
   };
 }

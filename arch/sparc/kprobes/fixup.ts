@@ -16,7 +16,7 @@
  * destinations in the stack save area after flushw; here the trapped code's window is the live one
  * (windows.ts), so every rd is a register write.
  */
-import type { ProbeCpu } from '../../probes.js';
+import type { HitRegisters, ProbeCpu } from '../../probes.js';
 import * as isa from '../isa.js';
 import { UC_SPARC_REG as R } from '../ucregs.js';
 import { annulled, dctiClass } from './tables.js';
@@ -30,6 +30,13 @@ export const R32: readonly number[] = [
 ];
 
 const u64 = (v: bigint): bigint => BigInt.asUintN(64, v);
+
+/**
+ * The hit registers (arch/probes.ts HitRegisters): PC and r0–r31 of the live window, the only
+ * window Unicorn has (windows.ts keeps the others, so CWP never changes under a cached copy). All
+ * of r0–r31, so the window traps' whole-file reads and writes are served by the cache as well.
+ */
+export const SPARC_HIT_REGISTERS: HitRegisters = [R.PC, ...R32].map((id) => ({ id, bits: 64 as const }));
 
 /** Where to continue after the step: PC, and NPC when it is not PC + 4. */
 export interface Resume {

@@ -17,6 +17,7 @@ import { UC_SPARC_REG as R } from '../ucregs.js';
 import { be32, disasmText, wordText, wordsBytes } from '../../ppc/kprobes/disasm.js';
 import { KPROBE_BP } from './tables.js';
 import { SPARC_SLOT_SIZE, prepareSparcKprobe } from './prepare.js';
+import { SPARC_HIT_REGISTERS } from './fixup.js';
 
 export { loadDisassembler } from '../../ppc/kprobes/disasm.js';
 export { SPARC_SLOT_SIZE, SPARC_STEP_TRAP_OFFSET } from './prepare.js';
@@ -36,6 +37,7 @@ export function sparcProbeArch(arch: Arch): ProbeArch {
     breakpoint: wordsBytes(KPROBE_BP),
     maxInsnLength: 4,
     slotSize: SPARC_SLOT_SIZE,
+    hitRegisters: SPARC_HIT_REGISTERS,
     decode,
     isInsnBoundary: (_read, _funcStart, addr) => (addr & 3n) === 0n,
     prepareKprobe(addr: bigint, bytes: Uint8Array): PreparedInsn | ProbeRefusal {

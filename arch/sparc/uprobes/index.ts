@@ -46,7 +46,7 @@ import { UC_SPARC_REG as R } from '../ucregs.js';
 import { sparcResumeAt } from '../sparc64.js';
 import { be32, disasmText, wordText, wordsBytes } from '../../ppc/kprobes/disasm.js';
 import { ANNUL, dctiClass } from '../kprobes/tables.js';
-import { R32, applyLink, resumeAfterStep } from '../kprobes/fixup.js';
+import { R32, SPARC_HIT_REGISTERS, applyLink, resumeAfterStep } from '../kprobes/fixup.js';
 
 export const ERRNO = { EINVAL: 22 } as const;
 
@@ -126,6 +126,7 @@ export function sparcUprobeArch(arch: Arch): UprobeArch {
     swbp: wordsBytes(UPROBE_SWBP),
     maxInsnBytes: 4,
     xolSlotBytes: SPARC_XOL_SLOT_BYTES,
+    hitRegisters: SPARC_HIT_REGISTERS,
     isTrapInsn: (bytes) => bytes.length >= 4 && be32(bytes) === UPROBE_SWBP,
     analyzeUprobe,
     hijackUserReturn(cpu, trampoline) {

@@ -4,7 +4,7 @@
  * and the IF modifiers (cli/sti/pushf/popf). As in Linux, every IP is computed from the probed
  * instruction's own address, so a call pushes addr + len, never a slot address.
  */
-import type { ProbeCpu } from '../../probes.js';
+import type { HitRegisters, ProbeCpu } from '../../probes.js';
 import { UC_X86_REG as R } from '../ucregs.js';
 import type { X86Insn } from './decode.js';
 import type { EmulateKind } from './tables.js';
@@ -25,6 +25,15 @@ export interface X86RegIds {
 export const REGS_64: X86RegIds = { ip: R.RIP, sp: R.RSP, flags: R.RFLAGS, cx: R.RCX, gpr: GPR64, bits: 64 };
 export const REGS_32: X86RegIds = { ip: R.EIP, sp: R.ESP, flags: R.EFLAGS, cx: R.ECX, gpr: GPR32, bits: 32 };
 
+/**
+ * The hit registers of a task of this width (arch/probes.ts HitRegisters): IP and the general
+ * registers (sp among them). Not EFLAGS: Unicorn normalises it on write (bit 1 set, upper half
+ * dropped), so a cached copy could differ from what reading it back gives.
+ */
+export function x86HitRegisters(regs: X86RegIds): HitRegisters {
+  return [regs.ip, ...regs.gpr].map((id) => ({ id, bits: regs.bits }));
+}
+
 export const FLAG = { CF: 1n, PF: 4n, AF: 0x10n, ZF: 0x40n, SF: 0x80n, TF: 0x100n, IF: 0x200n, DF: 0x400n, OF: 0x800n, RF: 0x10000n, VM: 0x20000n } as const;
 /** Bits popf may change at CPL 0 (arithmetic flags, TF, IF, DF, IOPL, NT, AC, ID). */
 const POPF_WRITABLE = 0x247fd5n;
@@ -32,29 +41,37 @@ const POPF_WRITABLE = 0x247fd5n;
 const POPF_KEPT = 0x1a0000n;
 const FLAGS_FIXED1 = 2n;
 
+// Little-endian words through one scratch DataView: a byte-by-byte BigInt loop costs more than
+// the stack write it feeds (emulated pushes and calls run at every hit).
+const scratch = new DataView(new ArrayBuffer(8));
+const scratchBytes = new Uint8Array(scratch.buffer);
+
+/** The low `size` bytes (at most 8) of `value`, little-endian. */
+export function leBytes(size: number, value: bigint): Uint8Array {
+  scratch.setBigUint64(0, BigInt.asUintN(64, value), true);
+  return scratchBytes.slice(0, size);
+}
+
+/** The little-endian value of `b` (at most 8 bytes). */
+export function leValue(b: Uint8Array): bigint {
+  scratchBytes.fill(0);
+  scratchBytes.set(b);
+  return scratch.getBigUint64(0, true);
+}
+
+const SIZE = [0n, 1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n];
+
 function push(cpu: ProbeCpu, regs: X86RegIds, size: number, value: bigint): void {
-  const sp = BigInt.asUintN(regs.bits, cpu.engine.regRead(regs.sp) - BigInt(size));
-  cpu.mem.write(sp, le(size, value));
+  const sp = BigInt.asUintN(regs.bits, cpu.engine.regRead(regs.sp) - SIZE[size]!);
+  cpu.mem.write(sp, leBytes(size, value));
   cpu.engine.regWrite(regs.sp, sp);
 }
 
 function pop(cpu: ProbeCpu, regs: X86RegIds, size: number): bigint {
   const sp = cpu.engine.regRead(regs.sp);
-  const b = cpu.mem.read(sp, size);
-  let v = 0n;
-  for (let k = size - 1; k >= 0; k--) v = (v << 8n) | BigInt(b[k]!);
-  cpu.engine.regWrite(regs.sp, BigInt.asUintN(regs.bits, sp + BigInt(size)));
+  const v = leValue(cpu.mem.read(sp, size));
+  cpu.engine.regWrite(regs.sp, BigInt.asUintN(regs.bits, sp + SIZE[size]!));
   return v;
-}
-
-function le(size: number, value: bigint): Uint8Array {
-  const out = new Uint8Array(size);
-  let v = BigInt.asUintN(size * 8, value);
-  for (let k = 0; k < size; k++) {
-    out[k] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return out;
 }
 
 /** Jcc condition `cc` (opcode & 0xF) against EFLAGS. */
@@ -87,6 +104,40 @@ function stackSize(insn: X86Insn, regs: X86RegIds): number {
 function target(insn: X86Insn, regs: X86RegIds, next: bigint, rel: bigint): bigint {
   const t = BigInt.asUintN(regs.bits, next + rel);
   return insn.prefixes.includes(0x66) ? t & 0xffffn : t;
+}
+
+/**
+ * The emulation of `insn` at its own (fixed) address, with everything that does not depend on the
+ * registers worked out once: a kprobe's instruction never moves, so a relative call, jmp or jcc
+ * has constant targets, and a call pushes a constant return address. Other kinds go through
+ * emulateX86 at each hit.
+ */
+export function emulatorFor(insn: X86Insn, op: EmulateKind, regs: X86RegIds): (cpu: ProbeCpu) => void {
+  const next = BigInt.asUintN(regs.bits, insn.addr + BigInt(insn.length));
+  switch (op.kind) {
+    case 'call': {
+      const size = stackSize(insn, regs);
+      const ret = leBytes(size, next);
+      const to = target(insn, regs, next, op.rel);
+      return (cpu) => {
+        const e = cpu.engine;
+        const sp = BigInt.asUintN(regs.bits, e.regRead(regs.sp) - SIZE[size]!);
+        cpu.mem.write(sp, ret);
+        e.regWrite(regs.sp, sp);
+        e.regWrite(regs.ip, to);
+      };
+    }
+    case 'jmp': {
+      const to = target(insn, regs, next, op.rel);
+      return (cpu) => cpu.engine.regWrite(regs.ip, to);
+    }
+    case 'jcc': {
+      const to = target(insn, regs, next, op.rel);
+      return (cpu) => cpu.engine.regWrite(regs.ip, conditionHolds(op.cc, cpu.engine.regRead(regs.flags)) ? to : next);
+    }
+    default:
+      return (cpu) => emulateX86(cpu, insn, op, regs);
+  }
 }
 
 /** Apply the effect of `insn` (at its original address) to the CPU, IP included. */

@@ -7,7 +7,7 @@
 import type { ProbeArch, ProbeCpu } from '../../probes.js';
 import type { Arch } from '../../types.js';
 import { decodeX86, EMULATE_PREFIX_LEN, MAX_INSN_LEN } from './decode.js';
-import { REGS_32, REGS_64 } from './emulate.js';
+import { REGS_32, REGS_64, x86HitRegisters } from './emulate.js';
 import { prepareX86Kprobe } from './prepare.js';
 import { INT3, SLOT_SIZE } from './tables.js';
 
@@ -53,6 +53,7 @@ export function x86ProbeArch(arch: Arch): ProbeArch {
     breakpoint: Uint8Array.of(INT3),
     maxInsnLength: MAX_INSN_LEN,
     slotSize: SLOT_SIZE,
+    hitRegisters: x86HitRegisters(regs),
     decode: (addr, bytes) => decodeX86(addr, bytes, long),
     isInsnBoundary(read, funcStart, addr) {
       // can_probe: decode from the symbol's start; the walk must land exactly on addr.

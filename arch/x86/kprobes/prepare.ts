@@ -7,7 +7,7 @@
  */
 import type { PreparedInsn, ProbeCpu, ProbeRefusal } from '../../probes.js';
 import { decodeX86, hasEmulatePrefix, modrmOf, type X86Insn } from './decode.js';
-import { emulateX86, type X86RegIds } from './emulate.js';
+import { emulatorFor, type X86RegIds } from './emulate.js';
 import { buildSlot, slotRefusal } from './fixup.js';
 import { EINVAL, ENOSPC, INT3, JMP32_LEN, SLOT_SIZE, canBoost, classify } from './tables.js';
 
@@ -61,14 +61,14 @@ export function prepareX86Kprobe(
     };
   }
   if (cls.kind === 'emulate') {
-    const op = cls.op;
     return {
       insn,
       mode: 'emulate',
       slotBytes: () => new Uint8Array(0),
-      emulate: (cpu: ProbeCpu) => emulateX86(cpu, insn, op, regs),
+      emulate: emulatorFor(insn, cls.op, regs),
     };
   }
+  const resume = BigInt.asUintN(regs.bits, addr + len);
   return {
     insn,
     mode: 'step',
@@ -77,6 +77,6 @@ export function prepareX86Kprobe(
     slotRefusal: (slot) => slotRefusal(insn, slot, false),
     // resume_singlestep maps the IP after the copy (slot + len) back to addr + len. Only
     // instructions that fall through are ever stepped, so that is where execution continues.
-    postStep: (cpu: ProbeCpu) => cpu.engine.regWrite(regs.ip, BigInt.asUintN(regs.bits, addr + len)),
+    postStep: (cpu: ProbeCpu) => cpu.engine.regWrite(regs.ip, resume),
   };
 }

@@ -13,7 +13,7 @@
  */
 import type { ProbeCpu, UprobeArch, UretprobeCheck } from '../../probes.js';
 import type { Arch } from '../../types.js';
-import { REGS_32, REGS_64 } from '../kprobes/emulate.js';
+import { REGS_32, REGS_64, x86HitRegisters } from '../kprobes/emulate.js';
 import { analyzeX86Uprobe } from './prepare.js';
 import { INT3, MAX_UINSN_BYTES, XOL_SLOT_BYTES } from './tables.js';
 
@@ -36,6 +36,7 @@ export function x86UprobeArch(arch: Arch): UprobeArch {
     swbp: Uint8Array.of(INT3),
     maxInsnBytes: MAX_UINSN_BYTES,
     xolSlotBytes: XOL_SLOT_BYTES,
+    hitRegisters: x86HitRegisters(base),
     isTrapInsn: (bytes) => bytes[0] === INT3,
     analyzeUprobe: (vaddr, bytes) => analyzeX86Uprobe(vaddr, bytes, regs),
     hijackUserReturn(cpu, trampoline) {

@@ -35,7 +35,7 @@
  */
 import type { DecodedInsn, PreparedUprobe, ProbeCpu, ProbeRefusal } from '../../probes.js';
 import { decodeX86, hasEmulatePrefix, EMULATE_PREFIX_LEN, modrmOf, readSigned, type X86Insn } from '../kprobes/decode.js';
-import { conditionHolds, emulateX86, FLAG, type X86RegIds } from '../kprobes/emulate.js';
+import { conditionHolds, emulateX86, FLAG, leBytes, leValue, type X86RegIds } from '../kprobes/emulate.js';
 import type { EmulateKind } from '../kprobes/tables.js';
 import { BAD_PREFIXES, ERRNO, INT3, isKernelNop, refusedOpcode, repString } from './tables.js';
 
@@ -61,6 +61,8 @@ interface XolState {
   rep?: { rest: bigint };
 }
 
+const NO_STATE: XolState = Object.freeze({});
+
 /** Register number (0–15) → Unicorn id, and the width in bits, of a task. */
 interface Regs extends X86RegIds {
   readonly word: number;
@@ -68,21 +70,6 @@ interface Regs extends X86RegIds {
 
 const mask = (bits: number, v: bigint): bigint => BigInt.asUintN(bits, v);
 
-function leBytes(size: number, value: bigint): Uint8Array {
-  const out = new Uint8Array(size);
-  let v = BigInt.asUintN(size * 8, value);
-  for (let k = 0; k < size; k++) {
-    out[k] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return out;
-}
-
-function leValue(b: Uint8Array): bigint {
-  let v = 0n;
-  for (let k = b.length - 1; k >= 0; k--) v = (v << 8n) | BigInt(b[k]!);
-  return v;
-}
 
 /** The rel8/rel32 of a relative branch: the bytes after the opcode. */
 function relOf(insn: X86Insn): bigint {
@@ -256,8 +243,9 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
   const word = regs.word;
   const e = (cpu: ProbeCpu) => cpu.engine;
 
+  const wordBig = BigInt(word);
   const pushWord = (cpu: ProbeCpu, value: bigint): void => {
-    const sp = mask(regs.bits, e(cpu).regRead(regs.sp) - BigInt(word));
+    const sp = mask(regs.bits, e(cpu).regRead(regs.sp) - wordBig);
     cpu.mem.write(sp, leBytes(word, value));
     e(cpu).regWrite(regs.sp, sp);
   };
@@ -265,21 +253,35 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
   // --- what runs at the hit (at `at`, where this mm maps the instruction) -----------------------
   let emulate: ((cpu: ProbeCpu, at: bigint) => void) | undefined;
   let kind: StepKind = 'default';
-  const after = (at: bigint): bigint => mask(regs.bits, at + len);
+  // The addresses after and (for a relative branch) at the target of the instruction, for the
+  // address `at` where an mm maps it: worked out once per address (most uprobes are mapped at
+  // one address in every mm), not at every hit.
+  const rel = p.kind === 'jmp' || p.kind === 'jcc' || p.kind === 'call' ? p.rel : 0n;
+  let memoAt = -1n;
+  let memoAfter = 0n;
+  let memoTarget = 0n;
+  const at1 = (at: bigint): void => {
+    if (at === memoAt) return;
+    memoAfter = mask(regs.bits, at + len);
+    memoTarget = mask(regs.bits, memoAfter + rel);
+    memoAt = at;
+  };
+  const after = (at: bigint): bigint => (at1(at), memoAfter);
+  const branchTarget = (at: bigint): bigint => (at1(at), memoTarget);
   switch (p.kind) {
     case 'nop':
       emulate = (cpu, at) => e(cpu).regWrite(regs.ip, after(at));
       break;
     case 'jmp':
-      emulate = (cpu, at) => e(cpu).regWrite(regs.ip, mask(regs.bits, after(at) + p.rel));
+      emulate = (cpu, at) => e(cpu).regWrite(regs.ip, branchTarget(at));
       break;
     case 'jcc':
-      emulate = (cpu, at) => e(cpu).regWrite(regs.ip, conditionHolds(p.cc, e(cpu).regRead(regs.flags)) ? mask(regs.bits, after(at) + p.rel) : after(at));
+      emulate = (cpu, at) => e(cpu).regWrite(regs.ip, conditionHolds(p.cc, e(cpu).regRead(regs.flags)) ? branchTarget(at) : after(at));
       break;
     case 'call':
       emulate = (cpu, at) => {
         pushWord(cpu, after(at));
-        e(cpu).regWrite(regs.ip, mask(regs.bits, after(at) + p.rel));
+        e(cpu).regWrite(regs.ip, branchTarget(at));
       };
       kind = 'callFallback';
       break;
@@ -329,6 +331,8 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
     e(cpu).regWrite(regs.cx, countBits === 16 ? (full & ~0xffffn) | mask(16, v) : mask(countBits, v));
   };
 
+  const keepsState = scratch !== undefined || kind === 'indirectJmp' || rep !== undefined;
+
   const restoreScratch = (cpu: ProbeCpu, st: XolState): void => {
     if (st.scratch) e(cpu).regWrite(st.scratch.id, st.scratch.old);
   };
@@ -353,7 +357,8 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
     slotBytes: () => slot.slice(),
     stepTrapOffset: copy.length,
     preXol(cpu: ProbeCpu, slotAddr: bigint, vaddrNow: bigint): XolState {
-      const st: XolState = {};
+      // Most copies put nothing aside: they share one empty state (no allocation per hit).
+      const st: XolState = keepsState ? {} : NO_STATE;
       if (scratch !== undefined) {
         const id = regs.gpr[scratch]!;
         st.scratch = { id, old: e(cpu).regRead(id) };
@@ -383,7 +388,7 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
         return;
       }
       restoreScratch(cpu, st);
-      const after = mask(regs.bits, vaddrNow + len);
+      const next = after(vaddrNow);
       switch (kind) {
         case 'callFallback':
           // branch_post_xol_op: the mangled call did push; drop it and restart (-ERESTART).
@@ -394,7 +399,7 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
           // The copy pushed the target where the call pushes its return address.
           const sp = en.regRead(regs.sp);
           const target = leValue(cpu.mem.read(sp, branchSize));
-          cpu.mem.write(sp, leBytes(branchSize, after));
+          cpu.mem.write(sp, leBytes(branchSize, next));
           en.regWrite(regs.ip, target);
           return;
         }
@@ -417,10 +422,10 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
         writeCount(cpu, st.rep.rest);
         const zf = (en.regRead(regs.flags) & FLAG.ZF) !== 0n;
         const goesOn = !repZf || (rep === 0xf3 ? zf : !zf);
-        en.regWrite(regs.ip, goesOn ? vaddrNow : after);
+        en.regWrite(regs.ip, goesOn ? vaddrNow : next);
         return;
       }
-      en.regWrite(regs.ip, after);
+      en.regWrite(regs.ip, next);
     },
     abortXol(cpu: ProbeCpu, _slotAddr: bigint, vaddrNow: bigint, state: unknown): void {
       const st = (state ?? {}) as XolState;

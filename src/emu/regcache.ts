@@ -1,0 +1,195 @@
+/**
+ * The trap-time register cache of an Engine (Engine.cacheTrapRegisters).
+ *
+ * A probe hit reads and writes a handful of registers (the PC, the stack pointer, arguments,
+ * whatever the emulated or stepped instruction touches), and every single access is one FFI call
+ * into Unicorn. Inside a trap hook the CPU is paused: nothing changes a register except this
+ * process through the register API. So the registers of the cached set are read with one
+ * `uc_reg_read_batch` the first time one of them is read in a hook, served from that copy
+ * afterwards, and the ones written are put back with one `uc_reg_write_batch` when the hook
+ * returns (before Unicorn goes on, also when the hook threw).
+ *
+ * Why this is the same as accessing Unicorn directly (the Engine keeps these rules):
+ * - A register outside the set may alias one in it (EAX and RAX, CR0 and CR): any access to one
+ *   first writes the collected values back (`flush`), and a write to one also forgets the copy
+ *   (`invalidate`), so the next cached read sees what Unicorn now holds.
+ * - So do the other calls that read or change CPU state as a whole (context save / restore, raw
+ *   byte accesses, batches that are not entirely in the set).
+ * - A value written is masked to the register's width: what reading it back from Unicorn gives,
+ *   for the registers an arch may put in the set (general registers, PC, LR/CTR, CR; never a
+ *   flags word Unicorn normalises on write, nor state that changes how memory is translated).
+ * - A write while nothing is cached goes straight through (nothing cached can be stale).
+ * - Unicorn applies a batch in order and treats a PC in it as a single PC write does (the run
+ *   restarts there, quit_request): writing at the end of the hook instead of in the middle changes
+ *   nothing, since the CPU does not run in between.
+ */
+import { HostMemory } from './unicorn.js';
+
+/** One register of a cached set: Unicorn id and width in bits. */
+export interface CachedRegister {
+  readonly id: number;
+  readonly bits: 32 | 64;
+}
+
+/**
+ * The two raw batch calls (uc_reg_read_batch / uc_reg_write_batch) on the engine's handle, every
+ * argument a plain Number: the handle and the host addresses of the id and value-pointer arrays
+ * (all below 2^47), so that crossing into C converts no BigInt and pins no typed array. They
+ * return Unicorn's error code.
+ */
+export interface BatchIo {
+  readonly handle: number;
+  readBatch(uc: number, ids: number, ptrs: number, n: number): number;
+  writeBatch(uc: number, ids: number, ptrs: number, n: number): number;
+  /** Throws the Unicorn error of a non-zero code. */
+  check(op: string, err: number): void;
+}
+
+export class TrapRegisterCache {
+  readonly regs: readonly CachedRegister[];
+  /** Register id → index in the set, or -1. */
+  private readonly slotOf: Int16Array;
+  private readonly ids: Int32Array;
+  private readonly wide: Uint8Array;
+  /**
+   * Outside the JS heap, one block (Unicorn is given addresses in it): the set's ids, pointers to
+   * the value cells, the ids and pointers of the registers to write back, and the value cells
+   * (8 bytes each). A narrow register's cell keeps a zero upper half for good: Unicorn stores 4
+   * bytes for it and `write` masks to 32 bits.
+   */
+  private readonly mem: HostMemory;
+  private readonly idsAt: number;
+  private readonly ptrsAt: number;
+  private readonly dirtyIdsAt: number;
+  private readonly dirtyPtrsAt: number;
+  private readonly ptrs: BigUint64Array;
+  private readonly vals: BigUint64Array;
+  private readonly dirty: Uint8Array;
+  private readonly dirtyIds: Int32Array;
+  private readonly dirtyPtrs: BigUint64Array;
+  private nDirty = 0;
+  /** Inside a trap hook of the engine. */
+  open = false;
+  /** The cells hold the registers' current values (read since the hook began or the last invalidate). */
+  loaded = false;
+  /** Batched reads and writes done (tests, benchmarks). */
+  reads = 0;
+  writes = 0;
+
+  constructor(
+    regs: readonly CachedRegister[],
+    private readonly io: BatchIo,
+  ) {
+    this.regs = regs;
+    const n = regs.length;
+    let max = 0;
+    for (const r of regs) max = Math.max(max, r.id);
+    this.slotOf = new Int16Array(max + 1).fill(-1);
+    this.wide = new Uint8Array(n);
+    this.dirty = new Uint8Array(n);
+    // Layout of the block: ids, pointers, dirty ids, dirty pointers, values (8-byte aligned).
+    const w = 8 * Math.ceil(n / 2);
+    const sz = w + 8 * n + w + 8 * n + 8 * n;
+    this.mem = HostMemory.alloc(Math.max(64, sz), false);
+    const buf = this.mem.bytes.buffer;
+    const base = this.mem.bytes.byteOffset;
+    const ptr = Number(this.mem.ptr);
+    let at = 0;
+    const take = (bytes: number): number => ((at += bytes), at - bytes);
+    const idsOff = take(w);
+    const ptrsOff = take(8 * n);
+    const dIdsOff = take(w);
+    const dPtrsOff = take(8 * n);
+    const valsOff = take(8 * n);
+    this.ids = new Int32Array(buf, base + idsOff, n);
+    this.ptrs = new BigUint64Array(buf, base + ptrsOff, n);
+    this.dirtyIds = new Int32Array(buf, base + dIdsOff, n);
+    this.dirtyPtrs = new BigUint64Array(buf, base + dPtrsOff, n);
+    this.vals = new BigUint64Array(buf, base + valsOff, n);
+    this.idsAt = ptr + idsOff;
+    this.ptrsAt = ptr + ptrsOff;
+    this.dirtyIdsAt = ptr + dIdsOff;
+    this.dirtyPtrsAt = ptr + dPtrsOff;
+    regs.forEach((r, i) => {
+      if (this.slotOf[r.id] !== -1) throw new Error(`register ${r.id} twice in a cached set`);
+      this.slotOf[r.id] = i;
+      this.ids[i] = r.id;
+      this.wide[i] = r.bits === 64 ? 1 : 0;
+      this.ptrs[i] = this.mem.ptr + BigInt(valsOff + 8 * i);
+    });
+  }
+
+  /** Index of `id` in the set, or -1. */
+  index(id: number): number {
+    return id < this.slotOf.length ? this.slotOf[id]! : -1;
+  }
+
+  /** A hook begins: nothing is cached yet (registers are read at the first cached access). */
+  begin(): void {
+    this.open = true;
+    this.loaded = false;
+    this.nDirty = 0;
+  }
+
+  /** The hook returns: write back what it changed. */
+  end(): void {
+    try {
+      this.flush();
+    } finally {
+      this.open = false;
+      this.loaded = false;
+    }
+  }
+
+  read(i: number): bigint {
+    if (!this.loaded) this.load();
+    return this.vals[i]!;
+  }
+
+  /** Only when loaded (a write with nothing cached goes straight to Unicorn). */
+  write(i: number, value: bigint): void {
+    this.vals[i] = this.wide[i] ? BigInt.asUintN(64, value) : BigInt.asUintN(32, value);
+    if (this.dirty[i]) return;
+    this.dirty[i] = 1;
+    const k = this.nDirty++;
+    this.dirtyIds[k] = this.ids[i]!;
+    this.dirtyPtrs[k] = this.ptrs[i]!;
+  }
+
+  /** Write the changed registers back; the copy stays valid. */
+  flush(): void {
+    const n = this.nDirty;
+    if (n === 0) return;
+    this.nDirty = 0;
+    for (let k = 0; k < n; k++) this.dirty[this.slotOf[this.dirtyIds[k]!]!] = 0;
+    this.writes++;
+    const io = this.io;
+    const err = io.writeBatch(io.handle, this.dirtyIdsAt, this.dirtyPtrsAt, n);
+    if (err !== 0) io.check('uc_reg_write_batch', err);
+  }
+
+  /** Write back, then forget the copy (something may have changed a cached register). */
+  invalidate(): void {
+    this.flush();
+    this.loaded = false;
+  }
+
+  private load(): void {
+    this.reads++;
+    const io = this.io;
+    const err = io.readBatch(io.handle, this.idsAt, this.ptrsAt, this.ids.length);
+    if (err !== 0) io.check('uc_reg_read_batch', err);
+    this.loaded = true;
+  }
+
+  free(): void {
+    this.mem.free();
+  }
+}
+
+/** `a` followed by the registers of `b` not already in it (the first width given wins). */
+export function mergeRegisters(a: readonly CachedRegister[], b: readonly CachedRegister[]): CachedRegister[] {
+  const out = [...a];
+  for (const r of b) if (!out.some((x) => x.id === r.id)) out.push(r);
+  return out;
+}
