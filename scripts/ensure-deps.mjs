@@ -64,3 +64,32 @@ if (override) {
   version = unicornVersion();
   if (version !== UNICORN_VERSION) fail(`the fetched ${unicornPath()} reports version ${version ?? '(does not load)'}, not ${UNICORN_VERSION}`);
 }
+
+// 3. With --test-tools (npm test): the outside references some tests compare against —
+// gdb-multiarch and qemu-user (uprobe hits against gdb's breakpoints) and Debian's chromium (the
+// HTML report in a real browser). Installed with apt-get when missing and we are root; otherwise
+// one line says what to install (the tests skip outside CI and fail under CI).
+if (process.argv.includes('--test-tools')) {
+  const TOOLS = [
+    ['gdb-multiarch', 'gdb-multiarch'],
+    ['qemu-x86_64', 'qemu-user'],
+    ['chromium', 'chromium'],
+  ];
+  const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+  const wanted = TOOLS.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
+  if (wanted.length > 0) {
+    const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+    if (!isRoot || !has('apt-get')) {
+      const line = `test tools missing: apt-get install ${wanted.join(' ')} (as root)`;
+      if (process.env.CI) fail(line);
+      say(`${line}; the tests that need them are skipped`);
+    } else {
+      say(`installing test tools with apt-get: ${wanted.join(' ')}`);
+      const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+      const apt = (args) => spawnSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env }).status === 0;
+      if (!apt(['install', '-y', '-qq', ...wanted]) && !(apt(['update', '-qq']) && apt(['install', '-y', '-qq', ...wanted]))) {
+        fail(`apt-get install ${wanted.join(' ')} failed; install them by hand`);
+      }
+    }
+  }
+}

@@ -54,3 +54,15 @@ export function runProgram(target: Target, path: string, args: string[] = [], op
     m.close();
   }
 }
+
+/**
+ * Tests that need an outside reference tool (gdb-multiarch, qemu-user, chromium) run when it is
+ * installed; `npm test` installs them (scripts/ensure-deps.mjs --test-tools). Without it they are
+ * skipped on a developer's machine, but under CI a missing tool fails the run instead of hiding
+ * the comparison: this returns true ("skip") only outside CI, and throws under CI.
+ */
+export function skipWithout(tool: string, present: boolean): boolean {
+  if (present) return false;
+  if (process.env.CI) throw new Error(`${tool} is not installed, and CI must run the tests that need it (npm test installs it as root: apt-get install ${tool})`);
+  return true;
+}

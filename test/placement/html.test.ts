@@ -3,7 +3,8 @@
  * five targets side by side, every row coloured by the mode explain gives, hits from a verify run
  * in the heat column — and, in a real browser (Debian's chromium driven by playwright-core), the
  * page loads, shows that content, renders the colours, and takes a screenshot.
- * The browser part is skipped where no chromium is installed (`apt-get install chromium`).
+ * The browser part is skipped where no chromium is installed, except under CI, where that fails;
+ * `npm test` installs Debian's chromium (scripts/ensure-deps.mjs --test-tools).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { explain, modeLabel } from '../../src/placement/explain.js';
 import { verify } from '../../src/verify/verify.js';
-import { repoRoot, supported } from '../helpers.js';
+import { repoRoot, skipWithout, supported } from '../helpers.js';
 import type { Target } from '../../arch/types.js';
 
 const bin = join(repoRoot, 'bin', 'uniprobe.mjs');
@@ -52,7 +53,7 @@ describe('explain --html', () => {
   }, 120_000);
 });
 
-describe.skipIf(!CHROMIUM)('explain --html in a real browser (chromium)', () => {
+describe.skipIf(skipWithout('chromium', CHROMIUM !== undefined))('explain --html in a real browser (chromium)', () => {
   it('loads, shows five columns with fib, renders the mode colours and heat bars; screenshot', async () => {
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });

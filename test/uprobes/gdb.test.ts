@@ -3,7 +3,8 @@
  * the same binary under qemu-user with gdb-multiarch's breakpoint at the same instruction must
  * report the same number of hits and the same argument register at every hit, in order.
  *
- * Skipped (with the reason) where qemu-user or gdb-multiarch is not installed.
+ * Skipped where qemu-user or gdb-multiarch is not installed, except under CI, where that fails
+ * (test/helpers.ts skipWithout); `npm test` installs both.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { entry, fileOffset, fixtureFile, symbolVaddr, TARGETS } from './harness.js';
-import { repoRoot } from '../helpers.js';
+import { repoRoot, skipWithout } from '../helpers.js';
 import type { Target } from '../../arch/types.js';
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
@@ -58,7 +59,7 @@ async function gdbHits(target: Target, path: string, vaddr: bigint, port: number
 }
 
 describe.each(TARGETS)('uniprobe run -e uprobe agrees with gdb over qemu-user on %s', (target: Target) => {
-  const skip = !GDB || !has(QEMU[target]);
+  const skip = skipWithout('gdb-multiarch', GDB) || skipWithout(`qemu-user (${QEMU[target]})`, has(QEMU[target]));
   it.skipIf(skip)('fib-nolibc: same hits, same first argument at every hit', async () => {
     const e = entry(target, 'fib-nolibc');
     const path = fixtureFile(e);
