@@ -25,6 +25,48 @@
  */
 import { HostMemory } from './unicorn.js';
 
+/**
+ * Blocks of host memory for the caches, carved from shared 64 KiB chunks and kept on a free
+ * list by size: every address space has an engine and so a cache, and an mmap + munmap per
+ * engine (a TLB shootdown on every process exit) cost more than the cache saves a short process.
+ */
+class BlockPool {
+  private static readonly CHUNK = 64 << 10;
+  private chunk: HostMemory | undefined;
+  private used = 0;
+  private readonly free = new Map<number, Array<{ ptr: bigint; bytes: Uint8Array }>>();
+
+  take(size: number): { ptr: bigint; bytes: Uint8Array } {
+    const sz = Math.ceil(size / 64) * 64;
+    const reuse = this.free.get(sz)?.pop();
+    if (reuse) {
+      reuse.bytes.fill(0);
+      return reuse;
+    }
+    if (sz > BlockPool.CHUNK) {
+      const m = HostMemory.alloc(sz, false);
+      return { ptr: m.ptr, bytes: m.bytes };
+    }
+    if (!this.chunk || this.used + sz > BlockPool.CHUNK) {
+      // Never freed: a chunk outlives every engine that took blocks from it.
+      this.chunk = HostMemory.alloc(BlockPool.CHUNK, false);
+      this.used = 0;
+    }
+    const at = this.used;
+    this.used += sz;
+    return { ptr: this.chunk.ptr + BigInt(at), bytes: this.chunk.bytes.subarray(at, at + sz) };
+  }
+
+  give(block: { ptr: bigint; bytes: Uint8Array }): void {
+    const sz = block.bytes.length;
+    let list = this.free.get(sz);
+    if (!list) this.free.set(sz, (list = []));
+    list.push(block);
+  }
+}
+
+const pool = new BlockPool();
+
 /** One register of a cached set: Unicorn id and width in bits. */
 export interface CachedRegister {
   readonly id: number;
@@ -57,7 +99,7 @@ export class TrapRegisterCache {
    * (8 bytes each). A narrow register's cell keeps a zero upper half for good: Unicorn stores 4
    * bytes for it and `write` masks to 32 bits.
    */
-  private readonly mem: HostMemory;
+  private readonly mem: { ptr: bigint; bytes: Uint8Array };
   private readonly idsAt: number;
   private readonly ptrsAt: number;
   private readonly dirtyIdsAt: number;
@@ -90,7 +132,7 @@ export class TrapRegisterCache {
     // Layout of the block: ids, pointers, dirty ids, dirty pointers, values (8-byte aligned).
     const w = 8 * Math.ceil(n / 2);
     const sz = w + 8 * n + w + 8 * n + 8 * n;
-    this.mem = HostMemory.alloc(Math.max(64, sz), false);
+    this.mem = pool.take(Math.max(64, sz));
     const buf = this.mem.bytes.buffer;
     const base = this.mem.bytes.byteOffset;
     const ptr = Number(this.mem.ptr);
@@ -156,6 +198,42 @@ export class TrapRegisterCache {
     this.dirtyPtrs[k] = this.ptrs[i]!;
   }
 
+  // --- what Engine's register accessors do while `open` ---------------------------------------
+
+  /** A read: the cached value, or undefined (after writing the collected ones back) outside the set. */
+  tryRead(id: number): bigint | undefined {
+    const i = this.index(id);
+    if (i >= 0) return this.read(i);
+    this.flush();
+    return undefined;
+  }
+
+  /** A write: true when cached; otherwise the copy is written back and forgotten (it may alias). */
+  tryWrite(id: number, value: bigint): boolean {
+    const i = this.index(id);
+    if (i >= 0 && this.loaded) {
+      this.write(i, value);
+      return true;
+    }
+    this.invalidate();
+    return false;
+  }
+
+  tryReadBatch(ids: readonly number[]): bigint[] | undefined {
+    if (ids.every((id) => this.index(id) >= 0)) return ids.map((id) => this.read(this.index(id)));
+    this.flush();
+    return undefined;
+  }
+
+  tryWriteBatch(ids: readonly number[], values: readonly bigint[]): boolean {
+    if (this.loaded && ids.every((id) => this.index(id) >= 0)) {
+      for (let k = 0; k < ids.length; k++) this.write(this.index(ids[k]!), values[k]!);
+      return true;
+    }
+    this.invalidate();
+    return false;
+  }
+
   /** Write the changed registers back; the copy stays valid. */
   flush(): void {
     const n = this.nDirty;
@@ -183,7 +261,7 @@ export class TrapRegisterCache {
   }
 
   free(): void {
-    this.mem.free();
+    pool.give(this.mem);
   }
 }
 

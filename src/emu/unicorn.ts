@@ -613,11 +613,9 @@ export class Engine {
   // --- registers (little-endian host: Unicorn stores register values in host order) -------------
 
   regRead(reg: number): bigint {
-    const rc = this.rc;
-    if (rc !== undefined && rc.open) {
-      const i = rc.index(reg);
-      if (i >= 0) return rc.read(i);
-      rc.flush();
+    if (this.rc?.open) {
+      const v = this.rc.tryRead(reg);
+      if (v !== undefined) return v;
     }
     this.scratch.fill(0, 0, 16);
     check('uc_reg_read', load().uc_reg_read(this.h(), reg, this.scratch));
@@ -625,12 +623,7 @@ export class Engine {
   }
 
   regWrite(reg: number, value: bigint): void {
-    const rc = this.rc;
-    if (rc !== undefined && rc.open) {
-      const i = rc.index(reg);
-      if (i >= 0 && rc.loaded) return rc.write(i, value);
-      rc.invalidate();
-    }
+    if (this.rc?.open && this.rc.tryWrite(reg, value)) return;
     this.scratchView.setBigUint64(0, BigInt.asUintN(64, value), true);
     this.scratchView.setBigUint64(8, 0n, true);
     check('uc_reg_write', load().uc_reg_write(this.h(), reg, this.scratch));
@@ -666,11 +659,8 @@ export class Engine {
 
   regReadBatch(regs: readonly number[]): bigint[] {
     const n = regs.length;
-    const rc = this.rc;
-    if (rc !== undefined && rc.open) {
-      if (regs.every((r) => rc.index(r) >= 0)) return regs.map((r) => rc.read(rc.index(r)));
-      rc.flush();
-    }
+    const cached = this.rc?.open ? this.rc.tryReadBatch(regs) : undefined;
+    if (cached) return cached;
     this.ensureBatch(n);
     const ids = this.batchIds!;
     const vals = this.batchVals!;
@@ -686,14 +676,7 @@ export class Engine {
 
   regWriteBatch(regs: readonly number[], values: readonly bigint[]): void {
     const n = regs.length;
-    const rc = this.rc;
-    if (rc !== undefined && rc.open) {
-      if (rc.loaded && regs.every((r) => rc.index(r) >= 0)) {
-        for (let i = 0; i < n; i++) rc.write(rc.index(regs[i]!), values[i]!);
-        return;
-      }
-      rc.invalidate();
-    }
+    if (this.rc?.open && this.rc.tryWriteBatch(regs, values)) return;
     this.ensureBatch(n);
     const ids = this.batchIds!;
     const vals = this.batchVals!;
@@ -830,7 +813,7 @@ export class Engine {
     old?.free();
   }
 
-  /** The trap cache's batched reads and writes so far (tests, benchmarks). */
+  /** The trap cache's batched reads and writes so far (tests). */
   get trapRegisterBatches(): { reads: number; writes: number } {
     return { reads: this.rc?.reads ?? 0, writes: this.rc?.writes ?? 0 };
   }
