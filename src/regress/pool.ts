@@ -4,8 +4,11 @@
  * Each worker loads its own copy of the engine (Unicorn handles, koffi callbacks and the guest
  * kernel image are per thread) and runs one pair at a time on a fresh Machine, as the main thread
  * would; a run shares nothing with another, so its trace does not depend on the thread it ran on.
- * Workers take the next pair when they finish one (long cases do not hold up a fixed share), and
- * results are filed by the pair's index, so the caller sees them in the suite's order.
+ * Workers take a new pair when they finish one (long cases do not hold up a fixed share), and
+ * results are filed by the pair's index, so the caller sees them in the suite's order. The first
+ * run of a target in a thread costs a few hundred milliseconds more than the next ones (its kernel
+ * image, decoder and JIT warm up), so a worker prefers a target it has run, then one no worker has
+ * run yet: each target warms up in as few threads as the work allows.
  *
  * The worker entry is resolved next to this module: dist's worker.js in the compiled package; from
  * the TypeScript sources (vitest, tsx) a small JavaScript bootstrap registers tsx first.
@@ -39,20 +42,30 @@ function startWorker(): Worker {
  */
 export function runJobs(jobs: readonly Job[], threads: number, onStart?: (job: Job, done: number) => void): Promise<JobResult[]> {
   const results: JobResult[] = new Array(jobs.length);
-  let next = 0;
+  const pending = [...jobs];
+  const warm = new Set<Target>();
   let done = 0;
   let live = 0;
+  const take = (mine: ReadonlySet<Target>): Job | undefined => {
+    let k = pending.findIndex((j) => mine.has(j.target));
+    if (k < 0) k = pending.findIndex((j) => !warm.has(j.target));
+    if (k < 0) k = 0;
+    const job = pending.splice(k, 1)[0];
+    if (job) warm.add(job.target);
+    return job;
+  };
   return new Promise((resolve) => {
     if (jobs.length === 0) return resolve(results);
     const launch = (): void => {
       const w = startWorker();
       live++;
+      const mine = new Set<Target>();
       let current: Job | undefined;
       let failure: string | undefined;
       const feed = (): void => {
-        current = jobs[next];
+        current = take(mine);
         if (!current) return void w.terminate();
-        next++;
+        mine.add(current.target);
         onStart?.(current, done);
         w.postMessage(current);
       };
@@ -68,7 +81,7 @@ export function runJobs(jobs: readonly Job[], threads: number, onStart?: (job: J
           results[current.id] = { id: current.id, error: `worker thread stopped: ${failure ?? `exit code ${code}`}` };
           done++;
           current = undefined;
-          if (next < jobs.length) launch();
+          if (pending.length > 0) launch();
         }
         if (live === 0) resolve(results);
       });
