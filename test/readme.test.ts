@@ -85,7 +85,7 @@ function runBlock(ex: Example): string[][] {
     'uniprobe() { node "$UNIPROBE_BIN" "$@"; }',
     ...ex.commands.map((c) => `{ ${c.text.replaceAll('npx uniprobe', 'uniprobe')}\n} 2>&1; __s=$?; echo; echo '${END}'; (exit $__s)`),
   ].join('\n');
-  const env = { ...process.env, UNIPROBE_BIN: join(repoRoot, 'bin', 'uniprobe.mjs') };
+  const env: NodeJS.ProcessEnv = { ...process.env, UNIPROBE_BIN: join(repoRoot, 'bin', 'uniprobe.mjs') };
   delete env.FORCE_COLOR;
   const r = spawnSync('sh', ['-c', script], { cwd: scratch, env, encoding: 'utf8', timeout: 240_000 });
   if (r.error) throw r.error;

@@ -6,7 +6,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { TARGETS, type Target } from '../../arch/types.js';
 import type { CaseResult } from '../regress/regress.js';
-import { parseShard, type Shard } from '../regress/shard.js';
+// Type only: `run` and the other commands must not load src/regress (test/package checks it).
+import type { Shard } from '../regress/shard.js';
 import { setStatus } from './explain.js';
 import { LineSink, paint, useColour } from './terminal.js';
 
@@ -25,9 +26,20 @@ function jobsArg(v: string): number {
   return n;
 }
 
+/** `i/n` with 1 ≤ i ≤ n (src/regress/shard.ts): the shard, or why not (a usage message). */
+export function parseShard(text: string): Shard | { error: string } {
+  const m = /^([0-9]+)\/([0-9]+)$/.exec(text.trim());
+  if (!m) return { error: 'Expected INDEX/COUNT, such as 1/3.' };
+  const index = Number(m[1]);
+  const count = Number(m[2]);
+  if (!Number.isSafeInteger(count) || count < 1) return { error: 'The count must be at least 1.' };
+  if (!Number.isSafeInteger(index) || index < 1 || index > count) return { error: `The index must be from 1 to ${count}.` };
+  return { index, count };
+}
+
 function shardArg(v: string): Shard {
   const s = parseShard(v);
-  if ('error' in s) throw new InvalidArgumentError(`${s.error[0]!.toUpperCase()}${s.error.slice(1)}.`);
+  if ('error' in s) throw new InvalidArgumentError(s.error);
   return s;
 }
 

@@ -15,17 +15,6 @@ export interface Shard {
   readonly count: number;
 }
 
-/** `i/n` with 1 ≤ i ≤ n: the shard, or why not (a usage message, to follow the value). */
-export function parseShard(text: string): Shard | { error: string } {
-  const m = /^([0-9]+)\/([0-9]+)$/.exec(text.trim());
-  if (!m) return { error: 'expected INDEX/COUNT, such as 1/3' };
-  const index = Number(m[1]);
-  const count = Number(m[2]);
-  if (!Number.isSafeInteger(count) || count < 1) return { error: 'the count must be at least 1' };
-  if (!Number.isSafeInteger(index) || index < 1 || index > count) return { error: `the index must be from 1 to ${count}` };
-  return { index, count };
-}
-
 /** The items of `shard` among `items` (in their order). */
 export function shardOf<T>(items: readonly T[], shard: Shard): T[] {
   const base = Math.floor(items.length / shard.count);

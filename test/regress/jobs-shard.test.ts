@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadSuite, runCase, runSuite } from '../../src/regress/regress.js';
 import { runJobs } from '../../src/regress/pool.js';
-import { parseShard, shardOf } from '../../src/regress/shard.js';
+import { shardOf } from '../../src/regress/shard.js';
+import { parseShard } from '../../src/cli/regress.js';
 import { repoRoot } from '../helpers.js';
 
 const bin = join(repoRoot, 'bin', 'uniprobe.mjs');
@@ -24,9 +25,9 @@ function uniprobe(...args: string[]) {
 
 describe('regress --jobs', () => {
   it('two worker threads (from the sources) give the results of one thread, in the same order', async () => {
-    const one = await runSuite(suite, { targets: ['i386', 'ppc64'] });
-    const two = await runSuite(suite, { targets: ['i386', 'ppc64'], jobs: 2 });
-    expect(one).toHaveLength(12);
+    const one = await runSuite(suite, { targets: ['ppc64'] });
+    const two = await runSuite(suite, { targets: ['ppc64'], jobs: 2 });
+    expect(one).toHaveLength(6);
     expect(one.every((r) => r.ok)).toBe(true);
     expect(two).toEqual(one);
   });
@@ -46,13 +47,13 @@ describe('regress --jobs', () => {
   });
 
   it('the compiled CLI prints the same report with --jobs 2 as with --jobs 1', () => {
-    const one = uniprobe('regress', 'test/regress/suite', '--target', 'x86_64', 'sparc64');
-    const two = uniprobe('regress', 'test/regress/suite', '--target', 'x86_64', 'sparc64', '--jobs', '2');
+    const one = uniprobe('regress', 'test/regress/suite', '--target', 'sparc64');
+    const two = uniprobe('regress', 'test/regress/suite', '--target', 'sparc64', '--jobs', '2');
     expect(one.status).toBe(0);
     expect(two.stderr).toBe('');
     expect(two.status).toBe(0);
     expect(two.stdout).toBe(one.stdout);
-    expect(two.stdout.trimEnd().split('\n').at(-1)).toBe('12/12 passed');
+    expect(two.stdout.trimEnd().split('\n').at(-1)).toBe('6/6 passed');
   });
 
   it('--update with --jobs 2 writes the golden from the first target and checks the second against it', () => {
