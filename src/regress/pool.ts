@@ -38,9 +38,10 @@ function startWorker(): Worker {
 /**
  * Run `jobs` on up to `threads` workers; resolves, once every worker has exited, with one result
  * per job in job order. A worker that dies (a native crash, a failed start) fails the pair it was
- * running with the reason, and a new worker takes over the pairs left.
+ * running with the reason, and a new worker takes over the pairs left. `start` makes a worker
+ * (tests give one that dies).
  */
-export function runJobs(jobs: readonly Job[], threads: number, onStart?: (job: Job, done: number) => void): Promise<JobResult[]> {
+export function runJobs(jobs: readonly Job[], threads: number, onStart?: (job: Job, done: number) => void, start: () => Worker = startWorker): Promise<JobResult[]> {
   const results: JobResult[] = new Array(jobs.length);
   const pending = [...jobs];
   const warm = new Set<Target>();
@@ -57,7 +58,7 @@ export function runJobs(jobs: readonly Job[], threads: number, onStart?: (job: J
   return new Promise((resolve) => {
     if (jobs.length === 0) return resolve(results);
     const launch = (): void => {
-      const w = startWorker();
+      const w = start();
       live++;
       const mine = new Set<Target>();
       let current: Job | undefined;

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { loadSuite, runCase, runSuite } from '../../src/regress/regress.js';
 import { runJobs } from '../../src/regress/pool.js';
@@ -44,6 +45,19 @@ describe('regress --jobs', () => {
     );
     expect(runs[0]).toEqual({ id: 0, error: `missing: ${join(suite, 'no-such-x86_64')}: No such file or directory` });
     expect(runs[1]).toEqual({ id: 1, lines: await runCase(c!, 'x86_64', { dir: suite }) });
+  });
+
+  it('a worker that dies fails the pair it ran with the reason; a new worker runs the rest', async () => {
+    const [c] = loadSuite(suite);
+    // Dies on job 0 (exit code 7), answers the others with a one-line trace.
+    const code = "const { parentPort } = require('node:worker_threads'); parentPort.on('message', (j) => j.id === 0 ? process.exit(7) : parentPort.postMessage({ id: j.id, lines: ['ran ' + j.id] }));";
+    const jobs = [0, 1, 2].map((id) => ({ id, dir: suite, c: c!, target: 'i386' as const }));
+    const runs = await runJobs(jobs, 1, undefined, () => new Worker(code, { eval: true }));
+    expect(runs).toEqual([
+      { id: 0, error: 'worker thread stopped: exit code 7' },
+      { id: 1, lines: ['ran 1'] },
+      { id: 2, lines: ['ran 2'] },
+    ]);
   });
 
   it('the compiled CLI prints the same report with --jobs 2 as with --jobs 1', () => {
