@@ -21,6 +21,7 @@ import { regressCommand } from './regress.js';
 import { DefinitionError, defineEvents } from './probes.js';
 import { LineSink, definitionErrorText, errorLine, useColour } from './terminal.js';
 import { progressLine } from './progress.js';
+import { watchMappedFiles } from './never-mapped.js';
 import { writeAll } from '../host-io.js';
 import { DEFAULT_LIMITS, LIMIT_RANGE, parseSize } from '../kernel/limits.js';
 
@@ -132,6 +133,7 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
   let sink: LineSink | undefined;
   try {
     m.spawn(elfPath, [elfPath, ...args]);
+    const neverMapped = watchMappedFiles(m);
     let session: TraceSession | undefined;
     if (o.event.length > 0) {
       sink = openSink(o.output);
@@ -144,6 +146,7 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
     }
     const r = await m.runAsync();
     progress?.done();
+    for (const line of neverMapped.warnings(session)) process.stderr.write(`${line}\n`);
     if (o.stats) {
       sink ??= openSink(o.output);
       for (const line of formatProfile(session?.profile() ?? [], o.format)) sink.write(line);

@@ -1,10 +1,13 @@
 /**
- * `uniprobe regress DIR [--update] [--target T...] [--format text|json]`: run a golden-trace suite
- * (src/regress) on every target and compare. A progress bar on stderr, only on a terminal.
+ * `uniprobe regress DIR [--update] [--target T...] [--jobs N] [--shard I/N] [--format text|json]`:
+ * run a golden-trace suite (src/regress) on every target and compare. A progress bar on stderr,
+ * only on a terminal.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { TARGETS, type Target } from '../../arch/types.js';
 import type { CaseResult } from '../regress/regress.js';
+// Type only: `run` and the other commands must not load src/regress (test/package checks it).
+import type { Shard } from '../regress/shard.js';
 import { setStatus } from './explain.js';
 import { LineSink, paint, useColour } from './terminal.js';
 
@@ -13,6 +16,31 @@ interface RegressOpts {
   target?: Target[];
   seed: number;
   format: 'text' | 'json';
+  jobs: number;
+  shard?: Shard;
+}
+
+function jobsArg(v: string): number {
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || !Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('--jobs must be an integer from 1 to 64');
+  return n;
+}
+
+/** `i/n` with 1 ≤ i ≤ n (src/regress/shard.ts): the shard, or why not (a usage message). */
+export function parseShard(text: string): Shard | { error: string } {
+  const m = /^([0-9]+)\/([0-9]+)$/.exec(text.trim());
+  if (!m) return { error: 'Expected INDEX/COUNT, such as 1/3.' };
+  const index = Number(m[1]);
+  const count = Number(m[2]);
+  if (!Number.isSafeInteger(count) || count < 1) return { error: 'The count must be at least 1.' };
+  if (!Number.isSafeInteger(index) || index < 1 || index > count) return { error: `The index must be from 1 to ${count}.` };
+  return { index, count };
+}
+
+function shardArg(v: string): Shard {
+  const s = parseShard(v);
+  if ('error' in s) throw new InvalidArgumentError(s.error);
+  return s;
 }
 
 function seedArg(v: string): number {
@@ -44,6 +72,8 @@ export function regressCommand(program: Command): Command {
     .option('--update', 'write the goldens from this run (the first target of a case writes the shared golden; the others are checked against it)')
     .addOption(new Option('--target <t...>', 'only these targets').choices([...TARGETS]))
     .option('--seed <n>', 'scheduler seed', seedArg, 1)
+    .option('-j, --jobs <n>', 'run cases on N worker threads (the report is the same as with 1)', jobsArg, 1)
+    .option('--shard <i/n>', "run only shard I of N: the suite's cases, in name order, cut into N near-equal blocks (a case's targets stay together)", shardArg)
     .addOption(new Option('--format <fmt>', 'report format').choices(['text', 'json']).default('text'))
     .addHelpText(
       'after',
@@ -58,7 +88,11 @@ memory at the value + OFFSET; "type": s8..s64 u8..u64 x8..x64 long ulong symbol 
 Golden lines are normalised: symbols instead of addresses, values cut to their C type, memory in
 the target's byte order, lines ordered by process.
 
-Exit status: 0 when every (case, target) matches its golden, 1 otherwise or on an error.
+--jobs spreads a run over this machine's cores, --shard over machines (one CI job per shard,
+e.g. --shard 1/3, 2/3 and 3/3): together the shards run every case once.
+
+Exit status: 0 when every (case, target) matches its golden (or the shard has no cases), 1
+otherwise or on an error, 2 on bad usage (such as --shard 3/2).
 `,
     )
     .action(async function (this: Command, dir: string) {
@@ -66,7 +100,7 @@ Exit status: 0 when every (case, target) matches its golden, 1 otherwise or on a
       const tty = process.stderr.isTTY === true;
       // Loaded here, not at the top: the other commands must not pay for the regression runner.
       const { runSuite } = await import('../regress/regress.js');
-      const results = await runSuite(dir, { update: o.update, targets: o.target, seed: o.seed, progress: tty ? progressBar(process.stderr) : undefined });
+      const results = await runSuite(dir, { update: o.update, targets: o.target, seed: o.seed, jobs: o.jobs, shard: o.shard, progress: tty ? progressBar(process.stderr) : undefined });
       const out = LineSink.stdout();
       if (o.format === 'json') {
         out.write(JSON.stringify(results.map((r) => ({ case: r.case, target: r.target, ok: r.ok, updated: r.updated ?? false, detail: r.detail ?? null, golden: r.golden, events: r.lines.length })), null, 2));

@@ -32,6 +32,7 @@ import { UniprobeError } from '../errors.js';
 import { Uprobes } from '../uprobes/uprobes.js';
 import type { UprobeConsumer } from '../uprobes/uprobe.js';
 import type { UprobeRegs } from '../uprobes/regs.js';
+import { shardOf, type Shard } from './shard.js';
 
 /** A value to record: an argument position or the return value, optionally dereferenced. */
 export interface FetchSpec {
@@ -267,6 +268,10 @@ export interface SuiteOptions {
   seed?: number;
   /** Guest instruction budget of each run (RunCaseOptions.maxInsns). */
   maxInsns?: number;
+  /** Worker threads to run pairs on (default 1: this thread, no worker). */
+  jobs?: number;
+  /** Only this shard of the suite's cases (shard.ts). */
+  shard?: Shard;
   /** Called before each (case, target) run: for a progress display. */
   progress?: (done: number, total: number, label: string) => void;
 }
@@ -279,14 +284,29 @@ export function plan(cases: readonly RegressCase[], targets?: readonly Target[])
   return out;
 }
 
+/** What running a pair gave: its trace, or why it could not run. */
+export type RunOutcome = { lines: string[] } | { error: string };
+
 /** Run one (case, target) against its golden (or, updating, write it). */
 export async function checkCase(dir: string, c: RegressCase, target: Target, opts: SuiteOptions = {}): Promise<CaseResult> {
-  let lines: string[];
+  return judge(dir, c, target, await outcomeOf(dir, c, target, opts), opts);
+}
+
+async function outcomeOf(dir: string, c: RegressCase, target: Target, opts: SuiteOptions): Promise<RunOutcome> {
   try {
-    lines = await runCase(c, target, { dir, seed: opts.seed, maxInsns: opts.maxInsns });
+    return { lines: await runCase(c, target, { dir, seed: opts.seed, maxInsns: opts.maxInsns }) };
   } catch (e) {
-    return { case: c.name, target, ok: false, detail: `could not run: ${(e as Error).message}`, lines: [], golden: goldenPath(dir, c, target) };
+    return { error: (e as Error).message };
   }
+}
+
+/**
+ * Compare a run with its golden, or write the golden when updating. Only this step touches the
+ * goldens, and a suite calls it in plan order whatever ran the pairs (pool.ts).
+ */
+export function judge(dir: string, c: RegressCase, target: Target, run: RunOutcome, opts: SuiteOptions = {}): CaseResult {
+  if ('error' in run) return { case: c.name, target, ok: false, detail: `could not run: ${run.error}`, lines: [], golden: goldenPath(dir, c, target) };
+  const lines = run.lines;
   const golden = goldenPath(dir, c, target);
   const first = (c.targets ?? supportedTargets()).find((t) => !opts.targets || opts.targets.includes(t));
   const own = golden.endsWith(`.${target}.golden.jsonl`);
@@ -300,13 +320,25 @@ export async function checkCase(dir: string, c: RegressCase, target: Target, opt
   return { case: c.name, target, ok: detail === undefined, detail, lines, golden };
 }
 
-/** Run a whole suite directory. */
+/**
+ * Run a whole suite directory (or one shard of it). With `jobs` > 1 the pairs run on worker
+ * threads; the results, and the goldens --update writes, are the same as with one.
+ */
 export async function runSuite(dir: string, opts: SuiteOptions = {}): Promise<CaseResult[]> {
-  const work = plan(loadSuite(dir), opts.targets);
+  const cases = loadSuite(dir);
+  const work = plan(opts.shard ? shardOf(cases, opts.shard) : cases, opts.targets);
+  const label = (w: { c: RegressCase; target: Target }) => `${w.c.name} ${w.target}`;
   const out: CaseResult[] = [];
-  for (const [i, { c, target }] of work.entries()) {
-    opts.progress?.(i, work.length, `${c.name} ${target}`);
-    out.push(await checkCase(dir, c, target, opts));
+  if ((opts.jobs ?? 1) > 1 && work.length > 1) {
+    const { runJobs } = await import('./pool.js');
+    const jobs = work.map(({ c, target }, id) => ({ id, dir, c, target, seed: opts.seed, maxInsns: opts.maxInsns }));
+    const runs = await runJobs(jobs, opts.jobs!, (job, done) => opts.progress?.(done, work.length, label(job)));
+    for (const [i, { c, target }] of work.entries()) out.push(judge(dir, c, target, runs[i]!, opts));
+  } else {
+    for (const [i, w] of work.entries()) {
+      opts.progress?.(i, work.length, label(w));
+      out.push(await checkCase(dir, w.c, w.target, opts));
+    }
   }
   opts.progress?.(work.length, work.length, 'done');
   return out;
