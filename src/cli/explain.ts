@@ -10,7 +10,7 @@ import type { HtmlColumn } from '../placement/html.js';
 import type { Target } from '../../arch/types.js';
 import { UniprobeError } from '../errors.js';
 import { LineSink } from './terminal.js';
-import { count, progressLine, type Progress } from './progress.js';
+import { progressLine, verifyStatus, type Progress } from './progress.js';
 
 interface ExplainOpts {
   kernel?: boolean;
@@ -33,7 +33,7 @@ async function writeHtml(elf: string, symbols: string[], o: ExplainOpts, progres
     const step = `explain --html: ${t} (${i + 1}/${siblings.length})`;
     const doc = await explain(path, { kernel: o.kernel, symbols, onProgress: progress && ((k, n, name) => progress.update(() => `${step}: mapping ${name} (${k + 1}/${n})`)) });
     if (names.length === 0) names = doc.functions.map((f) => f.name);
-    const onProgress = progress && ((phase: string, n: number) => progress.update(() => `${step}: ${phase}${n ? `, ${count(n)} instructions` : ''}`));
+    const onProgress = progress && ((phase: string, n: number, total?: number) => progress.update(() => `${step}: ${verifyStatus(phase, n, total)}`));
     const run = !o.kernel && o.run ? await verify(path, { probes: doc.functions.map((f) => f.name), onProgress }) : undefined;
     columns.set(t, { doc, run });
   }

@@ -41,6 +41,12 @@ export function machineStatus(m: Machine): string {
   return `${count(m.insns)} guest instructions, ${live} process${live === 1 ? '' : 'es'} running`;
 }
 
+/** verify's onProgress worded: `probed run, 1.2M instructions`, `registering probes 512/3000`. */
+export function verifyStatus(phase: string, n: number, total?: number): string {
+  if (total !== undefined) return `${phase} ${n}/${total}`;
+  return n ? `${phase}, ${count(n)} instructions` : phase;
+}
+
 /** A `[#####.....] 12/30 LABEL` bar, for work counted in items. */
 export function bar(done: number, total: number, label: string, width = 24): string {
   const full = Math.min(width, Math.round((done / Math.max(1, total)) * width));

@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { setStatus } from './explain.js';
 import { LineSink } from './terminal.js';
-import { count, progressLine } from './progress.js';
+import { progressLine, verifyStatus } from './progress.js';
 
 interface VerifyOpts {
   probes: string[];
@@ -68,7 +68,7 @@ Exit status: 0 transparent, 1 not transparent or an error, 2 bad usage.
           seed: o.seed,
           args,
           maxSteps: o.maxSteps,
-          onProgress: progress && ((phase, n) => progress.update(() => `verify ${elf}: ${phase}${n ? `, ${count(n)} instructions` : ''}`)),
+          onProgress: progress && ((phase, n, total) => progress.update(() => `verify ${elf}: ${verifyStatus(phase, n, total)}`)),
         });
       } finally {
         progress?.done();

@@ -49,10 +49,11 @@ export interface VerifyOptions {
    */
   maxSteps?: number;
   /**
-   * Progress for a display: called every 4,096 instructions a run executes, with the phase and
-   * the count so far (a verify run is one long quantum, so Machine's onQuantum would not do).
+   * Progress for a display: every 4,096 instructions a run executes (a verify run is one long
+   * quantum, so Machine's onQuantum would not do) with the count so far, and every 256 probes
+   * registered with that count and the total (registering a program glibc starts takes longest).
    */
-  onProgress?: (phase: 'unprobed run' | 'probed run' | 'comparing', insns: number) => void;
+  onProgress?: (phase: 'unprobed run' | 'registering probes' | 'probed run' | 'comparing', count: number, total?: number) => void;
 }
 
 /** The onProgress beat of one run, called at every instruction its code hook sees. */
@@ -323,7 +324,8 @@ async function probedRun(plan: RunPlan, probes: Array<{ addr: bigint; off: bigin
       },
     };
     await m.kernelCall('verify: register', async (t) => {
-      for (const p of probes) {
+      for (const [i, p] of probes.entries()) {
+        if ((i & 0xff) === 0) plan.opts.onProgress?.('registering probes', i, probes.length);
         // One consumer for every probe, as a tracing tool attaches one handler many times.
         const rc = await up.register(t, inode, p.off, uc);
         if (rc === 0) registered.add(Number(p.addr));
