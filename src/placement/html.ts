@@ -93,6 +93,7 @@ function column(target: Target, name: string, col: HtmlColumn | undefined): stri
   const run = col.run
     ? ` · run: <span class="${col.run.transparent ? 'ok' : 'bad'}">${col.run.transparent ? 'transparent' : 'NOT transparent'}</span>, hottest ${max} hits`
     : '';
+  // No run (kprobes, --no-run): no hits or heat columns, more room for the slot bytes and reasons.
   const rows = f.rows
     .map((r) => {
       const m = modeLabel(r);
@@ -100,16 +101,20 @@ function column(target: Target, name: string, col: HtmlColumn | undefined): stri
       const v = r.verdict;
       const cost = v.ok ? `${v.cost.crossings}/${v.cost.slotInsns}` : '-';
       const off = r.fileOffset !== undefined ? ` title="file offset ${hex(r.fileOffset)}"` : '';
-      return `<tr data-addr="${hex(r.addr)}"${h ? ` data-hits="${h}"` : ''}><td class="code"${off}>+0x${(r.addr - f.start).toString(16)}</td><td class="code">${esc(r.text)}</td><td class="mode ${m}${r.warning ? ' warn' : ''}">${m}</td><td class="num">${cost}</td><td class="num hits">${h ?? ''}</td><td class="heat">${h ? heatBar(h, max) : ''}</td><td class="detail">${detail(r)}</td></tr>`;
+      const heat = col.run ? `<td class="num hits">${h ?? ''}</td><td class="heat">${h ? heatBar(h, max) : ''}</td>` : '';
+      return `<tr data-addr="${hex(r.addr)}"${h ? ` data-hits="${h}"` : ''}><td class="code"${off}>+0x${(r.addr - f.start).toString(16)}</td><td class="code">${esc(r.text)}</td><td class="mode ${m}${r.warning ? ' warn' : ''}">${m}</td><td class="num">${cost}</td>${heat}<td class="detail">${detail(r)}</td></tr>`;
     })
     .join('\n');
   const sum = [...counts].map(([k, n]) => `${n} ${k}`).join(', ');
   return `<div class="col" data-target="${target}"><h3>${target} <span class="sum">${hex(f.start)}, ${f.size} bytes</span></h3><div class="sum">${f.rows.length} instructions: ${sum}${run}</div>
-<table><colgroup><col class="off"><col class="insn"><col class="mode"><col class="cost"><col class="hits"><col class="heat"><col class="detail"></colgroup>
-<thead><tr><th>off</th><th>instruction</th><th>placement</th><th>cost</th><th>hits</th><th>heat</th><th>slot bytes / reason</th></tr></thead><tbody>
+<table><colgroup><col class="off"><col class="insn"><col class="mode"><col class="cost">${col.run ? '<col class="hits"><col class="heat">' : ''}<col class="detail"></colgroup>
+<thead><tr><th>off</th><th>instruction</th><th>placement</th><th>cost</th>${col.run ? '<th>hits</th><th>heat</th>' : ''}<th>slot bytes / reason</th></tr></thead><tbody>
 ${rows}
 </tbody></table></div>`;
 }
+
+const HEAT_LEGEND = ` hits = a run with a probe on every instruction (uniprobe verify) ·
+heat = hits on a <b>log scale</b>: bar width and colour ∝ log(1 + hits) / log(1 + the function's hottest) ·`;
 
 /**
  * The report: `columns` by target (one ELF per target); `functions` = the functions shown, each
@@ -118,6 +123,7 @@ ${rows}
 export function explainHtml(title: string, functions: readonly string[], columns: ReadonlyMap<Target, HtmlColumn>): string {
   const targets = [...columns.keys()];
   const kind = [...columns.values()][0]?.doc.kind ?? 'uprobe';
+  const runs = [...columns.values()].some((c) => c.run);
   const sections = functions
     .map((name) => `<h2 id="fn-${esc(name)}">${esc(name)}</h2>\n<div class="grid">\n${targets.map((t) => column(t, name, columns.get(t))).join('\n')}\n</div>`)
     .join('\n');
@@ -125,8 +131,7 @@ export function explainHtml(title: string, functions: readonly string[], columns
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${esc(title)}</title><style>${CSS}</style></head>
 <body>
 <h1>${esc(title)}</h1>
-<p class="about">${kind === 'uprobe' ? 'uprobes' : 'kprobes (guest kernel)'} · cost = host crossings / guest instructions in the slot per hit · hits = a run with a probe on every instruction (uniprobe verify) ·
-heat = hits on a <b>log scale</b>: bar width and colour ∝ log(1 + hits) / log(1 + the function's hottest) ·
+<p class="about">${kind === 'uprobe' ? 'uprobes' : 'kprobes (guest kernel)'} · cost = host crossings / guest instructions in the slot per hit ·${runs ? HEAT_LEGEND : ''}
 <span class="legend"><span class="emulate">emulate</span> the handler performs the instruction <span class="boost">boost</span> slot copy + jump back <span class="step">step</span> slot copy + step trap <span class="refused">refused</span> with the kernel's errno and reason <span class="warn">warning</span></span></p>
 ${sections}
 </body></html>
