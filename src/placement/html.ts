@@ -63,7 +63,7 @@ td.code, code { font-family: ui-monospace, monospace; font-size: .95em; } td.num
 td.heat { padding-top: .3em; } .bar { height: .8em; border-radius: 2px; }
 td.detail { color: #1b1f24; } td.detail .why { color: #57606a; } td.detail .warntext { color: #c0392b; }
 .ok { color: #1a7f37; font-weight: 600; } .bad { color: #cf222e; font-weight: 600; }
-col.off { width: 4.2em; } col.insn { width: 23%; } col.mode { width: 6.9em; } col.cost { width: 3.4em; }
+col.off { width: 4.2em; } col.insn { width: 21%; } col.mode { width: 6.9em; } col.cost { width: 3.4em; }
 col.hits { width: 3.8em; } col.heat { width: 4em; }
 `;
 
