@@ -10,6 +10,7 @@ import type { HtmlColumn } from '../placement/html.js';
 import type { Target } from '../../arch/types.js';
 import { UniprobeError } from '../errors.js';
 import { LineSink } from './terminal.js';
+import { progressLine, verifyStatus, type Progress } from './progress.js';
 
 interface ExplainOpts {
   kernel?: boolean;
@@ -19,7 +20,7 @@ interface ExplainOpts {
 }
 
 /** `--html FILE`: the map of every target side by side, with hits from a verify run each. */
-async function writeHtml(elf: string, symbols: string[], o: ExplainOpts): Promise<string> {
+async function writeHtml(elf: string, symbols: string[], o: ExplainOpts, progress: Progress | undefined): Promise<string> {
   const [{ explain, siblingPrograms }, { explainHtml }, { verify }] = await Promise.all([
     import('../placement/explain.js'),
     import('../placement/html.js'),
@@ -27,10 +28,13 @@ async function writeHtml(elf: string, symbols: string[], o: ExplainOpts): Promis
   ]);
   const columns = new Map<Target, HtmlColumn>();
   let names: string[] = symbols;
-  for (const [t, path] of siblingPrograms(elf)) {
-    const doc = await explain(path, { kernel: o.kernel, symbols });
+  const siblings = [...siblingPrograms(elf)];
+  for (const [i, [t, path]] of siblings.entries()) {
+    const step = `explain --html: ${t} (${i + 1}/${siblings.length})`;
+    const doc = await explain(path, { kernel: o.kernel, symbols, onProgress: progress && ((k, n, name) => progress.update(() => `${step}: mapping ${name} (${k + 1}/${n})`)) });
     if (names.length === 0) names = doc.functions.map((f) => f.name);
-    const run = !o.kernel && o.run ? await verify(path, { probes: doc.functions.map((f) => f.name) }) : undefined;
+    const onProgress = progress && ((phase: string, n: number, total?: number) => progress.update(() => `${step}: ${verifyStatus(phase, n, total)}`));
+    const run = !o.kernel && o.run ? await verify(path, { probes: doc.functions.map((f) => f.name), onProgress }) : undefined;
     columns.set(t, { doc, run });
   }
   const what = o.kernel ? `kprobes on the guest kernel (${[...columns.keys()].join(', ')})` : `uprobes on ${elf}`;
@@ -79,14 +83,23 @@ Exit status: 0, or 1 for an error (unreadable ELF, unknown function), 2 for bad 
     .action(async function (this: Command, elf: string, symbols: string[]) {
       const o = this.opts<ExplainOpts>();
       const out = LineSink.stdout();
-      if (o.html) {
-        out.write(await writeHtml(elf, symbols, o));
-        return setStatus(this, 0);
+      // A map of every function of a glibc program takes seconds; --html runs verify five times.
+      const progress = progressLine(process.stderr);
+      try {
+        if (o.html) {
+          const line = await writeHtml(elf, symbols, o, progress);
+          progress?.done();
+          out.write(line);
+          return setStatus(this, 0);
+        }
+        const { explain, explainJson, explainText } = await import('../placement/explain.js');
+        const doc = await explain(elf, { kernel: o.kernel, symbols, onProgress: progress && ((k, n, name) => progress.update(() => `explain: mapping ${name} (${k + 1}/${n})`)) });
+        progress?.done();
+        if (o.format === 'json') out.write(explainJson(doc));
+        else for (const line of explainText(doc)) out.write(line);
+        setStatus(this, 0);
+      } finally {
+        progress?.done();
       }
-      const { explain, explainJson, explainText } = await import('../placement/explain.js');
-      const doc = await explain(elf, { kernel: o.kernel, symbols });
-      if (o.format === 'json') out.write(explainJson(doc));
-      else for (const line of explainText(doc)) out.write(line);
-      setStatus(this, 0);
     });
 }

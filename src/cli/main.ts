@@ -68,6 +68,7 @@ interface RunOpts {
   format: TraceFormat;
   output?: string;
   stats?: boolean;
+  statsSvg?: string;
   seed: number;
   cpus: number;
   maxInsns: number;
@@ -131,7 +132,10 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
     process.stderr.write(`uniprobe: warning: -o ${o.output} is ignored: it holds trace events (-e) and --stats, and there are none\n`);
   }
   let sink: LineSink | undefined;
+  // --stats-svg: opened before the run, so a path that cannot be written fails before anything runs.
+  let svgSink: LineSink | undefined;
   try {
+    if (o.statsSvg !== undefined) svgSink = openSink(o.statsSvg);
     m.spawn(elfPath, [elfPath, ...args]);
     const neverMapped = watchMappedFiles(m);
     let session: TraceSession | undefined;
@@ -152,8 +156,13 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
       for (const line of formatProfile(session?.profile() ?? [], o.format)) sink.write(line);
       process.stderr.write(`uniprobe: ${r.reason}, status ${r.status}, ${r.quanta} quanta, ${r.insns} guest instructions\n`);
     }
+    if (svgSink) {
+      const { statsSvg } = await import('../report/stats-svg.js');
+      svgSink.write(statsSvg(session?.profile() ?? [], { title: `uniprobe run ${elfPath} (${target})` }).trimEnd());
+    }
     return r.status;
   } finally {
+    svgSink?.close();
     sink?.close();
     m.close();
   }
@@ -220,6 +229,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--format <fmt>', 'trace format').choices(['text', 'json']).default('text'))
     .option('-o, --output <file>', 'write trace events (and --stats) to FILE (default: stderr)')
     .option('--stats', 'print per-event hits and misses at exit (like kprobe_profile)')
+    .option('--stats-svg <file>', 'write the per-probe hits and misses (the --stats counters) as a standalone SVG bar chart')
     .option('--seed <n>', 'scheduler seed: same seed, same interleaving', intOption('--seed', 0, 2 ** 32 - 1), 1)
     .option('--cpus <n>', 'number of vCPUs', intOption('--cpus', 1, 64), 1)
     .option('--max-insns <n>', 'stop a guest after about N instructions (exit status 124)', intOption('--max-insns', 1, Number.MAX_SAFE_INTEGER), 2_000_000_000)

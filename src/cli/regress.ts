@@ -10,6 +10,7 @@ import type { CaseResult } from '../regress/regress.js';
 import type { Shard } from '../regress/shard.js';
 import { setStatus } from './explain.js';
 import { LineSink, paint, useColour } from './terminal.js';
+import { bar, progressLine } from './progress.js';
 
 interface RegressOpts {
   update?: boolean;
@@ -49,13 +50,16 @@ function seedArg(v: string): number {
   return n;
 }
 
-/** `[#####.....] 12/30 fib ppc64`, redrawn in place; cleared at the end. */
+/**
+ * `uniprobe: [#####.....] 12/30 fib ppc64, 3.1 s` on stderr (the shared progress line: a terminal
+ * only, after the first second, at most 4 redraws/s); erased at the end and before anything else
+ * written to the stream.
+ */
 export function progressBar(stream: NodeJS.WriteStream): (done: number, total: number, label: string) => void {
-  const width = 24;
+  const p = progressLine(stream);
   return (done, total, label) => {
-    if (done >= total) return void stream.write('\r\x1b[K');
-    const full = Math.round((done / Math.max(1, total)) * width);
-    stream.write(`\r\x1b[K[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${done}/${total} ${label}`);
+    if (done >= total) p?.done();
+    else p?.update(() => bar(done, total, label));
   };
 }
 

@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { setStatus } from './explain.js';
 import { LineSink } from './terminal.js';
+import { progressLine, verifyStatus } from './progress.js';
 
 interface VerifyOpts {
   probes: string[];
@@ -57,7 +58,21 @@ Exit status: 0 transparent, 1 not transparent or an error, 2 bad usage.
       const probes = o.probes.length === 1 && o.probes[0] === 'all' ? 'all' : o.probes.filter((p) => p !== 'all');
       // Loaded here, not at the top: `run` and the other commands must not pay for the verifier.
       const { verify, verifyJson, verifyText } = await import('../verify/verify.js');
-      const report = await verify(elf, { probes, skip: o.skip, seed: o.seed, args, maxSteps: o.maxSteps });
+      // Both runs hook every instruction: a program glibc starts runs for a minute or more.
+      const progress = progressLine(process.stderr);
+      let report;
+      try {
+        report = await verify(elf, {
+          probes,
+          skip: o.skip,
+          seed: o.seed,
+          args,
+          maxSteps: o.maxSteps,
+          onProgress: progress && ((phase, n, total) => progress.update(() => `verify ${elf}: ${verifyStatus(phase, n, total)}`)),
+        });
+      } finally {
+        progress?.done();
+      }
       const out = LineSink.stdout();
       if (o.format === 'json') out.write(verifyJson(report));
       else for (const line of verifyText(report)) out.write(line);

@@ -37,6 +37,8 @@ export interface ExplainOptions {
   kernel?: boolean;
   /** Function names; none = every function. */
   symbols?: readonly string[];
+  /** Called before each function is mapped (a progress display): index, count, name. */
+  onProgress?: (done: number, total: number, name: string) => void;
 }
 
 let listingsReady: Promise<void> | undefined;
@@ -73,7 +75,7 @@ export async function explain(elfPath: string, opts: ExplainOptions = {}): Promi
   if (!opts.kernel) {
     const p = new UprobePlacer(arch, elf);
     const fns = pick(p.functions, opts.symbols, (n) => p.functionNamed(n), elfPath);
-    return { target, file: elfPath, kind: 'uprobe', functions: fns.map((f) => ({ ...f, rows: p.map(f) })) };
+    return { target, file: elfPath, kind: 'uprobe', functions: fns.map((f, i) => (opts.onProgress?.(i, fns.length, f.name), { ...f, rows: p.map(f) })) };
   }
   const m = new Machine({ target });
   try {
@@ -83,7 +85,7 @@ export async function explain(elfPath: string, opts: ExplainOptions = {}): Promi
     const rel = relative(process.cwd(), m.kernel.elf.file);
     const file = rel.startsWith('..') || isAbsolute(rel) ? m.kernel.elf.file : rel;
     const fns = pick(p.functions, opts.symbols, (n) => p.functionNamed(n), file);
-    return { target, file, kind: 'kprobe', functions: fns.map((f) => ({ ...f, rows: p.map(f) })) };
+    return { target, file, kind: 'kprobe', functions: fns.map((f, i) => (opts.onProgress?.(i, fns.length, f.name), { ...f, rows: p.map(f) })) };
   } finally {
     m.close();
   }

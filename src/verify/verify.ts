@@ -48,6 +48,19 @@ export interface VerifyOptions {
    * the unprobed run's + 100,000): a broken fixup that loops ends as a divergence, not a hang.
    */
   maxSteps?: number;
+  /**
+   * Progress for a display: every 4,096 instructions a run executes (a verify run is one long
+   * quantum, so Machine's onQuantum would not do) with the count so far, and every 256 probes
+   * registered with that count and the total (registering a program glibc starts takes longest).
+   */
+  onProgress?: (phase: 'unprobed run' | 'registering probes' | 'probed run' | 'comparing', count: number, total?: number) => void;
+}
+
+/** The onProgress beat of one run, called at every instruction its code hook sees. */
+function heartbeat(opts: VerifyOptions, phase: 'unprobed run' | 'probed run'): () => void {
+  const cb = opts.onProgress;
+  let n = 0;
+  return cb ? () => void ((++n & 0xfff) === 0 && cb(phase, n)) : () => undefined;
 }
 
 export interface ProbeResult {
@@ -220,6 +233,7 @@ function finish(m: Machine, rec: RunRecord, r: { status: number; reason: string 
 async function baselineRun(plan: RunPlan, xolAreas: Map<number, Set<bigint>> | 'guess'): Promise<RunRecord> {
   const rec = new RunRecord(plan.regset);
   const m = newMachine(plan, rec);
+  const beat = heartbeat(plan.opts, 'unprobed run');
   const reserve = (pid: number, mm: Mm): void => {
     // The guess maps as XolArea.create does (the hint, else the highest free page); the pages
     // the probed run really used are mapped where they were.
@@ -235,6 +249,7 @@ async function baselineRun(plan: RunPlan, xolAreas: Map<number, Set<bigint>> | '
         mm.engine.hookCode((addr) => {
           const task = m.runningCpu?.current;
           if (!task) return;
+          beat();
           rec.step(task.tid, addr, plan.watched.has(Number(addr)) ? plan.regset.read(mm, addr) : undefined);
         }, lo, hi);
       }
@@ -266,9 +281,11 @@ async function probedRun(plan: RunPlan, probes: Array<{ addr: bigint; off: bigin
   const registered = new Set<number>();
   const failed = new Map<bigint, number>();
   let steps = 0;
+  const beat = heartbeat(plan.opts, 'probed run');
   // The machine's own budget counts every run stopped early as a whole quantum (an upper bound),
   // and a probed run stops often; the watchdog counts what the program really executed.
   const watchdog = (task: Task, mm: Mm, addr: bigint): boolean => {
+    beat();
     if (++steps <= maxSteps) return true;
     if (task.state !== 'dead') m.forceSignal(task, { signal: SIG.SIGKILL, reason: `verify: more than ${maxSteps} user instructions executed` }, addr);
     // Asked at every instruction until the run ends: a stop asked from a trap hook that also
@@ -307,7 +324,8 @@ async function probedRun(plan: RunPlan, probes: Array<{ addr: bigint; off: bigin
       },
     };
     await m.kernelCall('verify: register', async (t) => {
-      for (const p of probes) {
+      for (const [i, p] of probes.entries()) {
+        if ((i & 0xff) === 0) plan.opts.onProgress?.('registering probes', i, probes.length);
         // One consumer for every probe, as a tracing tool attaches one handler many times.
         const rc = await up.register(t, inode, p.off, uc);
         if (rc === 0) registered.add(Number(p.addr));
@@ -385,6 +403,7 @@ export async function verify(elfPath: string, opts: VerifyOptions = {}): Promise
     return { addr, where: placer.where(addr), errno, reason: v.ok ? `registration failed (${errnoLabel(errno)}) though the map accepts it` : v.reason };
   });
   const notes: string[] = [];
+  opts.onProgress?.('comparing', 0);
   const cmp = new Comparison(base, probed, plan, placer, registered, notes);
   const checks = cmp.run();
   const probes: ProbeResult[] = candidates

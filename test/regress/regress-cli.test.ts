@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { repoRoot } from '../helpers.js';
 
 const bin = join(repoRoot, 'bin', 'uniprobe.mjs');
@@ -66,13 +66,20 @@ describe('uniprobe regress', () => {
 });
 
 describe('regress progress bar', () => {
-  it('draws in place with a carriage return and clears itself at the end', async () => {
+  it('is the shared progress line: after the first second, redrawn in place, cleared at the end', async () => {
     const { progressBar } = await import('../../src/cli/regress.js');
     const out: string[] = [];
-    const bar = progressBar({ write: (s: string) => (out.push(s), true) } as unknown as NodeJS.WriteStream);
-    bar(0, 4, 'fib x86_64');
-    bar(2, 4, 'fib ppc32');
-    bar(4, 4, 'done');
-    expect(out).toEqual(['\r\x1b[K[........................] 0/4 fib x86_64', '\r\x1b[K[############............] 2/4 fib ppc32', '\r\x1b[K']);
+    vi.useFakeTimers();
+    try {
+      vi.setSystemTime(0);
+      const bar = progressBar({ isTTY: true, write: (s: string) => (out.push(s), true) } as unknown as NodeJS.WriteStream);
+      bar(0, 4, 'fib x86_64');
+      vi.setSystemTime(1000);
+      bar(2, 4, 'fib ppc32');
+      bar(4, 4, 'done');
+      expect(out).toEqual(['\r\x1b[Kuniprobe: [############............] 2/4 fib ppc32, 1.0 s', '\r\x1b[K']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
