@@ -74,6 +74,7 @@ interface RunOpts {
   maxTasks: number;
   maxFiles: number;
   strace?: boolean;
+  lockdep?: boolean;
 }
 
 function readTargetOf(elfPath: string, arch: Target | undefined, supported: readonly Target[]): Target {
@@ -128,6 +129,13 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
   });
   if (o.output !== undefined && o.event.length === 0 && !o.stats) {
     process.stderr.write(`uniprobe: warning: -o ${o.output} is ignored: it holds trace events (-e) and --stats, and there are none\n`);
+  }
+  if (o.lockdep || process.env.UNIPROBE_LOCKDEP === '1') {
+    const { formatLockdepReport } = await import('../mm/kernel-locking.js');
+    m.sync.lockdep.onReport.push((rep) => {
+      progress?.clear();
+      process.stderr.write(`${formatLockdepReport(rep).join('\n')}\n`);
+    });
   }
   let sink: LineSink | undefined;
   try {
@@ -239,6 +247,7 @@ export function buildProgram(): Command {
       DEFAULT_LIMITS.maxFiles,
     )
     .option('--strace', 'print each system call the guest makes to stderr')
+    .option('--lockdep', 'print every lockdep report (lock-order inversion, sleep in atomic, ...) the run makes, to stderr (also: UNIPROBE_LOCKDEP=1)')
     .addHelpText(
       'after',
       `

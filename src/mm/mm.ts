@@ -73,6 +73,16 @@ export interface MmInvalidateHook {
   release?(): void;
 }
 
+/**
+ * i_mmap_rwsem around rmap changes (src/mm/kernel-locking.ts). `link` runs `change` with the
+ * lock held for write; `unlink` may defer `change` until the lock is free (exit_mmap sleeping on
+ * it: meanwhile the VMA stays in the rmap, its mm already dead, and walkers skip it).
+ */
+export interface RmapLock {
+  link(inode: Inode, where: string, change: () => void): void;
+  unlink(inode: Inode, where: string, change: () => void): void;
+}
+
 export class Mm extends GuestWords implements GuestMemoryAccess {
   readonly id = nextMmId++;
   readonly arch: Arch;
@@ -108,6 +118,12 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
    * mmap_region), with mmap_lock held for write by the caller. Not called for fork's copies.
    */
   readonly mapHooks: Array<(vma: Vma) => void> = [];
+  /**
+   * The file rmap's lock (i_mmap_rwsem), taken for write around every link and unlink of a file
+   * VMA (vma_link, __vma_adjust, unlink_file_vma, dup_mmap), as Linux does; undefined for an mm
+   * outside a machine. Fork passes it to the child.
+   */
+  rmapLock: RmapLock | undefined;
 
   constructor(arch: Arch, kernel: KernelMapping[]) {
     super();
@@ -234,13 +250,23 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     let i = 0;
     while (i < this.vmas.length && this.vmas[i]!.start < v.start) i++;
     this.vmas.splice(i, 0, v);
-    v.file?.mappings.add(v);
+    const f = v.file;
+    if (!f) return;
+    // vma_link: the rmap changes only under i_mmap_rwsem (write), so a walker holding it for
+    // read (build_map_info) sees a stable set.
+    const rl = this.rmapLock;
+    if (rl) rl.link(f, 'vma_link', () => f.mappings.add(v));
+    else f.mappings.add(v);
   }
 
   private removeVma(v: Vma): void {
     const i = this.vmas.indexOf(v);
     if (i >= 0) this.vmas.splice(i, 1);
-    v.file?.mappings.delete(v);
+    const f = v.file;
+    if (!f) return;
+    const rl = this.rmapLock;
+    if (rl) rl.unlink(f, 'unlink_file_vma', () => f.mappings.delete(v));
+    else f.mappings.delete(v);
   }
 
   /** Split a VMA at `addr` (page aligned, strictly inside); returns the upper half. */
@@ -612,6 +638,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     this.assertQuiescent('fork');
     const child = new Mm(this.arch, this.kernel);
     child.charge = this.charge;
+    child.rmapLock = this.rmapLock;
     try {
       child.brkStart = this.brkStart;
       child.brk = this.brk;
