@@ -16,6 +16,7 @@ import type { TraceFormat } from '../trace/output.js';
 // actions that run a guest, not here: `--help`, usage errors and the commands that do not need it
 // start without loading it.
 import { explainCommand } from './explain.js';
+import { scenarioCommand } from './scenario.js';
 import { verifyCommand } from './verify.js';
 import { regressCommand } from './regress.js';
 import { DefinitionError, defineEvents } from './probes.js';
@@ -304,6 +305,7 @@ ${EXIT_HELP}`,
   program.addCommand(explainCommand(program));
   program.addCommand(verifyCommand(program));
   program.addCommand(regressCommand(program));
+  program.addCommand(scenarioCommand(program));
   return program;
 }
 
