@@ -34,7 +34,7 @@ async function run(o: RunOptions): Promise<ScenarioRun> {
     const up = new Uprobes(m);
     up.policy.register = o.variant;
     const inode = m.inodeFor(blob);
-    const stats = { processes: 0, registrations: 0, hits: 0, checks: 0 };
+    const stats = { processes: 0, registrations: 0, hits: 0, checks: 0, mappedWhileOn: 0, mappedWhileOff: 0 };
     const uc: UprobeConsumer = { handler: () => (stats.hits++, 0) };
     let state: 'on' | 'off' | 'transition' = 'off';
     const violations = new Map<string, Finding>();
@@ -54,6 +54,8 @@ async function run(o: RunOptions): Promise<ScenarioRun> {
           const vaddr = up.offsetToVaddr(vma, OFFSET);
           if (vaddr < vma.start || vaddr >= vma.end) continue;
           const bp = mm.read(vaddr, up.arch.swbp.length).every((b, i) => b === up.arch.swbp[i]);
+          if (state === 'on') stats.mappedWhileOn++;
+          else stats.mappedWhileOff++;
           const where = `${p.comm}[${p.pid}] maps ${inode.path} at 0x${vma.start.toString(16)}; probe at 0x${vaddr.toString(16)}`;
           if (state === 'on' && !bp) {
             violate({ kind: 'missed-breakpoint', title: 'a process maps the probed page without the breakpoint while the probe is registered', detail: [where, `scheduler step ${m.sync.sched.steps}`] });
