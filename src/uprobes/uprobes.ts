@@ -199,6 +199,12 @@ export class Uprobes {
     this.tree.erase(u);
     u.active = false;
     this.treelock.unlock(t, 'delete_uprobe');
+    // Its out-of-line copies are dead now: poison them (xol.ts), between guest runs as we are.
+    if (u.xolImage) {
+      for (const mm of new Set(this.machine.processes.filter((p) => !p.zombie).map((p) => p.mm))) {
+        if (!mm.destroyed) this.stateIf(mm)?.xol?.poisonImage(mm, u.xolImage, this.arch.xolPoison);
+      }
+    }
     this.putUprobe(u);
   }
 

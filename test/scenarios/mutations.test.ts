@@ -71,3 +71,64 @@ describe('(2) kprobes: a freed insn slot is poisoned, so an early free crashes t
     }
   });
 });
+
+describe('(3) uprobes: the XOL copies of a deleted uprobe are poisoned', () => {
+  it.each(TARGETS_XOL())('%s: after the last unregister, free slots that held the copy hold the arch poison; a new registration steps correctly', async (target) => {
+    const { entry, fileOffset, fixtureFile, groundTruth, symbolVaddr, uprobeMachine } = await import('../uprobes/harness.js');
+    const e = entry(target, 'fib-nolibc');
+    const path = fixtureFile(e);
+    const um = uprobeMachine(target, { cpus: 2, seed: 3, quantum: 50 });
+    try {
+      const inode = um.inode(path);
+      // A stepped (not emulated) instruction of fib that runs often (counted by an unprobed run):
+      // it needs an XOL slot, and the program is still running when the probe goes.
+      const candidates: bigint[] = [];
+      const text = (a: bigint) => inode.read(Number(fileOffset(path, a)), um.up.arch.maxInsnBytes);
+      for (let a = symbolVaddr(path, 'fib'); candidates.length < 8 && a < symbolVaddr(path, 'fib') + 0x100n; ) {
+        const p = um.up.arch.analyzeUprobe(a, text(a));
+        if (!('refused' in p) && p.mode === 'step') candidates.push(a);
+        a += BigInt('refused' in p ? 4 : p.insn.length);
+      }
+      const truth = await groundTruth(target, e, candidates);
+      const vaddr = candidates.find((a) => truth.get(a)! >= 20)!;
+      expect(vaddr).toBeDefined();
+      const off = fileOffset(path, vaddr);
+      um.spawn(e);
+      const mm = um.m.processes[0]!.mm;
+      let hits = 0;
+      const uc = { handler: () => (hits++, 0) };
+      const checks: string[] = [];
+      expect(await um.m.kernelCall('register', (t) => um.up.register(t, inode, off, uc))).toBe(0);
+      um.m.kthread('probe', async (t) => {
+        while (hits < 1 && um.m.processes[0]!.alive) await um.m.sync.sched.tick(t);
+        if (hits < 1) throw new Error(`only ${hits} hits, alive ${um.m.processes[0]!.alive}, vaddr 0x${vaddr.toString(16)}`);
+        const u = um.up.list()[0]!;
+        const image = u.xolImage!;
+        const xol = um.up.stateIf(mm)!.xol!;
+        const slots = Array.from({ length: xol.slots - 1 }, (_, i) => i + 1).filter((i) => xol.holds(i, image));
+        expect(slots.length).toBeGreaterThan(0);
+        await um.up.unregister(t, inode, off, uc);
+        expect(um.m.processes[0]!.alive).toBe(true);
+        for (const i of slots) {
+          const now = mm.read(xol.slotAddr(i), um.up.arch.xolSlotBytes);
+          checks.push(`${i}:${[...now].join(',') === [...um.up.arch.xolPoison].join(',') ? 'poison' : 'copy'}`);
+        }
+        // Probe again: its new copy is written over the poison and the program still runs right.
+        expect(await um.up.register(t, inode, off, uc)).toBe(0);
+      });
+      const r = await um.m.runAsync();
+      expect(r.status).toBe(e.exit);
+      expect(um.out.join('')).toBe(e.stdout);
+      expect(um.m.sync.sched.problems).toEqual([]);
+      expect(checks.length).toBeGreaterThan(0);
+      expect(checks.every((c) => c.endsWith(':poison'))).toBe(true);
+      expect(hits).toBeGreaterThan(3);
+    } finally {
+      um.close();
+    }
+  });
+});
+
+function TARGETS_XOL(): Target[] {
+  return (['x86_64', 'ppc32', 'sparc64'] as Target[]).filter((t) => supported.has(t));
+}
