@@ -18,7 +18,8 @@ import { UniprobeError } from '../errors.js';
 import { newContext, primeLockOrder, type ExecContext, type Lockdep, type LockdepReport, type RwSem, type SyncWorld } from '../sync/index.js';
 import type { Inode } from './inode.js';
 import type { MmLocks } from './locking.js';
-import type { Mm, RmapLock } from './mm.js';
+import type { Mm } from './mm.js';
+import type { RmapLock } from './rmap-lock.js';
 
 /** What of the Machine this needs (structural: mm/ does not import kernel/). */
 export interface LockingMachine {

@@ -31,6 +31,7 @@ import { GuestWords } from './words.js';
 import { MmFault, MmOom } from './fault.js';
 import { Inode } from './inode.js';
 import { PROT, Vma, type VmaFlags } from './vma.js';
+import type { RmapLock } from './rmap-lock.js';
 
 export interface KernelMapping {
   addr: bigint;
@@ -73,16 +74,6 @@ export interface MmInvalidateHook {
   release?(): void;
 }
 
-/**
- * i_mmap_rwsem around rmap changes (src/mm/kernel-locking.ts). `link` runs `change` with the
- * lock held for write; `unlink` may defer `change` until the lock is free (exit_mmap sleeping on
- * it: meanwhile the VMA stays in the rmap, its mm already dead, and walkers skip it).
- */
-export interface RmapLock {
-  link(inode: Inode, where: string, change: () => void): void;
-  unlink(inode: Inode, where: string, change: () => void): void;
-}
-
 export class Mm extends GuestWords implements GuestMemoryAccess {
   readonly id = nextMmId++;
   readonly arch: Arch;
@@ -118,11 +109,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
    * mmap_region), with mmap_lock held for write by the caller. Not called for fork's copies.
    */
   readonly mapHooks: Array<(vma: Vma) => void> = [];
-  /**
-   * The file rmap's lock (i_mmap_rwsem), taken for write around every link and unlink of a file
-   * VMA (vma_link, __vma_adjust, unlink_file_vma, dup_mmap), as Linux does; undefined for an mm
-   * outside a machine. Fork passes it to the child.
-   */
+  /** i_mmap_rwsem around every rmap change (rmap-lock.ts); undefined outside a machine. */
   rmapLock: RmapLock | undefined;
 
   constructor(arch: Arch, kernel: KernelMapping[]) {
@@ -251,22 +238,16 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     while (i < this.vmas.length && this.vmas[i]!.start < v.start) i++;
     this.vmas.splice(i, 0, v);
     const f = v.file;
-    if (!f) return;
-    // vma_link: the rmap changes only under i_mmap_rwsem (write), so a walker holding it for
-    // read (build_map_info) sees a stable set.
-    const rl = this.rmapLock;
-    if (rl) rl.link(f, 'vma_link', () => f.mappings.add(v));
-    else f.mappings.add(v);
+    if (f && this.rmapLock) this.rmapLock.link(f, 'vma_link', () => f.mappings.add(v));
+    else f?.mappings.add(v);
   }
 
   private removeVma(v: Vma): void {
     const i = this.vmas.indexOf(v);
     if (i >= 0) this.vmas.splice(i, 1);
     const f = v.file;
-    if (!f) return;
-    const rl = this.rmapLock;
-    if (rl) rl.unlink(f, 'unlink_file_vma', () => f.mappings.delete(v));
-    else f.mappings.delete(v);
+    if (f && this.rmapLock) this.rmapLock.unlink(f, 'unlink_file_vma', () => f.mappings.delete(v));
+    else f?.mappings.delete(v);
   }
 
   /** Split a VMA at `addr` (page aligned, strictly inside); returns the upper half. */
