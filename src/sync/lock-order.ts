@@ -17,7 +17,8 @@
  *
  * `primeLockOrder` teaches lockdep these orders up front (Linux learns them by running; we also
  * want a violation reported on the first run that makes it, even if the documented path has not
- * run yet in this machine).
+ * run yet in this machine). Every Machine does it when it is made (src/mm/kernel-locking.ts);
+ * a report shows the real acquisition of an order once one has been seen.
  */
 import { LockClass, type Lockdep } from './lockdep.js';
 
