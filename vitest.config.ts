@@ -5,7 +5,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    setupFiles: ['test/setup/event-loop.ts'],
+    setupFiles: ['test/setup/event-loop.ts', 'test/setup/lockdep.ts'],
+    // Spawned `uniprobe run`s report lockdep violations on stderr, as with --lockdep.
+    env: { UNIPROBE_LOCKDEP: '1' },
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     testTimeout: 60_000,

@@ -88,6 +88,13 @@ export interface PreparedInsn {
   postStep?(cpu: ProbeCpu, slotAddr: bigint, hitPcAfter?: bigint): void;
 }
 
+/** `size` bytes of `insn` repeated: a poison fill that traps at every instruction boundary. */
+export function poisonFill(insn: Uint8Array, size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  for (let i = 0; i + insn.length <= size; i += insn.length) out.set(insn, i);
+  return out;
+}
+
 export const isRefusal = <T extends object>(p: T | ProbeRefusal): p is ProbeRefusal => 'refused' in p;
 
 /**
@@ -109,6 +116,13 @@ export interface ProbeArch {
   readonly maxInsnLength: number;
   /** Bytes per instruction slot (kprobe insn slot). */
   readonly slotSize: number;
+  /**
+   * What a freed slot is filled with (`slotSize` bytes): executing it from any instruction
+   * boundary traps, so a CPU that still runs a slot after its free crashes visibly instead of
+   * running whatever the next owner put there (Linux does not poison; uniprobe does, to make a
+   * premature free observable).
+   */
+  readonly slotPoison: Uint8Array;
   /** What a hit reads and writes (see HitRegisters). */
   readonly hitRegisters: HitRegisters;
   /** Decode the instruction starting at bytes[0] (located at addr), or undefined when invalid. */
@@ -225,6 +239,8 @@ export interface UprobeArch {
   readonly maxInsnBytes: number;
   /** UPROBE_XOL_SLOT_BYTES as this engine lays slots out (see each back-end for deviations). */
   readonly xolSlotBytes: number;
+  /** What a freed XOL slot is filled with (`xolSlotBytes` bytes, traps from any boundary). */
+  readonly xolPoison: Uint8Array;
   /** What a hit reads and writes (see HitRegisters). */
   readonly hitRegisters: HitRegisters;
   /**

@@ -16,6 +16,7 @@ import type { TraceFormat } from '../trace/output.js';
 // actions that run a guest, not here: `--help`, usage errors and the commands that do not need it
 // start without loading it.
 import { explainCommand } from './explain.js';
+import { scenarioCommand } from './scenario.js';
 import { verifyCommand } from './verify.js';
 import { regressCommand } from './regress.js';
 import { DefinitionError, defineEvents } from './probes.js';
@@ -76,6 +77,7 @@ interface RunOpts {
   maxTasks: number;
   maxFiles: number;
   strace?: boolean;
+  lockdep?: boolean;
 }
 
 function readTargetOf(elfPath: string, arch: Target | undefined, supported: readonly Target[]): Target {
@@ -130,6 +132,13 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
   });
   if (o.output !== undefined && o.event.length === 0 && !o.stats) {
     process.stderr.write(`uniprobe: warning: -o ${o.output} is ignored: it holds trace events (-e) and --stats, and there are none\n`);
+  }
+  if (o.lockdep || process.env.UNIPROBE_LOCKDEP === '1') {
+    const { formatLockdepReport } = await import('../mm/kernel-locking.js');
+    m.sync.lockdep.onReport.push((rep) => {
+      progress?.clear();
+      process.stderr.write(`${formatLockdepReport(rep).join('\n')}\n`);
+    });
   }
   let sink: LineSink | undefined;
   // --stats-svg: opened before the run, so a path that cannot be written fails before anything runs.
@@ -252,6 +261,7 @@ export function buildProgram(): Command {
       DEFAULT_LIMITS.maxFiles,
     )
     .option('--strace', 'print each system call the guest makes to stderr')
+    .option('--lockdep', 'print every lockdep report (lock-order inversion, sleep in atomic, ...) the run makes, to stderr (also: UNIPROBE_LOCKDEP=1)')
     .addHelpText(
       'after',
       `
@@ -308,6 +318,7 @@ ${EXIT_HELP}`,
   program.addCommand(explainCommand(program));
   program.addCommand(verifyCommand(program));
   program.addCommand(regressCommand(program));
+  program.addCommand(scenarioCommand(program));
   return program;
 }
 

@@ -31,6 +31,7 @@ import { handlers, normaliseSyscall, type SyscallHost, type SyscallResult } from
 import { Process, Task, type CloneStart } from './task.js';
 import { MemCharge } from '../mm/charge.js';
 import { checkInt, resolveLimits, taskFits, type Limits } from './limits.js';
+import { setupKernelLocking, type KernelLocking } from '../mm/kernel-locking.js';
 import { SyncWorld, type ExecContext, type GuestWork, type Kthread } from '../sync/index.js';
 
 /** Guest resource limits (maxMemory, maxTasks, maxFiles) are documented in src/kernel/limits.ts. */
@@ -134,6 +135,8 @@ export class Machine {
   readonly breakpointHandlers: Array<(hit: BreakpointHit) => TrapAction | undefined> = [];
   /** The locks of every mm and file (mmap_lock, i_mmap_rwsem…), for kernel threads. */
   readonly mmLocks: MmLocks;
+  /** src/mm/kernel-locking.ts: lock-order priming and the rmap's i_mmap_rwsem. */
+  readonly locking: KernelLocking;
   /** mmu notifier subscriptions of every mm. */
   readonly notifiers: MmuNotifiers;
   /** Called when a task dies, before its trap context is unwound (probe cores reset per-CPU state). */
@@ -203,6 +206,8 @@ export class Machine {
     this.rng = new Rng(opts.seed ?? 1);
     this.sync = new SyncWorld(ncpu, this.rng);
     this.mmLocks = new MmLocks(this.sync);
+    // lockdep primed with the kernel's lock order; i_mmap_rwsem around every rmap change.
+    this.locking = setupKernelLocking(this);
     this.notifiers = new MmuNotifiers(this.mmLocks);
     this.kernel = new KernelImage(arch, opts.kernelImage);
     this.syscallHost = this.makeSyscallHost();

@@ -6,9 +6,25 @@
  * it) becomes reusable only after a grace period — garbage collection runs synchronize_rcu, then
  * turns DIRTY into CLEAN. Probes freed after unregister's own grace period are freed clean.
  * The cache has its own mutex, nested inside kprobe_mutex.
+ *
+ * A slot that becomes reusable (CLEAN) is filled with the arch's poison (ProbeArch.slotPoison:
+ * traps from every instruction boundary) — Linux leaves the old copy there, uniprobe poisons so
+ * a CPU still stepping a slot after a premature free (seed 003's bug) crashes at once, and the
+ * crash names the slot and the vCPU (`poisonHits`). A DIRTY slot is poisoned only when garbage
+ * collection cleans it: until that grace period ends a boosted CPU may legitimately run it.
  */
 import { UniprobeError } from '../errors.js';
 import { KPROBE_LOCKS, Mutex, type Kthread, type SyncWorld } from '../sync/index.js';
+
+/** A vCPU that executed a freed (poisoned) slot: a use after free. */
+export interface PoisonHit {
+  readonly slot: bigint;
+  /** Where in the slot it trapped. */
+  readonly addr: bigint;
+  readonly cpu: number;
+  /** "comm[tid]" of the task on that vCPU. */
+  readonly task: string;
+}
 
 const SLOT_CLEAN = 0;
 const SLOT_DIRTY = 1;
@@ -28,12 +44,18 @@ export class InsnSlotCache {
   private garbage = 0;
   /** Grace periods spent collecting garbage (tests). */
   collections = 0;
+  /** Slots executed after they were freed (see the header). */
+  readonly poisonHits: PoisonHit[] = [];
+  /** Slot base → poisoned since its last free (cleared when handed out again). */
+  private readonly poisoned = new Set<bigint>();
 
   constructor(
     private readonly world: SyncWorld,
     private readonly area: { base: bigint; size: number },
     readonly slotSize: number,
     readonly pageSize: number,
+    /** Writes the poison over a slot (kernel text write, between guest runs). */
+    private readonly poison?: (slot: bigint) => void,
   ) {
     this.mutex = new Mutex(world.sched, KPROBE_LOCKS.insnSlotCache);
     this.nextPage = area.base;
@@ -54,7 +76,9 @@ export class InsnSlotCache {
           if (i < 0) continue;
           pg.state[i] = SLOT_USED;
           pg.nused++;
-          return pg.base + BigInt(i * this.slotSize);
+          const slot = pg.base + BigInt(i * this.slotSize);
+          this.poisoned.delete(slot);
+          return slot;
         }
         if (pass === 0 && this.garbage > 0) await this.collect(t);
       }
@@ -86,6 +110,7 @@ export class InsnSlotCache {
       } else {
         pg.state[i] = SLOT_CLEAN;
         pg.nused--;
+        this.poisonSlot(slot);
       }
     } finally {
       this.mutex.unlock(t);
@@ -97,6 +122,24 @@ export class InsnSlotCache {
     const pg = this.pages.find((p) => slot >= p.base && slot < p.base + BigInt(this.pageSize));
     if (!pg) return undefined;
     return (['clean', 'dirty', 'used'] as const)[pg.state[Number(slot - pg.base) / this.slotSize]!];
+  }
+
+  /**
+   * A breakpoint trap at `addr` (called after the kprobe trap path declined it): inside a
+   * poisoned slot it is a use after free — recorded, then left to the default (SIGTRAP kills
+   * the task, as an oops would). Never claims the trap.
+   */
+  noteTrap(addr: bigint, cpu: number, task: string): void {
+    if (this.poisoned.size === 0) return;
+    const slot = this.area.base + ((addr - this.area.base) / BigInt(this.slotSize)) * BigInt(this.slotSize);
+    if (!this.poisoned.has(slot)) return;
+    this.poisonHits.push({ slot, addr, cpu, task });
+  }
+
+  private poisonSlot(slot: bigint): void {
+    if (!this.poison) return;
+    this.poison(slot);
+    this.poisoned.add(slot);
   }
 
   isSlotAddress(addr: bigint): boolean {
@@ -112,6 +155,7 @@ export class InsnSlotCache {
         if (pg.state[i] === SLOT_DIRTY) {
           pg.state[i] = SLOT_CLEAN;
           pg.nused--;
+          this.poisonSlot(pg.base + BigInt(i * this.slotSize));
         }
       }
       pg.ngarbage = 0;

@@ -38,6 +38,12 @@ export class Kprobes {
   readonly slots: InsnSlotCache;
   /** The hit path (trap.ts). */
   readonly trap: KprobeTrapPath;
+  /**
+   * Historical variant of the unregister path (seed 003): 'fixed' is mainline (free after the
+   * grace period); 'old' is 2.6.15's order, the slot freed before synchronize_sched and one
+   * grace period per probe (there was no batch API). Only the seed scenario sets 'old'.
+   */
+  policy: { unregister: 'fixed' | 'old' } = { unregister: 'fixed' };
   /** kprobes_all_disarmed (debugfs `enabled` = !this). */
   allDisarmed = false;
   private readonly registered = new Set<Kprobe>();
@@ -52,9 +58,14 @@ export class Kprobes {
     this.mutex = new Mutex(world.sched, KPROBE_LOCKS.kprobeMutex);
     this.textMutex = new Mutex(world.sched, KPROBE_LOCKS.textMutex);
     const k = machine.kernel;
-    this.slots = new InsnSlotCache(world, { base: k.insnAreaBase, size: k.insnArea.size }, this.arch.slotSize, machine.arch.layout.pageSize);
+    const poison = this.arch.slotPoison;
+    this.slots = new InsnSlotCache(world, { base: k.insnAreaBase, size: k.insnArea.size }, this.arch.slotSize, machine.arch.layout.pageSize, (slot) =>
+      machine.patchKernelText(slot, poison),
+    );
     this.trap = new KprobeTrapPath(this);
     machine.breakpointHandlers.push((hit) => this.trap.onBreakpoint(hit));
+    // After the trap path: a trap in a freed slot is recorded as a use after free (insn-slots.ts).
+    machine.breakpointHandlers.push((hit) => void this.slots.noteTrap(hit.addr, hit.cpu, `${hit.task.process.comm}[${hit.task.tid}]`));
     // A task killed mid-step (a fault in the slot): its vCPU's control block must not stay busy.
     machine.taskExitHooks.push((task) => this.trap.taskExit(task));
     // Every engine serves a hit's registers from one batched read and one batched write.
@@ -112,6 +123,7 @@ export class Kprobes {
   /** unregister_kprobes: tops under kprobe_mutex, one synchronize_rcu, then bottoms. */
   async unregisterBatch(t: Kthread, ps: Kprobe[]): Promise<void> {
     if (ps.length <= 0) return;
+    if (this.policy.unregister === 'old') return this.unregisterOld(t, ps);
     const bottoms: Array<() => Promise<void>> = [];
     await this.mutex.lock(t, 'unregister_kprobes');
     try {
@@ -129,6 +141,26 @@ export class Kprobes {
     // Another vCPU may be between get_kprobe() and the end of its step with this probe's slot.
     await this.machine.sync.rcu.synchronize(t, 'unregister_kprobes');
     for (const b of bottoms) await b();
+  }
+
+  /**
+   * Seed 003's '-' lines (2.6.15 unregister_kprobe): unlink under the lock, free the slot
+   * (arch_remove_kprobe) at once, and only then wait for the grace period — a CPU still between
+   * its trap and the end of its step runs a freed (here: poisoned) slot.
+   */
+  private async unregisterOld(t: Kthread, ps: Kprobe[]): Promise<void> {
+    for (const p of ps) {
+      if (!this.registered.has(p)) continue;
+      await this.mutex.lock(t, 'unregister_kprobe');
+      let bottom: () => Promise<void>;
+      try {
+        bottom = await this.unregisterTop(t, p);
+      } finally {
+        this.mutex.unlock(t);
+      }
+      await bottom();
+      await this.machine.sync.rcu.synchronize(t, 'unregister_kprobe');
+    }
   }
 
   /** disable_kprobe: 0 or -EINVAL (not registered). */

@@ -14,7 +14,7 @@
  * between quanta; kernel threads that work on an mm (registration, notifier setup, the seed
  * scenarios) take these locks in the kernel's order.
  */
-import { Mutex, RwSem, SpinLock, type Kthread, type SyncWorld } from '../sync/index.js';
+import { Mutex, RwSem, SpinLock, type ExecContext, type Kthread, type SyncWorld } from '../sync/index.js';
 import { MM_LOCKS } from '../sync/lock-order.js';
 import type { Inode } from './inode.js';
 import type { Mm } from './mm.js';
@@ -48,7 +48,19 @@ export class MmLocks {
   }
 
   iMmap(inode: Inode): RwSem {
-    return get(this.iMmapOf, inode, () => new RwSem(this.world.sched, MM_LOCK_CLASSES.iMmap));
+    return get(this.iMmapOf, inode, () => {
+      const sem = new RwSem(this.world.sched, MM_LOCK_CLASSES.iMmap);
+      this.allIMmap.push(sem);
+      return sem;
+    });
+  }
+
+  /** Every i_mmap_rwsem made so far (one per file that was mapped or walked). */
+  private readonly allIMmap: RwSem[] = [];
+
+  /** Does anyone but `ctx` hold or wait for some file's i_mmap_rwsem? */
+  rmapBusyFor(ctx: ExecContext): boolean {
+    return this.allIMmap.some((s) => s.busyFor(ctx));
   }
 
   /**

@@ -8,10 +8,14 @@
  * page_table_lock with kref_get_unless_zero, which skips an object whose last reference is gone
  * but whose release has not yet unpublished it; the pointer is cleared in the release itself.
  *
- * `pattern: 'old'` is the code that patch replaced: a lockless lookup, an allocation, then a
- * compare-and-publish under page_table_lock that gives up ("returns NULL") when the slot is taken
- * — by a racing creator or by a dying object — and a release that unsubscribes before it clears
- * the pointer. It fails spuriously; the scenario counts those false failures.
+ * `policy.getOrCreate = 'old'` is the code that patch replaced (5.2): a lockless lookup
+ * (mm_get_hmm), an allocation, then a compare-and-publish under page_table_lock that gives up
+ * ("returns NULL") when the slot is taken, and a release that unsubscribes before it clears the
+ * pointer. Its caller already held mmap_lock for write, as the old comment required ("We should
+ * only get here if hold the mmap_sem in write mode"), and it called __mmu_notifier_register under
+ * it — so two creators never raced; what still took the slot was a *dying* mirror, whose last
+ * reference was gone but which the release had not unpublished yet. That false failure is
+ * the seed's bug, and the only one modelled (no race between creators is invented).
  */
 import { Kref, type Kthread } from '../sync/index.js';
 import type { MmLocks } from './locking.js';
@@ -31,6 +35,8 @@ export class Mirror {
 export type MirrorPattern = 'fixed' | 'old';
 
 export class Mirrors {
+  /** Which hmm_get_or_create / hmm_free (see the header). */
+  policy: { getOrCreate: MirrorPattern } = { getOrCreate: 'fixed' };
   /** mm->hmm, protected by the mm's page_table_lock. */
   private readonly slot = new WeakMap<Mm, Mirror>();
 
@@ -44,22 +50,23 @@ export class Mirrors {
   }
 
   /** hmm_get_or_create: a referenced mirror, or undefined on failure. */
-  async getOrCreate(t: Kthread, mm: Mm, pattern: MirrorPattern): Promise<Mirror | undefined> {
-    return pattern === 'fixed' ? this.getOrCreateFixed(t, mm) : this.getOrCreateOld(t, mm);
+  async getOrCreate(t: Kthread, mm: Mm): Promise<Mirror | undefined> {
+    // lockdep_assert_held_exclusive(&mm->mmap_sem): both variants' callers hold it.
+    if (!this.locks.mmapLock(mm).isWriteHeldBy(t)) {
+      this.locks.world.lockdep.warn(t, 'suspicious-rcu', 'WARNING: hmm_get_or_create() without mmap_lock held for write', [], 'hmm_get_or_create');
+    }
+    return this.policy.getOrCreate === 'fixed' ? this.getOrCreateFixed(t, mm) : this.getOrCreateOld(t, mm);
   }
 
   /** hmm_put. */
-  async put(t: Kthread, m: Mirror, pattern: MirrorPattern): Promise<void> {
+  async put(t: Kthread, m: Mirror): Promise<void> {
     let released = false;
     m.kref.put(() => (released = true));
-    if (released) await (pattern === 'fixed' ? this.releaseFixed(t, m) : this.releaseOld(t, m));
+    if (released) await (this.policy.getOrCreate === 'fixed' ? this.releaseFixed(t, m) : this.releaseOld(t, m));
   }
 
   private async getOrCreateFixed(t: Kthread, mm: Mm): Promise<Mirror | undefined> {
     const w = this.locks.world;
-    if (!this.locks.mmapLock(mm).isWriteHeldBy(t)) {
-      w.lockdep.warn(t, 'suspicious-rcu', 'WARNING: hmm_get_or_create() without mmap_lock held for write', [], 'hmm_get_or_create');
-    }
     const ptl = this.locks.pageTableLock(mm);
     await ptl.lock(t, 'hmm_get_or_create');
     const cur = this.slot.get(mm);
@@ -112,12 +119,8 @@ export class Mirrors {
       w.slab.free(t, m, 'hmm_get_or_create');
       return undefined;
     }
-    // Pre-5.3 callers did not all hold mmap_lock; registration took it itself
-    // (mmu_notifier_register = down_write + __mmu_notifier_register + up_write).
-    const mmap = this.locks.mmapLock(mm);
-    await mmap.downWrite(t, 'mmu_notifier_register');
+    // __mmu_notifier_register under the caller's mmap_lock (write).
     const rc = await this.notifiers.register(t, m.notifier, mm);
-    mmap.upWrite(t);
     if (rc !== 0) {
       await ptl.lock(t, 'hmm_get_or_create');
       if (this.slot.get(mm) === m) this.slot.delete(mm);

@@ -31,6 +31,7 @@ import { GuestWords } from './words.js';
 import { MmFault, MmOom } from './fault.js';
 import { Inode } from './inode.js';
 import { PROT, Vma, type VmaFlags } from './vma.js';
+import type { RmapLock } from './rmap-lock.js';
 
 export interface KernelMapping {
   addr: bigint;
@@ -108,6 +109,8 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
    * mmap_region), with mmap_lock held for write by the caller. Not called for fork's copies.
    */
   readonly mapHooks: Array<(vma: Vma) => void> = [];
+  /** i_mmap_rwsem around every rmap change (rmap-lock.ts); undefined outside a machine. */
+  rmapLock: RmapLock | undefined;
 
   constructor(arch: Arch, kernel: KernelMapping[]) {
     super();
@@ -234,13 +237,17 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     let i = 0;
     while (i < this.vmas.length && this.vmas[i]!.start < v.start) i++;
     this.vmas.splice(i, 0, v);
-    v.file?.mappings.add(v);
+    const f = v.file;
+    if (f && this.rmapLock) this.rmapLock.link(f, 'vma_link', () => f.mappings.add(v));
+    else f?.mappings.add(v);
   }
 
   private removeVma(v: Vma): void {
     const i = this.vmas.indexOf(v);
     if (i >= 0) this.vmas.splice(i, 1);
-    v.file?.mappings.delete(v);
+    const f = v.file;
+    if (f && this.rmapLock) this.rmapLock.unlink(f, 'unlink_file_vma', () => f.mappings.delete(v));
+    else f?.mappings.delete(v);
   }
 
   /** Split a VMA at `addr` (page aligned, strictly inside); returns the upper half. */
@@ -612,6 +619,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     this.assertQuiescent('fork');
     const child = new Mm(this.arch, this.kernel);
     child.charge = this.charge;
+    child.rmapLock = this.rmapLock;
     try {
       child.brkStart = this.brkStart;
       child.brk = this.brk;

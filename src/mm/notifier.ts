@@ -8,8 +8,11 @@
  * whether one must be allocated is known without speculation; the allocation happens *before*
  * mm_take_all_locks (GFP_KERNEL may enter reclaim, and reclaim's rmap walk takes the very
  * i_mmap_rwsem / anon_vma locks mm_take_all_locks holds); the publication happens under all locks.
- * The reverted predecessor allocated under all locks: `pattern: 'alloc-under-all-locks'` keeps it
- * runnable so lockdep can show why it was reverted.
+ * `policy.alloc = 'old'` is NOT the code right before that patch (which allocated speculatively
+ * before taking any lock: wasteful, not wrong) but the commit it replaced as the real fix, the
+ * reverted e0f3c3f78da2 ("mm/mmu_notifier: init notifier if necessary"): the allocation made
+ * with GFP_KERNEL under mm_take_all_locks. It stays runnable so lockdep can show why it was
+ * reverted (35cfa2b0b491); only the seed 004 scenario sets it.
  *
  * The callback list is walked under SRCU (mmu_notifier_srcu), so a notifier unregistered without
  * release may only be freed after an SRCU grace period (mmu_notifier_call_srcu).
@@ -49,6 +52,9 @@ export class MmuNotifiers {
   /** Context for invalidations made outside any kernel thread (the guest's own syscalls). */
   private readonly hostCtx: ExecContext = newContext('mm (guest system call)', false);
 
+  /** Where __mmu_notifier_register allocates (see the header): 'fixed' before, 'old' under all locks. */
+  policy: { alloc: 'fixed' | 'old' } = { alloc: 'fixed' };
+
   constructor(private readonly locks: MmLocks) {
     this.srcu = new Srcu(locks.world.sched, 'mmu_notifier_srcu');
   }
@@ -78,7 +84,8 @@ export class MmuNotifiers {
    * __mmu_notifier_register. The caller holds `mm`'s mmap_lock for write (checked, as
    * lockdep_assert_held_write does). Returns 0 or -errno.
    */
-  async register(t: Kthread, mn: MmuNotifier, mm: Mm, pattern: 'fixed' | 'alloc-under-all-locks' = 'fixed'): Promise<number> {
+  async register(t: Kthread, mn: MmuNotifier, mm: Mm): Promise<number> {
+    const underAllLocks = this.policy.alloc === 'old';
     const world = this.locks.world;
     if (!this.locks.mmapLock(mm).isWriteHeldBy(t)) {
       world.lockdep.warn(t, 'suspicious-rcu', 'WARNING: __mmu_notifier_register() without mmap_lock held for write', [], 'mmu_notifier_register');
@@ -91,9 +98,9 @@ export class MmuNotifiers {
         lock: new SpinLock(world.sched, SUBSCRIPTIONS_LOCK),
       });
     // Stable while we hold mmap_lock for write: every writer of the pointer holds it too.
-    if (pattern === 'fixed' && !this.subs.has(mm)) fresh = alloc('__mmu_notifier_register');
+    if (!underAllLocks && !this.subs.has(mm)) fresh = alloc('__mmu_notifier_register');
     const taken = await this.locks.takeAllLocks(t, mm);
-    if (pattern === 'alloc-under-all-locks' && !this.subs.has(mm)) fresh = alloc('__mmu_notifier_register (under mm_take_all_locks)');
+    if (underAllLocks && !this.subs.has(mm)) fresh = alloc('__mmu_notifier_register (under mm_take_all_locks)');
     if (fresh) this.subs.set(mm, fresh);
     const subs = this.subs.get(mm)!;
     await subs.lock.lock(t, 'mmu_notifier_register');

@@ -1,74 +1,75 @@
 /**
- * Seed 002 ("mm/hmm: Simplify hmm_get_or_create and make it reliable", Linux 5.3) as a runnable
- * scenario: several kernel threads get-or-create the mirror of one mm, use it, and drop their
- * reference, while others keep doing so — so creators race each other and an object whose last
- * reference just went. The invariant: get-or-create never fails when memory is available, and
- * never hands out a mirror that is already dead.
+ * Seed 002 ("mm/hmm: Simplify hmm_get_or_create and make it reliable", Linux 5.3) on the engine:
+ * device drivers get-or-create the mirror (struct hmm) of one process's mm, use it and drop
+ * their reference, over and over — so a creator meets a mirror whose last reference just went.
  *
- * 'fixed' callers hold mmap_lock for write, as the patch requires; 'old' callers did not.
+ * Actors: kernel threads ("mirror_user") on the machine's vCPUs, each holding the mm's
+ * mmap_lock for write around get-or-create as both variants' callers did (hmm_mirror_register's
+ * callers), then using the mirror and putting it without the lock. The mm is a real process's
+ * (fib-nolibc, loaded, not run), its notifiers and locks the machine's own.
+ * Variants (Mirrors.policy.getOrCreate): 'fixed' — 5.3's lookup under page_table_lock with
+ * kref_get_unless_zero and unpublish in the release; 'old' — 5.2's compare-and-publish, which
+ * gives up while a dying mirror still occupies mm->hmm.
+ * Invariants: get-or-create never fails (memory is always available here), never hands out a
+ * dead mirror, nothing leaks once the SRCU callbacks ran, lockdep stays quiet.
  */
-import { archFor } from '../../arch/index.js';
-import { Rng } from '../kernel/rng.js';
-import { MmLocks } from '../mm/locking.js';
-import { Mirrors, type MirrorPattern } from '../mm/mirror.js';
-import { Mm } from '../mm/mm.js';
-import { MmuNotifiers } from '../mm/notifier.js';
-import { SyncWorld, type LockdepReport } from '../sync/index.js';
+import { Mirrors } from '../mm/mirror.js';
+import { fixture, scenarioMachine } from './machine.js';
+import { deadlockFinding, lockdepFindings, problemFindings, type Finding, type RunOptions, type Scenario, type ScenarioRun } from './scenario.js';
 
-export interface MirrorScenarioResult {
-  /** get_or_create returned NULL although nothing was wrong. */
-  falseFailures: number;
-  /** A mirror handed out after its last reference was gone. */
-  deadHandedOut: number;
-  /** Mirrors created (allocated and published). */
-  created: number;
-  lockdep: LockdepReport[];
-  kasan: string[];
-  /** Mirrors still allocated after every thread finished and callbacks ran (leaks). */
-  leaked: number;
-  outcome: string;
-}
-
-export async function runMirrorScenario(opts: { seed: number; pattern: MirrorPattern; cpus?: number; threads?: number; rounds?: number }): Promise<MirrorScenarioResult> {
-  const world = new SyncWorld(opts.cpus ?? 3, new Rng(opts.seed));
-  const locks = new MmLocks(world);
-  const notifiers = new MmuNotifiers(locks);
-  const mirrors = new Mirrors(locks, notifiers);
-  const mm = new Mm(archFor('x86_64')!, []);
-  notifiers.attach(mm);
-  const r = { falseFailures: 0, deadHandedOut: 0, created: 0 };
-  const before = world.slab.live;
+async function run(o: RunOptions): Promise<ScenarioRun> {
+  const { m } = scenarioMachine({ seed: o.seed, cpus: o.cpus ?? 3 });
   try {
-    for (let k = 0; k < (opts.threads ?? 4); k++) {
+    const program = fixture('fib-nolibc');
+    const mm = m.spawn(program, [program]).mm;
+    const mirrors = new Mirrors(m.mmLocks, m.notifiers);
+    mirrors.policy.getOrCreate = o.variant;
+    const stats = { gets: 0, created: 0 };
+    const failures: string[] = [];
+    const dead: string[] = [];
+    const world = m.sync;
+    const seen = new Set<object>();
+    for (let k = 0; k < 4; k++) {
       world.spawn(`mirror_user${k}`, async (t) => {
-        for (let round = 0; round < (opts.rounds ?? 3); round++) {
-          const mmap = locks.mmapLock(mm);
-          if (opts.pattern === 'fixed') await mmap.downWrite(t, 'hmm_mirror_register');
+        for (let round = 0; round < 3; round++) {
+          const mmap = m.mmLocks.mmapLock(mm);
+          await mmap.downWrite(t, 'hmm_mirror_register');
           const prev = mirrors.current(mm);
-          const m = await mirrors.getOrCreate(t, mm, opts.pattern);
-          if (opts.pattern === 'fixed') mmap.upWrite(t);
-          if (!m) {
-            r.falseFailures++;
+          const mirror = await mirrors.getOrCreate(t, mm);
+          mmap.upWrite(t, 'hmm_mirror_register');
+          stats.gets++;
+          if (!mirror) {
+            const held = prev ? `mm->hmm held a mirror with kref ${prev.kref.value} (${prev.kref.value === 0 ? 'dying: its release had not unpublished it yet' : 'live'})` : 'mm->hmm was empty at the lookup';
+            failures.push(`${t.name} round ${round}: hmm_get_or_create returned NULL; ${held}`);
             continue;
           }
-          if (m !== prev) r.created++;
-          if (m.dead) r.deadHandedOut++;
+          if (mirror !== prev) stats.created++;
+          seen.add(mirror);
+          if (mirror.dead) dead.push(`${t.name} round ${round}: got a mirror already released`);
           await world.sched.tick(t);
-          await mirrors.put(t, m, opts.pattern);
+          await mirrors.put(t, mirror);
           await world.sched.tick(t);
         }
       });
     }
     const outcome = await world.run();
-    mm.destroy();
-    return {
-      ...r,
-      lockdep: world.lockdep.reports,
-      kasan: world.slab.reports,
-      leaked: world.slab.live - before,
-      outcome: [outcome, ...world.sched.problems].join('; '),
-    };
+    const findings: Finding[] = [];
+    if (failures.length) findings.push({ kind: 'false-failure', title: 'hmm_get_or_create failed although memory was available (a dying mirror still published)', detail: failures.slice(0, 4) });
+    if (dead.length) findings.push({ kind: 'use-after-free', title: 'a released mirror was handed out', detail: dead.slice(0, 4) });
+    const leaked = [...seen].filter((x) => !world.slab.isFreed(x)).length;
+    if (outcome === 'idle' && leaked > 0) findings.push({ kind: 'kasan', title: 'mirrors leaked', detail: [`${leaked} mirror(s) still allocated after every thread finished and SRCU callbacks ran`] });
+    for (const r of world.slab.reports) findings.push({ kind: 'kasan', title: r.split('\n')[0]!, detail: r.split('\n') });
+    findings.push(...lockdepFindings(world.lockdep.reports), ...problemFindings(world.sched.problems), ...deadlockFinding(world.deadlocks.flat()));
+    return { seed: o.seed, variant: o.variant, findings, stats };
   } finally {
-    if (!mm.destroyed) mm.destroy();
+    m.close();
   }
 }
+
+export const hmmMirror: Scenario = {
+  name: 'hmm-mirror',
+  seed: '002',
+  summary: 'hmm_get_or_create racing a mirror whose last reference is going (false failures)',
+  cpus: 3,
+  run,
+};

@@ -17,7 +17,8 @@
  *
  * `primeLockOrder` teaches lockdep these orders up front (Linux learns them by running; we also
  * want a violation reported on the first run that makes it, even if the documented path has not
- * run yet in this machine).
+ * run yet in this machine). Every Machine does it when it is made (src/mm/kernel-locking.ts);
+ * a report shows the real acquisition of an order once one has been seen.
  */
 import { LockClass, type Lockdep } from './lockdep.js';
 
@@ -61,6 +62,14 @@ export const LOCK_ORDER: ReadonlyArray<{ path: string; chain: readonly LockClass
   { path: 'uprobe_register > consumer_add', chain: [UPROBE_LOCKS.registerRwsem, UPROBE_LOCKS.consumerRwsem] },
   { path: 'vm_mmap > uprobe_mmap > build_probe_list', chain: [UPROBE_LOCKS.mmapLock, UPROBE_LOCKS.uprobesMmapMutex, UPROBE_LOCKS.treelock] },
   { path: 'uprobe_mmap > filter_chain', chain: [UPROBE_LOCKS.mmapLock, UPROBE_LOCKS.uprobesMmapMutex, UPROBE_LOCKS.consumerRwsem] },
+  // Every mapping change links/unlinks file VMAs under the caller's mmap_lock (seed 001's
+  // "mmap/munmap are called with mmap_sem held for write").
+  { path: 'mmap_region > vma_link', chain: [MM_LOCKS.mmapLock, MM_LOCKS.iMmap] },
+  // Seed 002: hmm_get_or_create under mmap_lock (write), mm->hmm under page_table_lock.
+  { path: 'hmm_get_or_create', chain: [MM_LOCKS.mmapLock, MM_LOCKS.pageTableLock] },
+  // Seed 004: __mmu_notifier_register under mmap_lock (write), then mm_take_all_locks.
+  { path: '__mmu_notifier_register > mm_take_all_locks > vm_lock_mapping', chain: [MM_LOCKS.mmapLock, MM_LOCKS.allLocks, MM_LOCKS.iMmap] },
+  { path: '__mmu_notifier_register > mm_take_all_locks > vm_lock_anon_vma', chain: [MM_LOCKS.mmapLock, MM_LOCKS.allLocks, MM_LOCKS.anonVma] },
 ];
 
 /** Record every documented order as lockdep dependencies (no report: the hierarchy is acyclic). */

@@ -58,6 +58,8 @@ interface Edge {
   readonly toWhere: string;
 }
 
+const DOCUMENTED = 'documented order';
+
 export type Gfp = 'GFP_KERNEL' | 'GFP_NOWAIT' | 'GFP_ATOMIC';
 
 export class Lockdep {
@@ -82,7 +84,7 @@ export class Lockdep {
   declareOrder(outer: LockClass, inner: LockClass, path: string): void {
     if (this.edges.get(outer)?.has(inner)) return;
     if (this.findPath(inner, outer)) throw new Error(`lock order ${outer.name} -> ${inner.name} (${path}) contradicts a known dependency`);
-    this.addEdge({ from: outer, to: inner, holder: 'documented order', fromWhere: path, toWhere: path });
+    this.addEdge({ from: outer, to: inner, holder: DOCUMENTED, fromWhere: path, toWhere: path });
   }
 
   /**
@@ -174,7 +176,12 @@ export class Lockdep {
   // --- internals -------------------------------------------------------------------------------
 
   private checkAndAdd(ctx: ExecContext, held: HeldLock, cls: LockClass, path: string): void {
-    if (this.edges.get(held.cls)?.has(cls)) return;
+    const known = this.edges.get(held.cls)?.get(cls);
+    if (known) {
+      // A documented order seen for real: reports show the real acquisition from now on.
+      if (known.holder === DOCUMENTED) this.edges.get(held.cls)!.set(cls, { from: held.cls, to: cls, holder: ctx.name, fromWhere: held.where, toWhere: path });
+      return;
+    }
     const back = this.findPath(cls, held.cls);
     const edge: Edge = { from: held.cls, to: cls, holder: ctx.name, fromWhere: held.where, toWhere: path };
     if (back) this.reportCircular(ctx, edge, back);

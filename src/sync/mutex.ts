@@ -78,16 +78,21 @@ export class RwSem {
     this.writer = t;
   }
 
-  tryDownRead(ctx: ExecContext, where: string): boolean {
+  /**
+   * `blocking`: the caller stands for a path that sleeps on this lock in Linux and backs off and
+   * retries only because it cannot sleep here (the machine's synchronous mapping paths): lockdep
+   * then checks the acquisition like a blocking one, so the order it implies is recorded.
+   */
+  tryDownRead(ctx: ExecContext, where: string, opts: { blocking?: boolean } = {}): boolean {
     if (this.writer || this.writersWaiting > 0) return false;
-    this.sched.lockdep.acquire(ctx, this.cls, this, where, { read: true, trylock: true });
+    this.sched.lockdep.acquire(ctx, this.cls, this, where, { read: true, trylock: !opts.blocking });
     this.readers.add(ctx);
     return true;
   }
 
-  tryDownWrite(ctx: ExecContext, where: string): boolean {
+  tryDownWrite(ctx: ExecContext, where: string, opts: { blocking?: boolean } = {}): boolean {
     if (this.writer || this.readers.size > 0) return false;
-    this.sched.lockdep.acquire(ctx, this.cls, this, where, { trylock: true });
+    this.sched.lockdep.acquire(ctx, this.cls, this, where, { trylock: !opts.blocking });
     this.writer = ctx;
     return true;
   }
@@ -112,5 +117,13 @@ export class RwSem {
 
   isHeldBy(ctx: ExecContext): boolean {
     return this.writer === ctx || this.readers.has(ctx);
+  }
+
+  /** Held (either mode) or waited for by anyone but `ctx`. */
+  busyFor(ctx: ExecContext): boolean {
+    if (this.writersWaiting > 0) return true;
+    if (this.writer && this.writer !== ctx) return true;
+    for (const r of this.readers) if (r !== ctx) return true;
+    return false;
   }
 }

@@ -201,7 +201,15 @@ export class Scheduler {
    * pinned guest task (it must go on there), and one "free vCPU" choice when a free vCPU exists
    * and something unbound wants to run. Undefined when nothing can run.
    */
+  /**
+   * Called before each scheduling decision, i.e. between any two steps (kernel-thread step or
+   * guest quantum): deferred work that needs every thread parked, and the seed scenarios'
+   * invariant checks, run here.
+   */
+  readonly betweenSteps: Array<() => void> = [];
+
   chooseStep(guest?: GuestWork): Step | undefined {
+    for (const f of this.betweenSteps) f();
     this.runSoftirq();
     const pinned = guest?.pinnedCpus() ?? new Set<number>();
     const options: Array<Step | 'free'> = [];

@@ -54,6 +54,13 @@ export class Uprobes {
   readonly trap: UprobeTrapPath;
   /** Warnings Linux prints (ref_ctr underflow, unable to set uretprobe, nestedness limit…). */
   readonly warnings: string[] = [];
+  /**
+   * Historical variant of registration (seed 001): 'fixed' is mainline (the VMAs collected under
+   * i_mmap_rwsem, each mm touched after it is dropped); 'old' is the code the 2011 proposal was
+   * written against: install/remove while walking the rmap under its lock, taking each mm's
+   * mmap_lock and allocating the COW page inside it. Only the seed scenario sets 'old'.
+   */
+  policy: { register: 'fixed' | 'old' } = { register: 'fixed' };
 
   constructor(readonly machine: Machine) {
     this.arch = uprobeArchFor(machine.arch);
@@ -192,6 +199,12 @@ export class Uprobes {
     this.tree.erase(u);
     u.active = false;
     this.treelock.unlock(t, 'delete_uprobe');
+    // Its out-of-line copies are dead now: poison them (xol.ts), between guest runs as we are.
+    if (u.xolImage) {
+      for (const mm of new Set(this.machine.processes.filter((p) => !p.zombie).map((p) => p.mm))) {
+        if (!mm.destroyed) this.stateIf(mm)?.xol?.poisonImage(mm, u.xolImage, this.arch.xolPoison);
+      }
+    }
     this.putUprobe(u);
   }
 
@@ -221,6 +234,7 @@ export class Uprobes {
    */
   private async registerForEachVma(t: Kthread, u: Uprobe, uc: UprobeConsumer | undefined): Promise<number> {
     const isRegister = uc !== undefined;
+    if (this.policy.register === 'old') return this.forEachVmaUnderRmap(t, u, uc);
     await this.dupMmapSem.downWrite(t, 'register_for_each_vma');
     try {
       const infos = await this.buildMapInfo(t, u, isRegister);
@@ -250,6 +264,45 @@ export class Uprobes {
     } finally {
       this.dupMmapSem.upWrite(t, 'register_for_each_vma');
     }
+  }
+
+  /**
+   * Seed 001's starting point ("Insertion/deletion of breakpoint needs mmap_sem", "Cannot
+   * allocate when i_mmap_mutex is held"): for each VMA of the rmap, with i_mmap_rwsem still held,
+   * take the mm's mmap_lock and write the opcode (which allocates). mmap and munmap take the same
+   * two locks the other way round: lockdep reports the inversion and the allocation under the
+   * lock reclaim needs.
+   */
+  private async forEachVmaUnderRmap(t: Kthread, u: Uprobe, uc: UprobeConsumer | undefined): Promise<number> {
+    const isRegister = uc !== undefined;
+    const iMmap = this.machine.mmLocks.iMmap(u.inode);
+    await iMmap.downRead(t, 'vma_prio_tree_foreach');
+    let err = 0;
+    try {
+      for (const vma of [...u.inode.mappings]) {
+        const mm = vma.mm;
+        if (err || mm.destroyed || mm.users <= 0 || !this.validVma(vma, isRegister)) continue;
+        const vaddr = this.offsetToVaddr(vma, u.offset);
+        if (vaddr < vma.start || vaddr >= vma.end) continue;
+        const lock = this.machine.mmLocks.mmapLock(mm);
+        await lock.downRead(t, isRegister ? 'install_breakpoint' : 'remove_breakpoint');
+        try {
+          this.machine.sync.lockdep.mightAlloc(t, 'GFP_KERNEL', 'uprobe_write_opcode');
+          await this.machine.sync.sched.point(t, 'uprobe:write_opcode');
+          if (mm.destroyed || !u.inode.mappings.has(vma)) continue;
+          if (isRegister) {
+            if (!uc.filter || uc.filter(uc, mm)) err = this.installBreakpoint(t, u, mm, vaddr);
+          } else if (this.state(mm).hasUprobes && !u.wantsMm(mm)) {
+            err = this.removeBreakpoint(u, mm, vaddr);
+          }
+        } finally {
+          lock.upRead(t, isRegister ? 'install_breakpoint' : 'remove_breakpoint');
+        }
+      }
+    } finally {
+      iMmap.upRead(t, 'vma_prio_tree_foreach');
+    }
+    return err;
   }
 
   /** build_map_info: (mm, vaddr) for every valid VMA mapping the probed page. */

@@ -11,6 +11,11 @@
  * Writing a slot's bytes is a text change: it happens with the engine stopped (Unicorn ignores a
  * code write made inside the run for already-translated code), so the area remembers what each
  * slot holds and the hit path only stops the run when a slot must be rewritten.
+ *
+ * A free slot keeps its copy for the next hit of the same probe; once that probe is gone (deleted
+ * from the tree) its copies are dead and are overwritten with the arch's poison
+ * (UprobeArch.xolPoison: traps at every boundary), so a task that still ran one would trap
+ * visibly instead of executing a stale instruction.
  */
 import type { Mm } from '../mm/mm.js';
 import { PROT } from '../mm/vma.js';
@@ -115,6 +120,23 @@ export class XolArea {
     if (c === undefined || c.length !== bytes.length) return false;
     for (let k = 0; k < c.length; k++) if (c[k] !== bytes[k]) return false;
     return true;
+  }
+
+  /**
+   * The probe whose copy is `image` is gone: poison every free slot that holds it (engine stopped;
+   * a slot in use belongs to a task mid-step, which holds the probe and frees the slot after).
+   * Returns how many slots were poisoned.
+   */
+  poisonImage(mm: Mm, image: Uint8Array, poison: Uint8Array): number {
+    let n = 0;
+    for (let i = 1; i < this.slots; i++) {
+      if (this.contents[i] !== image || this.used[i] !== 0) continue;
+      mm.write(this.slotAddr(i), poison, true);
+      this.contents[i] = poison;
+      n++;
+    }
+    this.home.delete(image);
+    return n;
   }
 
   /** Record and write a slot's bytes (engine stopped). */

@@ -11,6 +11,7 @@
  */
 import type { Arch } from '../../types.js';
 import type { DecodedInsn, PreparedInsn, ProbeArch, ProbeCpu, ProbeRefusal } from '../../probes.js';
+import { poisonFill } from '../../probes.js';
 import { UC_PPC_REG as R } from '../ucregs.js';
 import { PPC_BREAKPOINT } from '../common.js';
 import { disasmText, wordText, be32, wordsBytes } from './disasm.js';
@@ -36,6 +37,8 @@ export function ppcProbeArch(arch: Arch): ProbeArch {
     breakpoint: wordsBytes(PPC_BREAKPOINT),
     maxInsnLength: 4,
     slotSize: PPC_SLOT_SIZE,
+    // The breakpoint again and again: a CPU stepping a freed slot traps wherever it is.
+    slotPoison: poisonFill(wordsBytes(PPC_BREAKPOINT), PPC_SLOT_SIZE),
     hitRegisters: ppcHitRegisters(bits),
     decode,
     // powerpc has no can_probe(): every address passes here and arch_prepare_kprobe refuses a

@@ -34,6 +34,7 @@
  */
 import type { Arch } from '../../types.js';
 import type { DecodedInsn, PreparedUprobe, ProbeCpu, ProbeRefusal, UprobeArch } from '../../probes.js';
+import { poisonFill } from '../../probes.js';
 import { UC_PPC_REG as R } from '../ucregs.js';
 import { PPC_BREAKPOINT, isPpcTrap } from '../common.js';
 import { applyAddpcis, applyBranch, ppcHitRegisters } from '../kprobes/emulate.js';
@@ -143,6 +144,7 @@ export function ppcUprobeArch(arch: Arch): UprobeArch {
     swbp: wordsBytes(PPC_BREAKPOINT),
     maxInsnBytes: 4,
     xolSlotBytes: PPC_XOL_SLOT_BYTES,
+    xolPoison: poisonFill(wordsBytes(PPC_BREAKPOINT), PPC_XOL_SLOT_BYTES),
     hitRegisters: ppcHitRegisters(bits),
     isTrapInsn: (bytes) => bytes.length >= 4 && isPpcTrap(be32(bytes), is64),
     analyzeUprobe,

@@ -12,6 +12,7 @@
  */
 import type { Arch } from '../../types.js';
 import type { DecodedInsn, PreparedInsn, ProbeArch, ProbeCpu, ProbeRefusal } from '../../probes.js';
+import { poisonFill } from '../../probes.js';
 import { STACK_BIAS } from '../isa.js';
 import { UC_SPARC_REG as R } from '../ucregs.js';
 import { be32, disasmText, wordText, wordsBytes } from '../../ppc/kprobes/disasm.js';
@@ -37,6 +38,8 @@ export function sparcProbeArch(arch: Arch): ProbeArch {
     breakpoint: wordsBytes(KPROBE_BP),
     maxInsnLength: 4,
     slotSize: SPARC_SLOT_SIZE,
+    // The breakpoint again and again: a CPU stepping a freed slot traps wherever it is.
+    slotPoison: poisonFill(wordsBytes(KPROBE_BP), SPARC_SLOT_SIZE),
     hitRegisters: SPARC_HIT_REGISTERS,
     decode,
     isInsnBoundary: (_read, _funcStart, addr) => (addr & 3n) === 0n,

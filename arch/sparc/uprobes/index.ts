@@ -41,6 +41,7 @@
  */
 import type { Arch } from '../../types.js';
 import type { DecodedInsn, PreparedUprobe, ProbeCpu, ProbeRefusal, UprobeArch } from '../../probes.js';
+import { poisonFill } from '../../probes.js';
 import * as isa from '../isa.js';
 import { UC_SPARC_REG as R } from '../ucregs.js';
 import { sparcResumeAt } from '../sparc64.js';
@@ -126,6 +127,7 @@ export function sparcUprobeArch(arch: Arch): UprobeArch {
     swbp: wordsBytes(UPROBE_SWBP),
     maxInsnBytes: 4,
     xolSlotBytes: SPARC_XOL_SLOT_BYTES,
+    xolPoison: poisonFill(wordsBytes(UPROBE_SWBP), SPARC_XOL_SLOT_BYTES),
     hitRegisters: SPARC_HIT_REGISTERS,
     isTrapInsn: (bytes) => bytes.length >= 4 && be32(bytes) === UPROBE_SWBP,
     analyzeUprobe,

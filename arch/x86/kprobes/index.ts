@@ -5,6 +5,7 @@
  * unchanged from a slot).
  */
 import type { ProbeArch, ProbeCpu } from '../../probes.js';
+import { poisonFill } from '../../probes.js';
 import type { Arch } from '../../types.js';
 import { decodeX86, EMULATE_PREFIX_LEN, MAX_INSN_LEN } from './decode.js';
 import { REGS_32, REGS_64, x86HitRegisters } from './emulate.js';
@@ -53,6 +54,8 @@ export function x86ProbeArch(arch: Arch): ProbeArch {
     breakpoint: Uint8Array.of(INT3),
     maxInsnLength: MAX_INSN_LEN,
     slotSize: SLOT_SIZE,
+    // The breakpoint again and again: a CPU stepping a freed slot traps wherever it is.
+    slotPoison: poisonFill(Uint8Array.of(INT3), SLOT_SIZE),
     hitRegisters: x86HitRegisters(regs),
     decode: (addr, bytes) => decodeX86(addr, bytes, long),
     isInsnBoundary(read, funcStart, addr) {

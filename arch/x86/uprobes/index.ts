@@ -12,6 +12,7 @@
  *   instance's (RP_CHECK_CALL); at a chained call or at the trampoline it may be equal.
  */
 import type { ProbeCpu, UprobeArch, UretprobeCheck } from '../../probes.js';
+import { poisonFill } from '../../probes.js';
 import type { Arch } from '../../types.js';
 import { REGS_32, REGS_64, x86HitRegisters } from '../kprobes/emulate.js';
 import { analyzeX86Uprobe } from './prepare.js';
@@ -36,6 +37,7 @@ export function x86UprobeArch(arch: Arch): UprobeArch {
     swbp: Uint8Array.of(INT3),
     maxInsnBytes: MAX_UINSN_BYTES,
     xolSlotBytes: XOL_SLOT_BYTES,
+    xolPoison: poisonFill(Uint8Array.of(INT3), XOL_SLOT_BYTES),
     hitRegisters: x86HitRegisters(base),
     isTrapInsn: (bytes) => bytes[0] === INT3,
     analyzeUprobe: (vaddr, bytes) => analyzeX86Uprobe(vaddr, bytes, regs),
