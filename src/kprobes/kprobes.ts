@@ -19,6 +19,8 @@ import { InsnSlotCache } from './insn-slots.js';
 import { AggrKprobe, isAggr, Kprobe, KPROBE_FLAG, type Ainsn } from './kprobe.js';
 import { cacheHitRegisters } from './regs.js';
 import { KprobeTable } from './table.js';
+import { DETOUR_AREA_SIZE, KprobeOptimizer } from './optimizer.js';
+import type { OptFunction } from '../../arch/probes.js';
 import { KprobeTrapPath } from './trap.js';
 
 export { KPROBE_TABLE_SIZE } from './table.js';
@@ -29,6 +31,19 @@ export const ENOENT = 2;
 export const EILSEQ = 84;
 export const ENOMEM = 12;
 
+/**
+ * The default of debug.kprobes-optimization for a new core: on, as in Linux, unless the
+ * environment says UNIPROBE_KPROBES_OPTIMIZATION=0 (the test helpers run the kprobe suites both
+ * ways with it).
+ */
+export function kprobesOptimizationDefault(): boolean {
+  return process.env.UNIPROBE_KPROBES_OPTIMIZATION !== '0';
+}
+
+export interface KprobesOptions {
+  /** debug.kprobes-optimization: jump-optimize probes that can be (default: on, see above). */
+  optimization?: boolean;
+}
 
 export class Kprobes {
   readonly arch: ProbeArch;
@@ -44,16 +59,23 @@ export class Kprobes {
   private readonly armed = new Set<Kprobe>();
   /** Extra trap owners at fixed addresses (the kretprobe trampoline). */
   readonly trapHooks = new Map<bigint, (hit: BreakpointHit) => TrapAction | undefined>();
+  /** The delayed optimizer (optprobes). */
+  readonly optimizer: KprobeOptimizer;
 
-  constructor(readonly machine: Machine) {
+  constructor(
+    readonly machine: Machine,
+    opts: KprobesOptions = {},
+  ) {
     this.arch = probeArchFor(machine.arch);
     const world = machine.sync;
     this.table = new KprobeTable(machine.arch.wordSize, world.lockdep);
     this.mutex = new Mutex(world.sched, KPROBE_LOCKS.kprobeMutex);
     this.textMutex = new Mutex(world.sched, KPROBE_LOCKS.textMutex);
     const k = machine.kernel;
-    this.slots = new InsnSlotCache(world, { base: k.insnAreaBase, size: k.insnArea.size }, this.arch.slotSize, machine.arch.layout.pageSize);
+    // The top of the insn area holds the optimizer's detour buffers.
+    this.slots = new InsnSlotCache(world, { base: k.insnAreaBase, size: k.insnArea.size - DETOUR_AREA_SIZE }, this.arch.slotSize, machine.arch.layout.pageSize);
     this.trap = new KprobeTrapPath(this);
+    this.optimizer = new KprobeOptimizer(this, opts.optimization ?? kprobesOptimizationDefault());
     machine.breakpointHandlers.push((hit) => this.trap.onBreakpoint(hit));
     // A task killed mid-step (a fault in the slot): its vCPU's control block must not stay busy.
     machine.taskExitHooks.push((task) => this.trap.taskExit(task));
@@ -205,7 +227,8 @@ export class Kprobes {
         const loc = this.machine.kernel.elf.symbolAt(p.addr!);
         const sym = loc ? `${loc.symbol.name}+0x${loc.offset.toString(16)}` : `0x${p.addr!.toString(16)}`;
         const type = p.kretprobe ? 'r' : 'k';
-        const tags = p.gone ? '[GONE]' : p.disabled ? '[DISABLED]' : '';
+        // Tags as Linux concatenates them; OPTIMIZED is the owner's (the aggregate's).
+        const tags = (p.gone ? '[GONE]' : p.disabled ? '[DISABLED]' : '') + (this.optimizer.isOptimized(owner.addr!) ? '[OPTIMIZED]' : '');
         lines.push({ addr: p.addr!, line: `${p.addr!.toString(16).padStart(width, '0')}  ${type}  ${sym}    ${tags}` });
       }
     }
@@ -262,11 +285,34 @@ export class Kprobes {
     return undefined;
   }
 
-  /** Original text (never the breakpoints): the kernel ELF's bytes. */
-  private originalText(addr: bigint, len: number): Uint8Array {
+  /** @internal Original text (never breakpoints or jumps): the kernel ELF's bytes. */
+  originalText(addr: bigint, len: number): Uint8Array {
     const k = this.machine.kernel;
     const n = Math.max(0, Math.min(len, Number(k.textEnd - addr)));
     return k.elf.textBytesAt(addr, n);
+  }
+
+  /** @internal The table's owner at `addr` (kprobe_mutex held). */
+  ownerAt(t: Kthread, addr: bigint): Kprobe | undefined {
+    return this.table.walk(t, addr, true);
+  }
+
+  /** @internal The bounds of the kernel function containing `addr` (kallsyms_lookup_size_offset). */
+  functionBounds(addr: bigint): OptFunction | undefined {
+    const loc = this.machine.kernel.elf.symbolAt(addr);
+    if (!loc) return undefined;
+    const start = loc.symbol.codeAddress;
+    return { start, end: start + loc.symbol.size };
+  }
+
+  /** sysctl debug.kprobes-optimization: optimize every armed probe, or unoptimize them all. */
+  async setOptimization(t: Kthread, on: boolean): Promise<void> {
+    await this.mutex.lock(t, 'proc_kprobes_optimization_handler');
+    try {
+      await this.optimizer.setAllowed(t, on, [...this.owners()].filter((p) => this.armed.has(p)));
+    } finally {
+      this.mutex.unlock(t);
+    }
   }
 
   /** prepare_kprobe → arch_prepare_kprobe + slot. */
@@ -316,8 +362,10 @@ export class Kprobes {
       this.table.replace(old, ap);
       if (this.armed.delete(old)) this.armed.add(ap);
     }
-    // A post handler needs the step trap: a boosted copy must become a stepped one (new slot;
-    // the old one may still be executed by a vCPU, so it is freed dirty).
+    // A post handler needs the step trap: an optimized aggregate is unoptimized at once (Linux's
+    // forced unoptimization in register_aggr_kprobe), and a boosted copy must become a stepped
+    // one (new slot; the old one may still be executed by a vCPU, so it is freed dirty).
+    if (p.postHandler) await this.optimizer.unoptimize(t, ap.addr!);
     if (p.postHandler && ap.ainsn!.prep.mode === 'boost') {
       const r = await this.prepareInsn(t, ap.addr!, true);
       if (typeof r === 'number') return r;
@@ -356,7 +404,11 @@ export class Kprobes {
     }
     ap.children = ap.children.filter((c) => c !== p);
     p.parent = undefined;
-    if (ap.children.length > 0) return async () => undefined;
+    if (ap.children.length > 0) {
+      // The child that left may have been what kept the aggregate from being optimized.
+      if (this.armed.has(ap)) this.optimizer.kick(ap.addr!);
+      return async () => undefined;
+    }
     this.table.del(ap);
     return () => this.freeInsn(t, ap);
   }
@@ -369,6 +421,8 @@ export class Kprobes {
 
   private async arm(t: Kthread, p: Kprobe): Promise<void> {
     if (this.armed.has(p)) return;
+    // A breakpoint inside the bytes an optimized probe's jump replaced: that one goes back first.
+    await this.optimizer.beforeArm(t, p.addr!);
     await this.textMutex.lock(t, 'arch_arm_kprobe');
     try {
       this.machine.patchKernelText(p.addr!, this.arch.breakpoint);
@@ -376,10 +430,13 @@ export class Kprobes {
     } finally {
       this.textMutex.unlock(t);
     }
+    this.optimizer.kick(p.addr!);
   }
 
   private async disarm(t: Kthread, p: Kprobe): Promise<void> {
     if (!this.armed.has(p)) return;
+    // The jump goes first: the breakpoint and the original bytes come back, then the breakpoint goes.
+    await this.optimizer.unoptimize(t, p.addr!);
     await this.textMutex.lock(t, 'arch_disarm_kprobe');
     try {
       this.machine.patchKernelText(p.addr!, p.opcode!);
@@ -387,6 +444,7 @@ export class Kprobes {
     } finally {
       this.textMutex.unlock(t);
     }
+    this.optimizer.afterDisarm(p.addr!);
   }
 
   /** Table owners (lone probes and aggregates). */

@@ -155,6 +155,94 @@ export class KprobeTrapPath {
     return this.afterPre(hit, kcb, p, r);
   }
 
+  // --- the optimized path (optimized_callback): no trap, no step --------------------------------
+
+  /**
+   * A task arrived at the entry of the detour of the optimized probe at `hit.addr` (the host
+   * crossing is the emulator's code hook there). As Linux's optimized_callback: a disabled probe
+   * is skipped; a hit while a kprobe is running on this vCPU is missed (counted, no handlers);
+   * otherwise the probe is current (HIT_ACTIVE) while every enabled pre handler runs — their
+   * return values ignored, an optimized probe cannot redirect the PC — and never a post handler
+   * (a probe with one is never optimized). Then `after` finishes the replaced instructions (the
+   * arch's emulation, or nothing: the entry jumps into the copied body) and may give the PC to go
+   * on at. Returns the action when the PC must move, undefined to go on with the entry.
+   */
+  optimizedHit(hit: BreakpointHit, after: (cpu: ProbeCpu) => bigint | undefined): TrapAction | undefined {
+    try {
+      return this.handleOptimized(hit, after);
+    } catch (e) {
+      throw this.unwind(hit, e);
+    }
+  }
+
+  private handleOptimized(hit: BreakpointHit, after: (cpu: ProbeCpu) => bigint | undefined): TrapAction | undefined {
+    const kcb = this.ctl[hit.cpu]!;
+    const ctx = hit.task.kctx;
+    const rcu = this.machine.sync.rcu;
+    // preempt_disable in Linux: an RCU(-sched) reader until the callback returns.
+    rcu.readLock(ctx);
+    const p = this.core.table.get(ctx, hit.addr);
+    if (p === undefined || p.disabled) {
+      rcu.readUnlock(ctx);
+      return this.optResume(hit, after);
+    }
+    if (kcb.current !== undefined) {
+      this.core.incMissed(p);
+      rcu.readUnlock(ctx);
+      return this.optResume(hit, after);
+    }
+    kcb.current = p;
+    kcb.status = KPROBE_STATUS.HIT_ACTIVE;
+    const cpu = kcb.cpu;
+    cpu.engine = hit.engine;
+    cpu.mem = hit.mem;
+    cpu.pcAfter = hit.pcAfter;
+    const regs = kcb.regs.rebind(hit.engine, hit.mem, hit.task, hit.cpu, hit.addr);
+    const chain = this.optPreHandlers(p, regs);
+    const done = (): TrapAction | undefined => {
+      kcb.current = undefined;
+      kcb.status = KPROBE_STATUS.NONE;
+      rcu.readUnlock(ctx);
+      return this.optResume(hit, after);
+    };
+    if (chain === undefined) return done();
+    // A handler's kernel call: the call runs first; the detour goes on where `after` says, or at
+    // the PC the call left (the entry's body), which `resume` must name explicitly.
+    return this.runHandlers(hit, chain, () => done() ?? { pc: this.core.optimizer.bodyOf(hit.addr) });
+  }
+
+  private optResume(hit: BreakpointHit, after: (cpu: ProbeCpu) => bigint | undefined): TrapAction | undefined {
+    const pc = after({ engine: hit.engine, mem: hit.mem, pcAfter: hit.pcAfter });
+    return pc === undefined ? undefined : this.resume(pc);
+  }
+
+  /** opt_pre_handler: every enabled child's pre handler, return values ignored. */
+  private optPreHandlers(p: Kprobe, regs: ProbeRegs): HandlerCalls<number> | undefined {
+    const cs = isAggr(p) ? p.children : [p];
+    for (let i = 0; i < cs.length; i++) {
+      const c = cs[i]!;
+      if (c.disabled) continue;
+      c.nhit++;
+      if (!c.preHandler) continue;
+      const r = c.preHandler(c, regs);
+      if (typeof r !== 'number') return this.optPreRest(r, regs, cs, i);
+    }
+    return undefined;
+  }
+
+  private *optPreRest(first: HandlerCalls<number>, regs: ProbeRegs, cs: readonly Kprobe[], i: number): HandlerCalls<number> {
+    yield* first;
+    for (let k = i + 1; k < cs.length; k++) {
+      const c = cs[k]!;
+      if (c.disabled) continue;
+      c.nhit++;
+      if (!c.preHandler) continue;
+      const r = c.preHandler(c, regs);
+      if (typeof r !== 'number') yield* r;
+    }
+    return 0;
+  }
+
   /** No probe at `addr` (now): a racing unregister removed it after the trap, or not ours. */
   private notOurs(addr: bigint): TrapAction | undefined {
     // The breakpoint is gone from the text: run the original instruction (Linux returns "handled").
