@@ -406,7 +406,7 @@ export class Kprobes {
     p.parent = undefined;
     if (ap.children.length > 0) {
       // The child that left may have been what kept the aggregate from being optimized.
-      if (this.armed.has(ap)) this.optimizer.kick(ap.addr!);
+      if (this.armed.has(ap)) this.optimizer.kick(t, ap.addr!);
       return async () => undefined;
     }
     this.table.del(ap);
@@ -430,7 +430,7 @@ export class Kprobes {
     } finally {
       this.textMutex.unlock(t);
     }
-    this.optimizer.kick(p.addr!);
+    this.optimizer.kick(t, p.addr!);
   }
 
   private async disarm(t: Kthread, p: Kprobe): Promise<void> {
@@ -444,7 +444,7 @@ export class Kprobes {
     } finally {
       this.textMutex.unlock(t);
     }
-    this.optimizer.afterDisarm(p.addr!);
+    this.optimizer.afterDisarm(t, p.addr!);
   }
 
   /** Table owners (lone probes and aggregates). */

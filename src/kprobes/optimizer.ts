@@ -129,15 +129,31 @@ export class KprobeOptimizer {
 
   // --- what the core calls (kprobe_mutex held) -------------------------------------------------
 
-  /** optimize_kprobe after arming: queue it and kick the delayed worker. */
-  kick(addr: bigint): void {
-    if (!this.allowed) {
-      this.refusals.set(addr, { refused: true, errno: EPERM, reason: 'optimization is off (debug.kprobes-optimization = 0)' });
+  /**
+   * optimize_kprobe after arming: what Linux checks at once (sysctl, disabled, post handler, the
+   * arch's can_optimize) refuses without waking anything; the rest is queued for the delayed
+   * worker, which checks again when it runs.
+   */
+  kick(t: Kthread, addr: bigint): void {
+    if (this.live.has(addr)) return;
+    const owner = this.core.ownerAt(t, addr);
+    if (!owner) return;
+    const why = this.ineligible(owner) ?? this.archRefusal(addr);
+    if (why) {
+      this.refusals.set(addr, why);
       return;
     }
-    if (this.live.has(addr)) return;
     this.queue.add(addr);
     this.startWorker();
+  }
+
+  /** The arch's can_optimize answer alone (no detour allocated). */
+  private archRefusal(addr: bigint): ProbeRefusal | undefined {
+    const core = this.core;
+    const fn = core.functionBounds(addr);
+    if (!fn) return { refused: true, errno: EINVAL, reason: 'not inside a known function' };
+    const prep = core.arch.optimize.prepareOptimized((a, n) => core.originalText(a, n), fn, addr);
+    return isRefusal(prep) ? prep : undefined;
   }
 
   /**
@@ -174,15 +190,15 @@ export class KprobeOptimizer {
   }
 
   /** After a breakpoint left `addr`: the probes it blocked may be optimized again. */
-  afterDisarm(addr: bigint): void {
-    for (const [a, r] of this.refusals) if (r.errno === EEXIST && a < addr && addr - a < 32n) this.kick(a);
+  afterDisarm(t: Kthread, addr: bigint): void {
+    for (const [a, r] of [...this.refusals]) if (r.errno === EEXIST && a < addr && addr - a < 32n) this.kick(t, a);
   }
 
   /** sysctl debug.kprobes-optimization: optimize_all_kprobes / unoptimize_all_kprobes. */
   async setAllowed(t: Kthread, on: boolean, armedOwners: Iterable<Kprobe>): Promise<void> {
     this.allowed = on;
     if (on) {
-      for (const p of armedOwners) this.kick(p.addr!);
+      for (const p of armedOwners) this.kick(t, p.addr!);
       return;
     }
     this.queue.clear();
