@@ -19,6 +19,8 @@ import { InsnSlotCache } from './insn-slots.js';
 import { AggrKprobe, isAggr, Kprobe, KPROBE_FLAG, type Ainsn } from './kprobe.js';
 import { cacheHitRegisters } from './regs.js';
 import { KprobeTable } from './table.js';
+import { E } from '../kernel/errno.js';
+import { blacklistReason, checkAddressSafe, checkBoundary, functionBounds, originalText, resolveKprobeAddr, type KprobeSite } from './checks.js';
 import { DETOUR_AREA_SIZE, KprobeOptimizer } from './optimizer.js';
 import type { OptFunction } from '../../arch/probes.js';
 import { KprobeTrapPath } from './trap.js';
@@ -26,10 +28,7 @@ import { KprobeTrapPath } from './trap.js';
 export { KPROBE_TABLE_SIZE } from './table.js';
 export { KPROBE_STATUS } from './trap.js';
 
-export const EINVAL = 22;
-export const ENOENT = 2;
-export const EILSEQ = 84;
-export const ENOMEM = 12;
+export const { EINVAL, ENOENT, EILSEQ, ENOMEM } = E;
 
 /**
  * The default of debug.kprobes-optimization for a new core: on, as in Linux, unless the
@@ -87,14 +86,15 @@ export class Kprobes {
 
   /** register_kprobe: 0 or -errno (p.addr is written back, as Linux does). */
   async register(t: Kthread, p: Kprobe): Promise<number> {
-    const where = this.resolve(p);
-    if (typeof where === 'number') return where;
+    // The checks the placement map runs too (checks.ts), in register_kprobe's order.
+    const where = resolveKprobeAddr(this.machine.kernel, p);
+    if (isRefusal(where)) return -where.errno;
     if (this.registered.has(p)) return -EINVAL;
     p.addr = where.addr;
     p.flags &= KPROBE_FLAG.DISABLED;
     p.nmissed = 0;
-    const unsafe = this.checkAddressSafe(where.addr);
-    if (unsafe) return unsafe;
+    const unsafe = checkAddressSafe(this.machine.kernel, this.arch, where.addr);
+    if (unsafe) return -unsafe.errno;
     await this.mutex.lock(t, 'register_kprobe');
     try {
       const old = this.table.walk(t, where.addr, true);
@@ -103,7 +103,7 @@ export class Kprobes {
         if (rc === 0) this.registered.add(p);
         return rc;
       }
-      const rc = await this.prepare(t, p, where.funcStart);
+      const rc = await this.prepare(t, p, where);
       if (rc) return rc;
       this.table.add(p);
       if (!p.disabled && !this.allDisarmed) await this.arm(t, p);
@@ -249,47 +249,14 @@ export class Kprobes {
 
   // --- internals: registration -----------------------------------------------------------------
 
-  /** _kprobe_addr: exactly one of symbol/address; symbol+offset re-split into function+offset. */
-  private resolve(p: Kprobe): { addr: bigint; funcStart: bigint } | number {
-    if ((p.symbolName === undefined) === (p.addr === undefined)) return -EINVAL;
-    let addr: bigint;
-    if (p.symbolName !== undefined) {
-      // kallsyms knows data symbols too: such a probe is found, then refused as not text.
-      const sym = this.machine.kernel.symbol(p.symbolName) ?? this.machine.kernel.elf.symbolByName(p.symbolName);
-      if (!sym) return -ENOENT;
-      // ppc64 ELFv2: kprobe_lookup_name gives the local entry point (after the TOC setup).
-      addr = (sym.localEntry ?? sym.codeAddress) + BigInt(p.offset);
-    } else addr = p.addr! + BigInt(p.offset);
-    // Outside every function: not kernel text a probe may go to (check_kprobe_address_safe).
-    const loc = this.machine.kernel.elf.symbolAt(addr);
-    if (!loc) return -EINVAL;
-    return { addr, funcStart: loc.symbol.codeAddress };
-  }
-
-  /** check_kprobe_address_safe: kernel text, not blacklisted. */
-  private checkAddressSafe(addr: bigint): number {
-    if (!this.machine.kernel.isText(addr)) return -EINVAL;
-    if (this.blacklistReason(addr) !== undefined) return -EINVAL;
-    return 0;
-  }
-
   /** Why `addr` may not be probed (NOKPROBE / entry text / arch ranges), or undefined. */
   blacklistReason(addr: bigint): string | undefined {
-    const k = this.machine.kernel;
-    for (const r of k.blacklist) if (addr >= r.start && addr < r.end) return r.why;
-    for (const [s, e] of this.arch.blacklistRanges ?? []) {
-      const a = k.symbol(s)?.value;
-      const b = k.symbol(e)?.value;
-      if (a !== undefined && b !== undefined && addr >= a && addr < b) return `${s}..${e}`;
-    }
-    return undefined;
+    return blacklistReason(this.machine.kernel, this.arch, addr);
   }
 
   /** @internal Original text (never breakpoints or jumps): the kernel ELF's bytes. */
   originalText(addr: bigint, len: number): Uint8Array {
-    const k = this.machine.kernel;
-    const n = Math.max(0, Math.min(len, Number(k.textEnd - addr)));
-    return k.elf.textBytesAt(addr, n);
+    return originalText(this.machine.kernel, addr, len);
   }
 
   /** @internal The table's owner at `addr` (kprobe_mutex held). */
@@ -299,10 +266,7 @@ export class Kprobes {
 
   /** @internal The bounds of the kernel function containing `addr` (kallsyms_lookup_size_offset). */
   functionBounds(addr: bigint): OptFunction | undefined {
-    const loc = this.machine.kernel.elf.symbolAt(addr);
-    if (!loc) return undefined;
-    const start = loc.symbol.codeAddress;
-    return { start, end: start + loc.symbol.size };
+    return functionBounds(this.machine.kernel, addr);
   }
 
   /** sysctl debug.kprobes-optimization: optimize every armed probe, or unoptimize them all. */
@@ -316,9 +280,10 @@ export class Kprobes {
   }
 
   /** prepare_kprobe → arch_prepare_kprobe + slot. */
-  private async prepare(t: Kthread, p: Kprobe, funcStart: bigint): Promise<number> {
+  private async prepare(t: Kthread, p: Kprobe, site: KprobeSite): Promise<number> {
     const addr = p.addr!;
-    if (!this.arch.isInsnBoundary((a, n) => this.originalText(a, n), funcStart, addr)) return -EILSEQ;
+    const mid = checkBoundary(this.machine.kernel, this.arch, site);
+    if (mid) return -mid.errno;
     const r = await this.prepareInsn(t, addr, !!p.postHandler);
     if (typeof r === 'number') return r;
     p.opcode = this.originalText(addr, this.arch.breakpoint.length);

@@ -32,6 +32,8 @@ import { isRefusal } from '../../arch/probes.js';
 import type { Mm } from '../mm/mm.js';
 import type { Kthread } from '../sync/index.js';
 import { isAggr, KPROBE_FLAG, type Kprobe } from './kprobe.js';
+import { E } from '../kernel/errno.js';
+import { canOptimize } from './checks.js';
 import type { Kprobes } from './kprobes.js';
 
 /** OPTIMIZE_DELAY (5 jiffies): ticks of the worker before it optimizes what was queued. */
@@ -44,10 +46,6 @@ export const DETOUR_AREA_SIZE = 64 * 1024;
 /** How long the worker waits for tasks to leave a range before it retries in a later round. */
 const MAX_QUIESCE_TICKS = 2000;
 
-const EEXIST = 17;
-const EINVAL = 22;
-const ENOMEM = 12;
-const EPERM = 1;
 
 /** One optimized probe: its address, the arch's plan, its detour and the bytes it replaced. */
 export interface OptimizedProbe {
@@ -149,10 +147,7 @@ export class KprobeOptimizer {
 
   /** The arch's can_optimize answer alone (no detour allocated). */
   private archRefusal(addr: bigint): ProbeRefusal | undefined {
-    const core = this.core;
-    const fn = core.functionBounds(addr);
-    if (!fn) return { refused: true, errno: EINVAL, reason: 'not inside a known function' };
-    const prep = core.arch.optimize.prepareOptimized((a, n) => core.originalText(a, n), fn, addr);
+    const prep = canOptimize(this.core.machine.kernel, this.core.arch, addr);
     return isRefusal(prep) ? prep : undefined;
   }
 
@@ -191,7 +186,7 @@ export class KprobeOptimizer {
 
   /** After a breakpoint left `addr`: the probes it blocked may be optimized again. */
   afterDisarm(t: Kthread, addr: bigint): void {
-    for (const [a, r] of [...this.refusals]) if (r.errno === EEXIST && a < addr && addr - a < 32n) this.kick(t, a);
+    for (const [a, r] of [...this.refusals]) if (r.errno === E.EEXIST && a < addr && addr - a < 32n) this.kick(t, a);
   }
 
   /** sysctl debug.kprobes-optimization: optimize_all_kprobes / unoptimize_all_kprobes. */
@@ -298,24 +293,20 @@ export class KprobeOptimizer {
   private prepare(t: Kthread, addr: bigint): OptimizedProbe | ProbeRefusal {
     const core = this.core;
     const owner = core.ownerAt(t, addr);
-    if (!owner) return { refused: true, errno: EINVAL, reason: 'not registered any more' };
+    if (!owner) return { refused: true, errno: E.EINVAL, reason: 'not registered any more' };
     const why = this.ineligible(owner);
     if (why) return why;
-    const fn = core.functionBounds(addr);
-    if (!fn) return { refused: true, errno: EINVAL, reason: 'not inside a known function' };
-    const prep = core.arch.optimize.prepareOptimized((a, n) => core.originalText(a, n), fn, addr);
+    // get_optinsn_slot, then the arch's checks against that detour (checks.ts).
+    const index = this.slotUsed.indexOf(0);
+    if (index < 0) return { refused: true, errno: E.ENOMEM, reason: `all ${DETOUR_SLOTS} detour buffers are in use` };
+    const { entry, body } = this.detourAt(index);
+    const prep = canOptimize(core.machine.kernel, core.arch, addr, { entry, body });
     if (isRefusal(prep)) return prep;
     // optimize_kprobe: no other probe's breakpoint inside the replaced bytes.
     for (let a = addr + 1n; a < addr + BigInt(prep.size); a++) {
-      if (core.ownerAt(t, a)) return { refused: true, errno: EEXIST, reason: `another kprobe at 0x${a.toString(16)} lies inside the bytes the jump replaces` };
+      if (core.ownerAt(t, a)) return { refused: true, errno: E.EEXIST, reason: `another kprobe at 0x${a.toString(16)} lies inside the bytes the jump replaces` };
     }
-    if (prep.bodySize > DETOUR_BODY_SIZE) return { refused: true, errno: ENOMEM, reason: 'the detour does not fit a detour buffer' };
-    const index = this.slotUsed.indexOf(0);
-    if (index < 0) return { refused: true, errno: ENOMEM, reason: `all ${DETOUR_SLOTS} detour buffers are in use` };
-    const entry = this.entryBase + BigInt(index * core.arch.optimize.entrySize);
-    const body = this.bodyBase + BigInt(index * DETOUR_BODY_SIZE);
-    const range = prep.placementRefusal(entry, body);
-    if (range) return range;
+    if (prep.bodySize > DETOUR_BODY_SIZE) return { refused: true, errno: E.ENOMEM, reason: 'the detour does not fit a detour buffer' };
     this.slotUsed[index] = 1;
     const emulate = prep.emulate;
     const arch = this.machine.arch;
@@ -335,6 +326,11 @@ export class KprobeOptimizer {
     };
   }
 
+  /** Detour buffer `index`: its entry and its body. */
+  detourAt(index: number): { entry: bigint; body: bigint } {
+    return { entry: this.entryBase + BigInt(index * this.core.arch.optimize.entrySize), body: this.bodyBase + BigInt(index * DETOUR_BODY_SIZE) };
+  }
+
   private eligible(owner: Kprobe): boolean {
     return this.ineligible(owner) === undefined;
   }
@@ -342,12 +338,12 @@ export class KprobeOptimizer {
   /** The generic reasons (optimize_kprobe): sysctl, disarmed, disabled, a post handler. */
   private ineligible(owner: Kprobe): ProbeRefusal | undefined {
     const no = (errno: number, reason: string): ProbeRefusal => ({ refused: true, errno, reason });
-    if (!this.allowed) return no(EPERM, 'optimization is off (debug.kprobes-optimization = 0)');
-    if (this.core.allDisarmed) return no(EINVAL, 'kprobes are disarmed (debugfs enabled = 0)');
-    if (owner.disabled) return no(EINVAL, 'the probe is disabled');
-    if (!this.core.isArmed(owner.addr!)) return no(EINVAL, 'the probe is not armed');
+    if (!this.allowed) return no(E.EPERM, 'optimization is off (debug.kprobes-optimization = 0)');
+    if (this.core.allDisarmed) return no(E.EINVAL, 'kprobes are disarmed (debugfs enabled = 0)');
+    if (owner.disabled) return no(E.EINVAL, 'the probe is disabled');
+    if (!this.core.isArmed(owner.addr!)) return no(E.EINVAL, 'the probe is not armed');
     const posts = isAggr(owner) ? owner.children.some((c) => c.postHandler) : !!owner.postHandler;
-    if (posts) return no(EINVAL, 'a post_handler needs the single-step: a probe with one is never optimized');
+    if (posts) return no(E.EINVAL, 'a post_handler needs the single-step: a probe with one is never optimized');
     return undefined;
   }
 
