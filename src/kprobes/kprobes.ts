@@ -346,7 +346,7 @@ export class Kprobes {
     if (ap.disabled && !p.disabled) {
       ap.flags &= ~KPROBE_FLAG.DISABLED;
       if (!this.allDisarmed) await this.arm(t, ap);
-    }
+    } else if (this.armed.has(ap)) this.optimizer.kick(t, ap.addr!);
     return 0;
   }
 

@@ -180,7 +180,11 @@ export class KprobeOptimizer {
    */
   async beforeArm(t: Kthread, addr: bigint): Promise<void> {
     for (const op of [...this.live.values()]) {
-      if (addr > op.addr && addr < op.addr + BigInt(op.prep.size)) await this.unoptimize(t, op.addr);
+      if (addr > op.addr && addr < op.addr + BigInt(op.prep.size)) {
+        await this.unoptimize(t, op.addr);
+        // Blocked until that breakpoint goes (afterDisarm kicks it again).
+        this.refusals.set(op.addr, { refused: true, errno: E.EEXIST, reason: `another kprobe at 0x${addr.toString(16)} lies inside the bytes the jump replaces` });
+      }
     }
   }
 
