@@ -79,6 +79,10 @@ export class KprobeOptimizer {
   /** Rounds the worker ran, and rounds that had to put work off (tasks did not leave in time). */
   rounds = 0;
   deferredRounds = 0;
+  /** Ticks the worker waited for a task to leave a replaced range or a detour (the rcu_tasks wait). */
+  quiesceTicks = 0;
+  /** Hits that entered a detour (the optimized path). */
+  hits = 0;
   readonly entryBase: bigint;
   readonly bodyBase: bigint;
 
@@ -375,6 +379,7 @@ export class KprobeOptimizer {
     if (ranges.length === 0) return true;
     for (let i = 0; i < MAX_QUIESCE_TICKS; i++) {
       if (!this.anyTaskIn(ranges)) return true;
+      this.quiesceTicks++;
       await this.machine.sync.sched.tick(t);
     }
     return false;
@@ -426,6 +431,7 @@ export class KprobeOptimizer {
     const vcpu = this.machine.runningCpu;
     const task = vcpu?.current;
     if (!op || !vcpu || !task) return;
+    this.hits++;
     const hit = { task, cpu: vcpu.id, addr: op.addr, pcAfter: entry, engine: task.mm.engine, mem: task.mm };
     const action = this.core.trap.optimizedHit(hit, op.after);
     if (action?.pc !== undefined) this.machine.arch.setPc(hit.engine, action.pc);
