@@ -30,6 +30,8 @@
 import type { OptimizedInsn, ProbeCpu, ProbeRefusal } from '../../arch/probes.js';
 import { isRefusal } from '../../arch/probes.js';
 import type { Mm } from '../mm/mm.js';
+import type { Task } from '../kernel/task.js';
+import type { Engine } from '../emu/unicorn.js';
 import type { Kthread } from '../sync/index.js';
 import { isAggr, KPROBE_FLAG, type Kprobe } from './kprobe.js';
 import { E } from '../kernel/errno.js';
@@ -56,8 +58,11 @@ export interface OptimizedProbe {
   readonly body: bigint;
   /** Original text of [addr, addr + prep.size) (the breakpoint not included). */
   readonly original: Uint8Array;
-  /** What the entry's host crossing does after the handlers (see trap.ts optimizedHit). */
-  readonly after: (cpu: ProbeCpu) => bigint | undefined;
+  /**
+   * What the entry's host crossing does after the handlers (trap.ts optimizedHit): emulate the
+   * instruction and give the PC (ppc64 branches); undefined = the entry jumps into the body.
+   */
+  readonly after: ((cpu: ProbeCpu) => bigint | undefined) | undefined;
 }
 
 export class KprobeOptimizer {
@@ -330,7 +335,7 @@ export class KprobeOptimizer {
             emulate(cpu);
             return arch.getPc(cpu.engine);
           }
-        : () => undefined,
+        : undefined,
     };
   }
 
@@ -426,13 +431,24 @@ export class KprobeOptimizer {
     mm.engine.hookCode((address) => this.onEntry(address), this.entryBase, end);
   }
 
+  /** One reusable hit description per vCPU (the hook runs at every optimized hit). */
+  private readonly hitOf: Array<{ task: Task; cpu: number; addr: bigint; pcAfter: bigint; engine: Engine; mem: Mm } | undefined> = [];
+
   private onEntry(entry: bigint): void {
     const op = this.byEntry.get(entry);
     const vcpu = this.machine.runningCpu;
     const task = vcpu?.current;
     if (!op || !vcpu || !task) return;
     this.hits++;
-    const hit = { task, cpu: vcpu.id, addr: op.addr, pcAfter: entry, engine: task.mm.engine, mem: task.mm };
+    let hit = this.hitOf[vcpu.id];
+    if (hit === undefined) hit = this.hitOf[vcpu.id] = { task, cpu: vcpu.id, addr: op.addr, pcAfter: entry, engine: task.mm.engine, mem: task.mm };
+    else {
+      hit.task = task;
+      hit.addr = op.addr;
+      hit.pcAfter = entry;
+      hit.engine = task.mm.engine;
+      hit.mem = task.mm;
+    }
     const action = this.core.trap.optimizedHit(hit, op.after);
     if (action?.pc !== undefined) this.machine.arch.setPc(hit.engine, action.pc);
   }

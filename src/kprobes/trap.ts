@@ -167,7 +167,7 @@ export class KprobeTrapPath {
    * arch's emulation, or nothing: the entry jumps into the copied body) and may give the PC to go
    * on at. Returns the action when the PC must move, undefined to go on with the entry.
    */
-  optimizedHit(hit: BreakpointHit, after: (cpu: ProbeCpu) => bigint | undefined): TrapAction | undefined {
+  optimizedHit(hit: BreakpointHit, after: ((cpu: ProbeCpu) => bigint | undefined) | undefined): TrapAction | undefined {
     try {
       return this.handleOptimized(hit, after);
     } catch (e) {
@@ -175,7 +175,8 @@ export class KprobeTrapPath {
     }
   }
 
-  private handleOptimized(hit: BreakpointHit, after: (cpu: ProbeCpu) => bigint | undefined): TrapAction | undefined {
+  // The common case (handlers that return plainly, the body runs the copies) allocates nothing.
+  private handleOptimized(hit: BreakpointHit, after: ((cpu: ProbeCpu) => bigint | undefined) | undefined): TrapAction | undefined {
     const kcb = this.ctl[hit.cpu]!;
     const ctx = hit.task.kctx;
     const rcu = this.machine.sync.rcu;
@@ -184,12 +185,12 @@ export class KprobeTrapPath {
     const p = this.core.table.get(ctx, hit.addr);
     if (p === undefined || p.disabled) {
       rcu.readUnlock(ctx);
-      return this.optResume(hit, after);
+      return after === undefined ? undefined : this.optResume(hit, after);
     }
     if (kcb.current !== undefined) {
       this.core.incMissed(p);
       rcu.readUnlock(ctx);
-      return this.optResume(hit, after);
+      return after === undefined ? undefined : this.optResume(hit, after);
     }
     kcb.current = p;
     kcb.status = KPROBE_STATUS.HIT_ACTIVE;
@@ -198,17 +199,22 @@ export class KprobeTrapPath {
     cpu.mem = hit.mem;
     cpu.pcAfter = hit.pcAfter;
     const regs = kcb.regs.rebind(hit.engine, hit.mem, hit.task, hit.cpu, hit.addr);
-    const chain = this.optPreHandlers(p, regs);
-    const done = (): TrapAction | undefined => {
+    const chain = isAggr(p) ? this.optPreHandlers(p.children, regs) : this.optPreOne(p, regs);
+    if (chain === undefined) {
       kcb.current = undefined;
       kcb.status = KPROBE_STATUS.NONE;
       rcu.readUnlock(ctx);
-      return this.optResume(hit, after);
-    };
-    if (chain === undefined) return done();
-    // A handler's kernel call: the call runs first; the detour goes on where `after` says, or at
-    // the PC the call left (the entry's body), which `resume` must name explicitly.
-    return this.runHandlers(hit, chain, () => done() ?? { pc: this.core.optimizer.bodyOf(hit.addr) });
+      return after === undefined ? undefined : this.optResume(hit, after);
+    }
+    // A handler's kernel call: the call runs first; the detour then goes on where `after` says,
+    // or in its body (the entry must not run again: its hook would fire twice).
+    const addr = hit.addr;
+    return this.runHandlers(hit, chain, () => {
+      kcb.current = undefined;
+      kcb.status = KPROBE_STATUS.NONE;
+      rcu.readUnlock(ctx);
+      return (after === undefined ? undefined : this.optResume(hit, after)) ?? { pc: this.core.optimizer.bodyOf(addr) };
+    });
   }
 
   private optResume(hit: BreakpointHit, after: (cpu: ProbeCpu) => bigint | undefined): TrapAction | undefined {
@@ -216,9 +222,16 @@ export class KprobeTrapPath {
     return pc === undefined ? undefined : this.resume(pc);
   }
 
+  /** A lone probe's pre handler (return value ignored), or the chain when it yields a kernel call. */
+  private optPreOne(c: Kprobe, regs: ProbeRegs): HandlerCalls<number> | undefined {
+    c.nhit++;
+    if (!c.preHandler) return undefined;
+    const r = c.preHandler(c, regs);
+    return typeof r === 'number' ? undefined : this.optPreRest(r, regs, [], 0);
+  }
+
   /** opt_pre_handler: every enabled child's pre handler, return values ignored. */
-  private optPreHandlers(p: Kprobe, regs: ProbeRegs): HandlerCalls<number> | undefined {
-    const cs = isAggr(p) ? p.children : [p];
+  private optPreHandlers(cs: readonly Kprobe[], regs: ProbeRegs): HandlerCalls<number> | undefined {
     for (let i = 0; i < cs.length; i++) {
       const c = cs[i]!;
       if (c.disabled) continue;
