@@ -262,6 +262,42 @@ describe.each(OPT_TARGETS)('optprobes on %s', (target) => {
     }
   });
 
+  it('an optimized probe whose handler calls a kernel function: the call runs from the detour, hits another optimized probe as a reentry (missed), and the detour goes on', async () => {
+    const { m, e, out } = machine(target, 'fib-nolibc', { cpus: 2, seed: 3 });
+    try {
+      const kprobes = new Kprobes(m, { optimization: true });
+      const got: bigint[] = [];
+      let inner = 0;
+      const a = new Kprobe({
+        symbolName: 'ksys_write',
+        preHandler: function* (_p, regs) {
+          got.push(yield regs.call('kprobe_target', regs.arg(2)));
+          return 0;
+        },
+      });
+      const b = new Kprobe({ symbolName: 'kprobe_target', preHandler: () => (inner++, 0) });
+      expect(await m.kernelCall('reg', (t) => kprobes.registerBatch(t, [a, b]))).toBe(0);
+      await m.kernelCall('optimizer', (t) => kprobes.optimizer.flush(t));
+      expect(kprobes.optimizer.isOptimized(a.addr!)).toBe(true);
+      expect(kprobes.optimizer.isOptimized(b.addr!)).toBe(true);
+      expect((await m.runAsync()).status).toBe(e.exit);
+      expect(out.join('')).toBe(e.stdout);
+      expect(a.nhit).toBeGreaterThan(0);
+      expect(kprobes.optimizer.hits).toBe(a.nhit + b.nmissed);
+      expect(got).toHaveLength(a.nhit);
+      expect(b.nmissed).toBe(a.nhit);
+      expect([b.nhit, inner, a.nmissed]).toEqual([0, 0, 0]);
+      // write(2)'s count divided by 3 by kprobe_target, which still ran in full.
+      const lens = e.stdout.split(/(?<=\n)/).map((l) => BigInt(l.length));
+      expect(got).toEqual(lens.slice(0, got.length).map((n) => n / 3n));
+      // From the host, outside any handler: b's handler runs, through its detour.
+      expect(await m.callKernelFunction('kprobe_target', [30n])).toBe(10n);
+      expect([b.nhit, inner]).toEqual([1, 1]);
+    } finally {
+      m.close();
+    }
+  });
+
   it('a kretprobe on an optimized function entry: every return still seen', async () => {
     const { m, e, out } = machine(target);
     try {
