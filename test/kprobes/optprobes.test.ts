@@ -131,7 +131,7 @@ describe.each(OPT_TARGETS)('optprobes on %s', (target) => {
     try {
       const kprobes = new Kprobes(m, { optimization: true });
       const placer = new KprobePlacer(kprobes);
-      const rows = placer.map(placer.functionNamed('ksys_write')!).filter((r) => r.verdict.ok && r.verdict.mode !== 'optimize');
+      const rows = FUNCTIONS.flatMap((n) => placer.map(placer.functionNamed(n)!)).filter((r) => r.verdict.ok && r.verdict.mode !== 'optimize');
       expect(rows.length).toBeGreaterThan(0);
       const probes = rows.map((r) => new Kprobe({ addr: r.addr, preHandler: () => 0 }));
       for (const p of probes) expect(await m.kernelCall('reg', (t) => kprobes.register(t, p))).toBe(0);
