@@ -127,13 +127,6 @@ export class KprobeOptimizer {
     return this.worker !== undefined || this.queue.size > 0 || this.freeing.length > 0;
   }
 
-  /** The body a detour goes on with after the handlers (a handler's kernel call resumes there). */
-  bodyOf(addr: bigint): bigint {
-    const op = this.live.get(addr) ?? this.freeing.find((o) => o.addr === addr);
-    if (!op) throw new Error(`no detour for 0x${addr.toString(16)}`);
-    return op.body;
-  }
-
   // --- what the core calls (kprobe_mutex held) -------------------------------------------------
 
   /**
@@ -263,6 +256,9 @@ export class KprobeOptimizer {
       } finally {
         core.textMutex.unlock(t);
       }
+      // A hit whose handler is in a kernel call it made from a detour (an RCU reader, its PC in
+      // the called function) comes back to that detour's body: wait for such readers first.
+      if (freeing.length > 0) await this.machine.sync.rcu.synchronize(t, 'kprobe_optimizer');
       // synchronize_rcu_tasks: nobody stopped inside the bytes a jump replaces or a freed detour.
       const ranges: Array<[bigint, bigint]> = [];
       for (const op of todo) if (op.prep.size > 1) ranges.push([op.addr + 1n, op.addr + BigInt(op.prep.size)]);
@@ -449,7 +445,7 @@ export class KprobeOptimizer {
       hit.engine = task.mm.engine;
       hit.mem = task.mm;
     }
-    const action = this.core.trap.optimizedHit(hit, op.after);
+    const action = this.core.trap.optimizedHit(hit, op.after, op.body);
     if (action?.pc !== undefined) this.machine.arch.setPc(hit.engine, action.pc);
   }
 }

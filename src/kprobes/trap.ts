@@ -167,16 +167,16 @@ export class KprobeTrapPath {
    * arch's emulation, or nothing: the entry jumps into the copied body) and may give the PC to go
    * on at. Returns the action when the PC must move, undefined to go on with the entry.
    */
-  optimizedHit(hit: BreakpointHit, after: ((cpu: ProbeCpu) => bigint | undefined) | undefined): TrapAction | undefined {
+  optimizedHit(hit: BreakpointHit, after: ((cpu: ProbeCpu) => bigint | undefined) | undefined, body: bigint): TrapAction | undefined {
     try {
-      return this.handleOptimized(hit, after);
+      return this.handleOptimized(hit, after, body);
     } catch (e) {
       throw this.unwind(hit, e);
     }
   }
 
   // The common case (handlers that return plainly, the body runs the copies) allocates nothing.
-  private handleOptimized(hit: BreakpointHit, after: ((cpu: ProbeCpu) => bigint | undefined) | undefined): TrapAction | undefined {
+  private handleOptimized(hit: BreakpointHit, after: ((cpu: ProbeCpu) => bigint | undefined) | undefined, body: bigint): TrapAction | undefined {
     const kcb = this.ctl[hit.cpu]!;
     const ctx = hit.task.kctx;
     const rcu = this.machine.sync.rcu;
@@ -207,13 +207,13 @@ export class KprobeTrapPath {
       return after === undefined ? undefined : this.optResume(hit, after);
     }
     // A handler's kernel call: the call runs first; the detour then goes on where `after` says,
-    // or in its body (the entry must not run again: its hook would fire twice).
-    const addr = hit.addr;
+    // or in its body (the entry must not run again: its hook would fire twice). The detour may
+    // have been unoptimized meanwhile: the optimizer frees it only after this RCU reader is done.
     return this.runHandlers(hit, chain, () => {
       kcb.current = undefined;
       kcb.status = KPROBE_STATUS.NONE;
       rcu.readUnlock(ctx);
-      return (after === undefined ? undefined : this.optResume(hit, after)) ?? { pc: this.core.optimizer.bodyOf(addr) };
+      return (after === undefined ? undefined : this.optResume(hit, after)) ?? { pc: body };
     });
   }
 

@@ -93,4 +93,51 @@ describe.each(TARGETS)('optimized kprobes under concurrency on %s', (target) => 
     expect(optimizedHits).toBeGreaterThan(0);
     console.log(`${target}: ${rounds} rounds over 16 seeds, ${optimizedHits} optimized hits, ${quiesceTicks} ticks waiting for tasks to leave replaced bytes or detours`);
   });
+
+  it('unregistering while a handler is inside a kernel call it made from the detour: the detour outlives the call (8 seeds)', async () => {
+    let caught = 0;
+    for (let seed = 1; seed <= 8; seed++) {
+      const e = manifest.find((x) => x.target === target && x.name === 'fib-nolibc')!;
+      const out: string[] = [];
+      const reports: string[] = [];
+      const dec = new TextDecoder();
+      const m = new Machine({ target, cpus: 2, seed, quantum: 3, stdout: (s) => out.push(dec.decode(s)), report: (l) => reports.push(l) });
+      m.spawn(`${repoRoot}/fixtures/${e.path}`, [e.path, ...e.args]);
+      try {
+        const kprobes = new Kprobes(m, { optimization: true });
+        let inCall = false;
+        const got: bigint[] = [];
+        const a = new Kprobe({
+          symbolName: 'ksys_write',
+          preHandler: function* (_p, regs) {
+            inCall = true;
+            got.push(yield regs.call('kprobe_target', 30n));
+            inCall = false;
+            return 0;
+          },
+        });
+        expect(await m.kernelCall('reg', (t) => kprobes.register(t, a))).toBe(0);
+        await m.kernelCall('optimizer', (t) => kprobes.optimizer.flush(t));
+        expect(kprobes.optimizer.isOptimized(a.addr!)).toBe(true);
+        const th = m.kthread<boolean>('unregister', async (t) => {
+          while (alive(m) && !inCall) await m.sync.sched.tick(t);
+          const during = inCall;
+          await kprobes.unregister(t, a);
+          // The optimizer frees the detour; the handler's call has not returned yet.
+          await kprobes.optimizer.flush(t);
+          return during;
+        });
+        const r = await m.runAsync();
+        if (await th.done) caught++;
+        expect(out.join('')).toBe(e.stdout);
+        expect(r.status).toBe(e.exit);
+        expect(reports).toEqual([]);
+        expect(got.every((v) => v === 10n)).toBe(true);
+        expect(m.sync.lockdep.reports).toEqual([]);
+      } finally {
+        m.close();
+      }
+    }
+    expect(caught).toBeGreaterThan(0);
+  });
 });
