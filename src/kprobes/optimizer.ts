@@ -21,8 +21,9 @@
  * - Unoptimizing (a post handler added, a probe armed inside the range, disable, unregister,
  *   sysctl off) restores the breakpoint and the original bytes at once, under text_mutex — Linux
  *   queues a disabled probe's unoptimization and lets the callback skip it meanwhile; doing it at
- *   once gives the same hits — and hands the detour to the worker, which frees it only after the
- *   wait above and then poisons it with breakpoints, so a use after free traps visibly.
+ *   once gives the same hits — and hands the detour to the worker, which frees it only after an
+ *   RCU grace period (a handler in a kernel call it made from the detour returns into it) and the
+ *   wait above, then poisons it with breakpoints, so a use after free traps visibly.
  *
  * Aggregated probes optimize as one: the optimized state belongs to the address (the table's
  * owner there, lone probe or aggregate), and the callback walks the owner's children.
