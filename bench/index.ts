@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Machine } from '../src/kernel/machine.js';
 import { benchSync } from './sync.js';
 import { benchKprobes } from './kprobes.js';
+import { benchOptprobes } from './optprobes.js';
 import { benchUprobes } from './uprobes.js';
 import { recordResults } from './harness.js';
 import { supportedTargets } from '../arch/index.js';
@@ -114,6 +115,7 @@ async function main(): Promise<void> {
   );
   recordResults('sync', await benchSync(RUNS));
   recordResults('kprobes', await benchKprobes({ record: false }));
+  recordResults('optprobes', await benchOptprobes({ record: false }));
   const path = recordResults('uprobes', await benchUprobes(RUNS, supportedTargets(), { record: false }));
   console.log(`\nbench: every figure written to ${path}`);
 }

@@ -155,6 +155,107 @@ export class KprobeTrapPath {
     return this.afterPre(hit, kcb, p, r);
   }
 
+  // --- the optimized path (optimized_callback): no trap, no step --------------------------------
+
+  /**
+   * A task arrived at the entry of the detour of the optimized probe at `hit.addr` (the host
+   * crossing is the emulator's code hook there). As Linux's optimized_callback: a disabled probe
+   * is skipped; a hit while a kprobe is running on this vCPU is missed (counted, no handlers);
+   * otherwise the probe is current (HIT_ACTIVE) while every enabled pre handler runs — their
+   * return values ignored, an optimized probe cannot redirect the PC — and never a post handler
+   * (a probe with one is never optimized). Then `after` finishes the replaced instructions (the
+   * arch's emulation, or nothing: the entry jumps into the copied body) and may give the PC to go
+   * on at. Returns the action when the PC must move, undefined to go on with the entry.
+   */
+  optimizedHit(hit: BreakpointHit, after: ((cpu: ProbeCpu) => bigint | undefined) | undefined, body: bigint): TrapAction | undefined {
+    try {
+      return this.handleOptimized(hit, after, body);
+    } catch (e) {
+      throw this.unwind(hit, e);
+    }
+  }
+
+  // The common case (handlers that return plainly, the body runs the copies) allocates nothing.
+  private handleOptimized(hit: BreakpointHit, after: ((cpu: ProbeCpu) => bigint | undefined) | undefined, body: bigint): TrapAction | undefined {
+    const kcb = this.ctl[hit.cpu]!;
+    const ctx = hit.task.kctx;
+    const rcu = this.machine.sync.rcu;
+    // preempt_disable in Linux: an RCU(-sched) reader until the callback returns.
+    rcu.readLock(ctx);
+    const p = this.core.table.get(ctx, hit.addr);
+    if (p === undefined || p.disabled) {
+      rcu.readUnlock(ctx);
+      return after === undefined ? undefined : this.optResume(hit, after);
+    }
+    if (kcb.current !== undefined) {
+      this.core.incMissed(p);
+      rcu.readUnlock(ctx);
+      return after === undefined ? undefined : this.optResume(hit, after);
+    }
+    kcb.current = p;
+    kcb.status = KPROBE_STATUS.HIT_ACTIVE;
+    const cpu = kcb.cpu;
+    cpu.engine = hit.engine;
+    cpu.mem = hit.mem;
+    cpu.pcAfter = hit.pcAfter;
+    const regs = kcb.regs.rebind(hit.engine, hit.mem, hit.task, hit.cpu, hit.addr);
+    const chain = isAggr(p) ? this.optPreHandlers(p.children, regs) : this.optPreOne(p, regs);
+    if (chain === undefined) {
+      kcb.current = undefined;
+      kcb.status = KPROBE_STATUS.NONE;
+      rcu.readUnlock(ctx);
+      return after === undefined ? undefined : this.optResume(hit, after);
+    }
+    // A handler's kernel call: the call runs first; the detour then goes on where `after` says,
+    // or in its body (the entry must not run again: its hook would fire twice). The detour may
+    // have been unoptimized meanwhile: the optimizer frees it only after this RCU reader is done.
+    return this.runHandlers(hit, chain, () => {
+      kcb.current = undefined;
+      kcb.status = KPROBE_STATUS.NONE;
+      rcu.readUnlock(ctx);
+      return (after === undefined ? undefined : this.optResume(hit, after)) ?? { pc: body };
+    });
+  }
+
+  private optResume(hit: BreakpointHit, after: (cpu: ProbeCpu) => bigint | undefined): TrapAction | undefined {
+    const pc = after({ engine: hit.engine, mem: hit.mem, pcAfter: hit.pcAfter });
+    return pc === undefined ? undefined : this.resume(pc);
+  }
+
+  /** A lone probe's pre handler (return value ignored), or the chain when it yields a kernel call. */
+  private optPreOne(c: Kprobe, regs: ProbeRegs): HandlerCalls<number> | undefined {
+    c.nhit++;
+    if (!c.preHandler) return undefined;
+    const r = c.preHandler(c, regs);
+    return typeof r === 'number' ? undefined : this.optPreRest(r, regs, [], 0);
+  }
+
+  /** opt_pre_handler: every enabled child's pre handler, return values ignored. */
+  private optPreHandlers(cs: readonly Kprobe[], regs: ProbeRegs): HandlerCalls<number> | undefined {
+    for (let i = 0; i < cs.length; i++) {
+      const c = cs[i]!;
+      if (c.disabled) continue;
+      c.nhit++;
+      if (!c.preHandler) continue;
+      const r = c.preHandler(c, regs);
+      if (typeof r !== 'number') return this.optPreRest(r, regs, cs, i);
+    }
+    return undefined;
+  }
+
+  private *optPreRest(first: HandlerCalls<number>, regs: ProbeRegs, cs: readonly Kprobe[], i: number): HandlerCalls<number> {
+    yield* first;
+    for (let k = i + 1; k < cs.length; k++) {
+      const c = cs[k]!;
+      if (c.disabled) continue;
+      c.nhit++;
+      if (!c.preHandler) continue;
+      const r = c.preHandler(c, regs);
+      if (typeof r !== 'number') yield* r;
+    }
+    return 0;
+  }
+
   /** No probe at `addr` (now): a racing unregister removed it after the trap, or not ours. */
   private notOurs(addr: bigint): TrapAction | undefined {
     // The breakpoint is gone from the text: run the original instruction (Linux returns "handled").
