@@ -5,6 +5,7 @@
  * this?": it calls these hooks. Everything that knows opcodes, register numbers, ABIs or Unicorn
  * quirks lives behind them in arch/<family>/.
  */
+import type { ErrnoTable } from '../src/kernel/errno.js';
 import type { Engine } from '../src/emu/unicorn.js';
 
 export type Target = 'x86_64' | 'i386' | 'ppc32' | 'ppc64' | 'sparc64';
@@ -171,7 +172,9 @@ export interface Arch {
    * undefined when `name` is not an arch-specific call.
    */
   archSyscall(name: string, engine: Engine, args: bigint[], mem: GuestMemoryAccess): bigint | undefined;
-  /** Translate a generic Linux errno to this target's user ABI numbering (sparc differs). */
+  /** This target's errno numbers by name (its uapi asm/errno.h; sparc and powerpc differ). */
+  readonly errno: ErrnoTable;
+  /** Translate a generic Linux errno to this target's user ABI numbering: `errnoTranslator(errno)`. */
   userErrno(linuxErrno: number): number;
   /**
    * A getrlimit/prlimit64 resource number in this target's numbering, as the generic one

@@ -53,7 +53,7 @@ import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
 import { UniprobeError } from '../../src/errors.js';
 import { type Arch, type RegSnapshot, type TrapSink } from '../types.js';
 import { UC_SPARC_REG as R } from './ucregs.js';
-import { sparcErrno } from './errno.js';
+import { SPARC_ERRNO, sparcErrno } from './errno.js';
 import { sparcRlimitResource } from './resource.js';
 import * as isa from './isa.js';
 import { table, R32, R31_PC, R32_PC, SYSCALL_ARG_REGS, ST, CCR_CARRY, FORK_LIKE, ADDRESS_MASK, STUB_AREA, STUB_AREA_SIZE, STUB_READ_STATE, STUB_WRITE_STATE, STUB_SYSRET, SparcCpu, cpus, cpuOf, be32, u64, fetch, readCcrY, writeCcrY } from './cpu.js';
@@ -200,6 +200,7 @@ export const sparc64: Arch = {
   },
   setThreadPointer: (e, tls) => e.regWrite(R.G7, tls),
   archSyscall: () => undefined,
+  errno: SPARC_ERRNO,
   userErrno: sparcErrno,
   rlimitResource: sparcRlimitResource,
   // sparc_clone: (flags, newsp, parent_tid, tls, child_tid), like CLONE_BACKWARDS.
