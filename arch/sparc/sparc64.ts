@@ -48,6 +48,7 @@
  * %o1 = 0 in the parent and %o0 = parent's pid, %o1 = 1 in the child; `ta 3` flushes windows;
  * the initial %sp is biased (STACK_BIAS 2047) with a 128-byte window save area below argc.
  */
+import { singleEntry } from '../entry.js';
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
 import { UniprobeError } from '../../src/errors.js';
@@ -200,6 +201,7 @@ export const sparc64: Arch = {
   },
   setThreadPointer: (e, tls) => e.regWrite(R.G7, tls),
   archSyscall: () => undefined,
+  functionEntry: singleEntry,
   errno: SPARC_ERRNO,
   userErrno: sparcErrno,
   rlimitResource: sparcRlimitResource,

@@ -7,6 +7,7 @@
  * written the way Linux's fill_ldt()/set_tls_desc() encode a struct user_desc. The TLS entries are
  * per-task state (Linux keeps them in thread.tls_array), so they travel in the task's snapshot.
  */
+import { singleEntry } from '../entry.js';
 import { errnoTranslator, GENERIC_ERRNO } from '../../src/kernel/errno.js';
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
@@ -219,6 +220,7 @@ export const i386: Arch = {
     e.memWrite(GDT_ADDR + BigInt(entry * 8), encodeUserDesc(base, limit, flags));
     return 0n;
   },
+  functionEntry: singleEntry,
   errno: GENERIC_ERRNO,
   userErrno: errnoTranslator(GENERIC_ERRNO),
   // i386 clone(flags, newsp, parent_tidptr, tls, child_tidptr) (CONFIG_CLONE_BACKWARDS)

@@ -8,6 +8,7 @@
  *   so do we.
  * - int3 and `int n` arrive through UC_HOOK_INTR with RIP after the instruction.
  */
+import { singleEntry } from '../entry.js';
 import { errnoTranslator, GENERIC_ERRNO } from '../../src/kernel/errno.js';
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
@@ -167,6 +168,7 @@ export const x86_64: Arch = {
         return -EINVAL;
     }
   },
+  functionEntry: singleEntry,
   errno: GENERIC_ERRNO,
   userErrno: errnoTranslator(GENERIC_ERRNO),
   cloneArgs: (a) => ({ flags: a[0]!, stack: a[1]!, parentTid: a[2]!, childTid: a[3]!, tls: a[4]! }),

@@ -170,7 +170,7 @@ export class KernelCalls {
   private enter(task: Task, pc: bigint, args: bigint[], stackTop: bigint): void {
     const { arch, kernel } = this.d.machine;
     const e = task.mm.engine;
-    arch.enterKernelFunction(e, task.mm, { pc, stackTop, args, returnTo: kernel.entryCallReturn, toc: kernel.toc });
+    arch.enterKernelFunction(e, task.mm, { pc, stackTop, args, returnTo: kernel.entryCallReturn, kernel: kernel.elf });
     this.placeArgs(e, task.mm, args);
   }
 

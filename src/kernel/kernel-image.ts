@@ -72,8 +72,6 @@ export class KernelImage {
   readonly textEnd: bigint;
   readonly entrySyscall: bigint;
   readonly entryCallReturn: bigint;
-  /** ppc64: TOC pointer the host sets in r2 when entering kernel C code. */
-  readonly toc: bigint | undefined;
   private readonly freeStacks: number[] = [];
   private readonly symbolsByName = new Map<string, ElfSymbol>();
   /** Ranges kprobes refuse (entry text, .kprobes.text), [start, end). */
@@ -112,7 +110,6 @@ export class KernelImage {
     this.entryCallReturn = need('entry_call_return');
     this.textStart = this.symbolsByName.get('_stext')?.value ?? this.base;
     this.textEnd = this.symbolsByName.get('_etext')?.value ?? this.end;
-    this.toc = this.symbolsByName.get('.TOC.')?.value;
     const range = (a: string, b: string, why: string): void => {
       const s = this.symbolsByName.get(a);
       const e = this.symbolsByName.get(b);

@@ -288,7 +288,7 @@ export class Machine {
         this.mappingContext = undefined;
         lock.upWrite(task.sysctx, 'exec');
       }
-      this.arch.startRegisters(mm.engine, { entry: start.entry, sp: start.sp, entryToc: start.entryToc, elfv2: elf.ppc64Abi === 'elfv2' });
+      this.arch.startRegisters(mm.engine, { entry: start.entry, sp: start.sp, elf });
       this.st.loaded.set(mm, task);
       this.procs.processes.push(proc);
       this.procs.init ??= proc;

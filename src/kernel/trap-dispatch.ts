@@ -129,7 +129,7 @@ export class TrapDispatch {
       stackTop: frame,
       args: [frame],
       returnTo: kernel.entryCallReturn,
-      toc: kernel.toc,
+      kernel: kernel.elf,
     });
     return { pc: kernel.entrySyscall };
   }

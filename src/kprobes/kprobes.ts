@@ -234,8 +234,8 @@ export class Kprobes {
       // kallsyms knows data symbols too: such a probe is found, then refused as not text.
       const sym = this.machine.kernel.symbol(p.symbolName) ?? this.machine.kernel.elf.symbolByName(p.symbolName);
       if (!sym) return -ENOENT;
-      // ppc64 ELFv2: kprobe_lookup_name gives the local entry point (after the TOC setup).
-      addr = (sym.localEntry ?? sym.codeAddress) + BigInt(p.offset);
+      // kprobe_lookup_name: the arch's probe entry (ppc64 ELFv2: the local one, past the TOC set-up).
+      addr = this.machine.arch.functionEntry(sym).probe + BigInt(p.offset);
     } else addr = p.addr! + BigInt(p.offset);
     // Outside every function: not kernel text a probe may go to (check_kprobe_address_safe).
     const loc = this.machine.kernel.elf.symbolAt(addr);

@@ -236,7 +236,7 @@ export class TraceSession {
     if (def.kind === 'r' && loc.type === 'address') {
       // kprobe_on_func_entry, checked before registering: only a function's first instruction.
       const at = this.machine.kernel.elf.symbolAt(loc.address);
-      if (!at || (loc.address !== at.symbol.codeAddress && loc.address !== at.symbol.localEntry)) return registrationError(def, 'BAD_RETPROBE');
+      if (!at || !this.machine.arch.functionEntry(at.symbol).entries.includes(loc.address)) return registrationError(def, 'BAD_RETPROBE');
     }
     const emit = (regs: ProbeRegs, env: FetchEnv, ip: bigint, func?: bigint): void => {
       probe.hits++;
