@@ -17,7 +17,7 @@ import type { BreakpointHit, Machine } from '../kernel/machine.js';
 import { KPROBE_LOCKS, Mutex, type Kthread } from '../sync/index.js';
 import { InsnSlotCache } from './insn-slots.js';
 import { AggrKprobe, isAggr, Kprobe, KPROBE_FLAG, type Ainsn } from './kprobe.js';
-import { cacheHitRegisters } from './regs.js';
+import { cacheHitRegisters } from '../regs/probe-regs.js';
 import { KprobeTable } from './table.js';
 import { KprobeTrapPath } from './trap.js';
 

@@ -24,7 +24,7 @@ import type { Task } from '../kernel/task.js';
 import type { Kthread } from '../sync/index.js';
 import { Kprobe } from './kprobe.js';
 import { EINVAL, ENOENT, type Kprobes } from './kprobes.js';
-import { ProbeRegs, type HitCpu } from './regs.js';
+import { ProbeRegs, type HitCpu } from '../regs/probe-regs.js';
 
 export const E2BIG = 7;
 /** KRETPROBE_MAX_DATA_SIZE */

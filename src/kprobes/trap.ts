@@ -18,7 +18,7 @@ import type { Task } from '../kernel/task.js';
 import { UniprobeError } from '../errors.js';
 import { isAggr, type HandlerCalls, type Kprobe } from './kprobe.js';
 import type { Kprobes } from './kprobes.js';
-import { ProbeRegs, type HitCpu } from './regs.js';
+import { ProbeRegs, type HitCpu } from '../regs/probe-regs.js';
 
 /** KPROBE_HIT_* (kprobe_ctlblk.kprobe_status), Linux's values. */
 export const KPROBE_STATUS = { NONE: 0, HIT_ACTIVE: 1, HIT_SS: 2, REENTER: 3, HIT_SSDONE: 4 } as const;

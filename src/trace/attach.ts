@@ -23,7 +23,7 @@ import type { Machine } from '../kernel/machine.js';
 import { Kprobe } from '../kprobes/kprobe.js';
 import { EILSEQ, ENOENT, Kprobes } from '../kprobes/kprobes.js';
 import { Kretprobe, Kretprobes, type KretprobeInstance } from '../kprobes/kretprobe.js';
-import type { ProbeRegs } from '../kprobes/regs.js';
+import type { ProbeRegs } from '../regs/probe-regs.js';
 import type { Task } from '../kernel/task.js';
 import { MAX_URETPROBE_DEPTH, Uprobes, type UprobeConsumer } from '../uprobes/index.js';
 import type { Kthread } from '../sync/index.js';
