@@ -212,7 +212,7 @@ export class Machine {
     for (const f of opts.allowFiles ?? []) this.allowFile(f);
   }
 
-  // --- processes -----------------------------------------------------------------------------
+  // --- files, address spaces, exec ------------------------------------------------------------
 
   private allowFile(path: string): void {
     try {
@@ -564,6 +564,8 @@ export class Machine {
     if (!atomic) task.kctx.cpu = undefined;
   }
 
+  // --- kernel text (patched only between runs) ------------------------------------------------
+
   /**
    * Write kernel text or insn-slot bytes (kprobe arm/disarm, slot fill) and flush every engine's
    * translation cache for the range — the emulator's flush_icache_range. Only between runs: a
@@ -636,7 +638,7 @@ export class Machine {
     this.traps.deliverFault(task, f, pc);
   }
 
-  // --- processes (process-table.ts) ----------------------------------------------------------
+  // --- processes (process-table.ts), reports, teardown ----------------------------------------
 
   get processes(): Process[] {
     return this.procs.processes;
