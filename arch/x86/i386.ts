@@ -7,8 +7,8 @@
  * written the way Linux's fill_ldt()/set_tls_desc() encode a struct user_desc. The TLS entries are
  * per-task state (Linux keeps them in thread.tls_array), so they travel in the task's snapshot.
  */
+import { E, errnoTranslator, GENERIC_ERRNO } from '../../src/kernel/errno.js';
 import { singleEntry } from '../entry.js';
-import { errnoTranslator, GENERIC_ERRNO } from '../../src/kernel/errno.js';
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
 import type { Arch, RegSnapshot, TrapSink } from '../types.js';
@@ -32,9 +32,9 @@ const GDT_ENTRY_KERNEL_DS = 13;
 const FLAT_CODE = Uint8Array.of(0xff, 0xff, 0x00, 0x00, 0x00, 0x9b, 0xcf, 0x00);
 const FLAT_DATA = Uint8Array.of(0xff, 0xff, 0x00, 0x00, 0x00, 0x93, 0xcf, 0x00);
 const GDT_ENTRY_TLS_ENTRIES = 3;
-const EINVAL = 22n;
-const ESRCH = 3n;
-const EFAULT = 14n;
+const EINVAL = BigInt(E.EINVAL);
+const ESRCH = BigInt(E.ESRCH);
+const EFAULT = BigInt(E.EFAULT);
 
 const table = new SyscallTable(SYSCALLS_I386);
 const mask32 = (v: bigint): bigint => BigInt.asUintN(32, v);

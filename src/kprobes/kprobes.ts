@@ -10,6 +10,7 @@
  * Arming writes the breakpoint into the kernel image shared by every mm and flushes every
  * engine's translation cache; it happens in kernel threads, i.e. between guest runs.
  */
+import { E } from '../kernel/errno.js';
 import { isRefusal, type ProbeArch } from '../../arch/probes.js';
 import type { TrapAction } from '../../arch/types.js';
 import { probeArchFor } from '../../arch/index.js';
@@ -24,10 +25,7 @@ import { KprobeTrapPath } from './trap.js';
 export { KPROBE_TABLE_SIZE } from './table.js';
 export { KPROBE_STATUS } from './trap.js';
 
-export const EINVAL = 22;
-export const ENOENT = 2;
-export const EILSEQ = 84;
-export const ENOMEM = 12;
+export const { EINVAL, ENOENT, EILSEQ, ENOMEM } = E;
 
 
 export class Kprobes {

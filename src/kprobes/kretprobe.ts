@@ -18,6 +18,7 @@
  * period: instances still live on task stacks return through the trampoline without running a
  * handler and are dropped. A task that dies with live instances gives them back.
  */
+import { E } from '../kernel/errno.js';
 import type { TrapAction } from '../../arch/types.js';
 import type { BreakpointHit } from '../kernel/machine.js';
 import type { Task } from '../kernel/task.js';
@@ -26,7 +27,7 @@ import { Kprobe } from './kprobe.js';
 import { EINVAL, ENOENT, type Kprobes } from './kprobes.js';
 import { ProbeRegs, type HitCpu } from '../regs/probe-regs.js';
 
-export const E2BIG = 7;
+export const { E2BIG } = E;
 /** KRETPROBE_MAX_DATA_SIZE */
 export const KRETPROBE_MAX_DATA_SIZE = 4096;
 
