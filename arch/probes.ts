@@ -108,8 +108,26 @@ export const isRefusal = <T extends object>(p: T | ProbeRefusal): p is ProbeRefu
  */
 export type HitRegisters = readonly CachedRegister[];
 
+/** The per-CPU kprobe state a hit finds (kprobe_ctlblk.kprobe_status, KPROBE_HIT_*). */
+export type KprobeHitState = 'active' | 'ss' | 'ssdone' | 'reenter';
+
+/**
+ * What a kprobe hit does while another hit is in progress on the same CPU: 'reenter' (count a
+ * miss and single-step the instruction without handlers), 'unrecoverable' (a BUG in Linux: the
+ * hit path fails loudly), or 'not-ours' (the trap is left to the kernel's own trap handling, as
+ * for a breakpoint no probe owns).
+ */
+export type KprobeReentry = 'reenter' | 'unrecoverable' | 'not-ours';
+
 export interface ProbeArch {
   readonly arch: Arch;
+  /**
+   * The reentry rule of this arch's kprobe_handler: `state` is the interrupted hit's, `opcode` the
+   * original bytes under the new hit's breakpoint. x86 (reenter_kprobe) reenters from every state
+   * but a reentry; powerpc reenters from every state unless single-stepping a trap instruction;
+   * sparc64 reenters from every state but single-stepping.
+   */
+  reentry(state: KprobeHitState, opcode: Uint8Array): KprobeReentry;
   /** The kprobe breakpoint written over the first bytes of the probed instruction. */
   readonly breakpoint: Uint8Array;
   /** Longest instruction in bytes (x86 15, ppc/sparc 4): how many bytes `prepareKprobe` wants. */

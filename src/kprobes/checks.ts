@@ -36,8 +36,8 @@ export function resolveKprobeAddr(k: KernelImage, p: KprobeRequest): KprobeSite 
     // kallsyms knows data symbols too: such a probe is found, then refused as not text.
     const sym = k.symbol(p.symbolName) ?? k.elf.symbolByName(p.symbolName);
     if (!sym) return refuse(E.ENOENT, `no symbol ${p.symbolName} in the kernel`);
-    // ppc64 ELFv2: kprobe_lookup_name gives the local entry point (after the TOC setup).
-    addr = (sym.localEntry ?? sym.codeAddress) + BigInt(p.offset ?? 0);
+    // kprobe_lookup_name: the arch's probe entry (ppc64 ELFv2: the local one, past the TOC set-up).
+    addr = k.arch.functionEntry(sym).probe + BigInt(p.offset ?? 0);
   } else addr = p.addr! + BigInt(p.offset ?? 0);
   return siteAt(k, addr);
 }

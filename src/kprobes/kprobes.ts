@@ -10,6 +10,7 @@
  * Arming writes the breakpoint into the kernel image shared by every mm and flushes every
  * engine's translation cache; it happens in kernel threads, i.e. between guest runs.
  */
+import { E } from '../kernel/errno.js';
 import { isRefusal, type ProbeArch } from '../../arch/probes.js';
 import type { TrapAction } from '../../arch/types.js';
 import { probeArchFor } from '../../arch/index.js';
@@ -17,9 +18,8 @@ import type { BreakpointHit, Machine } from '../kernel/machine.js';
 import { KPROBE_LOCKS, Mutex, type Kthread } from '../sync/index.js';
 import { InsnSlotCache } from './insn-slots.js';
 import { AggrKprobe, isAggr, Kprobe, KPROBE_FLAG, type Ainsn } from './kprobe.js';
-import { cacheHitRegisters } from './regs.js';
+import { cacheHitRegisters } from '../regs/probe-regs.js';
 import { KprobeTable } from './table.js';
-import { E } from '../kernel/errno.js';
 import { blacklistReason, checkAddressSafe, checkBoundary, functionBounds, originalText, resolveKprobeAddr, type KprobeSite } from './checks.js';
 import { DETOUR_AREA_SIZE, KprobeOptimizer } from './optimizer.js';
 import type { OptFunction } from '../../arch/probes.js';

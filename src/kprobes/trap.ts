@@ -11,17 +11,21 @@
  * per trap, Engine.cacheTrapRegisters), the probe from one index lookup (table.ts), and the
  * instruction's mode, slot and step-trap address were decided at registration (Ainsn).
  */
-import type { ProbeCpu } from '../../arch/probes.js';
+import type { KprobeHitState, ProbeCpu } from '../../arch/probes.js';
 import type { TrapAction } from '../../arch/types.js';
 import type { BreakpointHit } from '../kernel/machine.js';
 import type { Task } from '../kernel/task.js';
 import { UniprobeError } from '../errors.js';
 import { isAggr, type HandlerCalls, type Kprobe } from './kprobe.js';
 import type { Kprobes } from './kprobes.js';
-import { ProbeRegs, type HitCpu } from './regs.js';
+import { ProbeRegs, type HitCpu } from '../regs/probe-regs.js';
 
 /** KPROBE_HIT_* (kprobe_ctlblk.kprobe_status), Linux's values. */
 export const KPROBE_STATUS = { NONE: 0, HIT_ACTIVE: 1, HIT_SS: 2, REENTER: 3, HIT_SSDONE: 4 } as const;
+
+/** The status a reentry interrupts, as the arch's reentry rule names it. */
+const HIT_STATE: Record<number, KprobeHitState> = { 1: 'active', 2: 'ss', 3: 'reenter', 4: 'ssdone' };
+const EMPTY = new Uint8Array(0);
 
 /**
  * Per-vCPU state (current_kprobe + kprobe_ctlblk). Only the trap path of the task pinned to the
@@ -265,12 +269,15 @@ export class KprobeTrapPath {
   }
 
   /**
-   * reenter_kprobe: a hit while a handler runs (also inside a kernel function the handler called)
-   * or while stepping is missed, never nested; the instruction still runs.
+   * A hit while a handler runs (also inside a kernel function the handler called) or while
+   * stepping: the arch's rule (ProbeArch.reentry) says whether it is missed and stepped, never
+   * nested (reenter_kprobe and its kin), a BUG, or not a kprobe trap at all.
    */
-  private reenter(hit: BreakpointHit, kcb: Ctlblk, p: Kprobe): TrapAction {
-    if (kcb.status === KPROBE_STATUS.REENTER) {
+  private reenter(hit: BreakpointHit, kcb: Ctlblk, p: Kprobe): TrapAction | undefined {
+    const rule = this.core.arch.reentry(HIT_STATE[kcb.status]!, p.opcode ?? EMPTY);
+    if (rule !== 'reenter') {
       this.machine.sync.rcu.readUnlock(hit.task.kctx);
+      if (rule === 'not-ours') return undefined;
       throw new Error(`Unrecoverable kprobe detected at 0x${hit.addr.toString(16)} (re-entered while re-entering)`);
     }
     this.core.incMissed(p);

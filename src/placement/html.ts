@@ -13,7 +13,7 @@
  * be invisible.
  */
 import type { Target } from '../../arch/types.js';
-import type { VerifyReport } from '../verify/verify.js';
+import type { VerifyReport } from '../verify/types.js';
 import { modeLabel, type ExplainDoc } from './explain.js';
 import { errnoLabel, hexBytes, type Placement } from './placement.js';
 

@@ -9,6 +9,7 @@
  *   is valid at the function's entry (ppc64 ELFv2: the local entry, after the TOC setup).
  * - Frame identity: r1, the stack pointer (it is also the back-chain word's address).
  */
+import { isPpcTrap } from '../common.js';
 import type { Arch } from '../../types.js';
 import { optprobesNotSupported, type DecodedInsn, type PreparedInsn, type ProbeArch, type ProbeCpu, type ProbeRefusal } from '../../probes.js';
 import { poisonFill } from '../../probes.js';
@@ -35,6 +36,8 @@ export function ppcProbeArch(arch: Arch): ProbeArch {
 
   return {
     arch,
+    // kprobe_handler: a hit while single-stepping a trap instruction is that trap's, not a reentry.
+    reentry: (state, opcode) => (state === 'ss' && opcode.length >= 4 && isPpcTrap(be32(opcode), bits === 64) ? 'not-ours' : 'reenter'),
     breakpoint: wordsBytes(PPC_BREAKPOINT),
     maxInsnLength: 4,
     slotSize: PPC_SLOT_SIZE,

@@ -35,6 +35,8 @@ export function sparcProbeArch(arch: Arch): ProbeArch {
 
   return {
     arch,
+    // kprobe_handler: a hit while single-stepping goes to no_kprobe (the trap is not handled here).
+    reentry: (state) => (state === 'ss' ? 'not-ours' : 'reenter'),
     breakpoint: wordsBytes(KPROBE_BP),
     maxInsnLength: 4,
     slotSize: SPARC_SLOT_SIZE,

@@ -52,6 +52,8 @@ export function x86ProbeArch(arch: Arch): ProbeArch {
 
   return {
     arch,
+    // reenter_kprobe: a hit while reentering cannot be recovered (BUG).
+    reentry: (state) => (state === 'reenter' ? 'unrecoverable' : 'reenter'),
     breakpoint: Uint8Array.of(INT3),
     maxInsnLength: MAX_INSN_LEN,
     slotSize: SLOT_SIZE,
