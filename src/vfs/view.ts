@@ -6,7 +6,8 @@
  *   to named paths. The cwd is such an ancestor chain too (its other entries stay hidden).
  * - a root tree (`root`, like qemu-user -L or a chroot): the whole host directory is `/`.
  * Either way `/dev` holds the synthetic devices and `/tmp` is an empty in-memory directory
- * (mode 1777), and every change the guest makes lives in memory (src/vfs/node.ts).
+ * (mode 1777; in the view, the host's /tmp shadowed when a named path lies under it), and every
+ * change the guest makes lives in memory (src/vfs/node.ts).
  */
 import { lstatSync, realpathSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
@@ -58,7 +59,9 @@ export function buildView(o: ViewOptions): View {
     cwd = shadowChain(ctx, root, hostCwd) ?? root;
   }
   root.graft('dev', makeDevDir(ctx, root, o.rng));
-  root.graft('tmp', DirNode.create(ctx, root, 'tmp', 0o1777));
+  // A named path under /tmp keeps the host's /tmp (shadowed, so only named entries show); it is
+  // writable in memory all the same.
+  if (!(root.lookup('tmp') instanceof DirNode) || o.root !== undefined) root.graft('tmp', DirNode.create(ctx, root, 'tmp', 0o1777));
   if (o.root !== undefined && o.cwd !== undefined) {
     // Under a root tree the cwd is a guest path.
     const vfs = new Vfs(root, ctx);
