@@ -6,6 +6,7 @@
 import { E } from '../kernel/errno.js';
 import { DevNode, DirNode, RegNode, SymlinkNode, type VNode } from './node.js';
 import { MAX_FILE_SIZE } from './data.js';
+import { ProcFile } from './proc.js';
 import { dtype } from './stat.js';
 
 export const SEEK_SET = 0;
@@ -32,6 +33,8 @@ export class FileDescription {
   pos = 0n;
   /** Directory reads: the entries as they were at the last rewind (position = index). */
   private snapshot: Array<[string, VNode]> | undefined;
+  /** A procfs file's contents, generated at the first read (seq_file fills its buffer then). */
+  private generated: Uint8Array | undefined;
 
   constructor(
     readonly node: VNode,
@@ -61,6 +64,11 @@ export class FileDescription {
     if (n instanceof DevNode) return n.ops.read(len);
     if (!positional && offset < 0n) return -E.EINVAL;
     if (n instanceof RegNode) return n.read(offset, len);
+    if (n instanceof ProcFile) {
+      this.generated ??= n.generate();
+      const start = offset > BigInt(this.generated.length) ? this.generated.length : Number(offset);
+      return this.generated.slice(start, start + len);
+    }
     return -E.EINVAL;
   }
 

@@ -6,3 +6,4 @@ export { DirNode, RegNode, SymlinkNode, DevNode, type VNode, type VfsContext } f
 export { VfsError } from './errors.js';
 export * from './stat.js';
 export { vfsContext, MEM_DEV } from './context.js';
+export { makeProcDir, formatMaps, formatStatus, ProcFile, type ProcSource, type ProcTask, type MapEntry } from './proc.js';

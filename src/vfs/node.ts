@@ -31,7 +31,7 @@ export interface VfsContext {
   readonly gid: number;
 }
 
-interface Meta {
+export interface Meta {
   dev: bigint;
   ino: bigint;
   mode: number;
@@ -57,7 +57,7 @@ function metaFromHost(st: BigIntStats): Meta {
   };
 }
 
-function freshMeta(ctx: VfsContext, mode: number, rdev = 0n): Meta {
+export function freshMeta(ctx: VfsContext, mode: number, rdev = 0n): Meta {
   const t = ctx.now();
   return { dev: ctx.memDev, ino: ctx.nextIno(), mode, uid: ctx.uid, gid: ctx.gid, rdev, atimeNs: t, mtimeNs: t, ctimeNs: t };
 }
@@ -331,7 +331,7 @@ export class DirNode extends VNode {
   /** False once rmdir removed it (a cwd may still point here; lookups then fail with ENOENT). */
   alive = true;
 
-  private constructor(
+  protected constructor(
     ctx: VfsContext,
     meta: Meta,
     public parent: DirNode | undefined,
@@ -361,6 +361,14 @@ export class DirNode extends VNode {
 
   get size(): bigint {
     return 4096n;
+  }
+
+  /**
+   * A directory whose inode has no create/mkdir/unlink/rename operations (procfs): the
+   * namespace calls fail with EPERM there (EACCES for open's O_CREAT), after permission checks.
+   */
+  get frozen(): boolean {
+    return false;
   }
 
   protected override blocks(): bigint {

@@ -94,7 +94,7 @@ export class Vfs implements Walker {
         }
         if (existing) node = existing;
         else {
-          if (!mayAccess(this, pw.parent, MAY_WRITE | MAY_EXEC)) return -E.EACCES;
+          if (!mayAccess(this, pw.parent, MAY_WRITE | MAY_EXEC) || pw.parent.frozen) return -E.EACCES;
           const f = RegNode.create(this.ctx, mode & ~fs.umask);
           pw.parent.link(pw.last, f);
           return new FileDescription(f, flags, this.pathOf(pw, path));
@@ -140,6 +140,7 @@ export class Vfs implements Walker {
       if (pw.last === '' || pw.last === '.' || pw.last === '..') return -E.EEXIST;
       if (pw.parent.lookup(pw.last)) return -E.EEXIST;
       if (!mayAccess(this, pw.parent, MAY_WRITE | MAY_EXEC)) return -E.EACCES;
+      if (pw.parent.frozen) return -E.EPERM;
       pw.parent.link(pw.last, DirNode.create(this.ctx, pw.parent, pw.last, mode & (0o777 | S_ISVTX) & ~fs.umask));
       return 0;
     });
@@ -155,7 +156,7 @@ export class Vfs implements Walker {
       if (!n) return -E.ENOENT;
       if (!(n instanceof DirNode)) return -E.ENOTDIR;
       if (!mayAccess(this, pw.parent, MAY_WRITE | MAY_EXEC)) return -E.EACCES;
-      if (!this.stickyAllows(pw.parent, n)) return -E.EPERM;
+      if (!this.stickyAllows(pw.parent, n) || pw.parent.frozen) return -E.EPERM;
       if (!n.empty) return -E.ENOTEMPTY;
       pw.parent.unlink(pw.last);
       n.alive = false;
@@ -172,7 +173,7 @@ export class Vfs implements Walker {
       if (pw.trailingSlash) return n instanceof DirNode ? -E.EISDIR : -E.ENOTDIR;
       if (n instanceof DirNode) return -E.EISDIR;
       if (!mayAccess(this, pw.parent, MAY_WRITE | MAY_EXEC)) return -E.EACCES;
-      if (!this.stickyAllows(pw.parent, n)) return -E.EPERM;
+      if (!this.stickyAllows(pw.parent, n) || pw.parent.frozen) return -E.EPERM;
       pw.parent.unlink(pw.last);
       n.links--;
       return 0;
@@ -203,6 +204,7 @@ export class Vfs implements Walker {
       if (dst && isAncestor(dst, o.parent)) return flags & RENAME_EXCHANGE ? -E.EINVAL : -E.ENOTEMPTY;
       if (src === dst) return 0;
       for (const d of [o.parent, n.parent]) if (!mayAccess(this, d, MAY_WRITE | MAY_EXEC)) return -E.EACCES;
+      if (o.parent.frozen || n.parent.frozen) return -E.EPERM;
       if (flags & RENAME_EXCHANGE) {
         o.parent.unlink(o.last);
         n.parent.unlink(n.last);
@@ -257,7 +259,7 @@ export class Vfs implements Walker {
     if (pw.last === '' || pw.last === '.' || pw.last === '..' || pw.parent.lookup(pw.last)) return -E.EEXIST;
     if (pw.trailingSlash) return -E.ENOENT;
     if (!mayAccess(this, pw.parent, MAY_WRITE | MAY_EXEC)) return -E.EACCES;
-    return 0;
+    return pw.parent.frozen ? -E.EPERM : 0;
   }
 
   /** readlink: the target, EINVAL for anything but a symbolic link. */

@@ -5,7 +5,7 @@
  *   ancestors appear as directories that show the host's metadata but only the entries leading
  *   to named paths. The cwd is such an ancestor chain too (its other entries stay hidden).
  * - a root tree (`root`, like qemu-user -L or a chroot): the whole host directory is `/`.
- * Either way `/dev` holds the synthetic devices and `/tmp` is an empty in-memory directory
+ * Either way `/dev` holds the synthetic devices, `/proc` the machine's processes, and `/tmp` is an empty in-memory directory
  * (mode 1777; in the view, the host's /tmp shadowed when a named path lies under it), and every
  * change the guest makes lives in memory (src/vfs/node.ts).
  */
@@ -15,6 +15,7 @@ import { UniprobeError } from '../errors.js';
 import { makeDevDir, type DeviceRandom } from './devices.js';
 import { DirNode, hostNode, type VfsContext } from './node.js';
 import { FsState, Vfs } from './vfs.js';
+import { makeProcDir, type ProcSource } from './proc.js';
 
 export interface ViewOptions {
   /** Host paths the guest may see (made absolute; symbolic links also show their real path). */
@@ -25,6 +26,8 @@ export interface ViewOptions {
   cwd?: string;
   rng: DeviceRandom;
   ctx: VfsContext;
+  /** The machine's processes, for /proc (absent: no /proc). */
+  proc?: ProcSource;
 }
 
 export interface View {
@@ -59,6 +62,7 @@ export function buildView(o: ViewOptions): View {
     cwd = shadowChain(ctx, root, hostCwd) ?? root;
   }
   root.graft('dev', makeDevDir(ctx, root, o.rng));
+  if (o.proc) root.graft('proc', makeProcDir(ctx, root, o.proc));
   // A named path under /tmp keeps the host's /tmp (shadowed, so only named entries show); it is
   // writable in memory all the same.
   if (!(root.lookup('tmp') instanceof DirNode) || o.root !== undefined) root.graft('tmp', DirNode.create(ctx, root, 'tmp', 0o1777));
