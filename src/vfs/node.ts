@@ -364,8 +364,9 @@ export class DirNode extends VNode {
   }
 
   /**
-   * A directory whose inode has no create/mkdir/unlink/rename operations (procfs): the
-   * namespace calls fail with EPERM there (EACCES for open's O_CREAT), after permission checks.
+   * A directory whose inode has no create/mkdir/unlink/rename operations (procfs): creating a
+   * name fails with ENOENT (its lookup refuses unknown names), removing or replacing one with
+   * EPERM after the permission checks.
    */
   get frozen(): boolean {
     return false;

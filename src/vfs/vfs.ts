@@ -36,6 +36,16 @@ function isAncestor(a: VNode, d: DirNode): boolean {
   return false;
 }
 
+/**
+ * Look up the name a call is about to create. procfs's lookup fails for a name that does not
+ * exist instead of leaving a negative dentry, so every create there ends with ENOENT.
+ */
+function createLookup(pw: ParentWalk): VNode | undefined {
+  const n = pw.parent.lookup(pw.last);
+  if (!n && pw.parent.frozen) throw new VfsError(E.ENOENT);
+  return n;
+}
+
 /** Run a walk, turning its VfsError into -errno. */
 function tryWalk<T>(fn: () => T): T | number {
   try {
@@ -85,7 +95,7 @@ export class Vfs implements Walker {
       } else if (pw.trailingSlash) {
         return -E.EISDIR; // open_last_lookups: O_CREAT and a trailing slash
       } else {
-        const existing = pw.parent.lookup(pw.last);
+        const existing = createLookup(pw);
         if (existing && flags.excl) return -E.EEXIST;
         if (existing instanceof SymlinkNode && !flags.nofollow) {
           // A dangling link is created through (Linux follows the link and creates its target).
@@ -94,7 +104,7 @@ export class Vfs implements Walker {
         }
         if (existing) node = existing;
         else {
-          if (!mayAccess(this, pw.parent, MAY_WRITE | MAY_EXEC) || pw.parent.frozen) return -E.EACCES;
+          if (!mayAccess(this, pw.parent, MAY_WRITE | MAY_EXEC)) return -E.EACCES;
           const f = RegNode.create(this.ctx, mode & ~fs.umask);
           pw.parent.link(pw.last, f);
           return new FileDescription(f, flags, this.pathOf(pw, path));
@@ -138,9 +148,8 @@ export class Vfs implements Walker {
     return tryWalk(() => {
       const pw = resolveParent(this, start, path);
       if (pw.last === '' || pw.last === '.' || pw.last === '..') return -E.EEXIST;
-      if (pw.parent.lookup(pw.last)) return -E.EEXIST;
+      if (createLookup(pw)) return -E.EEXIST;
       if (!mayAccess(this, pw.parent, MAY_WRITE | MAY_EXEC)) return -E.EACCES;
-      if (pw.parent.frozen) return -E.EPERM;
       pw.parent.link(pw.last, DirNode.create(this.ctx, pw.parent, pw.last, mode & (0o777 | S_ISVTX) & ~fs.umask));
       return 0;
     });
@@ -194,7 +203,7 @@ export class Vfs implements Walker {
       if (special(o.last) || special(n.last)) return -E.EBUSY;
       const src = o.parent.lookup(o.last);
       if (!src) return -E.ENOENT;
-      const dst = n.parent.lookup(n.last);
+      const dst = createLookup(n);
       if (flags & RENAME_NOREPLACE && dst) return -E.EEXIST;
       if (flags & RENAME_EXCHANGE && !dst) return -E.ENOENT;
       if (!(flags & RENAME_EXCHANGE) && !(src instanceof DirNode) && (o.trailingSlash || n.trailingSlash)) return -E.ENOTDIR;
@@ -256,10 +265,10 @@ export class Vfs implements Walker {
    * EEXIST; a trailing slash on a name that does not exist asks for a directory, so ENOENT.
    */
   private createCheck(pw: ParentWalk): number {
-    if (pw.last === '' || pw.last === '.' || pw.last === '..' || pw.parent.lookup(pw.last)) return -E.EEXIST;
+    if (pw.last === '' || pw.last === '.' || pw.last === '..' || createLookup(pw)) return -E.EEXIST;
     if (pw.trailingSlash) return -E.ENOENT;
     if (!mayAccess(this, pw.parent, MAY_WRITE | MAY_EXEC)) return -E.EACCES;
-    return pw.parent.frozen ? -E.EPERM : 0;
+    return 0;
   }
 
   /** readlink: the target, EINVAL for anything but a symbolic link. */

@@ -117,12 +117,18 @@ describe('the /proc tree', () => {
     expect(v.vfs.stat(v.fs.cwd, '/proc/self/fd/3')).toBe(-E.ENOENT);
   });
 
-  it('has no create or remove operations: EPERM for mkdir/unlink/rmdir, EACCES for O_CREAT', () => {
+  // As on the host: `mkdir /proc/x` ENOENT, `mkdir /proc/self` EEXIST, `rm /proc/self/maps` EPERM,
+  // rename onto an existing entry EPERM, onto a new name ENOENT.
+  it('has no create or remove operations: ENOENT to create, EEXIST for an existing name, EPERM to remove', () => {
     const v = view();
-    expect(v.vfs.mkdir(v.fs, v.fs.cwd, '/proc/x', 0o755)).toBe(-E.EPERM);
+    expect(v.vfs.mkdir(v.fs, v.fs.cwd, '/proc/x', 0o755)).toBe(-E.ENOENT);
+    expect(v.vfs.mkdir(v.fs, v.fs.cwd, '/proc/self', 0o755)).toBe(-E.EEXIST);
+    expect(v.vfs.symlink('x', v.fs.cwd, '/proc/newlink')).toBe(-E.ENOENT);
     expect(v.vfs.unlink(v.fs.cwd, '/proc/self/maps')).toBe(-E.EPERM);
     expect(v.vfs.rmdir(v.fs.cwd, '/proc/7')).toBe(-E.EPERM);
-    expect(v.vfs.open(v.fs, v.fs.cwd, '/proc/new', { read: false, write: true, create: true }, 0o644)).toBe(-E.EACCES);
+    expect(v.vfs.rename(v.fs.cwd, '/proc/self/maps', v.fs.cwd, '/proc/self/status')).toBe(-E.EPERM);
+    expect(v.vfs.rename(v.fs.cwd, '/proc/self/maps', v.fs.cwd, '/proc/self/maps2')).toBe(-E.ENOENT);
+    expect(v.vfs.open(v.fs, v.fs.cwd, '/proc/new', { read: false, write: true, create: true }, 0o644)).toBe(-E.ENOENT);
     expect(v.vfs.stat(v.fs.cwd, '/proc/99')).toBe(-E.ENOENT);
   });
 });
