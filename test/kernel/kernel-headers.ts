@@ -30,8 +30,12 @@ export function kernelHeaders(pkgArch: 'i386' | 'amd64' | 'powerpc' | 'ppc64' | 
   }
 }
 
-/** Keep the lines a C preprocessor would with `defined` macros only (#ifdef/#ifndef/#if defined…/#else/#endif). */
-export function preprocess(text: string, defined: ReadonlySet<string>): string {
+/**
+ * Keep the lines a C preprocessor would (#ifdef/#ifndef/#if defined…/#else/#endif), with the
+ * `#define` lines of live regions kept too; a mutable `defined` set learns the macros defined,
+ * so a later header's `#ifndef O_DIRECTORY` sees an earlier one's definition.
+ */
+export function preprocess(text: string, defined: ReadonlySet<string> | Set<string>): string {
   const out: string[] = [];
   const stack: Array<{ active: boolean; taken: boolean }> = [];
   const live = (): boolean => stack.every((s) => s.active);
@@ -55,6 +59,10 @@ export function preprocess(text: string, defined: ReadonlySet<string>): string {
       const top = stack[stack.length - 1]!;
       top.active = !top.taken;
     } else if (kw === 'endif') stack.pop();
+    else if (kw === 'define' && live()) {
+      out.push(line);
+      if (defined instanceof Set) (defined as Set<string>).add(rest!.split(/[\s(]/)[0]!);
+    }
   }
   return out.join('\n');
 }
@@ -101,6 +109,16 @@ export function typedefs(texts: string[], base: Record<string, [number, number]>
       if (out[name!] || !out[ty]) continue;
       out[name!] = out[ty]!;
     }
+  }
+  return out;
+}
+
+/** `#define NAME number` values (C octal, hex or decimal literals; expressions are skipped). */
+export function numericDefines(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^\s*#\s*define\s+(\w+)\s+(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*)\b/gm)) {
+    const v = m[2]!;
+    out.set(m[1]!, /^0[xX]/.test(v) ? parseInt(v, 16) : v.startsWith('0') && v.length > 1 ? parseInt(v, 8) : parseInt(v, 10));
   }
   return out;
 }

@@ -1,13 +1,17 @@
 /**
- * Each target's struct stat / stat64 tables (arch/<family>/stat.ts) against the kernel's own
- * header for that target: the struct laid out from Debian's linux-libc-dev-<arch>-cross with C's
- * rules and the target's type sizes (its psABI), field by field, and the encoder's overflow rules
- * from fs/stat.c.
+ * Each target's ABI tables against the kernel's own headers for that target (Debian's
+ * linux-libc-dev-<arch>-cross): struct stat / stat64 (arch/<family>/stat.ts) laid out from the
+ * header with C's rules and the target's type sizes (its psABI), field by field; the open(2) flag
+ * bits (arch/<family>/fcntl.ts) from asm/fcntl.h over asm-generic/fcntl.h; and the encoder's
+ * overflow rules from fs/stat.c.
  */
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { kernelHeaders, layout, preprocess, typedefs } from './kernel-headers.js';
+import { kernelHeaders, layout, numericDefines, preprocess, typedefs } from './kernel-headers.js';
+import { GENERIC_OPEN_FLAGS, type OpenFlagBits } from '../../src/kernel/abi/open-flags.js';
+import { PPC_OPEN_FLAGS } from '../../arch/ppc/fcntl.js';
+import { SPARC_OPEN_FLAGS } from '../../arch/sparc/fcntl.js';
 import { skipWithout } from '../helpers.js';
 import { encodeStat, encodeStatx, type StatField, type StatLayout } from '../../src/kernel/abi/stat-layout.js';
 import { STAT64_I386, STAT_I386, STAT_X86_64 } from '../../arch/x86/stat.js';
@@ -106,6 +110,24 @@ describe('struct stat layouts agree with the kernel headers', () => {
     expect(v.getUint32(at('stx_dev_major'), true)).toBe(8);
     expect(v.getUint32(at('stx_dev_minor'), true)).toBe(1);
     expect(v.getBigUint64(at('stx_mnt_id'), true)).toBe(25n);
+  });
+});
+
+describe('open(2) flag bits agree with the kernel headers', () => {
+  it.each([
+    { what: 'x86', pkg: 'amd64' as const, triplet: 'x86_64-linux-gnu', defines: ['__x86_64__'], table: GENERIC_OPEN_FLAGS },
+    { what: 'powerpc', pkg: 'powerpc' as const, triplet: 'powerpc-linux-gnu', defines: ['__powerpc__'], table: PPC_OPEN_FLAGS },
+    { what: 'sparc64', pkg: 'sparc64' as const, triplet: 'sparc64-linux-gnu', defines: ['__sparc__', '__arch64__'], table: SPARC_OPEN_FLAGS },
+  ])('$what', (c) => {
+    const inc = kernelHeaders(c.pkg, c.triplet);
+    if (skipWithout(`linux-libc-dev-${c.pkg}-cross (apt-get download)`, inc !== undefined)) return;
+    const defs = new Set(c.defines);
+    const arch = preprocess(readFileSync(join(inc!, 'asm', 'fcntl.h'), 'utf8'), defs);
+    const generic = preprocess(readFileSync(join(inc!, 'asm-generic', 'fcntl.h'), 'utf8'), defs);
+    const values = numericDefines(`${arch}\n${generic}`);
+    for (const [name, bit] of Object.entries(c.table) as Array<[keyof OpenFlagBits, number]>) {
+      expect([name, bit]).toEqual([name, values.get(name)]);
+    }
   });
 });
 
