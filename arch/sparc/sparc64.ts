@@ -59,6 +59,8 @@ import { sparcErrno } from './errno.js';
 import { sparcRlimitResource } from './resource.js';
 import * as isa from './isa.js';
 import { RegisterWindows, type WindowMemory } from './windows.js';
+import { STAT64_SPARC64, STAT_SPARC64 } from './stat.js';
+import { SPARC_OPEN_FLAGS } from './fcntl.js';
 
 // Bound once: the trap handlers call these millions of times, and a bundler's ESM-to-CJS output
 // (tsx, vitest) would otherwise go through an export getter on every call.
@@ -617,6 +619,7 @@ export const sparc64: Arch = {
   stackBias: 128 + Number(STACK_BIAS),
   fixedInsnBytes: 4,
   unameMachine: 'sparc64',
+  fsAbi: { stat: STAT_SPARC64, stat64: STAT64_SPARC64, openFlags: SPARC_OPEN_FLAGS },
   layout: {
     pageSize: 0x2000,
     taskSize: 0x100_0000_0000n,

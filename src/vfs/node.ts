@@ -155,6 +155,8 @@ export class RegNode extends VNode {
   private hostPath: string | undefined;
   private hostSize: bigint;
   private data: SparseData | undefined;
+  /** Bumped by every change of the contents (a mapping's page cache made earlier is stale). */
+  version = 0;
 
   private constructor(ctx: VfsContext, meta: Meta, hostPath: string | undefined, hostSize: bigint) {
     super(ctx, meta);
@@ -199,7 +201,10 @@ export class RegNode extends VNode {
     const d = this.copyUp();
     if (typeof d === 'number') return d;
     const r = d.write(offset, bytes);
-    if (r >= 0 && bytes.length > 0) this.touchMtime();
+    if (r > 0) {
+      this.version++;
+      this.touchMtime();
+    }
     return r;
   }
 
@@ -207,7 +212,10 @@ export class RegNode extends VNode {
     const d = this.copyUp();
     if (typeof d === 'number') return d;
     const r = d.truncate(len);
-    if (r === 0) this.touchMtime();
+    if (r === 0) {
+      this.version++;
+      this.touchMtime();
+    }
     return r;
   }
 

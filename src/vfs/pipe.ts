@@ -28,13 +28,18 @@ export interface WriteResult {
   sigpipe: boolean;
 }
 
+let nextPipeId = 1;
+
 export class Pipe {
+  /** The pipefs inode number (fstat's st_ino, /proc's "pipe:[N]"). */
+  readonly id = nextPipeId++;
   private chunks: Uint8Array[] = [];
   private head = 0; // bytes of chunks[0] already read
   private used = 0;
   readers = 0;
   writers = 0;
-  readonly capacity = PIPE_DEF_CAPACITY;
+  /** F_SETPIPE_SZ may change it. */
+  capacity = PIPE_DEF_CAPACITY;
   /** Called whenever something a sleeper waits for may have changed. */
   private readonly listeners = new Set<() => void>();
 
@@ -81,22 +86,36 @@ export class Pipe {
    * wrote. Returns BLOCK with the new `done` when the rest must wait.
    */
   write(bytes: Uint8Array, nonblock: boolean, done = 0): WriteResult | { block: typeof BLOCK; done: number } {
+    return this.writeFrom(bytes.length, (off, n) => bytes.subarray(off, off + n), nonblock, done);
+  }
+
+  /**
+   * The same with the bytes fetched on demand (`source(offset, n)`, a copy from user memory that
+   * may fail with -errno): only what fits is ever copied.
+   */
+  writeFrom(
+    total: number,
+    source: (offset: number, n: number) => Uint8Array | number,
+    nonblock: boolean,
+    done = 0,
+  ): WriteResult | { block: typeof BLOCK; done: number } {
     if (this.readers === 0) return done > 0 ? { result: done, sigpipe: true } : { result: -E.EPIPE, sigpipe: true };
-    if (bytes.length === 0) return { result: 0, sigpipe: false };
-    const room = this.capacity - this.used;
-    const rest = bytes.length - done;
+    if (total === 0) return { result: 0, sigpipe: false };
+    let room = this.capacity - this.used;
     // At most PIPE_BUF bytes go in whole or not at all.
-    if (bytes.length <= PIPE_BUF && room < rest) {
+    if (total <= PIPE_BUF && room < total - done) {
       return nonblock ? { result: -E.EAGAIN, sigpipe: false } : { block: BLOCK, done };
     }
-    const n = Math.min(room, rest);
-    if (n > 0) {
-      this.chunks.push(bytes.slice(done, done + n));
-      this.used += n;
-      done += n;
-      this.wake();
+    while (room > 0 && done < total) {
+      const got = source(done, Math.min(room, total - done, 1 << 16));
+      if (typeof got === 'number') return { result: done > 0 ? done : got, sigpipe: false };
+      this.chunks.push(got.slice());
+      this.used += got.length;
+      done += got.length;
+      room -= got.length;
     }
-    if (done === bytes.length) return { result: done, sigpipe: false };
+    if (done > 0) this.wake();
+    if (done === total) return { result: done, sigpipe: false };
     if (nonblock) return { result: done > 0 ? done : -E.EAGAIN, sigpipe: false };
     return { block: BLOCK, done };
   }

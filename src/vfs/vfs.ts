@@ -118,13 +118,14 @@ export class Vfs implements Walker {
     if (node instanceof SymlinkNode && !flags.path) return -E.ELOOP;
     if (!flags.path) {
       if (node instanceof DirNode && (flags.write || flags.create)) return -E.EISDIR;
-      const want = (flags.read ? MAY_READ : 0) | (flags.write ? MAY_WRITE : 0);
+      // build_open_flags: O_TRUNC asks for write permission, and truncates even O_RDONLY opens.
+      const want = (flags.read ? MAY_READ : 0) | (flags.write || flags.trunc ? MAY_WRITE : 0);
       if (!mayAccess(this, node, want)) return -E.EACCES;
       if (node instanceof DevNode) {
         const r = node.ops.open?.();
         if (r !== undefined && r < 0) return r;
       }
-      if (flags.trunc && flags.write && node instanceof RegNode) {
+      if (flags.trunc && node instanceof RegNode) {
         const r = node.truncate(0n);
         if (r < 0) return r;
       }
