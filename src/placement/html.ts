@@ -6,7 +6,7 @@
  * mailed or archived as it is.
  */
 import type { Target } from '../../arch/types.js';
-import type { VerifyReport } from '../verify/verify.js';
+import type { VerifyReport } from '../verify/types.js';
 import { modeLabel, type ExplainDoc } from './explain.js';
 import { errnoLabel, hexBytes, type Placement } from './placement.js';
 
