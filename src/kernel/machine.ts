@@ -35,6 +35,8 @@ import { Rng } from './rng.js';
 import { Process, Task } from './task.js';
 import { MemCharge } from '../mm/charge.js';
 import { checkInt, resolveLimits, type Limits } from './limits.js';
+import { buildView, showHostPath, vfsContext, type View, type Vfs } from '../vfs/index.js';
+import { procfsSource } from './procfs.js';
 import { SyncWorld, type ExecContext, type GuestWork, type Kthread } from '../sync/index.js';
 import { Vcpu, type MachineState } from './machine-state.js';
 import { ProcessTable } from './process-table.js';
@@ -61,8 +63,12 @@ export interface MachineOptions extends Partial<Limits> {
   report?: (line: string) => void;
   /** Path of the guest kernel image (default: fixtures/kernel/<target>/vmlinux). */
   kernelImage?: string;
-  /** Host files the guest may open read-only, besides those named in its argv. */
+  /** Host paths the guest may see, besides the program and its arguments that exist (src/vfs/view.ts). */
   allowFiles?: string[];
+  /** A host directory the guest sees as its whole root (`--root`), instead of the named paths. */
+  root?: string;
+  /** The guest's cwd: a host directory in the view, a guest path under `root` (default: the host's cwd, or `/`). */
+  cwd?: string;
   /** Called with one line per system call, in strace(1)'s shape (src/kernel/strace.ts). */
   strace?: (line: string) => void;
   /** Called after every quantum (progress displays); must be cheap and must not touch the guest. */
@@ -145,7 +151,9 @@ export class Machine {
   readonly faultFixups: Array<(task: Task, pc: bigint) => bigint | undefined> = [];
   private readonly opts: Required<Pick<MachineOptions, 'maxInsns' | 'quantum'>> & MachineOptions;
   private readonly inodes = new Map<string, Inode>();
-  private readonly allowed = new Set<string>();
+  /** The guest's filesystem (src/vfs): a view of the host and the guest's in-memory changes. */
+  readonly vfs: Vfs;
+  private readonly view: View;
   /** Every live address space (the same set as `st.mms`). */
   private readonly mms: Set<Mm>;
   /** What the machine's parts share (machine-state.ts). */
@@ -207,20 +215,31 @@ export class Machine {
     // The dispatcher and the kernel calls refer to each other (HC_CALL_DONE, a kernel oops).
     let traps: TrapDispatch | undefined;
     this.calls = new KernelCalls({ machine: this, state: st, procs, maxInsns: this.opts.maxInsns, oops: (t, why) => traps!.kernelOops(t, why) });
-    traps = new TrapDispatch({ machine: this, opts: this.opts, state: st, procs, calls: this.calls, mayOpen: (p) => this.allowed.has(p) });
+    traps = new TrapDispatch({ machine: this, opts: this.opts, state: st, procs, calls: this.calls });
     this.traps = traps;
-    for (const f of opts.allowFiles ?? []) this.allowFile(f);
+    this.view = buildView({
+      paths: opts.allowFiles ?? [],
+      ...(opts.root !== undefined && { root: opts.root }),
+      ...(opts.cwd !== undefined && { cwd: opts.cwd }),
+      rng: { bytes: (n) => this.rng.bytes(n) },
+      ctx: vfsContext({ now: () => this.clockNs(), charge: this.memory }),
+      proc: procfsSource({
+        arch,
+        processes: () => this.procs.processes,
+        current: () => this.st.current,
+        uid: process.getuid?.() ?? 0,
+        gid: process.getgid?.() ?? 0,
+      }),
+    });
+    this.vfs = this.view.vfs;
+  }
+
+  /** The deterministic clock: nanoseconds since the epoch of the run, from instructions retired. */
+  clockNs(): bigint {
+    return BigInt(this.insns);
   }
 
   // --- processes -----------------------------------------------------------------------------
-
-  private allowFile(path: string): void {
-    try {
-      this.allowed.add(realpathSync(path));
-    } catch {
-      /* not a host file: nothing to allow */
-    }
-  }
 
   inodeFor(realPath: string, contents?: Uint8Array): Inode {
     let ino = this.inodes.get(realPath);
@@ -266,13 +285,17 @@ export class Machine {
       throw new UniprobeError('ELF', `${path}: an ELF for ${elf.target}, but the machine is ${this.target}`);
     }
     const real = realpathSync(path);
-    this.allowed.add(real);
-    for (const a of argv.slice(1)) this.allowFile(a);
+    // The program and each argument that names a host path are visible to the guest.
+    showHostPath(this.view, path);
+    for (const a of argv.slice(1)) if (a.length > 0 && !a.startsWith('-')) showHostPath(this.view, a);
     const inode = this.inodeFor(real, elf.bytes);
     const mm = this.newMm();
     try {
       const proc = new Process(this.procs.allocPid(), mm, real, this.limits.maxFiles);
       proc.comm = (path.split('/').pop() ?? path).slice(0, 15);
+      proc.fs = this.view.fs.clone();
+      proc.argv = argv;
+      proc.envp = envp;
       const task = this.procs.newTask(proc);
       proc.fds.set(0, { kind: 'stdio', hostFd: 0 });
       proc.fds.set(1, { kind: 'stdio', hostFd: 1 });
@@ -479,6 +502,11 @@ export class Machine {
   private runQuantum(task: Task, cpu: Vcpu): void {
     const mm = task.mm;
     this.loadTask(task);
+    if (task.pendingCall) {
+      // Woken from a sleep on a wait queue (a pipe): run the call again before running on.
+      this.traps.retryCall(task);
+      if (task.state !== 'runnable') return;
+    }
     if (task.pendingMapping) {
       // Woken from a sleep on mmap_lock: retry the system call before running on.
       const p = task.pendingMapping;

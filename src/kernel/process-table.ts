@@ -40,6 +40,9 @@ export interface ProcessTableDeps {
   readonly forkHooks: ReadonlyArray<(parent: Task, child: Task) => void>;
 }
 
+/** CLONE_FS (include/uapi/linux/sched.h): share cwd and umask with the parent. */
+const CLONE_FS = 0x200n;
+
 export class ProcessTable {
   readonly processes: Process[] = [];
   readonly tasks: Task[] = [];
@@ -95,6 +98,9 @@ export class ProcessTable {
         proc = parent;
       } else {
         proc = new Process(this.nextPid++, parent.mm, parent.exePath, parent.fds.limit);
+        proc.fs = flags & CLONE_FS ? parent.fs : parent.fs.clone();
+        proc.argv = parent.argv;
+        proc.envp = parent.envp;
         proc.parent = parent;
         parent.children.add(proc);
         this.processes.push(proc);
@@ -109,6 +115,9 @@ export class ProcessTable {
       state.attachMm(mm);
       proc = new Process(this.nextPid++, mm, parent.exePath, parent.fds.limit);
       proc.comm = parent.comm;
+      proc.fs = flags & CLONE_FS ? parent.fs : parent.fs.clone();
+      proc.argv = parent.argv;
+      proc.envp = parent.envp;
       proc.parent = parent;
       parent.children.add(proc);
       this.processes.push(proc);

@@ -78,6 +78,8 @@ export class Task {
    * (state 'blocked') and retries before its next run, as down_write would wake it.
    */
   pendingMapping: { name: string; args: bigint[] } | undefined;
+  /** A system call sleeping on a wait queue (a pipe): retried when woken (SyscallDirective 'wait'). */
+  pendingCall: { name: string; args: bigint[] } | undefined;
   /** Bytes a pipe write already moved before it had to sleep (pipe_write keeps them across waits). */
   ioProgress: number | undefined;
   /** Per-task uprobes state (Linux's task->utask), owned by src/uprobes. */
@@ -112,6 +114,9 @@ export class Process {
   exePath: string;
   /** cwd and umask (fs_struct); set by the machine when the process is created. */
   fs!: FsState;
+  /** The arguments and environment it was started with (/proc/PID/cmdline, environ). */
+  argv: string[] = [];
+  envp: string[] = [];
   /** Set once the whole thread group has exited. */
   zombie = false;
   exitCode = 0;

@@ -32,6 +32,8 @@ export interface ViewOptions {
 
 export interface View {
   vfs: Vfs;
+  /** A whole host directory is the root (`root`); no paths are added to it later. */
+  rootTree: boolean;
   /** The first process's filesystem state (cwd, umask 022). */
   fs: FsState;
 }
@@ -72,7 +74,22 @@ export function buildView(o: ViewOptions): View {
     const n = vfs.lookup(root, o.cwd);
     if (n instanceof DirNode) cwd = n;
   }
-  return { vfs: new Vfs(root, ctx), fs: new FsState(cwd) };
+  return { vfs: new Vfs(root, ctx), fs: new FsState(cwd), rootTree: o.root !== undefined };
+}
+
+/**
+ * Show one more host path in a view (a program spawned later, its arguments): as given (made
+ * absolute) and, when that is a link, at its real path too. Nothing under a root tree.
+ */
+export function showHostPath(view: View, p: string): void {
+  if (view.rootTree) return;
+  const ctx = view.vfs.ctx;
+  graftHostPath(ctx, view.vfs.root, resolvePath(p));
+  try {
+    graftHostPath(ctx, view.vfs.root, realpathSync(p));
+  } catch {
+    // absent on the host: nothing to show
+  }
 }
 
 /** Components of an absolute host path. */
