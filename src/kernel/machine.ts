@@ -577,6 +577,8 @@ export class Machine {
       }
       const fault = result.err !== UC_ERR.OK && !(result.err === UC_ERR.WRITE_PROT && cowResolved);
       if (fault && task.state !== 'dead') this.traps.faultFromRun(task, result.err);
+      // execve replaced the task's mm: the quantum ends with the old engine.
+      if (task.mm !== mm) break;
       if (fault || task.state !== 'runnable' || (!deferred && !cowResolved && afterStop.length === 0 && !companyArrived) || restarts >= 1000) break;
     }
     this.st.loneQuantum = false;

@@ -14,6 +14,7 @@ import { fileOf, pageCacheOf } from './sys/files.js';
 import { rwHandlers } from './sys/rw.js';
 import { fsHandlers } from './sys/fs.js';
 import { fdHandlers } from './sys/fd.js';
+import { execHandlers } from './sys/exec.js';
 
 export type { SyscallCtx, SyscallDirective, SyscallHost, SyscallResult } from './sys/common.js';
 
@@ -31,6 +32,7 @@ export const handlers: Record<string, Handler> = {
   ...rwHandlers,
   ...fsHandlers,
   ...fdHandlers,
+  ...execHandlers,
   exit(_ctx, [code]) {
     return { kind: 'exit', code: Number(code! & 0xffn), group: false };
   },

@@ -26,6 +26,7 @@ import type { Machine, MachineOptions, MappingLockHook } from './machine.js';
 import type { MachineState } from './machine-state.js';
 import { signalName, type ProcessTable } from './process-table.js';
 import { formatSyscallCall, formatSyscallResult, syscallReturns } from './strace.js';
+import { installExec } from './execve.js';
 import { handlers, normaliseSyscall, type SyscallHost, type SyscallResult } from './syscalls.js';
 import type { Task } from './task.js';
 
@@ -229,6 +230,10 @@ export class TrapDispatch {
         return undefined;
       case 'yield':
         arch.writeReturnValue(e, 0n);
+        return { stop: true };
+      case 'exec':
+        // The old image goes away under the running engine: replace it once the run has stopped.
+        this.d.state.afterStopWork.push(() => installExec(this.d, task, r.image));
         return { stop: true };
       case 'wait': {
         // Sleep on the wait queue; the call runs again when woken (retryCall), still inside the

@@ -20,7 +20,9 @@ export type SyscallDirective =
    * Sleep until `subscribe`'s wake is called (a pipe changed), then run the same call again: the
    * wait inside pipe_read/pipe_write, invisible to the kernel functions above it.
    */
-  | { kind: 'wait'; subscribe: (wake: () => void) => () => void };
+  | { kind: 'wait'; subscribe: (wake: () => void) => () => void }
+  /** execve succeeded: install the new image once the engine has stopped (it never returns). */
+  | { kind: 'exec'; image: import('./exec.js').ExecImage };
 
 export type SyscallResult = bigint | SyscallDirective;
 
