@@ -332,10 +332,12 @@ export function makedev(major: number, minor: number): bigint {
 // --- directories ---------------------------------------------------------------------------------
 
 export class DirNode extends VNode {
-  /** Entries, once read (from the host listing or created by the guest); insertion order is getdents order. */
-  private entries: Map<string, VNode> | undefined;
+  /** Entries (from the host listing and created by the guest); insertion order is getdents order. */
+  private readonly entries = new Map<string, VNode>();
   /** Host directory listed on first lookup (undefined for the guest's own directories). */
-  private readonly hostPath: string | undefined;
+  private hostPath: string | undefined;
+  /** The host directory's entries were merged into `entries`. */
+  private listed: boolean;
   /** False once rmdir removed it (a cwd may still point here; lookups then fail with ENOENT). */
   alive = true;
 
@@ -348,7 +350,17 @@ export class DirNode extends VNode {
   ) {
     super(ctx, meta);
     this.hostPath = hostPath;
-    if (!hostPath) this.entries = new Map();
+    this.listed = hostPath === undefined;
+  }
+
+  /**
+   * Show the whole host directory behind a shadow (a path named after one of its descendants):
+   * its entries join those grafted so far, in place, so a cwd pointing here stays valid.
+   */
+  expose(hostPath: string): void {
+    if (this.hostPath !== undefined) return;
+    this.hostPath = hostPath;
+    this.listed = false;
   }
 
   static fromHost(ctx: VfsContext, parent: DirNode | undefined, name: string, path: string, st: BigIntStats): DirNode {
@@ -434,9 +446,9 @@ export class DirNode extends VNode {
   }
 
   private map(): Map<string, VNode> {
-    if (this.entries) return this.entries;
-    const m = new Map<string, VNode>();
-    this.entries = m;
+    const m = this.entries;
+    if (this.listed) return m;
+    this.listed = true;
     const dir = this.hostPath!;
     let h;
     try {
@@ -446,6 +458,7 @@ export class DirNode extends VNode {
     }
     try {
       for (let ent = h.readSync(); ent; ent = h.readSync()) {
+        if (m.has(ent.name)) continue; // grafted before the directory was exposed
         const node = hostNode(this.ctx, this, ent.name, `${dir === '/' ? '' : dir}/${ent.name}`);
         if (node) m.set(ent.name, node);
       }

@@ -131,7 +131,14 @@ function graftHostPath(ctx: VfsContext, root: DirNode, p: string): void {
   const name = cs[cs.length - 1]!;
   const dirPath = `/${cs.slice(0, -1).join('/')}`;
   const parent = shadowChain(ctx, root, dirPath);
-  if (!parent || parent.lookup(name)) return;
+  if (!parent) return;
+  const have = parent.lookup(name);
+  if (have instanceof DirNode) {
+    // A shadow made for something named inside it: now the whole directory is named.
+    have.expose(p);
+    return;
+  }
+  if (have) return;
   const node = hostNode(ctx, parent, name, p);
   if (node) parent.graft(name, node);
 }

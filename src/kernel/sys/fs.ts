@@ -10,7 +10,7 @@ import { encodeStat, encodeStatx, type StatLayout } from '../abi/stat-layout.js'
 import { mayAccess } from '../../vfs/access.js';
 import { DirNode, type VNode } from '../../vfs/node.js';
 import { dirent64, direntLegacy, DirentOverflow, type FileDescription } from '../../vfs/file.js';
-import { copyOut, procOf, readPath, s32, type Handler, type SyscallCtx, type SyscallResult } from './common.js';
+import { copyOut, procOf, readPath, s32, user, type Handler, type SyscallCtx, type SyscallResult } from './common.js';
 import {
   AT_EACCESS,
   AT_EMPTY_PATH,
@@ -198,6 +198,57 @@ function lenArg(ctx: SyscallCtx, a: bigint[], at: number): bigint {
 
 const flagsOf = (v: bigint | undefined): number => s32(v ?? 0n);
 
+const UTIME_NOW = (1n << 30n) - 1n;
+const UTIME_OMIT = (1n << 30n) - 2n;
+
+/**
+ * utimensat / futimens (fs/utimes.c): NULL times = now; UTIME_NOW / UTIME_OMIT per field; a
+ * nanosecond value past 999,999,999 is EINVAL. Setting explicit times needs the owner (or root);
+ * setting both to now is allowed to anyone who may write the file.
+ */
+function utimens(ctx: SyscallCtx, dfd: number, pathPtr: bigint, timesPtr: bigint, flags: number, tsWord: 4 | 8): bigint {
+  if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return err(E.EINVAL);
+  const now = ctx.host.clockNs();
+  let at: bigint | undefined = now;
+  let mt: bigint | undefined = now;
+  let explicit = false;
+  if (timesPtr !== 0n) {
+    const mm = ctx.task.mm;
+    const le = ctx.host.arch.endian === 'little';
+    const raw = user(() => mm.read(timesPtr, tsWord * 4));
+    if (typeof raw === 'bigint') return raw;
+    const v = new DataView(raw.buffer, raw.byteOffset);
+    const word = (i: number): bigint => (tsWord === 8 ? v.getBigInt64(i * 8, le) : BigInt(v.getInt32(i * 4, le)));
+    const one = (sec: bigint, nsec: bigint): bigint | undefined | null => {
+      if (nsec === UTIME_OMIT) return undefined;
+      if (nsec === UTIME_NOW) return now;
+      if (nsec < 0n || nsec > 999_999_999n) return null;
+      explicit = true;
+      return sec * 1_000_000_000n + nsec;
+    };
+    const a = one(word(0), word(1));
+    const m = one(word(2), word(3));
+    if (a === null || m === null) return err(E.EINVAL);
+    at = a;
+    mt = m;
+  }
+  let node: VNode | bigint;
+  if (pathPtr === 0n) {
+    // futimens: the descriptor itself.
+    const f = fileOf(ctx, dfd);
+    if (!f) return err(E.EBADF);
+    if (f.kind !== 'vfs') return 0n;
+    node = f.file.node;
+  } else node = nodeAt(ctx, dfd, pathPtr, flags, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH);
+  if (typeof node === 'bigint') return node;
+  const vfs = ctx.host.vfs;
+  const owner = vfs.uid === 0 || vfs.uid === node.uid;
+  if (explicit && !owner) return err(E.EPERM);
+  if (!explicit && !owner && !mayAccess(vfs, node, 2)) return err(E.EACCES);
+  if (at !== undefined || mt !== undefined) node.setTimes(at, mt);
+  return 0n;
+}
+
 export const fsHandlers: Record<string, Handler> = {
   openat: (ctx, [dfd, path, flags, mode]) => doOpen(ctx, s32(dfd!), path!, flagsOf(flags), Number(mode! & 0o7777n)),
   creat: (ctx, [path, mode]) => {
@@ -277,6 +328,8 @@ export const fsHandlers: Record<string, Handler> = {
   truncate64: (ctx, a) => one(ctx, AT_FDCWD, a[0]!, (p) => ctx.host.vfs.truncate(p.start, p.path, lenArg(ctx, a, 1))),
   ftruncate: (ctx, a) => truncateFd(ctx, s32(a[0]!), lenArg(ctx, a, 1)),
   ftruncate64: (ctx, a) => truncateFd(ctx, s32(a[0]!), lenArg(ctx, a, 1)),
+  utimensat: (ctx, [dfd, path, times, flags]) => utimens(ctx, s32(dfd!), path!, times!, flagsOf(flags), ctx.host.arch.wordSize),
+  utimensat_time64: (ctx, [dfd, path, times, flags]) => utimens(ctx, s32(dfd!), path!, times!, flagsOf(flags), 8),
   chmod: (ctx, [path, mode]) => chmodNode(ctx, nodeAt(ctx, AT_FDCWD, path!, 0, 0), mode!),
   fchmodat: (ctx, [dfd, path, mode]) => chmodNode(ctx, nodeAt(ctx, s32(dfd!), path!, 0, 0), mode!),
   fchmod: (ctx, [fd, mode]) => {
