@@ -57,6 +57,7 @@ export function installExec(d: ExecDeps, task: Task, image: ExecImage): void {
   for (const fd of [...proc.fds.closeOnExec]) proc.fds.delete(fd);
   proc.comm = (image.filename.split('/').pop() ?? image.filename).slice(0, 15);
   proc.exePath = image.exePath;
+  proc.exeNode = image.node;
   proc.argv = image.argv;
   proc.envp = image.envp;
   task.clearChildTid = 0n;

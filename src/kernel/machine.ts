@@ -36,6 +36,7 @@ import { Process, Task } from './task.js';
 import { MemCharge } from '../mm/charge.js';
 import { checkInt, resolveLimits, type Limits } from './limits.js';
 import { buildView, showHostPath, vfsContext, type View, type Vfs } from '../vfs/index.js';
+import { hostNode } from '../vfs/node.js';
 import { procfsSource } from './procfs.js';
 import { SyncWorld, type ExecContext, type GuestWork, type Kthread } from '../sync/index.js';
 import { Vcpu, type MachineState } from './machine-state.js';
@@ -294,6 +295,7 @@ export class Machine {
       const proc = new Process(this.procs.allocPid(), mm, real, this.limits.maxFiles);
       proc.comm = (path.split('/').pop() ?? path).slice(0, 15);
       proc.fs = this.view.fs.clone();
+      proc.exeNode = hostNode(this.vfs.ctx, undefined, '', real);
       proc.argv = argv;
       proc.envp = envp;
       const task = this.procs.newTask(proc);

@@ -101,6 +101,7 @@ export class ProcessTable {
         proc.fs = flags & CLONE_FS ? parent.fs : parent.fs.clone();
         proc.argv = parent.argv;
         proc.envp = parent.envp;
+        proc.exeNode = parent.exeNode;
         proc.parent = parent;
         parent.children.add(proc);
         this.processes.push(proc);
@@ -118,6 +119,7 @@ export class ProcessTable {
       proc.fs = flags & CLONE_FS ? parent.fs : parent.fs.clone();
       proc.argv = parent.argv;
       proc.envp = parent.envp;
+      proc.exeNode = parent.exeNode;
       proc.parent = parent;
       parent.children.add(proc);
       this.processes.push(proc);

@@ -114,6 +114,8 @@ export class Process {
   exePath: string;
   /** cwd and umask (fs_struct); set by the machine when the process is created. */
   fs!: FsState;
+  /** The program's file, what /proc/PID/exe leads to (even outside the guest's root). */
+  exeNode: import('../vfs/node.js').VNode | undefined;
   /** The arguments and environment it was started with (/proc/PID/cmdline, environ). */
   argv: string[] = [];
   envp: string[] = [];

@@ -296,6 +296,21 @@ export class SymlinkNode extends VNode {
   }
 }
 
+/**
+ * A procfs "magic" link (/proc/PID/exe, cwd, fd/N): readlink shows a path, but following it
+ * lands on the object itself (nd_jump_link), even where that path does not resolve — a program
+ * outside the guest's root, a deleted file.
+ */
+export class MagicLink extends SymlinkNode {
+  constructor(
+    ctx: VfsContext,
+    target: string,
+    readonly jump: () => VNode | undefined,
+  ) {
+    super(ctx, freshMeta(ctx, S_IFLNK | 0o777), target);
+  }
+}
+
 // --- character devices ---------------------------------------------------------------------------
 
 /** The behaviour of a synthetic character device (src/vfs/devices.ts). */

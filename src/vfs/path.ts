@@ -10,7 +10,7 @@
  */
 import { E } from '../kernel/errno.js';
 import { VfsError } from './errors.js';
-import { DirNode, SymlinkNode, type VNode } from './node.js';
+import { DirNode, MagicLink, SymlinkNode, type VNode } from './node.js';
 import { mayExec } from './access.js';
 
 export const PATH_MAX = 4096;
@@ -57,6 +57,11 @@ function step(w: Walker, dir: DirNode, name: string): VNode {
 /** Follow a symbolic link found in `dir`: its target resolved from there (or from the root). */
 function follow(w: Walker, dir: DirNode, link: SymlinkNode, budget: Budget): VNode {
   if (++budget.links > MAXSYMLINKS) throw new VfsError(E.ELOOP);
+  if (link instanceof MagicLink) {
+    const n = link.jump();
+    if (!n) throw new VfsError(E.ENOENT);
+    return n;
+  }
   if (link.target.length === 0) throw new VfsError(E.ENOENT);
   return walk(w, dir, link.target, true, budget);
 }

@@ -7,7 +7,7 @@
  * Files are generated when first read after open, as seq_file fills its buffer, and report size
  * 0 as procfs does. The directories have no create or remove operations (EPERM).
  */
-import { DirNode, SymlinkNode, VNode, freshMeta, type VfsContext } from './node.js';
+import { DirNode, MagicLink, SymlinkNode, VNode, freshMeta, type VfsContext } from './node.js';
 import { S_IFDIR, S_IFREG } from './stat.js';
 
 export interface MapEntry {
@@ -35,13 +35,16 @@ export interface ProcTask {
   state: string;
   exe: string | undefined;
   cwd: string | undefined;
+  /** What exe and cwd lead to when followed (magic links). */
+  exeNode?: () => VNode | undefined;
+  cwdNode?: () => VNode | undefined;
   cmdline: Uint8Array;
   environ: Uint8Array;
   umask: number;
   uid: number;
   gid: number;
   threads: number;
-  fds: Array<{ fd: number; target: string }>;
+  fds: Array<{ fd: number; target: string; node?: VNode }>;
   sigBlocked: bigint;
   sigIgnored: bigint;
   sigCaught: bigint;
@@ -119,6 +122,8 @@ const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 /** The /proc directory for `src`. */
 export function makeProcDir(ctx: VfsContext, parent: DirNode, src: ProcSource): DirNode {
   const link = (target: () => string | undefined) => () => SymlinkNode.create(ctx, target() ?? '');
+  const magic = (target: () => string | undefined, jump: (() => VNode | undefined) | undefined) => () =>
+    jump ? new MagicLink(ctx, target() ?? '', jump) : SymlinkNode.create(ctx, target() ?? '');
   const file = (gen: () => Uint8Array, perm?: number) => () => new ProcFile(ctx, gen, perm);
   const pidDir = (pid: number): DirNode =>
     new ProcDir(ctx, undefined, String(pid), () => {
@@ -126,14 +131,14 @@ export function makeProcDir(ctx: VfsContext, parent: DirNode, src: ProcSource): 
       return [
         ['cmdline', file(() => t()?.cmdline ?? new Uint8Array(0))],
         ['comm', file(() => text(`${t()?.comm ?? ''}\n`), 0o644)],
-        ['cwd', link(() => t()?.cwd)],
+        ['cwd', magic(() => t()?.cwd, () => t()?.cwdNode?.())],
         ['environ', file(() => t()?.environ ?? new Uint8Array(0), 0o400)],
-        ['exe', link(() => t()?.exe)],
+        ['exe', magic(() => t()?.exe, () => t()?.exeNode?.())],
         [
           'fd',
           () =>
             new ProcDir(ctx, undefined, 'fd', () =>
-              (t()?.fds ?? []).map(({ fd, target }): [string, () => VNode] => [String(fd), link(() => target)]),
+              (t()?.fds ?? []).map(({ fd, target, node }): [string, () => VNode] => [String(fd), magic(() => target, node ? () => node : undefined)]),
             ),
         ],
         ['maps', file(() => text(formatMaps(t()?.maps() ?? [], src.wordSize)))],

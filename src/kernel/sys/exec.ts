@@ -40,6 +40,8 @@ export interface ExecImage {
   exePath: string;
   argv: string[];
   envp: string[];
+  /** The program's node (what /proc/PID/exe leads to). */
+  node: RegNode;
 }
 
 /** A NULL-terminated array of string pointers from user memory, with Linux's limits. */
@@ -110,7 +112,7 @@ function prepare(ctx: SyscallCtx, start: DirNode, path: string, follow: boolean,
   }
   if (elf.type !== 2) return err(E.ENOEXEC); // static non-PIE programs only (ET_EXEC)
   const inode = pageCacheOf(ctx, node, path);
-  return { elf, inode, filename: path, exePath: node.hostOrigin ?? path, argv, envp };
+  return { elf, inode, filename: path, exePath: node.hostOrigin ?? path, argv, envp, node };
 }
 
 function execve(ctx: SyscallCtx, dfd: number, pathPtr: bigint, argvPtr: bigint, envpPtr: bigint, flags: number): SyscallResult {
