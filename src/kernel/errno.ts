@@ -40,6 +40,7 @@ export const E = {
   ENOTEMPTY: 39,
   ELOOP: 40,
   EOVERFLOW: 75,
+  ETIMEDOUT: 110,
   EILSEQ: 84,
   ENOTSUPP: 524,
   EOPNOTSUPP: 95,

@@ -38,6 +38,8 @@ import { checkInt, resolveLimits, type Limits } from './limits.js';
 import { buildView, showHostPath, vfsContext, type View, type Vfs } from '../vfs/index.js';
 import { hostNode } from '../vfs/node.js';
 import { procfsSource } from './procfs.js';
+import { FutexTable } from './futex.js';
+import { Timers } from './timers.js';
 import { SyncWorld, type ExecContext, type GuestWork, type Kthread } from '../sync/index.js';
 import { Vcpu, type MachineState } from './machine-state.js';
 import { ProcessTable } from './process-table.js';
@@ -154,6 +156,9 @@ export class Machine {
   private readonly inodes = new Map<string, Inode>();
   /** The guest's filesystem (src/vfs): a view of the host and the guest's in-memory changes. */
   readonly vfs: Vfs;
+  /** Futex wait queues, and timers on the guest clock (futex timeouts, nanosleep). */
+  readonly futex = new FutexTable();
+  readonly timers = new Timers(() => this.insns);
   private readonly view: View;
   /** Every live address space (the same set as `st.mms`). */
   private readonly mms: Set<Mm>;
@@ -210,7 +215,7 @@ export class Machine {
       pinnedCpus: () => this.pinnedCpus(),
       report: (line) => this.report(line),
     };
-    this.procs = new ProcessTable({ arch, kernel: this.kernel, limits: this.limits, sync: this.sync, state: this.st, taskExitHooks: this.taskExitHooks, forkHooks: this.forkHooks });
+    this.procs = new ProcessTable({ arch, kernel: this.kernel, limits: this.limits, sync: this.sync, state: this.st, taskExitHooks: this.taskExitHooks, forkHooks: this.forkHooks, futex: this.futex });
     const st = this.st;
     const procs = this.procs;
     // The dispatcher and the kernel calls refer to each other (HC_CALL_DONE, a kernel oops).
@@ -235,9 +240,9 @@ export class Machine {
     this.vfs = this.view.vfs;
   }
 
-  /** The deterministic clock: nanoseconds since the epoch of the run, from instructions retired. */
+  /** The deterministic clock: nanoseconds since the run began — instructions retired, plus idle jumps. */
   clockNs(): bigint {
-    return BigInt(this.insns);
+    return this.timers.now();
   }
 
   // --- processes -----------------------------------------------------------------------------
@@ -408,8 +413,11 @@ export class Machine {
       this.procs.reapMms();
       return 'budget';
     }
+    if (!frozen) this.timers.expire();
     const s = this.sync.sched.chooseStep(work);
     if (!s) {
+      // Every task sleeps: if one sleeps with a timeout, jump the clock to it (virtual time).
+      if (!frozen && this.timers.idleUntilNext()) return 'ran';
       const hung = this.sync.sched.hungTasks();
       if (!frozen && this.tasks.some((t) => t.state === 'blocked')) {
         this.report(`uniprobe: every task is blocked (deadlock); stopping`);

@@ -36,6 +36,8 @@ export interface ProcessTableDeps {
   readonly state: MachineState;
   /** Called when a task dies, before its trap context is unwound (Machine.taskExitHooks). */
   readonly taskExitHooks: ReadonlyArray<(t: Task) => void>;
+  /** Futex wait queues (a dying thread's clear_child_tid wakes one waiter). */
+  readonly futex: import('./futex.js').FutexTable;
   /** clone/fork: after the child task exists, before it runs (Machine.forkHooks). */
   readonly forkHooks: ReadonlyArray<(parent: Task, child: Task) => void>;
 }
@@ -206,12 +208,15 @@ export class ProcessTable {
     if (t.state === 'dead') return;
     t.state = 'dead';
     if (t.clearChildTid !== 0n && t.process.mm.users > 1) {
+      // mm_release: zero the thread id and wake one waiter on it (pthread_join sleeps there).
       try {
         t.mm.write(t.clearChildTid, new Uint8Array(4));
+        this.d.futex.wake(t.mm, t.clearChildTid, 1);
       } catch {
         /* as in Linux: a bad clear_child_tid pointer is ignored */
       }
     }
+    if (t.futexWaiter) this.d.futex.remove(t.futexWaiter);
     this.d.kernel.freeStack(t.kstackIndex);
     t.kstackIndex = -1;
     // Killed between a probe trap and its step (another thread's exit_group, a fault in the

@@ -15,6 +15,7 @@ import { rwHandlers } from './sys/rw.js';
 import { fsHandlers } from './sys/fs.js';
 import { fdHandlers } from './sys/fd.js';
 import { execHandlers } from './sys/exec.js';
+import { futexHandlers } from './sys/futex.js';
 
 export type { SyscallCtx, SyscallDirective, SyscallHost, SyscallResult } from './sys/common.js';
 
@@ -33,6 +34,7 @@ export const handlers: Record<string, Handler> = {
   ...fsHandlers,
   ...fdHandlers,
   ...execHandlers,
+  ...futexHandlers,
   exit(_ctx, [code]) {
     return { kind: 'exit', code: Number(code! & 0xffn), group: false };
   },
@@ -104,9 +106,6 @@ export const handlers: Record<string, Handler> = {
   rt_sigprocmask: () => 0n,
   sigaltstack: () => 0n,
   sched_yield: () => ({ kind: 'yield' }),
-  futex: () => 0n,
-  nanosleep: () => ({ kind: 'yield' }),
-  clock_nanosleep: () => ({ kind: 'yield' }),
   clock_gettime(ctx, [_clk, ts]) {
     const ns = ctx.host.clockNs();
     const w = ctx.host.arch.wordSize;

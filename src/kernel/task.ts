@@ -80,6 +80,10 @@ export class Task {
   pendingMapping: { name: string; args: bigint[] } | undefined;
   /** A system call sleeping on a wait queue (a pipe): retried when woken (SyscallDirective 'wait'). */
   pendingCall: { name: string; args: bigint[] } | undefined;
+  /** A futex wait in progress (its outcome is read when the call runs again). */
+  futexWaiter: import('./futex.js').FutexWaiter | undefined;
+  /** nanosleep's deadline on the guest clock, while it sleeps. */
+  sleepUntil: bigint | undefined;
   /** Bytes a pipe write already moved before it had to sleep (pipe_write keeps them across waits). */
   ioProgress: number | undefined;
   /** Per-task uprobes state (Linux's task->utask), owned by src/uprobes. */

@@ -315,6 +315,8 @@ export class TrapDispatch {
         else writeAll(fd, bytes);
       },
       limits: machine.limits,
+      futex: machine.futex,
+      timers: machine.timers,
       get vfs() {
         return machine.vfs; // built after the dispatcher (Machine's constructor)
       },

@@ -6,6 +6,8 @@ import type { Arch } from '../../../arch/types.js';
 import { MmFault, type Mm } from '../../mm/mm.js';
 import type { Inode } from '../../mm/inode.js';
 import type { Vfs } from '../../vfs/vfs.js';
+import type { FutexTable } from '../futex.js';
+import type { Timers } from '../timers.js';
 import { E, err } from '../errno.js';
 import type { Limits } from '../limits.js';
 import type { Process, Task } from '../task.js';
@@ -33,6 +35,9 @@ export interface SyscallHost {
   readonly limits: Limits;
   /** The guest's filesystem (src/vfs). */
   readonly vfs: Vfs;
+  /** Futex wait queues and the guest-clock timers (src/kernel/futex.ts, timers.ts). */
+  readonly futex: FutexTable;
+  readonly timers: Timers;
   write(hostFd: 1 | 2, bytes: Uint8Array): void;
   /** The page cache of a host file (shared by every mapping of it, and what uprobes probe). */
   inodeFor(realPath: string, contents?: Uint8Array): Inode;
