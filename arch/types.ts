@@ -8,6 +8,8 @@
 import type { ErrnoTable } from '../src/kernel/errno.js';
 import type { ElfFile, ElfSymbol } from '../src/elf/index.js';
 import type { FunctionEntry } from './entry.js';
+import type { StatLayout } from '../src/kernel/abi/stat-layout.js';
+import type { OpenFlagBits } from '../src/kernel/abi/open-flags.js';
 import type { Engine } from '../src/emu/unicorn.js';
 
 export type Target = 'x86_64' | 'i386' | 'ppc32' | 'ppc64' | 'sparc64';
@@ -99,6 +101,14 @@ export interface RegisterFile {
   readonly byName: ReadonlyMap<string, { id: number; size: number }>;
 }
 
+export interface FsAbi {
+  /** `struct stat` (stat, fstat, lstat, and newfstatat where the target has it). */
+  readonly stat: StatLayout;
+  /** `struct stat64` (stat64, fstat64, lstat64, fstatat64) on targets that have those calls. */
+  readonly stat64?: StatLayout;
+  readonly openFlags: OpenFlagBits;
+}
+
 export interface Arch {
   readonly target: Target;
   readonly family: 'x86' | 'ppc' | 'sparc';
@@ -112,6 +122,14 @@ export interface Arch {
   readonly registers: RegisterFile;
   /** utsname.machine (what `uname -m` prints on this target). */
   readonly unameMachine: string;
+  /**
+   * A 64-bit file offset or length passed at argument `at` (pread64, pwrite64, truncate64,
+   * ftruncate64): on 32-bit targets a register pair, in the target's order and alignment.
+   * Absent: the argument is one 64-bit register.
+   */
+  fileOffsetArg?(args: readonly bigint[], at: number): bigint;
+  /** The filesystem ABI: struct stat layouts and open(2) bits (arch/<family>/stat.ts, fcntl.ts). */
+  readonly fsAbi: FsAbi;
 
   /**
    * Where Unicorn really accesses memory for `addr`, when that differs from `addr` (else

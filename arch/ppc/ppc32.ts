@@ -8,6 +8,8 @@ import type { Arch, TrapSink } from '../types.js';
 import { UC_PPC_REG as R } from './ucregs.js';
 import { SYSCALLS_PPC32 } from './syscalls-ppc32.js';
 import { SyscallTable } from '../syscall-table.js';
+import { STAT64_PPC32, STAT_PPC32 } from './stat.js';
+import { PPC_OPEN_FLAGS } from './fcntl.js';
 import {
   MSR_FP,
   PPC_ARG_REGS,
@@ -39,6 +41,12 @@ export const ppc32: Arch = {
   fixedInsnBytes: 4,
   functionEntry: singleEntry,
   unameMachine: 'ppc',
+  fsAbi: { stat: STAT_PPC32, stat64: STAT64_PPC32, openFlags: PPC_OPEN_FLAGS },
+  // ppc32 passes 64-bit values in an aligned register pair (r3+2k, r4+2k), high word first.
+  fileOffsetArg: (args, at) => {
+    const i = at + (at & 1);
+    return BigInt.asIntN(64, ((args[i]! & 0xffffffffn) << 32n) | (args[i + 1]! & 0xffffffffn));
+  },
   layout: {
     pageSize: 0x1000,
     taskSize: 0xc0000000n,

@@ -34,6 +34,8 @@ import type { Arch, TrapSink } from '../types.js';
 import { UC_PPC_REG as R } from './ucregs.js';
 import { SYSCALLS_PPC64 } from './syscalls-ppc64.js';
 import { SyscallTable } from '../syscall-table.js';
+import { STAT_PPC64 } from './stat.js';
+import { PPC_OPEN_FLAGS } from './fcntl.js';
 import {
   MSR_FP,
   PPC_ARG_REGS,
@@ -133,6 +135,7 @@ export const ppc64: Arch = {
   fixedInsnBytes: 4,
   functionEntry: elfv2Entry,
   unameMachine: 'ppc64',
+  fsAbi: { stat: STAT_PPC64, openFlags: PPC_OPEN_FLAGS },
   layout: {
     pageSize: 0x1000,
     taskSize: 0x1000_0000_0000n,

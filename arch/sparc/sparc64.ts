@@ -57,6 +57,8 @@ import { UC_SPARC_REG as R } from './ucregs.js';
 import { SPARC_ERRNO, sparcErrno } from './errno.js';
 import { sparcRlimitResource } from './resource.js';
 import * as isa from './isa.js';
+import { STAT64_SPARC64, STAT_SPARC64 } from './stat.js';
+import { SPARC_OPEN_FLAGS } from './fcntl.js';
 import { table, R32, R31_PC, R32_PC, SYSCALL_ARG_REGS, ST, CCR_CARRY, FORK_LIKE, ADDRESS_MASK, STUB_AREA, STUB_AREA_SIZE, STUB_READ_STATE, STUB_WRITE_STATE, STUB_SYSRET, SparcCpu, cpus, cpuOf, be32, u64, fetch, readCcrY, writeCcrY } from './cpu.js';
 import { LazyRegs, onTrap, pendingNpc } from './traps.js';
 
@@ -103,6 +105,7 @@ export const sparc64: Arch = {
   stackBias: 128 + Number(STACK_BIAS),
   fixedInsnBytes: 4,
   unameMachine: 'sparc64',
+  fsAbi: { stat: STAT_SPARC64, stat64: STAT64_SPARC64, openFlags: SPARC_OPEN_FLAGS },
   layout: {
     pageSize: 0x2000,
     taskSize: 0x100_0000_0000n,

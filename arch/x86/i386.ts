@@ -16,6 +16,8 @@ import { UC_X86_REG as R } from './ucregs.js';
 import { SYSCALLS_I386 } from './syscalls-i386.js';
 import { BREAKPOINT_VECTOR, EFLAGS_RESERVED1, HYPERCALL_VECTOR, INT80_VECTOR, x86FaultForVector } from './common.js';
 import { SyscallTable } from '../syscall-table.js';
+import { STAT64_I386, STAT_I386 } from './stat.js';
+import { GENERIC_OPEN_FLAGS } from '../../src/kernel/abi/open-flags.js';
 
 const GPRS = [R.EAX, R.EBX, R.ECX, R.EDX, R.ESI, R.EDI, R.EBP, R.ESP] as const;
 const SYSCALL_REGS = [...GPRS, R.EIP, R.EFLAGS];
@@ -91,6 +93,9 @@ export const i386: Arch = {
   elfMachine: 3,
   stackBias: 0,
   unameMachine: 'i686',
+  fsAbi: { stat: STAT_I386, stat64: STAT64_I386, openFlags: GENERIC_OPEN_FLAGS },
+  // i386 passes 64-bit offsets as (low, high) in consecutive argument registers.
+  fileOffsetArg: (args, at) => BigInt.asIntN(64, ((args[at + 1]! & 0xffffffffn) << 32n) | (args[at]! & 0xffffffffn)),
   layout: {
     pageSize: 0x1000,
     taskSize: 0xc0000000n,

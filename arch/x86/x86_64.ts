@@ -17,6 +17,8 @@ import { UC_X86_REG as R } from './ucregs.js';
 import { SYSCALLS_X86_64 } from './syscalls-x86_64.js';
 import { BREAKPOINT_VECTOR, EFLAGS_RESERVED1, HYPERCALL_VECTOR, x86FaultForVector } from './common.js';
 import { SyscallTable } from '../syscall-table.js';
+import { STAT_X86_64 } from './stat.js';
+import { GENERIC_OPEN_FLAGS } from '../../src/kernel/abi/open-flags.js';
 
 const UC_X86_INS_SYSCALL = 699;
 
@@ -60,6 +62,7 @@ export const x86_64: Arch = {
   elfMachine: 62,
   stackBias: 0,
   unameMachine: 'x86_64',
+  fsAbi: { stat: STAT_X86_64, openFlags: GENERIC_OPEN_FLAGS },
   layout: {
     pageSize: 0x1000,
     taskSize: 0x7ffffffff000n,

@@ -5,7 +5,7 @@
  * status, never a stack trace; a bad probe definition adds the kernel's error-log lines (the
  * command and a caret under the offending character). A guest run exits with the guest's status.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { isUniprobeError } from '../errors.js';
 import { readElfFileSync } from '../elf/index.js';
@@ -80,6 +80,9 @@ interface RunOpts {
   lockdep?: boolean;
   /** --no-kprobe-optimization: debug.kprobes-optimization = 0. */
   kprobeOptimization: boolean;
+  root?: string;
+  mount: string[];
+  cwd?: string;
 }
 
 function readTargetOf(elfPath: string, arch: Target | undefined, supported: readonly Target[]): Target {
@@ -110,8 +113,12 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
   const target = readTargetOf(elfPath, o.arch, supportedTargets());
   // A progress line on a terminal, unless trace events or strace lines share stderr with it.
   const progress = progressLine(process.stderr, !o.strace && (o.event.length === 0 || o.output !== undefined));
+  if (o.root !== undefined && !isDirectory(o.root)) throw new CliError(`--root ${o.root}: not a directory`);
   const m = new Machine({
     target,
+    allowFiles: o.mount,
+    ...(o.root !== undefined && { root: o.root }),
+    ...(o.cwd !== undefined && { cwd: o.cwd }),
     seed: o.seed,
     cpus: o.cpus,
     maxInsns: o.maxInsns,
@@ -226,6 +233,14 @@ async function listCommand(what: ListWhat, o: ListOpts, write: (line: string) =>
 
 class CliError extends Error {}
 
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command('uniprobe')
     .description('Linux kprobes and uprobes, reproduced on emulated x86-64, i386, ppc32, ppc64 and sparc64 guests')
@@ -269,6 +284,9 @@ export function buildProgram(): Command {
     .option('--strace', 'print each system call the guest makes to stderr')
     .option('--lockdep', 'print every lockdep report (lock-order inversion, sleep in atomic, ...) the run makes, to stderr (also: UNIPROBE_LOCKDEP=1)')
     .option('--no-kprobe-optimization', 'never jump-optimize kprobes (sysctl debug.kprobes-optimization = 0); every hit traps')
+    .option('--mount <path>', 'also show this host file or directory (with its subtree) to the guest, read-only; changes stay in memory (repeatable)', collect, [])
+    .option('--root <dir>', 'show the guest this host directory as its whole / (like qemu-user -L or a chroot), instead of the named paths')
+    .option('--cwd <dir>', "the guest's working directory (default: the current one; with --root, a path inside it, default /)")
     .addHelpText(
       'after',
       `

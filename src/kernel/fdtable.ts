@@ -30,8 +30,15 @@ export class FdTable extends Map<number, OpenFile> {
     this.full = new Uint32Array(Math.ceil(this.open.length / 32));
   }
 
+  /** Descriptors with FD_CLOEXEC (closed by execve). */
+  readonly closeOnExec = new Set<number>();
+
   override set(fd: number, file: OpenFile): this {
     if (!Number.isInteger(fd) || fd < 0 || fd >= this.limit) throw new RangeError(`fd ${fd} outside 0..${this.limit - 1}`);
+    const old = super.get(fd);
+    file.refs = (file.refs ?? 0) + 1;
+    if (old) release(old);
+    this.closeOnExec.delete(fd);
     super.set(fd, file);
     const w = fd >>> 5;
     this.open[w]! |= 1 << (fd & 31);
@@ -40,7 +47,10 @@ export class FdTable extends Map<number, OpenFile> {
   }
 
   override delete(fd: number): boolean {
+    const old = super.get(fd);
     if (!super.delete(fd)) return false;
+    release(old!);
+    this.closeOnExec.delete(fd);
     const w = fd >>> 5;
     this.open[w]! &= ~(1 << (fd & 31));
     this.full[w >>> 5]! &= ~(1 << (w & 31));
@@ -49,6 +59,8 @@ export class FdTable extends Map<number, OpenFile> {
   }
 
   override clear(): void {
+    for (const f of super.values()) release(f);
+    this.closeOnExec.clear();
     super.clear();
     this.open.fill(0);
     this.full.fill(0);
@@ -104,4 +116,11 @@ export class FdTable extends Map<number, OpenFile> {
     if (min <= this.nextFd) this.nextFd = fd + 1;
     return fd;
   }
+}
+
+/** One descriptor less on a description; the last one closes it (a pipe end goes away). */
+function release(f: OpenFile): void {
+  f.refs = (f.refs ?? 1) - 1;
+  if (f.refs > 0) return;
+  if (f.kind === 'pipe') f.pipe.close(f.end);
 }

@@ -36,6 +36,11 @@ import { Process, Task } from './task.js';
 import { MemCharge } from '../mm/charge.js';
 import { checkInt, resolveLimits, type Limits } from './limits.js';
 import { setupKernelLocking, type KernelLocking } from '../mm/kernel-locking.js';
+import { buildView, showHostPath, vfsContext, type View, type Vfs } from '../vfs/index.js';
+import { hostNode } from '../vfs/node.js';
+import { procfsSource } from './procfs.js';
+import { FutexTable } from './futex.js';
+import { Timers } from './timers.js';
 import { SyncWorld, type ExecContext, type GuestWork, type Kthread } from '../sync/index.js';
 import { Vcpu, type MachineState } from './machine-state.js';
 import { ProcessTable } from './process-table.js';
@@ -62,8 +67,12 @@ export interface MachineOptions extends Partial<Limits> {
   report?: (line: string) => void;
   /** Path of the guest kernel image (default: fixtures/kernel/<target>/vmlinux). */
   kernelImage?: string;
-  /** Host files the guest may open read-only, besides those named in its argv. */
+  /** Host paths the guest may see, besides the program and its arguments that exist (src/vfs/view.ts). */
   allowFiles?: string[];
+  /** A host directory the guest sees as its whole root (`--root`), instead of the named paths. */
+  root?: string;
+  /** The guest's cwd: a host directory in the view, a guest path under `root` (default: the host's cwd, or `/`). */
+  cwd?: string;
   /** Called with one line per system call, in strace(1)'s shape (src/kernel/strace.ts). */
   strace?: (line: string) => void;
   /** Called after every quantum (progress displays); must be cheap and must not touch the guest. */
@@ -148,7 +157,12 @@ export class Machine {
   readonly faultFixups: Array<(task: Task, pc: bigint) => bigint | undefined> = [];
   private readonly opts: Required<Pick<MachineOptions, 'maxInsns' | 'quantum'>> & MachineOptions;
   private readonly inodes = new Map<string, Inode>();
-  private readonly allowed = new Set<string>();
+  /** The guest's filesystem (src/vfs): a view of the host and the guest's in-memory changes. */
+  readonly vfs: Vfs;
+  /** Futex wait queues, and timers on the guest clock (futex timeouts, nanosleep). */
+  readonly futex = new FutexTable();
+  readonly timers = new Timers(() => this.insns);
+  private readonly view: View;
   /** Every live address space (the same set as `st.mms`). */
   private readonly mms: Set<Mm>;
   /** What the machine's parts share (machine-state.ts). */
@@ -206,26 +220,37 @@ export class Machine {
       pinnedCpus: () => this.pinnedCpus(),
       report: (line) => this.report(line),
     };
-    this.procs = new ProcessTable({ arch, kernel: this.kernel, limits: this.limits, sync: this.sync, state: this.st, taskExitHooks: this.taskExitHooks, forkHooks: this.forkHooks });
+    this.procs = new ProcessTable({ arch, kernel: this.kernel, limits: this.limits, sync: this.sync, state: this.st, taskExitHooks: this.taskExitHooks, forkHooks: this.forkHooks, futex: this.futex });
     const st = this.st;
     const procs = this.procs;
     // The dispatcher and the kernel calls refer to each other (HC_CALL_DONE, a kernel oops).
     let traps: TrapDispatch | undefined;
     this.calls = new KernelCalls({ machine: this, state: st, procs, maxInsns: this.opts.maxInsns, oops: (t, why) => traps!.kernelOops(t, why) });
-    traps = new TrapDispatch({ machine: this, opts: this.opts, state: st, procs, calls: this.calls, mayOpen: (p) => this.allowed.has(p) });
+    traps = new TrapDispatch({ machine: this, opts: this.opts, state: st, procs, calls: this.calls });
     this.traps = traps;
-    for (const f of opts.allowFiles ?? []) this.allowFile(f);
+    this.view = buildView({
+      paths: opts.allowFiles ?? [],
+      ...(opts.root !== undefined && { root: opts.root }),
+      ...(opts.cwd !== undefined && { cwd: opts.cwd }),
+      rng: { bytes: (n) => this.rng.bytes(n) },
+      ctx: vfsContext({ now: () => this.clockNs(), charge: this.memory }),
+      proc: procfsSource({
+        arch,
+        processes: () => this.procs.processes,
+        current: () => this.st.current,
+        uid: process.getuid?.() ?? 0,
+        gid: process.getgid?.() ?? 0,
+      }),
+    });
+    this.vfs = this.view.vfs;
+  }
+
+  /** The deterministic clock: nanoseconds since the run began — instructions retired, plus idle jumps. */
+  clockNs(): bigint {
+    return this.timers.now();
   }
 
   // --- files, address spaces, exec ------------------------------------------------------------
-
-  private allowFile(path: string): void {
-    try {
-      this.allowed.add(realpathSync(path));
-    } catch {
-      /* not a host file: nothing to allow */
-    }
-  }
 
   inodeFor(realPath: string, contents?: Uint8Array): Inode {
     let ino = this.inodes.get(realPath);
@@ -271,13 +296,18 @@ export class Machine {
       throw new UniprobeError('ELF', `${path}: an ELF for ${elf.target}, but the machine is ${this.target}`);
     }
     const real = realpathSync(path);
-    this.allowed.add(real);
-    for (const a of argv.slice(1)) this.allowFile(a);
+    // The program and each argument that names a host path are visible to the guest.
+    showHostPath(this.view, path);
+    for (const a of argv.slice(1)) if (a.length > 0 && !a.startsWith('-')) showHostPath(this.view, a);
     const inode = this.inodeFor(real, elf.bytes);
     const mm = this.newMm();
     try {
       const proc = new Process(this.procs.allocPid(), mm, real, this.limits.maxFiles);
       proc.comm = (path.split('/').pop() ?? path).slice(0, 15);
+      proc.fs = this.view.fs.clone();
+      proc.exeNode = hostNode(this.vfs.ctx, undefined, '', real);
+      proc.argv = argv;
+      proc.envp = envp;
       const task = this.procs.newTask(proc);
       proc.fds.set(0, { kind: 'stdio', hostFd: 0 });
       proc.fds.set(1, { kind: 'stdio', hostFd: 1 });
@@ -388,8 +418,11 @@ export class Machine {
       this.procs.reapMms();
       return 'budget';
     }
+    if (!frozen) this.timers.expire();
     const s = this.sync.sched.chooseStep(work);
     if (!s) {
+      // Every task sleeps: if one sleeps with a timeout, jump the clock to it (virtual time).
+      if (!frozen && this.timers.idleUntilNext()) return 'ran';
       const hung = this.sync.sched.hungTasks();
       if (!frozen && this.tasks.some((t) => t.state === 'blocked')) {
         this.report(`uniprobe: every task is blocked (deadlock); stopping`);
@@ -484,6 +517,11 @@ export class Machine {
   private runQuantum(task: Task, cpu: Vcpu): void {
     const mm = task.mm;
     this.loadTask(task);
+    if (task.pendingCall) {
+      // Woken from a sleep on a wait queue (a pipe): run the call again before running on.
+      this.traps.retryCall(task);
+      if (task.state !== 'runnable') return;
+    }
     if (task.pendingMapping) {
       // Woken from a sleep on mmap_lock: retry the system call before running on.
       const p = task.pendingMapping;
@@ -554,6 +592,8 @@ export class Machine {
       }
       const fault = result.err !== UC_ERR.OK && !(result.err === UC_ERR.WRITE_PROT && cowResolved);
       if (fault && task.state !== 'dead') this.traps.faultFromRun(task, result.err);
+      // execve replaced the task's mm: the quantum ends with the old engine.
+      if (task.mm !== mm) break;
       if (fault || task.state !== 'runnable' || (!deferred && !cowResolved && afterStop.length === 0 && !companyArrived) || restarts >= 1000) break;
     }
     this.st.loneQuantum = false;

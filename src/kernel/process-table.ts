@@ -36,9 +36,14 @@ export interface ProcessTableDeps {
   readonly state: MachineState;
   /** Called when a task dies, before its trap context is unwound (Machine.taskExitHooks). */
   readonly taskExitHooks: ReadonlyArray<(t: Task) => void>;
+  /** Futex wait queues (a dying thread's clear_child_tid wakes one waiter). */
+  readonly futex: import('./futex.js').FutexTable;
   /** clone/fork: after the child task exists, before it runs (Machine.forkHooks). */
   readonly forkHooks: ReadonlyArray<(parent: Task, child: Task) => void>;
 }
+
+/** CLONE_FS (include/uapi/linux/sched.h): share cwd and umask with the parent. */
+const CLONE_FS = 0x200n;
 
 export class ProcessTable {
   readonly processes: Process[] = [];
@@ -95,6 +100,10 @@ export class ProcessTable {
         proc = parent;
       } else {
         proc = new Process(this.nextPid++, parent.mm, parent.exePath, parent.fds.limit);
+        proc.fs = flags & CLONE_FS ? parent.fs : parent.fs.clone();
+        proc.argv = parent.argv;
+        proc.envp = parent.envp;
+        proc.exeNode = parent.exeNode;
         proc.parent = parent;
         parent.children.add(proc);
         this.processes.push(proc);
@@ -109,6 +118,10 @@ export class ProcessTable {
       state.attachMm(mm);
       proc = new Process(this.nextPid++, mm, parent.exePath, parent.fds.limit);
       proc.comm = parent.comm;
+      proc.fs = flags & CLONE_FS ? parent.fs : parent.fs.clone();
+      proc.argv = parent.argv;
+      proc.envp = parent.envp;
+      proc.exeNode = parent.exeNode;
       proc.parent = parent;
       parent.children.add(proc);
       this.processes.push(proc);
@@ -195,12 +208,15 @@ export class ProcessTable {
     if (t.state === 'dead') return;
     t.state = 'dead';
     if (t.clearChildTid !== 0n && t.process.mm.users > 1) {
+      // mm_release: zero the thread id and wake one waiter on it (pthread_join sleeps there).
       try {
         t.mm.write(t.clearChildTid, new Uint8Array(4));
+        this.d.futex.wake(t.mm, t.clearChildTid, 1);
       } catch {
         /* as in Linux: a bad clear_child_tid pointer is ignored */
       }
     }
+    if (t.futexWaiter) this.d.futex.remove(t.futexWaiter);
     this.d.kernel.freeStack(t.kstackIndex);
     t.kstackIndex = -1;
     // Killed between a probe trap and its step (another thread's exit_group, a fault in the

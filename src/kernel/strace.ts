@@ -93,6 +93,21 @@ const STRERROR: Record<string, string> = {
   EILSEQ: 'Invalid or incomplete multibyte or wide character',
   EOPNOTSUPP: 'Operation not supported',
   ENOTSUPP: 'Unknown error 524',
+  ENXIO: 'No such device or address',
+  EXDEV: 'Invalid cross-device link',
+  ENODEV: 'No such device',
+  ENFILE: 'Too many open files in system',
+  ETXTBSY: 'Text file busy',
+  EFBIG: 'File too large',
+  ENOSPC: 'No space left on device',
+  EROFS: 'Read-only file system',
+  EMLINK: 'Too many links',
+  EPIPE: 'Broken pipe',
+  ENAMETOOLONG: 'File name too long',
+  ENOTEMPTY: 'Directory not empty',
+  ELOOP: 'Too many levels of symbolic links',
+  EOVERFLOW: 'Value too large for defined data type',
+  ETIMEDOUT: 'Connection timed out',
 };
 
 const AT_FDCWD = -100n;

@@ -3,16 +3,24 @@
  */
 import type { RegSnapshot } from '../../arch/types.js';
 import type { Mm } from '../mm/mm.js';
-import type { Inode } from '../mm/inode.js';
+import type { FileDescription } from '../vfs/file.js';
+import type { FsState } from '../vfs/vfs.js';
+import type { Pipe } from '../vfs/pipe.js';
 import { newContext, type ExecContext } from '../sync/context.js';
 import { DEFAULT_NOFILE, FdTable } from './fdtable.js';
 
 export type TaskState = 'runnable' | 'blocked' | 'dead';
 
-/** An open file description. */
-export type OpenFile =
+/**
+ * An open file description (struct file), shared by every descriptor dup'ed or inherited from
+ * it. `refs` counts those descriptors (FdTable keeps it); when it drops to zero the description
+ * is released (a pipe end closes). `status` holds the flags F_GETFL reports, in the target's bits.
+ */
+export type OpenFile = (
   | { kind: 'stdio'; hostFd: 0 | 1 | 2 }
-  | { kind: 'file'; inode: Inode; pos: number; flags: number };
+  | { kind: 'vfs'; file: FileDescription }
+  | { kind: 'pipe'; pipe: Pipe; end: 'read' | 'write' }
+) & { refs?: number; status?: number; nonblock?: boolean };
 
 /** A clone child's registers, applied when the task is first loaded into its engine. */
 export interface CloneStart {
@@ -70,6 +78,14 @@ export class Task {
    * (state 'blocked') and retries before its next run, as down_write would wake it.
    */
   pendingMapping: { name: string; args: bigint[] } | undefined;
+  /** A system call sleeping on a wait queue (a pipe): retried when woken (SyscallDirective 'wait'). */
+  pendingCall: { name: string; args: bigint[] } | undefined;
+  /** A futex wait in progress (its outcome is read when the call runs again). */
+  futexWaiter: import('./futex.js').FutexWaiter | undefined;
+  /** nanosleep's deadline on the guest clock, while it sleeps. */
+  sleepUntil: bigint | undefined;
+  /** Bytes a pipe write already moved before it had to sleep (pipe_write keeps them across waits). */
+  ioProgress: number | undefined;
   /** Per-task uprobes state (Linux's task->utask), owned by src/uprobes. */
   utask: unknown;
 
@@ -100,6 +116,13 @@ export class Process {
   /** comm: the executable's basename, at most 15 characters (TASK_COMM_LEN − 1). */
   comm: string;
   exePath: string;
+  /** cwd and umask (fs_struct); set by the machine when the process is created. */
+  fs!: FsState;
+  /** The program's file, what /proc/PID/exe leads to (even outside the guest's root). */
+  exeNode: import('../vfs/node.js').VNode | undefined;
+  /** The arguments and environment it was started with (/proc/PID/cmdline, environ). */
+  argv: string[] = [];
+  envp: string[] = [];
   /** Set once the whole thread group has exited. */
   zombie = false;
   exitCode = 0;

@@ -26,6 +26,7 @@ import type { Machine, MachineOptions, MappingLockHook } from './machine.js';
 import type { MachineState } from './machine-state.js';
 import { signalName, type ProcessTable } from './process-table.js';
 import { formatSyscallCall, formatSyscallResult, syscallReturns } from './strace.js';
+import { installExec } from './execve.js';
 import { handlers, normaliseSyscall, type SyscallHost, type SyscallResult } from './syscalls.js';
 import type { Task } from './task.js';
 
@@ -51,8 +52,6 @@ export interface TrapDispatchDeps {
   readonly state: MachineState;
   readonly procs: ProcessTable;
   readonly calls: KernelCalls;
-  /** The guest may open this host file (named on the command line, or allowed). */
-  mayOpen(realPath: string): boolean;
 }
 
 export class TrapDispatch {
@@ -209,11 +208,11 @@ export class TrapDispatch {
       default:
         return this.kernelOops(task, `unknown hypercall ${nr}`);
     }
-    return this.completeHypercall(task, r);
+    return this.completeHypercall(task, r, this.lastCall);
   }
 
   /** Deliver a host result to the kernel code that made the hypercall. */
-  private completeHypercall(task: Task, r: SyscallResult): TrapAction | undefined {
+  private completeHypercall(task: Task, r: SyscallResult, call?: { name: string; args: bigint[] }): TrapAction | undefined {
     const e = task.mm.engine;
     const arch = this.d.machine.arch;
     if (typeof r === 'bigint') {
@@ -232,10 +231,37 @@ export class TrapDispatch {
       case 'yield':
         arch.writeReturnValue(e, 0n);
         return { stop: true };
+      case 'exec':
+        // The old image goes away under the running engine: replace it once the run has stopped.
+        this.d.state.afterStopWork.push(() => installExec(this.d, task, r.image));
+        return { stop: true };
+      case 'wait': {
+        // Sleep on the wait queue; the call runs again when woken (retryCall), still inside the
+        // kernel function that made the hypercall, as pipe_read sleeps inside vfs_read.
+        if (!call) return this.kernelOops(task, 'a sleeping call without its arguments');
+        task.pendingCall = call;
+        task.state = 'blocked';
+        const unsubscribe = r.subscribe(() => {
+          unsubscribe();
+          if (task.pendingCall === call && task.state === 'blocked') task.state = 'runnable';
+        });
+        return { stop: true };
+      }
     }
   }
 
+  /** A woken task's sleeping call, run again before it goes on (Machine.runQuantum). */
+  retryCall(task: Task): void {
+    const call = task.pendingCall!;
+    task.pendingCall = undefined;
+    this.completeHypercall(task, this.hostSyscall(task, call.name, call.args), call);
+  }
+
+  /** The last host call made (a call that sleeps is retried with it). */
+  private lastCall: { name: string; args: bigint[] } | undefined;
+
   private hostSyscall(task: Task, name: string, args: bigint[]): SyscallResult {
+    this.lastCall = { name, args };
     const archResult = this.d.machine.arch.archSyscall(name, task.mm.engine, args, task.mm);
     if (archResult !== undefined) return archResult;
     const h = handlers[name];
@@ -289,12 +315,16 @@ export class TrapDispatch {
         else writeAll(fd, bytes);
       },
       limits: machine.limits,
-      mayOpen: (p) => this.d.mayOpen(p),
-      inodeFor: (p) => machine.inodeFor(p),
+      futex: machine.futex,
+      timers: machine.timers,
+      get vfs() {
+        return machine.vfs; // built after the dispatcher (Machine's constructor)
+      },
+      inodeFor: (p, contents) => machine.inodeFor(p, contents),
       clone: (task, flags, stack, ptid, ctid, tls) => procs.clone(task, flags, stack, ptid, ctid, tls),
       wait4: (task, pid, statusPtr, options) => procs.wait4(task, pid, statusPtr, options),
       kill: (task, pid, sig) => procs.kill(task, pid, sig),
-      clockNs: () => BigInt(machine.insns),
+      clockNs: () => machine.clockNs(),
       uname: { sysname: 'Linux', nodename: 'uniprobe', release: '6.1.0-uniprobe', version: '#1 SMP', machine: machine.arch.unameMachine },
     };
   }
