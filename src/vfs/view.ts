@@ -103,21 +103,37 @@ const parts = (p: string): string[] => p.split('/').filter((c) => c.length > 0);
 function shadowChain(ctx: VfsContext, root: DirNode, hostDir: string): DirNode | undefined {
   let d = root;
   let at = '';
-  for (const c of parts(hostDir)) {
+  const cs = parts(hostDir);
+  for (let i = 0; i < cs.length; i++) {
+    const c = cs[i]!;
     at += `/${c}`;
     const existing = d.lookup(c);
     if (existing instanceof DirNode) {
       d = existing;
       continue;
     }
-    if (existing) return undefined;
     let st;
     try {
       st = lstatSync(at, { bigint: true });
     } catch {
       return undefined;
     }
-    if (!st.isDirectory()) return undefined;
+    if (st.isSymbolicLink()) {
+      // A link on the way (a named path reached through a symlinked directory): the guest sees
+      // the link where it is and follows it to its target, which is shown as well.
+      if (!existing) {
+        const link = hostNode(ctx, d, c, at);
+        if (link) d.graft(c, link);
+      }
+      let real: string;
+      try {
+        real = realpathSync(at);
+      } catch {
+        return undefined;
+      }
+      return shadowChain(ctx, root, [real, ...cs.slice(i + 1)].join('/'));
+    }
+    if (existing || !st.isDirectory()) return undefined;
     const s = DirNode.shadow(ctx, d, c, st);
     d.graft(c, s);
     d = s;

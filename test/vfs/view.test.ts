@@ -213,3 +213,18 @@ describe('directory records', () => {
     expect(new DataView(rec.buffer).getUint16(8, true)).toBe(16);
   });
 });
+
+describe('named paths reached through a symbolic link', () => {
+  it('show the link where it is and its target, so the given path resolves in the guest', () => {
+    const linkDir = fs.mkdtempSync(join(tmpdir(), 'uniprobe-viewlink-'));
+    try {
+      fs.symlinkSync(join(dir, 'shown'), join(linkDir, 'via'));
+      const v = buildView({ paths: [join(linkDir, 'via', 'sub', 'f')], cwd: linkDir, rng, ctx: vfsContext({ now: () => 0n }) });
+      const f = v.vfs.open(v.fs, v.fs.cwd, 'via/sub/f', RD, 0);
+      expect(typeof f === 'number' ? f : text(f.read(64))).toBe('inside');
+      expect(v.vfs.readlink(v.fs.cwd, 'via')).toBe(join(dir, 'shown'));
+    } finally {
+      fs.rmSync(linkDir, { recursive: true, force: true });
+    }
+  });
+});
