@@ -11,11 +11,11 @@
  * the N = 1,000 one (1.00x = flat), for registering and for unregistering.
  *
  * Timing: main-thread CPU time (bench/harness.ts's cpuMs) of the whole loop after a full GC, in a
- * fresh Machine per run; a discarded warm-up run first; each N the mean of its fastest third of
+ * fresh Machine per run; a discarded warm-up run of 10k first; each N the mean of its fastest third of
  * runs, rounds interleaved so load from other jobs falls on every N alike. A refused probe (an
  * instruction the arch cannot probe: ~2%) counts as one probe too; it costs its analysis.
  *
- * Environment: BENCH_RUNS (default 3), BENCH_UPSCALE_TARGETS (comma list; default x86_64),
+ * Environment: BENCH_RUNS (default 3; runs per N: max(2 × BENCH_RUNS, 6)), BENCH_UPSCALE_TARGETS (comma list; default x86_64),
  * BENCH_UPSCALE_COUNTS (default 1000,10000,100000: capped at the instructions the program has).
  */
 import { realpathSync } from 'node:fs';
@@ -31,6 +31,8 @@ import { collectGarbage, cpuMs, fixed, low, ratio, ratioValue, recordResults } f
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+/** Runs per N: with one (the fastest third of 3) the 1k figure, a 40 ms run, moved by ±20% between runs. */
+const runsFor = (runs: number): number => Math.max(2 * runs, 6);
 const COUNTS = (process.env.BENCH_UPSCALE_COUNTS ?? '1000,10000,100000').split(',').map(Number);
 
 /** File offsets of every instruction the placement walk finds in the program, in address order. */
@@ -83,17 +85,19 @@ async function once(target: Target, path: string, offs: readonly bigint[]): Prom
 export async function benchUprobesScale(runs = RUNS, targets: Target[] = ['x86_64'], opts: { record?: boolean } = {}): Promise<Record<string, unknown>> {
   const wanted = process.env.BENCH_UPSCALE_TARGETS?.split(',') as Target[] | undefined;
   const list = (wanted ?? targets).filter((t) => supportedTargets().includes(t));
-  const json: Record<string, unknown> = { runs };
+  const json: Record<string, unknown> = { runs: runsFor(runs) };
   console.log(`\nuprobes at scale: N uprobes on fixtures/<target>/fib (one process maps it), registered then unregistered;`);
-  console.log(`  main-thread CPU time, fastest third of ${runs} interleaved runs; µs/probe and the ratio to N=${COUNTS[0]} (1.00x = flat)`);
+  console.log(`  main-thread CPU time, fastest third of ${runsFor(runs)} interleaved runs; µs/probe and the ratio to N=${COUNTS[0]} (1.00x = flat)`);
   console.log('  target        N  registered   reg µs/probe    vs first   unreg µs/probe    vs first');
   for (const target of list) {
     const path = realpathSync(join(root, 'fixtures', target, 'fib'));
     const all = offsets(target, path);
     const counts = [...new Set(COUNTS.map((n) => Math.min(n, all.length)))];
-    await once(target, path, all.slice(0, counts[0])); // warm-up: JIT, capstone, page cache
+    // Warm-up (discarded): the JIT needs some thousands of registrations before a run's cost settles;
+    // with only a 1k warm-up the 1k runs came out ~1.5x the others.
+    await once(target, path, all.slice(0, Math.min(all.length, 10_000)));
     const samples = counts.map(() => [] as Run[]);
-    for (let r = 0; r < runs; r++) {
+    for (let r = 0; r < runsFor(runs); r++) {
       for (let j = 0; j < counts.length; j++) {
         const i = (j + r) % counts.length;
         samples[i]!.push(await once(target, path, all.slice(0, counts[i])));
