@@ -108,8 +108,26 @@ export const isRefusal = <T extends object>(p: T | ProbeRefusal): p is ProbeRefu
  */
 export type HitRegisters = readonly CachedRegister[];
 
+/** The per-CPU kprobe state a hit finds (kprobe_ctlblk.kprobe_status, KPROBE_HIT_*). */
+export type KprobeHitState = 'active' | 'ss' | 'ssdone' | 'reenter';
+
+/**
+ * What a kprobe hit does while another hit is in progress on the same CPU: 'reenter' (count a
+ * miss and single-step the instruction without handlers), 'unrecoverable' (a BUG in Linux: the
+ * hit path fails loudly), or 'not-ours' (the trap is left to the kernel's own trap handling, as
+ * for a breakpoint no probe owns).
+ */
+export type KprobeReentry = 'reenter' | 'unrecoverable' | 'not-ours';
+
 export interface ProbeArch {
   readonly arch: Arch;
+  /**
+   * The reentry rule of this arch's kprobe_handler: `state` is the interrupted hit's, `opcode` the
+   * original bytes under the new hit's breakpoint. x86 (reenter_kprobe) reenters from every state
+   * but a reentry; powerpc reenters from every state unless single-stepping a trap instruction;
+   * sparc64 reenters from every state but single-stepping.
+   */
+  reentry(state: KprobeHitState, opcode: Uint8Array): KprobeReentry;
   /** The kprobe breakpoint written over the first bytes of the probed instruction. */
   readonly breakpoint: Uint8Array;
   /** Longest instruction in bytes (x86 15, ppc/sparc 4): how many bytes `prepareKprobe` wants. */
@@ -165,6 +183,8 @@ export interface ProbeArch {
   readonly blacklistRanges?: ReadonlyArray<readonly [start: string, end: string]>;
   /** Optional: functions kretprobes may not target (kretprobe_blacklist; x86: __switch_to). */
   readonly kretprobeBlacklist?: readonly string[];
+  /** Jump optimization (optprobes): every target answers, those without it with a refusal. */
+  readonly optimize: OptProbeArch;
 }
 
 // --- uprobes (arch_uprobe_analyze_insn, pre_xol/post_xol, uretprobe hijack) --------------------
@@ -264,4 +284,64 @@ export interface UprobeArch {
   uretprobeIsAlive(cpu: ProbeCpu, riStack: bigint, ctx: UretprobeCheck): boolean;
   /** The stack pointer recorded in a return instance (return_instance.stack). */
   userSp(cpu: ProbeCpu): bigint;
+}
+
+// --- optprobes (arch_prepare_optimized_kprobe, arch_optimize_kprobes) ---------------------------
+
+/** The function a probe lies in (can_optimize needs its bounds: x86 decodes the whole of it). */
+export interface OptFunction {
+  readonly start: bigint;
+  readonly end: bigint;
+}
+
+/**
+ * A probe that can be jump-optimized, as the arch prepared it (arch_prepare_optimized_kprobe).
+ * The core lays the detour out as an entry — where the jump lands; the host runs the handlers
+ * there (a code hook on the entry: the emulator's crossing, no trap, no step) — followed by the
+ * body the entry jumps to: the relocated original instructions and a jump back.
+ */
+export interface OptimizedInsn {
+  /** Bytes of original text the jump replaces (x86: the copied instructions, >= 5; ppc64: 4). */
+  readonly size: number;
+  /** Bytes of the body (copied instructions + jump back), for allocation. */
+  readonly bodySize: number;
+  /** The jump written at the probe address to `entry` (may be shorter than `size`). */
+  jumpBytes(entry: bigint): Uint8Array;
+  /** The entry's own instruction, a jump to `body` (run after the handlers). */
+  entryBytes(entry: bigint, body: bigint): Uint8Array;
+  /** The body at `body`: the relocated copy and the jump back. */
+  bodyBytes(body: bigint): Uint8Array;
+  /**
+   * Can the detour live at `entry`/`body`? (x86: rel32 both ways and RIP-relative operands;
+   * ppc64: the branch range both ways, ±32 MiB.) Linux's -ERANGE.
+   */
+  placementRefusal(entry: bigint, body: bigint): ProbeRefusal | undefined;
+  /**
+   * Instead of a copied body, the host emulates the instruction after the handlers and leaves the
+   * PC where it went (ppc64's emulate_step in the detour, for branches whose copy would compute
+   * the wrong link address). Absent = run the body.
+   */
+  emulate?(cpu: ProbeCpu): void;
+  /** Guest instructions the body runs per hit (the entry's jump included), for the cost model. */
+  readonly detourInsns: number;
+}
+
+export interface OptProbeArch {
+  /**
+   * can_optimize + arch_prepare_optimized_kprobe's checks for the probe at `addr` inside `fn`:
+   * the arch's reason (Linux's errno and words) when it cannot be optimized. `read` gives
+   * original text (never breakpoints or jumps: Linux's __recover_optprobed_insn).
+   */
+  prepareOptimized(read: (addr: bigint, len: number) => Uint8Array, fn: OptFunction, addr: bigint): OptimizedInsn | ProbeRefusal;
+  /** Bytes per detour entry (the entry jump), and the entry's breakpoint filler when unused. */
+  readonly entrySize: number;
+}
+
+/** The hook of a target that has no optprobes (ppc32, sparc64): every probe stays a trap. */
+export function optprobesNotSupported(why: string): OptProbeArch {
+  return {
+    entrySize: 8,
+    // EOPNOTSUPP: the kernel has no arch_prepare_optimized_kprobe at all (no CONFIG_OPTPROBES).
+    prepareOptimized: () => ({ refused: true, errno: 95, reason: `optprobes not supported: ${why}` }),
+  };
 }

@@ -5,6 +5,9 @@
  * this?": it calls these hooks. Everything that knows opcodes, register numbers, ABIs or Unicorn
  * quirks lives behind them in arch/<family>/.
  */
+import type { ErrnoTable } from '../src/kernel/errno.js';
+import type { ElfFile, ElfSymbol } from '../src/elf/index.js';
+import type { FunctionEntry } from './entry.js';
 import type { Engine } from '../src/emu/unicorn.js';
 
 export type Target = 'x86_64' | 'i386' | 'ppc32' | 'ppc64' | 'sparc64';
@@ -152,8 +155,11 @@ export interface Arch {
   // --- process start ------------------------------------------------------------------------
   /** auxv contents this target's C library relies on. */
   auxv(): AuxvContext;
-  /** Registers at exec: PC = entry (ppc64 ELFv1: from the descriptor), SP = initial stack. */
-  startRegisters(engine: Engine, start: { entry: bigint; sp: bigint; entryToc?: bigint; elfv2?: boolean }): void;
+  /**
+   * Registers at exec: PC = entry (ppc64 ELFv1: from the descriptor), SP = initial stack, and
+   * whatever the target's ABI sets from the program (`elf`: ppc64's r2/r12 by ELFv1/ELFv2).
+   */
+  startRegisters(engine: Engine, start: { entry: bigint; sp: bigint; elf: ElfFile }): void;
   /** Bytes reserved below the argc word at exec (sparc64 needs a register save area + bias). */
   readonly stackBias: number;
 
@@ -171,7 +177,11 @@ export interface Arch {
    * undefined when `name` is not an arch-specific call.
    */
   archSyscall(name: string, engine: Engine, args: bigint[], mem: GuestMemoryAccess): bigint | undefined;
-  /** Translate a generic Linux errno to this target's user ABI numbering (sparc differs). */
+  /** A function's entry points (arch/entry.ts: ppc64 ELFv2 has two, the probe goes to the local one). */
+  functionEntry(sym: ElfSymbol): FunctionEntry;
+  /** This target's errno numbers by name (its uapi asm/errno.h; sparc and powerpc differ). */
+  readonly errno: ErrnoTable;
+  /** Translate a generic Linux errno to this target's user ABI numbering: `errnoTranslator(errno)`. */
   userErrno(linuxErrno: number): number;
   /**
    * A getrlimit/prlimit64 resource number in this target's numbering, as the generic one
@@ -199,12 +209,13 @@ export interface Arch {
   writeReturnValue(engine: Engine, value: bigint): void;
   /**
    * Enter a guest-kernel C function: stack at `stackTop` (already holds anything the host wrote
-   * below it), arguments per the C ABI, return to `returnTo`.
+   * below it), arguments per the C ABI, return to `returnTo`; `kernel` is the guest kernel image,
+   * for what the target's ABI takes from it (ppc64: the TOC pointer, `.TOC.`).
    */
   enterKernelFunction(
     engine: Engine,
     mem: GuestMemoryAccess,
-    call: { pc: bigint; stackTop: bigint; args: bigint[]; returnTo: bigint; toc?: bigint },
+    call: { pc: bigint; stackTop: bigint; args: bigint[]; returnTo: bigint; kernel: ElfFile },
   ): void;
 }
 

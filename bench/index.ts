@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Machine } from '../src/kernel/machine.js';
 import { benchSync } from './sync.js';
 import { benchKprobes } from './kprobes.js';
+import { benchOptprobes } from './optprobes.js';
 import { benchUprobes } from './uprobes.js';
 import { benchUprobesScale } from './uprobes-scale.js';
 import { recordResults } from './harness.js';
@@ -116,6 +117,7 @@ async function main(): Promise<void> {
   );
   recordResults('sync', await benchSync(RUNS));
   recordResults('kprobes', await benchKprobes({ record: false }));
+  recordResults('optprobes', await benchOptprobes({ record: false }));
   recordResults('uprobes', await benchUprobes(RUNS, supportedTargets(), { record: false }));
   const path = recordResults('uprobesScale', await benchUprobesScale(RUNS, ['x86_64'], { record: false }));
   console.log(`\nbench: every figure written to ${path}`);

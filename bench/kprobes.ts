@@ -92,7 +92,8 @@ class Bench {
 
   constructor(readonly target: Target) {
     this.m = new Machine({ target, cpus: 1, seed: 1, stdout: () => {}, report: (l) => process.stderr.write(`${l}\n`) });
-    this.kprobes = new Kprobes(this.m);
+    // Traps only: this benchmark measures the breakpoint paths (bench/optprobes.ts the jumps).
+    this.kprobes = new Kprobes(this.m, { optimization: false });
   }
 
   async setup(fn?: (m: Machine, kprobes: Kprobes) => Promise<void>): Promise<this> {
@@ -420,7 +421,7 @@ async function batch(target: Target): Promise<BatchFigures> {
     const m = new Machine({ target, cpus: 2, seed: 1, stdout: () => {} });
     try {
       m.spawn(program(target), ['writes', '10']);
-      const kprobes = new Kprobes(m);
+      const kprobes = new Kprobes(m, { optimization: false });
       const kps = padSites(m, kprobes, BATCH).map((addr) => new Kprobe({ addr, preHandler: () => 0 }));
       let t0 = cpuMs();
       const rc = await m.kernelCall('bench-register', async (t) => {

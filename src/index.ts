@@ -12,6 +12,6 @@ export { MmLocks } from './mm/locking.js';
 export { MmuNotifiers, MmuNotifier, type MmuNotifierOps } from './mm/notifier.js';
 export { Kprobes, KPROBE_STATUS } from './kprobes/kprobes.js';
 export { Kprobe, AggrKprobe, KPROBE_FLAG, type KprobeInit } from './kprobes/kprobe.js';
-export { ProbeRegs } from './kprobes/regs.js';
+export { ProbeRegs } from './regs/probe-regs.js';
 export { Kretprobes, Kretprobe } from './kprobes/kretprobe.js';
 export * from './uprobes/index.js';

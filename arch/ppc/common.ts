@@ -3,6 +3,8 @@
  * recognition, the Linux system-call convention (r0 = number, r3–r8 = arguments, error = CR0.SO
  * with a positive errno in r3).
  */
+import { errnoTranslator } from '../../src/kernel/errno.js';
+import { PPC_ERRNO } from './errno.js';
 import type { Engine } from '../../src/emu/unicorn.js';
 import { SIG, type Arch, type AuxvContext, type GuestFault, type TrapAction, type TrapSink } from '../types.js';
 import { UC_PPC_REG as R } from './ucregs.js';
@@ -124,7 +126,8 @@ export const ppcSharedMembers = {
   saveSyscallRegs: (e: Engine) => ({ values: e.regReadBatch(PPC_SYSCALL_REGS) }),
   restoreSyscallRegs: (e: Engine, s: { values: bigint[] }): void => e.regWriteBatch(PPC_SYSCALL_REGS, s.values),
   archSyscall: (): undefined => undefined,
-  userErrno: (n: number): number => n,
+  errno: PPC_ERRNO,
+  userErrno: errnoTranslator(PPC_ERRNO),
   cloneArgs: (a: bigint[]) => ({ flags: a[0]!, stack: a[1]!, parentTid: a[2]!, tls: a[3]!, childTid: a[4]! }),
 } satisfies Partial<Arch>;
 

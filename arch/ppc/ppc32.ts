@@ -1,6 +1,7 @@
 /**
  * ppc32 (big-endian, SysV ABI) back-end.
  */
+import { singleEntry } from '../entry.js';
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
 import type { Arch, TrapSink } from '../types.js';
@@ -36,6 +37,7 @@ export const ppc32: Arch = {
   elfMachine: 20,
   stackBias: 0,
   fixedInsnBytes: 4,
+  functionEntry: singleEntry,
   unameMachine: 'ppc',
   layout: {
     pageSize: 0x1000,

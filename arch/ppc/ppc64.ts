@@ -25,6 +25,8 @@
  * entry point derives r2 from r12). System calls: `sc`, r0 = number, r3–r8 arguments, error =
  * CR0.SO with a positive errno in r3 (arch/ppc/common.ts). Thread pointer: r13.
  */
+import type { ElfFile } from '../../src/elf/index.js';
+import { elfv2Entry } from '../entry.js';
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
 import { UniprobeError } from '../../src/errors.js';
@@ -112,6 +114,13 @@ export function enableHypervisorMode(e: Engine, msr: bigint): number {
   return off;
 }
 
+/** The guest kernel's TOC pointer (its `.TOC.` symbol), looked up once per image. */
+const tocs = new WeakMap<ElfFile, bigint | undefined>();
+function kernelToc(kernel: ElfFile): bigint | undefined {
+  if (!tocs.has(kernel)) tocs.set(kernel, kernel.symbolByName('.TOC.')?.value);
+  return tocs.get(kernel);
+}
+
 export const ppc64: Arch = {
   target: 'ppc64',
   family: 'ppc',
@@ -122,6 +131,7 @@ export const ppc64: Arch = {
   elfMachine: 21,
   stackBias: 0,
   fixedInsnBytes: 4,
+  functionEntry: elfv2Entry,
   unameMachine: 'ppc64',
   layout: {
     pageSize: 0x1000,
@@ -152,10 +162,11 @@ export const ppc64: Arch = {
 
   auxv: () => ppcAuxv(PPC64_HWCAP, PPC64_CACHE_BLOCK),
 
-  startRegisters(e, { entry, sp, entryToc, elfv2 }): void {
+  startRegisters(e, { entry, sp, elf }): void {
     ppcStartRegisters(e, entry, sp);
-    if (elfv2) e.regWrite(R.R12, entry);
-    else if (entryToc !== undefined) e.regWrite(R.R2, entryToc);
+    // ELFv2: the global entry computes r2 from r12; ELFv1: r2 comes from the entry descriptor.
+    if (elf.ppc64Abi === 'elfv2') e.regWrite(R.R12, entry);
+    else if (elf.entryToc !== undefined) e.regWrite(R.R2, elf.entryToc);
   },
 
   syscallName: (nr) => table.name(nr),
@@ -179,7 +190,8 @@ export const ppc64: Arch = {
   },
   readReturnValue: (e) => e.regRead(R.R3),
   writeReturnValue: (e, v) => e.regWrite(R.R3, BigInt.asUintN(64, v)),
-  enterKernelFunction(e, mem, { pc, stackTop, args, returnTo, toc }) {
+  enterKernelFunction(e, mem, { pc, stackTop, args, returnTo, kernel }) {
+    const toc = kernelToc(kernel);
     // An ELFv2 caller's frame: back chain 0 at 0(r1), LR save doubleword at 16(r1), and a
     // parameter save area (32(r1) + 8·i) for arguments beyond the eighth.
     const stackArgs = args.slice(8);

@@ -7,6 +7,8 @@
  * written the way Linux's fill_ldt()/set_tls_desc() encode a struct user_desc. The TLS entries are
  * per-task state (Linux keeps them in thread.tls_array), so they travel in the task's snapshot.
  */
+import { E, errnoTranslator, GENERIC_ERRNO } from '../../src/kernel/errno.js';
+import { singleEntry } from '../entry.js';
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
 import type { Arch, RegSnapshot, TrapSink } from '../types.js';
@@ -30,9 +32,9 @@ const GDT_ENTRY_KERNEL_DS = 13;
 const FLAT_CODE = Uint8Array.of(0xff, 0xff, 0x00, 0x00, 0x00, 0x9b, 0xcf, 0x00);
 const FLAT_DATA = Uint8Array.of(0xff, 0xff, 0x00, 0x00, 0x00, 0x93, 0xcf, 0x00);
 const GDT_ENTRY_TLS_ENTRIES = 3;
-const EINVAL = 22n;
-const ESRCH = 3n;
-const EFAULT = 14n;
+const EINVAL = BigInt(E.EINVAL);
+const ESRCH = BigInt(E.ESRCH);
+const EFAULT = BigInt(E.EFAULT);
 
 const table = new SyscallTable(SYSCALLS_I386);
 const mask32 = (v: bigint): bigint => BigInt.asUintN(32, v);
@@ -218,7 +220,9 @@ export const i386: Arch = {
     e.memWrite(GDT_ADDR + BigInt(entry * 8), encodeUserDesc(base, limit, flags));
     return 0n;
   },
-  userErrno: (n) => n,
+  functionEntry: singleEntry,
+  errno: GENERIC_ERRNO,
+  userErrno: errnoTranslator(GENERIC_ERRNO),
   // i386 clone(flags, newsp, parent_tidptr, tls, child_tidptr) (CONFIG_CLONE_BACKWARDS)
   cloneArgs: (a) => ({ flags: a[0]!, stack: a[1]!, parentTid: a[2]!, tls: a[3]!, childTid: a[4]! }),
   setupCloneChild(e, childStack) {

@@ -8,6 +8,8 @@
  *   so do we.
  * - int3 and `int n` arrive through UC_HOOK_INTR with RIP after the instruction.
  */
+import { E, errnoTranslator, GENERIC_ERRNO } from '../../src/kernel/errno.js';
+import { singleEntry } from '../entry.js';
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
 import type { Arch, GuestMemoryAccess, RegSnapshot, TrapSink } from '../types.js';
@@ -29,8 +31,8 @@ const ARCH_SET_GS = 0x1001n;
 const ARCH_SET_FS = 0x1002n;
 const ARCH_GET_FS = 0x1003n;
 const ARCH_GET_GS = 0x1004n;
-const EINVAL = 22n;
-const EFAULT = 14n;
+const EINVAL = BigInt(E.EINVAL);
+const EFAULT = BigInt(E.EFAULT);
 
 const table = new SyscallTable(SYSCALLS_X86_64);
 /** Unicorn 2.1's physical address width on x86-64 (see addressAlias). */
@@ -166,7 +168,9 @@ export const x86_64: Arch = {
         return -EINVAL;
     }
   },
-  userErrno: (n) => n,
+  functionEntry: singleEntry,
+  errno: GENERIC_ERRNO,
+  userErrno: errnoTranslator(GENERIC_ERRNO),
   cloneArgs: (a) => ({ flags: a[0]!, stack: a[1]!, parentTid: a[2]!, childTid: a[3]!, tls: a[4]! }),
   setupCloneChild(e, childStack) {
     e.regWrite(R.RAX, 0n);

@@ -78,6 +78,8 @@ interface RunOpts {
   maxFiles: number;
   strace?: boolean;
   lockdep?: boolean;
+  /** --no-kprobe-optimization: debug.kprobes-optimization = 0. */
+  kprobeOptimization: boolean;
 }
 
 function readTargetOf(elfPath: string, arch: Target | undefined, supported: readonly Target[]): Target {
@@ -155,6 +157,7 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
       session = await defineEvents(m, o.event, (r) => out.write(formatTraceRecord(r, o.format, symbolizer)), true, {
         program: elfPath,
         warn: (line) => process.stderr.write(`${line}\n`),
+        kprobeOptimization: o.kprobeOptimization,
       });
     }
     const r = await m.runAsync();
@@ -182,6 +185,7 @@ type ListWhat = 'events' | 'kprobes' | 'blacklist' | 'functions';
 interface ListOpts {
   event: string[];
   arch: Target;
+  kprobeOptimization: boolean;
 }
 
 /** `uniprobe list`: what the tracefs and debugfs files would show on the target's guest kernel. */
@@ -197,7 +201,9 @@ async function listCommand(what: ListWhat, o: ListOpts, write: (line: string) =>
       }
       case 'kprobes': {
         // As during `uniprobe run`: the events enabled, their probes armed.
-        const session = await defineEvents(m, o.event, () => undefined, true);
+        const session = await defineEvents(m, o.event, () => undefined, true, { kprobeOptimization: o.kprobeOptimization });
+        // The list once the delayed optimizer has run ([OPTIMIZED] where Linux would show it).
+        await m.kernelCall('kprobe_optimizer', (t) => session.kprobes.optimizer.flush(t));
         for (const line of session.kprobes.list()) write(line);
         break;
       }
@@ -262,6 +268,7 @@ export function buildProgram(): Command {
     )
     .option('--strace', 'print each system call the guest makes to stderr')
     .option('--lockdep', 'print every lockdep report (lock-order inversion, sleep in atomic, ...) the run makes, to stderr (also: UNIPROBE_LOCKDEP=1)')
+    .option('--no-kprobe-optimization', 'never jump-optimize kprobes (sysctl debug.kprobes-optimization = 0); every hit traps')
     .addHelpText(
       'after',
       `
@@ -286,6 +293,7 @@ ${EXIT_HELP}`,
     )
     .option('-e, --event <def>', 'probe definition (repeatable)', collect, [])
     .addOption(new Option('--arch <target>', 'target whose guest kernel to use').choices([...TARGETS]).default('x86_64'))
+    .option('--no-kprobe-optimization', 'list kprobes as with sysctl debug.kprobes-optimization = 0 (no [OPTIMIZED])')
     .addHelpText(
       'after',
       `

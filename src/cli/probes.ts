@@ -32,8 +32,9 @@ export async function defineEvents(
   opts: DefineOptions = {},
 ): Promise<TraceSession> {
   // Imported here so that main.ts can import DefinitionError without loading the tracer.
-  const { TraceSession } = await import('../trace/attach.js');
-  const session = new TraceSession(machine, { onRecord });
+  const [{ TraceSession }, { Kprobes }] = await Promise.all([import('../trace/attach.js'), import('../kprobes/kprobes.js')]);
+  const kprobes = opts.kprobeOptimization === undefined ? undefined : new Kprobes(machine, { optimization: opts.kprobeOptimization });
+  const session = new TraceSession(machine, { onRecord, ...(kprobes ? { kprobes } : {}) });
   for (const def of defs) {
     const resolved = resolveSymbolicUprobe(def, loadElf);
     if (isProbeError(resolved)) throw new DefinitionError(resolved);
@@ -51,6 +52,8 @@ export interface DefineOptions {
   program?: string;
   /** Where to say that an accepted uprobe will not do what it seems to (mid-instruction …). */
   warn?: (line: string) => void;
+  /** debug.kprobes-optimization for the session's kprobes (default: the core's, on). */
+  kprobeOptimization?: boolean;
 }
 
 /**

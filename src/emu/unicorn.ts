@@ -1,7 +1,10 @@
 /**
- * Typed binding to Unicorn 2.1 (Debian trixie's libunicorn.so.2, see library.ts) through koffi.
+ * Typed binding to Unicorn 2.1 (Debian trixie's libunicorn.so.2, see library.ts) through koffi:
+ * the Engine. Beside it: ffi.ts (library loading, C signatures, UnicornError), uc-const.ts
+ * (unicorn.h's constants), host-memory.ts (mmap'd memory guest pages live in), insn-counter.ts
+ * (the native instruction counter), regcache.ts (the trap register cache).
  *
- * This file is the only place that touches the C ABI. Everything above it sees an `Engine` with
+ * This file and ffi.ts are the only places that touch the C ABI. Everything above it sees an `Engine` with
  * bigint addresses and register values (64-bit guest values must survive intact), typed hooks, and
  * `UnicornError` (a UniprobeError with code 'UNICORN') carrying Unicorn's own message.
  *
@@ -11,306 +14,17 @@
  * - Every registered koffi callback is unregistered when its hook is deleted or the engine closes,
  *   so closing an engine frees its callbacks (koffi has a fixed pool of 8192 slots).
  */
-import koffi from 'koffi';
 import { UniprobeError } from '../errors.js';
 import { COUNTER, nativeCounter, symbolAddress, type NativeCounterLib } from './insn-counter.js';
-import { formatUnicornVersion, UNICORN_INSTALL_HINT, unicornLibraryPath, unicornVersionSupported } from './library.js';
 import { mergeRegisters, TrapRegisterCache, type CachedRegister } from './regcache.js';
+import koffi from 'koffi';
+import { addr64, big, check, load, UNICORN_LIBRARY } from './ffi.js';
+import { HostMemory } from './host-memory.js';
+import { ctlCode, DEFAULT_TRANSLATION_BUFFER, ctlWrite, UC_CTL_IO_READ_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TB_REMOVE_CACHE, UC_CTL_TB_REQUEST_CACHE, UC_CTL_TCG_BUFFER_SIZE, UC_ERR, UC_HOOK, UC_HOOK_MEM_INVALID } from './uc-const.js';
 
-export const UC_ARCH = { X86: 4, PPC: 5, SPARC: 6 } as const;
-export const UC_MODE = {
-  LITTLE_ENDIAN: 0,
-  BIG_ENDIAN: 1 << 30,
-  MODE_32: 1 << 2,
-  MODE_64: 1 << 3,
-  SPARC64: 1 << 3,
-  PPC32: 1 << 2,
-  PPC64: 1 << 3,
-} as const;
-
-export const UC_PROT = { NONE: 0, READ: 1, WRITE: 2, EXEC: 4, ALL: 7 } as const;
-
-export const UC_HOOK = {
-  INTR: 1 << 0,
-  INSN: 1 << 1,
-  CODE: 1 << 2,
-  BLOCK: 1 << 3,
-  MEM_READ_UNMAPPED: 1 << 4,
-  MEM_WRITE_UNMAPPED: 1 << 5,
-  MEM_FETCH_UNMAPPED: 1 << 6,
-  MEM_READ_PROT: 1 << 7,
-  MEM_WRITE_PROT: 1 << 8,
-  MEM_FETCH_PROT: 1 << 9,
-  MEM_READ: 1 << 10,
-  MEM_WRITE: 1 << 11,
-  MEM_FETCH: 1 << 12,
-  INSN_INVALID: 1 << 14,
-} as const;
-export const UC_HOOK_MEM_INVALID = 0x3f0; // every *_UNMAPPED and *_PROT bit
-
-/** uc_mem_type values passed to memory hooks. */
-export const UC_MEM = {
-  READ: 16,
-  WRITE: 17,
-  FETCH: 18,
-  READ_UNMAPPED: 19,
-  WRITE_UNMAPPED: 20,
-  FETCH_UNMAPPED: 21,
-  WRITE_PROT: 22,
-  READ_PROT: 23,
-  FETCH_PROT: 24,
-} as const;
-
-/** uc_err values that carry meaning for the run loop (a guest fault ends a run with one of them). */
-export const UC_ERR = {
-  OK: 0,
-  NOMEM: 1,
-  ARCH: 2,
-  HANDLE: 3,
-  MODE: 4,
-  VERSION: 5,
-  READ_UNMAPPED: 6,
-  WRITE_UNMAPPED: 7,
-  FETCH_UNMAPPED: 8,
-  HOOK: 9,
-  INSN_INVALID: 10,
-  MAP: 11,
-  WRITE_PROT: 12,
-  READ_PROT: 13,
-  FETCH_PROT: 14,
-  ARG: 15,
-  READ_UNALIGNED: 16,
-  WRITE_UNALIGNED: 17,
-  FETCH_UNALIGNED: 18,
-  HOOK_EXIST: 19,
-  RESOURCE: 20,
-  EXCEPTION: 21,
-} as const;
-
-// uc_ctl encodes (type | nr_args << 26 | io << 30); TB_REMOVE_CACHE is enum value 9, written, 2 args.
-const UC_CTL_IO_WRITE = 1;
-const UC_CTL_IO_READ_WRITE = 3;
-const UC_CTL_TB_REQUEST_CACHE = 8;
-const UC_CTL_TB_REMOVE_CACHE = 9;
-const UC_CTL_TB_FLUSH = 10;
-const UC_CTL_TCG_BUFFER_SIZE = 13;
-/**
- * Translation buffer per engine. QEMU's default is 1 GiB of address space per engine, which a
- * machine with dozens of address spaces (fork, tests) turns into gigabytes of resident code
- * buffers; when a smaller buffer fills, QEMU flushes it and translates again (slower, never wrong).
- */
-export const DEFAULT_TRANSLATION_BUFFER = 64 << 20;
-const ctlCode = (type: number, nargs: number, io: number): number => (type | (nargs << 26) | (io << 30)) >>> 0;
-const ctlWrite = (type: number, nargs: number): number => ctlCode(type, nargs, UC_CTL_IO_WRITE);
-
-export class UnicornError extends UniprobeError {
-  readonly ucErr: number;
-  constructor(op: string, ucErr: number, message: string) {
-    super('UNICORN', `${op}: ${message} (uc_err ${ucErr})`);
-    this.ucErr = ucErr;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Library loading (lazy, so that importing this module never fails on a machine without Unicorn;
-// the failure is reported when an engine is first opened).
-
-interface Lib {
-  uc_open: (arch: number, mode: number, out: unknown[]) => number;
-  uc_close: (uc: bigint) => number;
-  uc_strerror: (err: number) => string;
-  uc_errno: (uc: bigint) => number;
-  uc_mem_map: (uc: bigint, addr: bigint, size: number, perms: number) => number;
-  uc_mem_map_ptr: (uc: bigint, addr: bigint, size: number, perms: number, ptr: bigint) => number;
-  uc_mem_unmap: (uc: bigint, addr: bigint, size: number) => number;
-  uc_mem_protect: (uc: bigint, addr: bigint, size: number, perms: number) => number;
-  uc_mem_read: (uc: bigint, addr: bigint, buf: Uint8Array, size: number) => number;
-  uc_mem_write: (uc: bigint, addr: bigint, buf: Uint8Array, size: number) => number;
-  uc_reg_read: (uc: bigint, reg: number, buf: Uint8Array) => number;
-  uc_reg_write: (uc: bigint, reg: number, buf: Uint8Array) => number;
-  uc_reg_read_batch: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
-  uc_reg_write_batch: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
-  /** The same two calls on plain addresses (handle and arrays as Numbers): the trap cache's. */
-  uc_reg_read_batch_n: (uc: number, regs: number, vals: number, n: number) => number;
-  uc_reg_write_batch_n: (uc: number, regs: number, vals: number, n: number) => number;
-  uc_emu_start: (uc: bigint, begin: bigint, until: bigint, timeout: number, count: number) => number;
-  uc_emu_stop: (uc: bigint) => number;
-  uc_hook_add: (uc: bigint, out: unknown[], type: number, cb: unknown, ud: null, b: bigint, e: bigint, ...v: unknown[]) => number;
-  uc_hook_del: (uc: bigint, hh: bigint | number) => number;
-  /** uc_hook_add with a native callback and user-data pointer (the instruction counter). */
-  uc_hook_add_raw: (uc: bigint, out: unknown[], type: number, cb: bigint, ud: bigint, b: bigint, e: bigint) => number;
-  uc_context_alloc: (uc: bigint, out: unknown[]) => number;
-  uc_context_save: (uc: bigint, ctx: bigint) => number;
-  uc_context_restore: (uc: bigint, ctx: bigint) => number;
-  uc_context_size: (uc: bigint) => number;
-  uc_free: (p: bigint) => number;
-  uc_ctl: (uc: bigint, ctl: number, ...v: unknown[]) => number;
-  uc_query: (uc: bigint, type: number, out: unknown[]) => number;
-  mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => bigint;
-  munmap: (addr: bigint, len: number) => number;
-  protos: {
-    intr: unknown;
-    insn: unknown;
-    code: unknown;
-    memInvalid: unknown;
-    mem: unknown;
-    insnInvalid: unknown;
-  };
-}
-
-/** The library file the engine loads (see library.ts). */
-export const UNICORN_LIBRARY = unicornLibraryPath();
-let lib: Lib | undefined;
-/** The loaded library's version ("2.1.1"), once an engine has been opened. */
-export let unicornVersionLoaded: string | undefined;
-
-function load(): Lib {
-  if (lib) return lib;
-  let uc: ReturnType<typeof koffi.load>;
-  let libc: ReturnType<typeof koffi.load>;
-  try {
-    uc = koffi.load(UNICORN_LIBRARY);
-    libc = koffi.load('libc.so.6');
-  } catch (e) {
-    throw new UniprobeError('UNICORN', `cannot load Unicorn from ${UNICORN_LIBRARY}: ${UNICORN_INSTALL_HINT}`, { cause: e });
-  }
-  const version = (uc.func('unsigned int uc_version(void *major, void *minor)') as (a: null, b: null) => number)(null, null);
-  if (!unicornVersionSupported(version)) {
-    throw new UniprobeError(
-      'UNICORN',
-      `${UNICORN_LIBRARY} is Unicorn ${formatUnicornVersion(version)}; uniprobe needs 2.1 or later: ${UNICORN_INSTALL_HINT}`,
-    );
-  }
-  unicornVersionLoaded = formatUnicornVersion(version);
-  const p = 'uint64_t'; // engine handles and pointers cross as 64-bit integers (BigInt in koffi 3)
-  const f = (sig: string) => uc.func(sig) as never;
-  lib = {
-    uc_open: f(`int uc_open(int arch, int mode, _Out_ ${p} *uc)`),
-    uc_close: f(`int uc_close(${p} uc)`),
-    uc_strerror: f('const char *uc_strerror(int err)'),
-    uc_errno: f(`int uc_errno(${p} uc)`),
-    uc_mem_map: f(`int uc_mem_map(${p} uc, uint64_t address, size_t size, uint32_t perms)`),
-    uc_mem_map_ptr: f(`int uc_mem_map_ptr(${p} uc, uint64_t address, size_t size, uint32_t perms, ${p} ptr)`),
-    uc_mem_unmap: f(`int uc_mem_unmap(${p} uc, uint64_t address, size_t size)`),
-    uc_mem_protect: f(`int uc_mem_protect(${p} uc, uint64_t address, size_t size, uint32_t perms)`),
-    uc_mem_read: f(`int uc_mem_read(${p} uc, uint64_t address, _Out_ uint8_t *bytes, size_t size)`),
-    uc_mem_write: f(`int uc_mem_write(${p} uc, uint64_t address, const uint8_t *bytes, size_t size)`),
-    uc_reg_read: f(`int uc_reg_read(${p} uc, int regid, _Out_ uint8_t *value)`),
-    uc_reg_write: f(`int uc_reg_write(${p} uc, int regid, const uint8_t *value)`),
-    // The batch calls take an array of pointers to values; they are built by readBatch/writeBatch
-    // below as a BigUint64Array of host addresses inside one scratch buffer.
-    uc_reg_read_batch: f(`int uc_reg_read_batch(${p} uc, const int32_t *regs, const uint64_t *vals, int count)`),
-    uc_reg_write_batch: f(`int uc_reg_write_batch(${p} uc, const int32_t *regs, const uint64_t *vals, int count)`),
-    uc_reg_read_batch_n: f('int uc_reg_read_batch(uintptr_t uc, uintptr_t regs, uintptr_t vals, int count)'),
-    uc_reg_write_batch_n: f('int uc_reg_write_batch(uintptr_t uc, uintptr_t regs, uintptr_t vals, int count)'),
-    uc_emu_start: f(`int uc_emu_start(${p} uc, uint64_t begin, uint64_t until, uint64_t timeout, size_t count)`),
-    uc_emu_stop: f(`int uc_emu_stop(${p} uc)`),
-    uc_hook_add: f(`int uc_hook_add(${p} uc, _Out_ size_t *hh, int type, void *callback, void *user_data, uint64_t begin, uint64_t end, ...)`),
-    uc_hook_del: f(`int uc_hook_del(${p} uc, size_t hh)`),
-    uc_hook_add_raw: f(`int uc_hook_add(${p} uc, _Out_ size_t *hh, int type, ${p} callback, ${p} user_data, uint64_t begin, uint64_t end)`),
-    uc_context_alloc: f(`int uc_context_alloc(${p} uc, _Out_ ${p} *ctx)`),
-    uc_context_save: f(`int uc_context_save(${p} uc, ${p} ctx)`),
-    uc_context_restore: f(`int uc_context_restore(${p} uc, ${p} ctx)`),
-    uc_context_size: f(`size_t uc_context_size(${p} uc)`),
-    uc_free: f(`int uc_free(${p} mem)`),
-    uc_ctl: f(`int uc_ctl(${p} uc, int control, ...)`),
-    uc_query: f(`int uc_query(${p} uc, int type, _Out_ size_t *result)`),
-    mmap: libc.func(`${p} mmap(void *addr, size_t len, int prot, int flags, int fd, long off)`) as never,
-    munmap: libc.func(`int munmap(${p} addr, size_t len)`) as never,
-    protos: {
-      intr: koffi.pointer(koffi.proto(`void uc_cb_intr(${p} uc, uint32_t intno, void *ud)`)),
-      insn: koffi.pointer(koffi.proto(`void uc_cb_insn(${p} uc, void *ud)`)),
-      code: koffi.pointer(koffi.proto(`void uc_cb_code(${p} uc, uint64_t address, uint32_t size, void *ud)`)),
-      memInvalid: koffi.pointer(
-        koffi.proto(`bool uc_cb_mem_invalid(${p} uc, int type, uint64_t address, int size, int64_t value, void *ud)`),
-      ),
-      mem: koffi.pointer(koffi.proto(`void uc_cb_mem(${p} uc, int type, uint64_t address, int size, int64_t value, void *ud)`)),
-      insnInvalid: koffi.pointer(koffi.proto(`bool uc_cb_insn_invalid(${p} uc, void *ud)`)),
-    },
-  };
-  return lib;
-}
-
-/** True when Unicorn can be loaded (used by the dependency check and by tests). */
-export function unicornAvailable(): boolean {
-  try {
-    load();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function check(op: string, err: number): void {
-  if (err !== 0) throw new UnicornError(op, err, load().uc_strerror(err));
-}
-
-const big = (v: bigint | number): bigint => (typeof v === 'bigint' ? v : BigInt(v));
-/**
- * A guest address from a hook: the callbacks declare it `uint64_t`, but koffi hands 64-bit values
- * over as signed JS numbers/bigints, so kernel addresses (top bit set) would arrive negative.
- */
-const addr64 = (v: bigint | number): bigint => BigInt.asUintN(64, big(v));
-
-// ---------------------------------------------------------------------------------------------
-// Host memory that guest pages live in: allocated outside the JS heap with mmap so its address
-// never moves (Unicorn keeps the pointer), shared by pointer between engines (page cache, kernel
-// image), and freed explicitly.
-
-export class HostMemory {
-  readonly ptr: bigint;
-  readonly size: number;
-  /** Zero-copy view of the memory. */
-  readonly bytes: Uint8Array;
-  private freed = false;
-  /** Whether this allocation is counted in `live` (engine-internal scratch is not). */
-  private readonly counted: boolean;
-
-  private constructor(ptr: bigint, size: number, counted: boolean) {
-    this.ptr = ptr;
-    this.size = size;
-    this.counted = counted;
-    this.bytes = new Uint8Array(koffi.view(ptr as never, size) as ArrayBuffer);
-  }
-
-  /**
-   * Zero-filled, page-aligned host memory of `size` bytes. `counted = false` keeps it out of
-   * `live` (an engine's own scratch), at allocation and at free alike.
-   */
-  static alloc(size: number, counted = true): HostMemory {
-    const l = load();
-    if (!(size > 0)) throw new UniprobeError('INTERNAL', `HostMemory.alloc: bad size ${size}`);
-    // A view over more than this aborts node inside koffi/V8 (measured: 8 GiB ends the process
-    // with a napi FATAL ERROR), so no size past it ever reaches mmap. Guest-driven sizes are
-    // refused long before, by the machine's memory limit (src/mm/charge.ts).
-    if (size > HostMemory.MAX) throw new UniprobeError('MM', `host allocation of ${size} bytes refused (more than ${HostMemory.MAX})`);
-    const PROT_RW = 3;
-    const MAP_PRIVATE_ANON = 0x22;
-    const p = l.mmap(null, size, PROT_RW, MAP_PRIVATE_ANON, -1, 0);
-    if (p === 0xffffffffffffffffn || p === 0n) throw new UniprobeError('MM', `host mmap of ${size} bytes failed`);
-    if (counted) HostMemory.live++;
-    return new HostMemory(big(p), size, counted);
-  }
-
-  /** Count of live allocations: tests use it to prove nothing leaks. */
-  static live = 0;
-
-  /** The largest single allocation (4 GiB − 4 KiB, page aligned below V8's 4 GiB view limit). */
-  static readonly MAX = 2 ** 32 - 4096;
-
-  get isFreed(): boolean {
-    return this.freed;
-  }
-
-  free(): void {
-    if (this.freed) return;
-    this.freed = true;
-    if (this.counted) HostMemory.live--;
-    load().munmap(this.ptr, this.size);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
+export { DEFAULT_TRANSLATION_BUFFER, UC_ARCH, UC_ERR, UC_HOOK, UC_HOOK_MEM_INVALID, UC_MEM, UC_MODE, UC_PROT } from './uc-const.js';
+export { UNICORN_LIBRARY, UnicornError, unicornAvailable, unicornVersionLoaded } from './ffi.js';
+export { HostMemory } from './host-memory.js';
 
 export type IntrHook = (intno: number) => void;
 export type InsnHook = () => void;
@@ -956,3 +670,4 @@ export class Engine {
     return Number(out[0]);
   }
 }
+

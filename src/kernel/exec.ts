@@ -44,7 +44,6 @@ function protOf(flags: number): number {
 
 export interface ExecResult {
   entry: bigint;
-  entryToc: bigint | undefined;
   sp: bigint;
   /** Where AT_RANDOM's 16 bytes are (tests read them). */
   random: bigint;
@@ -168,7 +167,7 @@ export function loadElf(
   let sp = p - BigInt(words.length) * w;
   sp &= ~0xfn; // 16-byte aligned at entry on every target
   words.forEach((v, i) => mm.writeWord(sp + BigInt(i) * w, v));
-  return { entry: elf.entryCode, entryToc: elf.entryToc, sp: sp - BigInt(arch.stackBias), random };
+  return { entry: elf.entryCode, sp: sp - BigInt(arch.stackBias), random };
 }
 
 /** execve's error for a failed mapping: ENOMEM names the limit that refused it. */

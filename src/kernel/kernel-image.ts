@@ -72,14 +72,16 @@ export class KernelImage {
   readonly textEnd: bigint;
   readonly entrySyscall: bigint;
   readonly entryCallReturn: bigint;
-  /** ppc64: TOC pointer the host sets in r2 when entering kernel C code. */
-  readonly toc: bigint | undefined;
   private readonly freeStacks: number[] = [];
   private readonly symbolsByName = new Map<string, ElfSymbol>();
   /** Ranges kprobes refuse (entry text, .kprobes.text), [start, end). */
   readonly blacklist: Array<{ start: bigint; end: bigint; why: string }> = [];
 
+  /** The target the image is for (its probe entries: Arch.functionEntry). */
+  readonly arch: Arch;
+
   constructor(arch: Arch, path = defaultKernelImagePath(arch.target)) {
+    this.arch = arch;
     if (!existsSync(path)) {
       throw new UniprobeError('KERNEL', `${path}: guest kernel image for ${arch.target} not found (build it with make -C fixtures/kernel)`);
     }
@@ -112,7 +114,6 @@ export class KernelImage {
     this.entryCallReturn = need('entry_call_return');
     this.textStart = this.symbolsByName.get('_stext')?.value ?? this.base;
     this.textEnd = this.symbolsByName.get('_etext')?.value ?? this.end;
-    this.toc = this.symbolsByName.get('.TOC.')?.value;
     const range = (a: string, b: string, why: string): void => {
       const s = this.symbolsByName.get(a);
       const e = this.symbolsByName.get(b);

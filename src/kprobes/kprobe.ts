@@ -8,7 +8,7 @@
  */
 import type { PreparedInsn } from '../../arch/probes.js';
 import type { RcuNode } from '../sync/index.js';
-import type { KernelCall, ProbeRegs } from './regs.js';
+import type { KernelCall, ProbeRegs } from '../regs/probe-regs.js';
 
 /** KPROBE_FLAG_*: GONE (text went away), DISABLED, OPTIMIZED, FTRACE (as Linux numbers them). */
 export const KPROBE_FLAG = { GONE: 1, DISABLED: 2, OPTIMIZED: 4, FTRACE: 8 } as const;

@@ -10,6 +10,7 @@
  * Arming writes the breakpoint into the kernel image shared by every mm and flushes every
  * engine's translation cache; it happens in kernel threads, i.e. between guest runs.
  */
+import { E } from '../kernel/errno.js';
 import { isRefusal, type ProbeArch } from '../../arch/probes.js';
 import type { TrapAction } from '../../arch/types.js';
 import { probeArchFor } from '../../arch/index.js';
@@ -17,18 +18,31 @@ import type { BreakpointHit, Machine } from '../kernel/machine.js';
 import { KPROBE_LOCKS, Mutex, type Kthread } from '../sync/index.js';
 import { InsnSlotCache } from './insn-slots.js';
 import { AggrKprobe, isAggr, Kprobe, KPROBE_FLAG, type Ainsn } from './kprobe.js';
-import { cacheHitRegisters } from './regs.js';
+import { cacheHitRegisters } from '../regs/probe-regs.js';
 import { KprobeTable } from './table.js';
+import { blacklistReason, checkAddressSafe, checkBoundary, functionBounds, originalText, resolveKprobeAddr, type KprobeSite } from './checks.js';
+import { DETOUR_AREA_SIZE, KprobeOptimizer } from './optimizer.js';
+import type { OptFunction } from '../../arch/probes.js';
 import { KprobeTrapPath } from './trap.js';
 
 export { KPROBE_TABLE_SIZE } from './table.js';
 export { KPROBE_STATUS } from './trap.js';
 
-export const EINVAL = 22;
-export const ENOENT = 2;
-export const EILSEQ = 84;
-export const ENOMEM = 12;
+export const { EINVAL, ENOENT, EILSEQ, ENOMEM } = E;
 
+/**
+ * The default of debug.kprobes-optimization for a new core: on, as in Linux, unless the
+ * environment says UNIPROBE_KPROBES_OPTIMIZATION=0 (the test helpers run the kprobe suites both
+ * ways with it).
+ */
+export function kprobesOptimizationDefault(): boolean {
+  return process.env.UNIPROBE_KPROBES_OPTIMIZATION !== '0';
+}
+
+export interface KprobesOptions {
+  /** debug.kprobes-optimization: jump-optimize probes that can be (default: on, see above). */
+  optimization?: boolean;
+}
 
 export class Kprobes {
   readonly arch: ProbeArch;
@@ -50,8 +64,13 @@ export class Kprobes {
   private readonly armed = new Set<Kprobe>();
   /** Extra trap owners at fixed addresses (the kretprobe trampoline). */
   readonly trapHooks = new Map<bigint, (hit: BreakpointHit) => TrapAction | undefined>();
+  /** The delayed optimizer (optprobes). */
+  readonly optimizer: KprobeOptimizer;
 
-  constructor(readonly machine: Machine) {
+  constructor(
+    readonly machine: Machine,
+    opts: KprobesOptions = {},
+  ) {
     this.arch = probeArchFor(machine.arch);
     const world = machine.sync;
     this.table = new KprobeTable(machine.arch.wordSize, world.lockdep);
@@ -59,10 +78,12 @@ export class Kprobes {
     this.textMutex = new Mutex(world.sched, KPROBE_LOCKS.textMutex);
     const k = machine.kernel;
     const poison = this.arch.slotPoison;
-    this.slots = new InsnSlotCache(world, { base: k.insnAreaBase, size: k.insnArea.size }, this.arch.slotSize, machine.arch.layout.pageSize, (slot) =>
+    // The top of the insn area holds the optimizer's detour buffers.
+    this.slots = new InsnSlotCache(world, { base: k.insnAreaBase, size: k.insnArea.size - DETOUR_AREA_SIZE }, this.arch.slotSize, machine.arch.layout.pageSize, (slot) =>
       machine.patchKernelText(slot, poison),
     );
     this.trap = new KprobeTrapPath(this);
+    this.optimizer = new KprobeOptimizer(this, opts.optimization ?? kprobesOptimizationDefault());
     machine.breakpointHandlers.push((hit) => this.trap.onBreakpoint(hit));
     // After the trap path: a trap in a freed slot is recorded as a use after free (insn-slots.ts).
     machine.breakpointHandlers.push((hit) => void this.slots.noteTrap(hit.addr, hit.cpu, `${hit.task.process.comm}[${hit.task.tid}]`));
@@ -76,14 +97,15 @@ export class Kprobes {
 
   /** register_kprobe: 0 or -errno (p.addr is written back, as Linux does). */
   async register(t: Kthread, p: Kprobe): Promise<number> {
-    const where = this.resolve(p);
-    if (typeof where === 'number') return where;
+    // The checks the placement map runs too (checks.ts), in register_kprobe's order.
+    const where = resolveKprobeAddr(this.machine.kernel, p);
+    if (isRefusal(where)) return -where.errno;
     if (this.registered.has(p)) return -EINVAL;
     p.addr = where.addr;
     p.flags &= KPROBE_FLAG.DISABLED;
     p.nmissed = 0;
-    const unsafe = this.checkAddressSafe(where.addr);
-    if (unsafe) return unsafe;
+    const unsafe = checkAddressSafe(this.machine.kernel, this.arch, where.addr);
+    if (unsafe) return -unsafe.errno;
     await this.mutex.lock(t, 'register_kprobe');
     try {
       const old = this.table.walk(t, where.addr, true);
@@ -92,7 +114,7 @@ export class Kprobes {
         if (rc === 0) this.registered.add(p);
         return rc;
       }
-      const rc = await this.prepare(t, p, where.funcStart);
+      const rc = await this.prepare(t, p, where);
       if (rc) return rc;
       this.table.add(p);
       if (!p.disabled && !this.allDisarmed) await this.arm(t, p);
@@ -237,7 +259,8 @@ export class Kprobes {
         const loc = this.machine.kernel.elf.symbolAt(p.addr!);
         const sym = loc ? `${loc.symbol.name}+0x${loc.offset.toString(16)}` : `0x${p.addr!.toString(16)}`;
         const type = p.kretprobe ? 'r' : 'k';
-        const tags = p.gone ? '[GONE]' : p.disabled ? '[DISABLED]' : '';
+        // Tags as Linux concatenates them; OPTIMIZED is the owner's (the aggregate's).
+        const tags = (p.gone ? '[GONE]' : p.disabled ? '[DISABLED]' : '') + (this.optimizer.isOptimized(owner.addr!) ? '[OPTIMIZED]' : '');
         lines.push({ addr: p.addr!, line: `${p.addr!.toString(16).padStart(width, '0')}  ${type}  ${sym}    ${tags}` });
       }
     }
@@ -258,53 +281,41 @@ export class Kprobes {
 
   // --- internals: registration -----------------------------------------------------------------
 
-  /** _kprobe_addr: exactly one of symbol/address; symbol+offset re-split into function+offset. */
-  private resolve(p: Kprobe): { addr: bigint; funcStart: bigint } | number {
-    if ((p.symbolName === undefined) === (p.addr === undefined)) return -EINVAL;
-    let addr: bigint;
-    if (p.symbolName !== undefined) {
-      // kallsyms knows data symbols too: such a probe is found, then refused as not text.
-      const sym = this.machine.kernel.symbol(p.symbolName) ?? this.machine.kernel.elf.symbolByName(p.symbolName);
-      if (!sym) return -ENOENT;
-      // ppc64 ELFv2: kprobe_lookup_name gives the local entry point (after the TOC setup).
-      addr = (sym.localEntry ?? sym.codeAddress) + BigInt(p.offset);
-    } else addr = p.addr! + BigInt(p.offset);
-    // Outside every function: not kernel text a probe may go to (check_kprobe_address_safe).
-    const loc = this.machine.kernel.elf.symbolAt(addr);
-    if (!loc) return -EINVAL;
-    return { addr, funcStart: loc.symbol.codeAddress };
-  }
-
-  /** check_kprobe_address_safe: kernel text, not blacklisted. */
-  private checkAddressSafe(addr: bigint): number {
-    if (!this.machine.kernel.isText(addr)) return -EINVAL;
-    if (this.blacklistReason(addr) !== undefined) return -EINVAL;
-    return 0;
-  }
-
   /** Why `addr` may not be probed (NOKPROBE / entry text / arch ranges), or undefined. */
   blacklistReason(addr: bigint): string | undefined {
-    const k = this.machine.kernel;
-    for (const r of k.blacklist) if (addr >= r.start && addr < r.end) return r.why;
-    for (const [s, e] of this.arch.blacklistRanges ?? []) {
-      const a = k.symbol(s)?.value;
-      const b = k.symbol(e)?.value;
-      if (a !== undefined && b !== undefined && addr >= a && addr < b) return `${s}..${e}`;
-    }
-    return undefined;
+    return blacklistReason(this.machine.kernel, this.arch, addr);
   }
 
-  /** Original text (never the breakpoints): the kernel ELF's bytes. */
-  private originalText(addr: bigint, len: number): Uint8Array {
-    const k = this.machine.kernel;
-    const n = Math.max(0, Math.min(len, Number(k.textEnd - addr)));
-    return k.elf.textBytesAt(addr, n);
+  /** @internal Original text (never breakpoints or jumps): the kernel ELF's bytes. */
+  originalText(addr: bigint, len: number): Uint8Array {
+    return originalText(this.machine.kernel, addr, len);
+  }
+
+  /** @internal The table's owner at `addr` (kprobe_mutex held). */
+  ownerAt(t: Kthread, addr: bigint): Kprobe | undefined {
+    return this.table.walk(t, addr, true);
+  }
+
+  /** @internal The bounds of the kernel function containing `addr` (kallsyms_lookup_size_offset). */
+  functionBounds(addr: bigint): OptFunction | undefined {
+    return functionBounds(this.machine.kernel, addr);
+  }
+
+  /** sysctl debug.kprobes-optimization: optimize every armed probe, or unoptimize them all. */
+  async setOptimization(t: Kthread, on: boolean): Promise<void> {
+    await this.mutex.lock(t, 'proc_kprobes_optimization_handler');
+    try {
+      await this.optimizer.setAllowed(t, on, [...this.owners()].filter((p) => this.armed.has(p)));
+    } finally {
+      this.mutex.unlock(t);
+    }
   }
 
   /** prepare_kprobe → arch_prepare_kprobe + slot. */
-  private async prepare(t: Kthread, p: Kprobe, funcStart: bigint): Promise<number> {
+  private async prepare(t: Kthread, p: Kprobe, site: KprobeSite): Promise<number> {
     const addr = p.addr!;
-    if (!this.arch.isInsnBoundary((a, n) => this.originalText(a, n), funcStart, addr)) return -EILSEQ;
+    const mid = checkBoundary(this.machine.kernel, this.arch, site);
+    if (mid) return -mid.errno;
     const r = await this.prepareInsn(t, addr, !!p.postHandler);
     if (typeof r === 'number') return r;
     p.opcode = this.originalText(addr, this.arch.breakpoint.length);
@@ -348,8 +359,10 @@ export class Kprobes {
       this.table.replace(old, ap);
       if (this.armed.delete(old)) this.armed.add(ap);
     }
-    // A post handler needs the step trap: a boosted copy must become a stepped one (new slot;
-    // the old one may still be executed by a vCPU, so it is freed dirty).
+    // A post handler needs the step trap: an optimized aggregate is unoptimized at once (Linux's
+    // forced unoptimization in register_aggr_kprobe), and a boosted copy must become a stepped
+    // one (new slot; the old one may still be executed by a vCPU, so it is freed dirty).
+    if (p.postHandler) await this.optimizer.unoptimize(t, ap.addr!);
     if (p.postHandler && ap.ainsn!.prep.mode === 'boost') {
       const r = await this.prepareInsn(t, ap.addr!, true);
       if (typeof r === 'number') return r;
@@ -365,7 +378,7 @@ export class Kprobes {
     if (ap.disabled && !p.disabled) {
       ap.flags &= ~KPROBE_FLAG.DISABLED;
       if (!this.allDisarmed) await this.arm(t, ap);
-    }
+    } else if (this.armed.has(ap)) this.optimizer.kick(t, ap.addr!);
     return 0;
   }
 
@@ -388,7 +401,11 @@ export class Kprobes {
     }
     ap.children = ap.children.filter((c) => c !== p);
     p.parent = undefined;
-    if (ap.children.length > 0) return async () => undefined;
+    if (ap.children.length > 0) {
+      // The child that left may have been what kept the aggregate from being optimized.
+      if (this.armed.has(ap)) this.optimizer.kick(t, ap.addr!);
+      return async () => undefined;
+    }
     this.table.del(ap);
     return () => this.freeInsn(t, ap);
   }
@@ -401,6 +418,8 @@ export class Kprobes {
 
   private async arm(t: Kthread, p: Kprobe): Promise<void> {
     if (this.armed.has(p)) return;
+    // A breakpoint inside the bytes an optimized probe's jump replaced: that one goes back first.
+    await this.optimizer.beforeArm(t, p.addr!);
     await this.textMutex.lock(t, 'arch_arm_kprobe');
     try {
       this.machine.patchKernelText(p.addr!, this.arch.breakpoint);
@@ -408,10 +427,13 @@ export class Kprobes {
     } finally {
       this.textMutex.unlock(t);
     }
+    this.optimizer.kick(t, p.addr!);
   }
 
   private async disarm(t: Kthread, p: Kprobe): Promise<void> {
     if (!this.armed.has(p)) return;
+    // The jump goes first: the breakpoint and the original bytes come back, then the breakpoint goes.
+    await this.optimizer.unoptimize(t, p.addr!);
     await this.textMutex.lock(t, 'arch_disarm_kprobe');
     try {
       this.machine.patchKernelText(p.addr!, p.opcode!);
@@ -419,6 +441,7 @@ export class Kprobes {
     } finally {
       this.textMutex.unlock(t);
     }
+    this.optimizer.afterDisarm(t, p.addr!);
   }
 
   /** Table owners (lone probes and aggregates). */

@@ -18,15 +18,16 @@
  * period: instances still live on task stacks return through the trampoline without running a
  * handler and are dropped. A task that dies with live instances gives them back.
  */
+import { E } from '../kernel/errno.js';
 import type { TrapAction } from '../../arch/types.js';
 import type { BreakpointHit } from '../kernel/machine.js';
 import type { Task } from '../kernel/task.js';
 import type { Kthread } from '../sync/index.js';
 import { Kprobe } from './kprobe.js';
 import { EINVAL, ENOENT, type Kprobes } from './kprobes.js';
-import { ProbeRegs, type HitCpu } from './regs.js';
+import { ProbeRegs, type HitCpu } from '../regs/probe-regs.js';
 
-export const E2BIG = 7;
+export const { E2BIG } = E;
 /** KRETPROBE_MAX_DATA_SIZE */
 export const KRETPROBE_MAX_DATA_SIZE = 4096;
 
@@ -145,7 +146,7 @@ export class Kretprobes {
     if (typeof entry === 'number') return entry;
     for (const name of this.kprobes.arch.kretprobeBlacklist ?? []) {
       const s = this.kprobes.machine.kernel.symbol(name);
-      if (s && (s.codeAddress === entry || s.localEntry === entry)) return -EINVAL;
+      if (s && this.kprobes.machine.arch.functionEntry(s).entries.includes(entry)) return -EINVAL;
     }
     if (rp.dataSize > KRETPROBE_MAX_DATA_SIZE || rp.dataSize < 0) return -E2BIG;
     await this.ensureTrampoline(t);
@@ -235,16 +236,18 @@ export class Kretprobes {
    */
   private funcEntry(kp: Kprobe): bigint | number {
     const k = this.kprobes.machine.kernel;
+    const arch = this.kprobes.machine.arch;
     if ((kp.symbolName === undefined) === (kp.addr === undefined)) return -EINVAL;
     let addr: bigint;
     if (kp.symbolName !== undefined) {
       const sym = k.symbol(kp.symbolName);
       if (!sym) return -ENOENT;
-      addr = (sym.localEntry ?? sym.codeAddress) + BigInt(kp.offset);
+      addr = arch.functionEntry(sym).probe + BigInt(kp.offset);
     } else addr = kp.addr! + BigInt(kp.offset);
     const loc = k.elf.symbolAt(addr);
     if (!loc) return -ENOENT;
-    if (addr !== loc.symbol.codeAddress && addr !== loc.symbol.localEntry) return -EINVAL;
+    // arch_kprobe_on_func_entry: only at an entry of the function.
+    if (!arch.functionEntry(loc.symbol).entries.includes(addr)) return -EINVAL;
     return addr;
   }
 

@@ -11,17 +11,21 @@
  * per trap, Engine.cacheTrapRegisters), the probe from one index lookup (table.ts), and the
  * instruction's mode, slot and step-trap address were decided at registration (Ainsn).
  */
-import type { ProbeCpu } from '../../arch/probes.js';
+import type { KprobeHitState, ProbeCpu } from '../../arch/probes.js';
 import type { TrapAction } from '../../arch/types.js';
 import type { BreakpointHit } from '../kernel/machine.js';
 import type { Task } from '../kernel/task.js';
 import { UniprobeError } from '../errors.js';
 import { isAggr, type HandlerCalls, type Kprobe } from './kprobe.js';
 import type { Kprobes } from './kprobes.js';
-import { ProbeRegs, type HitCpu } from './regs.js';
+import { ProbeRegs, type HitCpu } from '../regs/probe-regs.js';
 
 /** KPROBE_HIT_* (kprobe_ctlblk.kprobe_status), Linux's values. */
 export const KPROBE_STATUS = { NONE: 0, HIT_ACTIVE: 1, HIT_SS: 2, REENTER: 3, HIT_SSDONE: 4 } as const;
+
+/** The status a reentry interrupts, as the arch's reentry rule names it. */
+const HIT_STATE: Record<number, KprobeHitState> = { 1: 'active', 2: 'ss', 3: 'reenter', 4: 'ssdone' };
+const EMPTY = new Uint8Array(0);
 
 /**
  * Per-vCPU state (current_kprobe + kprobe_ctlblk). Only the trap path of the task pinned to the
@@ -155,6 +159,107 @@ export class KprobeTrapPath {
     return this.afterPre(hit, kcb, p, r);
   }
 
+  // --- the optimized path (optimized_callback): no trap, no step --------------------------------
+
+  /**
+   * A task arrived at the entry of the detour of the optimized probe at `hit.addr` (the host
+   * crossing is the emulator's code hook there). As Linux's optimized_callback: a disabled probe
+   * is skipped; a hit while a kprobe is running on this vCPU is missed (counted, no handlers);
+   * otherwise the probe is current (HIT_ACTIVE) while every enabled pre handler runs — their
+   * return values ignored, an optimized probe cannot redirect the PC — and never a post handler
+   * (a probe with one is never optimized). Then `after` finishes the replaced instructions (the
+   * arch's emulation, or nothing: the entry jumps into the copied body) and may give the PC to go
+   * on at. Returns the action when the PC must move, undefined to go on with the entry.
+   */
+  optimizedHit(hit: BreakpointHit, after: ((cpu: ProbeCpu) => bigint | undefined) | undefined, body: bigint): TrapAction | undefined {
+    try {
+      return this.handleOptimized(hit, after, body);
+    } catch (e) {
+      throw this.unwind(hit, e);
+    }
+  }
+
+  // The common case (handlers that return plainly, the body runs the copies) allocates nothing.
+  private handleOptimized(hit: BreakpointHit, after: ((cpu: ProbeCpu) => bigint | undefined) | undefined, body: bigint): TrapAction | undefined {
+    const kcb = this.ctl[hit.cpu]!;
+    const ctx = hit.task.kctx;
+    const rcu = this.machine.sync.rcu;
+    // preempt_disable in Linux: an RCU(-sched) reader until the callback returns.
+    rcu.readLock(ctx);
+    const p = this.core.table.get(ctx, hit.addr);
+    if (p === undefined || p.disabled) {
+      rcu.readUnlock(ctx);
+      return after === undefined ? undefined : this.optResume(hit, after);
+    }
+    if (kcb.current !== undefined) {
+      this.core.incMissed(p);
+      rcu.readUnlock(ctx);
+      return after === undefined ? undefined : this.optResume(hit, after);
+    }
+    kcb.current = p;
+    kcb.status = KPROBE_STATUS.HIT_ACTIVE;
+    const cpu = kcb.cpu;
+    cpu.engine = hit.engine;
+    cpu.mem = hit.mem;
+    cpu.pcAfter = hit.pcAfter;
+    const regs = kcb.regs.rebind(hit.engine, hit.mem, hit.task, hit.cpu, hit.addr);
+    const chain = isAggr(p) ? this.optPreHandlers(p.children, regs) : this.optPreOne(p, regs);
+    if (chain === undefined) {
+      kcb.current = undefined;
+      kcb.status = KPROBE_STATUS.NONE;
+      rcu.readUnlock(ctx);
+      return after === undefined ? undefined : this.optResume(hit, after);
+    }
+    // A handler's kernel call: the call runs first; the detour then goes on where `after` says,
+    // or in its body (the entry must not run again: its hook would fire twice). The detour may
+    // have been unoptimized meanwhile: the optimizer frees it only after this RCU reader is done.
+    return this.runHandlers(hit, chain, () => {
+      kcb.current = undefined;
+      kcb.status = KPROBE_STATUS.NONE;
+      rcu.readUnlock(ctx);
+      return (after === undefined ? undefined : this.optResume(hit, after)) ?? { pc: body };
+    });
+  }
+
+  private optResume(hit: BreakpointHit, after: (cpu: ProbeCpu) => bigint | undefined): TrapAction | undefined {
+    const pc = after({ engine: hit.engine, mem: hit.mem, pcAfter: hit.pcAfter });
+    return pc === undefined ? undefined : this.resume(pc);
+  }
+
+  /** A lone probe's pre handler (return value ignored), or the chain when it yields a kernel call. */
+  private optPreOne(c: Kprobe, regs: ProbeRegs): HandlerCalls<number> | undefined {
+    c.nhit++;
+    if (!c.preHandler) return undefined;
+    const r = c.preHandler(c, regs);
+    return typeof r === 'number' ? undefined : this.optPreRest(r, regs, [], 0);
+  }
+
+  /** opt_pre_handler: every enabled child's pre handler, return values ignored. */
+  private optPreHandlers(cs: readonly Kprobe[], regs: ProbeRegs): HandlerCalls<number> | undefined {
+    for (let i = 0; i < cs.length; i++) {
+      const c = cs[i]!;
+      if (c.disabled) continue;
+      c.nhit++;
+      if (!c.preHandler) continue;
+      const r = c.preHandler(c, regs);
+      if (typeof r !== 'number') return this.optPreRest(r, regs, cs, i);
+    }
+    return undefined;
+  }
+
+  private *optPreRest(first: HandlerCalls<number>, regs: ProbeRegs, cs: readonly Kprobe[], i: number): HandlerCalls<number> {
+    yield* first;
+    for (let k = i + 1; k < cs.length; k++) {
+      const c = cs[k]!;
+      if (c.disabled) continue;
+      c.nhit++;
+      if (!c.preHandler) continue;
+      const r = c.preHandler(c, regs);
+      if (typeof r !== 'number') yield* r;
+    }
+    return 0;
+  }
+
   /** No probe at `addr` (now): a racing unregister removed it after the trap, or not ours. */
   private notOurs(addr: bigint): TrapAction | undefined {
     // The breakpoint is gone from the text: run the original instruction (Linux returns "handled").
@@ -164,12 +269,15 @@ export class KprobeTrapPath {
   }
 
   /**
-   * reenter_kprobe: a hit while a handler runs (also inside a kernel function the handler called)
-   * or while stepping is missed, never nested; the instruction still runs.
+   * A hit while a handler runs (also inside a kernel function the handler called) or while
+   * stepping: the arch's rule (ProbeArch.reentry) says whether it is missed and stepped, never
+   * nested (reenter_kprobe and its kin), a BUG, or not a kprobe trap at all.
    */
-  private reenter(hit: BreakpointHit, kcb: Ctlblk, p: Kprobe): TrapAction {
-    if (kcb.status === KPROBE_STATUS.REENTER) {
+  private reenter(hit: BreakpointHit, kcb: Ctlblk, p: Kprobe): TrapAction | undefined {
+    const rule = this.core.arch.reentry(HIT_STATE[kcb.status]!, p.opcode ?? EMPTY);
+    if (rule !== 'reenter') {
       this.machine.sync.rcu.readUnlock(hit.task.kctx);
+      if (rule === 'not-ours') return undefined;
       throw new Error(`Unrecoverable kprobe detected at 0x${hit.addr.toString(16)} (re-entered while re-entering)`);
     }
     this.core.incMissed(p);

@@ -13,6 +13,12 @@
  * | emulate  | 1         | 0 — the handler path performs the instruction itself       |
  * | boost    | 1         | the copy and the jump back (kprobes only: no second trap)  |
  * | step     | 2         | the copy (as rewritten by the arch) + 1 for the step trap  |
+ * | optimize | 1         | the detour: entry jump, relocated copies, jump back        |
+ *
+ * `optimize` (kprobes, x86 and ppc64): the jump the optimizer wrote leads to the detour's entry,
+ * where the emulator hands the hit to the host (a code hook, not a trap); the entry jumps to the
+ * relocated instructions and they jump back. No second crossing, and no trap at all: the cheapest
+ * hit. A ppc64 branch is emulated on the host instead (0 detour instructions).
  *
  * "Slot instructions" is a static count: the instructions of the slot bytes decoded in a straight
  * line, up to and including the trailing trap (step) or the jump back (boost). A copy that
@@ -48,6 +54,11 @@ export function countSlotInsns(decoder: ProbeArch, slotAddr: bigint, slot: Uint8
   return trapAt === undefined ? n : n + 1;
 }
 
+/** The cost of a jump-optimized kprobe hit (see the table). */
+export function optimizedCost(detourInsns: number): HitCost {
+  return { slotInsns: detourInsns, crossings: 1 };
+}
+
 export function hitCost(mode: StepMode, slotInsns: number): HitCost {
   return { slotInsns: mode === 'emulate' ? 0 : slotInsns, crossings: CROSSINGS[mode] };
 }
@@ -57,5 +68,6 @@ export const COST_MODEL = {
   emulate: 'crossings 1 (the breakpoint trap); slot instructions 0 (the handler path performs the instruction)',
   boost: 'crossings 1 (the breakpoint trap); slot instructions = the copy + the jump back (kprobes only)',
   step: 'crossings 2 (breakpoint trap + step trap); slot instructions = the copy as the arch rewrote it + 1 for the trailing trap',
+  optimize: 'crossings 1 (the code hook at the detour entry, no trap); slot instructions = the detour: entry jump + relocated copies + jump back (kprobes on x86 and ppc64, once the optimizer ran)',
   note: 'steady state: the slot already holds the copy; one-off work (XOL area, slot writes) is not counted',
 } as const;

@@ -136,6 +136,8 @@ export function rowJson(r: Placement): Record<string, unknown> {
   if (v.ok) {
     Object.assign(base, {
       mode: v.mode,
+      ...(v.trapMode && v.trapMode !== v.mode ? { trapMode: v.trapMode } : {}),
+      ...(v.notOptimized ? { notOptimized: { errno: -v.notOptimized.errno, errname: errnoLabel(v.notOptimized.errno), reason: v.notOptimized.reason } } : {}),
       ...(v.modeWithPostHandler && v.modeWithPostHandler !== v.mode ? { modeWithPostHandler: v.modeWithPostHandler } : {}),
       slot: v.slot ? hexBytes(v.slot) : null,
       cost: { slotInsns: v.cost.slotInsns, crossings: v.cost.crossings },
@@ -176,6 +178,15 @@ function table(head: string[], rows: string[][]): string[] {
   return [line(head), ...rows.map(line)];
 }
 
+/** The placement column: the mode, and what it becomes before optimization / with a post handler. */
+function modeText(v: Extract<Placement['verdict'], { ok: true }>): string {
+  const notes: string[] = [];
+  if (v.mode === 'optimize' && v.trapMode) notes.push(`${v.trapMode} until optimized`);
+  if (v.modeWithPostHandler && v.modeWithPostHandler !== (v.trapMode ?? v.mode)) notes.push(`${v.modeWithPostHandler} w/ post`);
+  else if (v.mode === 'optimize' && v.modeWithPostHandler) notes.push(`${v.modeWithPostHandler} w/ post`);
+  return notes.length ? `${v.mode} (${notes.join(', ')})` : v.mode;
+}
+
 /** The text table: one block per function, a summary line each. */
 export function explainText(doc: ExplainDoc): string[] {
   const out: string[] = [];
@@ -185,9 +196,11 @@ export function explainText(doc: ExplainDoc): string[] {
     out.push('', `${f.name} @ ${hex(f.start)}, ${f.size} bytes`);
     const rows = f.rows.map((r) => {
       const v = r.verdict;
-      const mode = v.ok ? (v.modeWithPostHandler && v.modeWithPostHandler !== v.mode ? `${v.mode} (${v.modeWithPostHandler} w/ post)` : v.mode) : `refused -${errnoLabel(v.errno)}`;
+      const mode = v.ok ? modeText(v) : `refused -${errnoLabel(v.errno)}`;
       const cost = v.ok ? `${v.cost.crossings} / ${v.cost.slotInsns}` : '-';
-      const detail = v.ok ? (v.slot ? `slot: ${hexBytes(v.slot)}` : '') : v.reason;
+      const slot = v.ok && v.slot ? `slot: ${hexBytes(v.slot)}` : '';
+      const notOpt = v.ok && v.notOptimized ? `not optimized (-${errnoLabel(v.notOptimized.errno)}): ${v.notOptimized.reason}` : '';
+      const detail = v.ok ? [slot, notOpt].filter(Boolean).join('; ') : v.reason;
       return [hex(r.addr), r.where, hexBytes(r.bytes), r.text, mode, cost, r.warning ? `${detail}${detail ? '; ' : ''}warning: ${r.warning}` : detail];
     });
     out.push(...table(['ADDRESS', 'WHERE', 'BYTES', 'INSTRUCTION', 'PLACEMENT', 'COST', 'SLOT / REASON'], rows));

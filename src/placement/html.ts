@@ -13,7 +13,7 @@
  * be invisible.
  */
 import type { Target } from '../../arch/types.js';
-import type { VerifyReport } from '../verify/verify.js';
+import type { VerifyReport } from '../verify/types.js';
 import { modeLabel, type ExplainDoc } from './explain.js';
 import { errnoLabel, hexBytes, type Placement } from './placement.js';
 
@@ -74,7 +74,7 @@ function detail(r: Placement): string {
   if (!v.ok) parts.push(`<span class="why">-${errnoLabel(v.errno)}: ${esc(v.reason)}</span>`);
   else {
     if (v.slot) parts.push(`slot <code class="slot">${hexBytes(v.slot)}</code>`);
-    const how = { emulate: 'emulated, no slot', boost: 'copy + jump back', step: 'copy + step trap' }[v.mode];
+    const how = { emulate: 'emulated, no slot', boost: 'copy + jump back', step: 'copy + step trap', optimize: 'jump to a detour, no trap' }[v.mode];
     parts.push(`<span class="why">${how}</span>`);
     if (v.modeWithPostHandler && v.modeWithPostHandler !== v.mode) parts.push(`<span class="why">(${v.modeWithPostHandler} if a post handler)</span>`);
   }

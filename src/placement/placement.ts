@@ -12,15 +12,24 @@ import { isRefusal, type DecodedInsn, type ProbeArch, type StepMode, type Uprobe
 import type { Arch } from '../../arch/types.js';
 import { probeArchFor, uprobeArchFor } from '../../arch/index.js';
 import type { ElfFile } from '../elf/index.js';
-import { errnoName } from '../kernel/errno.js';
+import { E, errnoName } from '../kernel/errno.js';
 import type { Kprobes } from '../kprobes/kprobes.js';
-import { countSlotInsns, hitCost, type HitCost } from './cost.js';
+import { canOptimize, checkKprobeAddress, originalText } from '../kprobes/checks.js';
+import { countSlotInsns, hitCost, optimizedCost, type HitCost } from './cost.js';
 
 export type ProbeKind = 'uprobe' | 'kprobe';
 
+/** How a probe runs: the trap modes, or (kprobes) jump-optimized once the optimizer ran. */
+export type PlacementMode = StepMode | 'optimize';
+
 export interface Accepted {
   readonly ok: true;
-  readonly mode: StepMode;
+  /** 'optimize' when the kprobe can be jump-optimized; else how its trap runs. */
+  readonly mode: PlacementMode;
+  /** kprobes: how the breakpoint runs before the optimizer ran (and when optimization is off). */
+  readonly trapMode?: StepMode;
+  /** kprobes: why it cannot be optimized (the arch's can_optimize, a detour out of reach). */
+  readonly notOptimized?: { readonly errno: number; readonly reason: string };
   /** Bytes written to the slot (undefined for emulate). */
   readonly slot: Uint8Array | undefined;
   readonly cost: HitCost;
@@ -59,6 +68,7 @@ export interface Placement {
 
 /** ENOSPC is missing from the kernel layer's table (no system call returns it yet). */
 const EXTRA_ERRNO = new Map<number, string>([[28, 'ENOSPC']]);
+const { EINVAL, EIO, ENOTSUPP } = E;
 export const errnoLabel = (n: number): string => errnoName.get(n) ?? EXTRA_ERRNO.get(n) ?? `errno ${n}`;
 
 const refuse = (errno: number, reason: string): Refused => ({ ok: false, errno, reason });
@@ -231,11 +241,11 @@ export class UprobePlacer extends Placer {
   /** The verdict alone, in registration's order (what the property test compares). */
   verdictAt(addr: bigint): Verdict {
     const off = this.elf.vaddrToOffset(addr);
-    if (off === undefined) return refuse(22, 'not in the file: the address has no file offset (bss or unmapped)');
-    if (off % BigInt(this.up.swbp.length) !== 0n) return refuse(22, `file offset 0x${off.toString(16)} is not a multiple of the breakpoint size (${this.up.swbp.length})`);
+    if (off === undefined) return refuse(EINVAL, 'not in the file: the address has no file offset (bss or unmapped)');
+    if (off % BigInt(this.up.swbp.length) !== 0n) return refuse(EINVAL, `file offset 0x${off.toString(16)} is not a multiple of the breakpoint size (${this.up.swbp.length})`);
     const bytes = this.elf.bytes.subarray(Number(off), Number(off) + this.up.maxInsnBytes);
-    if (bytes.length === 0) return refuse(5, 'nothing to copy at this file offset (copy_insn)');
-    if (this.up.isTrapInsn(bytes)) return refuse(524, "a trap instruction: the program's own breakpoint cannot be probed (is_trap_insn)");
+    if (bytes.length === 0) return refuse(EIO, 'nothing to copy at this file offset (copy_insn)');
+    if (this.up.isTrapInsn(bytes)) return refuse(ENOTSUPP, "a trap instruction: the program's own breakpoint cannot be probed (is_trap_insn)");
     const prep = this.up.analyzeUprobe(addr, Uint8Array.from(bytes));
     if (isRefusal(prep)) return refuse(prep.errno, prep.reason);
     const slot = prep.mode === 'step' ? prep.slotBytes(this.slotAddr) : undefined;
@@ -275,20 +285,24 @@ export class KprobePlacer extends Placer {
   }
 
   private originalText(a: bigint, n: number): Uint8Array {
-    const k = this.kprobes.machine.kernel;
-    return k.elf.textBytesAt(a, Math.max(0, Math.min(n, Number(k.textEnd - a))));
+    return originalText(this.kprobes.machine.kernel, a, n);
   }
 
   verdictAt(addr: bigint): Verdict {
+    const trap = this.trapVerdict(addr);
+    if (!trap.ok) return trap;
+    // The optimizer's arch checks against the first detour buffer (checks.ts, as the optimizer).
+    const opt = canOptimize(this.kprobes.machine.kernel, this.decoder, addr, this.kprobes.optimizer.detourAt(0));
+    if (isRefusal(opt)) return { ...trap, trapMode: trap.mode as StepMode, notOptimized: { errno: opt.errno, reason: opt.reason } };
+    return { ...trap, mode: 'optimize', trapMode: trap.mode as StepMode, cost: optimizedCost(opt.detourInsns) };
+  }
+
+  /** How the breakpoint itself would run (registration's checks, then arch_prepare_kprobe). */
+  private trapVerdict(addr: bigint): Verdict {
     const k = this.kprobes.machine.kernel;
-    const loc = k.elf.symbolAt(addr);
-    if (!loc) return refuse(22, 'not inside any function of the kernel: not text a kprobe may go to');
-    if (!k.isText(addr)) return refuse(22, 'not kernel text');
-    const bl = this.kprobes.blacklistReason(addr);
-    if (bl !== undefined) return refuse(22, `blacklisted: ${bl}`);
-    if (!this.decoder.isInsnBoundary((a, n) => this.originalText(a, n), loc.symbol.codeAddress, addr)) {
-      return refuse(84, 'not an instruction boundary (mid-instruction)');
-    }
+    // The same checks, in the same order, as register_kprobe (src/kprobes/checks.ts).
+    const checked = checkKprobeAddress(k, this.decoder, { addr });
+    if (isRefusal(checked)) return refuse(checked.errno, checked.reason);
     const bytes = this.originalText(addr, this.decoder.maxInsnLength);
     const prep = this.decoder.prepareKprobe(addr, bytes, { hasPostHandler: false });
     if (isRefusal(prep)) return refuse(prep.errno, prep.reason);

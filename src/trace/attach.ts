@@ -23,7 +23,7 @@ import type { Machine } from '../kernel/machine.js';
 import { Kprobe } from '../kprobes/kprobe.js';
 import { EILSEQ, ENOENT, Kprobes } from '../kprobes/kprobes.js';
 import { Kretprobe, Kretprobes, type KretprobeInstance } from '../kprobes/kretprobe.js';
-import type { ProbeRegs } from '../kprobes/regs.js';
+import type { ProbeRegs } from '../regs/probe-regs.js';
 import type { Task } from '../kernel/task.js';
 import { MAX_URETPROBE_DEPTH, Uprobes, type UprobeConsumer } from '../uprobes/index.js';
 import type { Kthread } from '../sync/index.js';
@@ -236,7 +236,7 @@ export class TraceSession {
     if (def.kind === 'r' && loc.type === 'address') {
       // kprobe_on_func_entry, checked before registering: only a function's first instruction.
       const at = this.machine.kernel.elf.symbolAt(loc.address);
-      if (!at || (loc.address !== at.symbol.codeAddress && loc.address !== at.symbol.localEntry)) return registrationError(def, 'BAD_RETPROBE');
+      if (!at || !this.machine.arch.functionEntry(at.symbol).entries.includes(loc.address)) return registrationError(def, 'BAD_RETPROBE');
     }
     const emit = (regs: ProbeRegs, env: FetchEnv, ip: bigint, func?: bigint): void => {
       probe.hits++;

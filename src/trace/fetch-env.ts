@@ -8,7 +8,7 @@
  */
 import { probeArchFor } from '../../arch/index.js';
 import type { Machine } from '../kernel/machine.js';
-import type { ProbeRegs } from '../kprobes/regs.js';
+import type { ProbeRegs } from '../regs/probe-regs.js';
 import type { FetchEnv } from './fetch-eval.js';
 import type { Symbolizer } from './output.js';
 

@@ -163,7 +163,8 @@ function parseBody(text: string, st: BodyState, at: number, nested: boolean, nam
           symbol = spec.slice(0, sign);
           offset = off;
         }
-        if (symbol === '') fail('BAD_MEM_ADDR', at);
+        // An empty symbol (`@`, `@-8`) is not a parse error: the kernel keeps the name for
+        // registration, whose lookup fails with ENOENT — BAD_PROBE_ADDR at the probe point.
         node = { type: 'symbol', symbol, offset };
         addStep(st, at); // the symbol kept for (re)resolution
         addStep(st, at); // its address as an immediate

@@ -13,6 +13,7 @@
  * `uprobes`), where the kernel would have used the hex offset.
  */
 import { basename } from 'node:path';
+import { archFor } from '../../arch/index.js';
 import type { ElfFile } from '../elf/index.js';
 import { STT_FUNC, STT_GNU_IFUNC } from '../elf/constants.js';
 import { splitCommand, tokenPosition } from './command.js';
@@ -84,8 +85,11 @@ export function functionProbeSite(elf: ElfFile, path: string, symbol: string, of
   if (funcs.length === 0) return { error: `'${symbol}' ${elf.symbolByName(symbol) ? 'is not a function' : 'is not a symbol'} of ${path}` };
   const sym = funcs[0]!;
   if (funcs.some((f) => f.codeAddress !== sym.codeAddress)) return { error: `'${symbol}' names ${funcs.length} functions in ${path}; use PATH:OFFSET` };
-  if (sym.size > 0n && BigInt(sym.localEntryOffset) + offset >= sym.size) return { error: `${symbol}+${offset} is beyond the end of '${symbol}' (${sym.size} bytes)` };
-  const vaddr = sym.localEntry + offset;
+  // The arch's probe entry (ppc64 ELFv2: the local entry, as perf probe places it).
+  const arch = elf.target ? archFor(elf.target) : undefined;
+  const entry = arch ? arch.functionEntry(sym).probe : sym.codeAddress;
+  if (sym.size > 0n && entry - sym.codeAddress + offset >= sym.size) return { error: `${symbol}+${offset} is beyond the end of '${symbol}' (${sym.size} bytes)` };
+  const vaddr = entry + offset;
   const fileOffset = elf.vaddrToOffset(vaddr);
   if (fileOffset === undefined) return { error: `${symbol} (0x${vaddr.toString(16)}) is not backed by the file` };
   return { vaddr, fileOffset };

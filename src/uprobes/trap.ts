@@ -16,7 +16,7 @@
 import { SIG, type TrapAction } from '../../arch/types.js';
 import type { BreakpointHit } from '../kernel/machine.js';
 import { UniprobeError } from '../errors.js';
-import type { HitCpu } from '../kprobes/regs.js';
+import type { HitCpu } from '../regs/probe-regs.js';
 import { UprobeRegs } from './regs.js';
 import { MAX_URETPROBE_DEPTH, UPROBE_HANDLER_IGNORE, UPROBE_HANDLER_REMOVE, type Uprobe } from './uprobe.js';
 import type { MmUprobes, Uprobes } from './uprobes.js';

@@ -10,6 +10,7 @@
  * reads `consumers` once and walks that array (Linux walks the list under SRCU in newer kernels,
  * under register_rwsem read in v5.8); writers replace it under consumer_rwsem.
  */
+import { E } from '../kernel/errno.js';
 import type { PreparedUprobe } from '../../arch/probes.js';
 import type { Inode } from '../mm/inode.js';
 import type { Mm } from '../mm/mm.js';
@@ -24,12 +25,7 @@ export const UPROBE_HANDLER_IGNORE = 2;
 export const MAX_URETPROBE_DEPTH = 64;
 
 /** Errno values the uprobes API returns (negated). ENOTSUPP is the kernel-internal 524. */
-export const EIO = 5;
-export const ENOENT = 2;
-export const EAGAIN = 11;
-export const ENOMEM = 12;
-export const EINVAL = 22;
-export const ENOTSUPP = 524;
+export const { EIO, ENOENT, EAGAIN, ENOMEM, EINVAL, ENOTSUPP } = E;
 
 export interface UprobeConsumer {
   /** Runs at every hit of the probe in any mm that has the breakpoint. Return 0, or REMOVE. */

@@ -26,7 +26,7 @@ import { EAGAIN, EINVAL, EIO, ENOTSUPP, Uprobe, type UprobeConsumer } from './up
 import { Utask } from './utask.js';
 import { XolArea } from './xol.js';
 import { UprobeTrapPath } from './trap.js';
-import { cacheHitRegisters } from '../kprobes/regs.js';
+import { cacheHitRegisters } from '../regs/probe-regs.js';
 
 /** Per-mm uprobes state (Linux keeps it in mm->uprobes_state and mm->flags). */
 export interface MmUprobes {

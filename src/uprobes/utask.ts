@@ -5,7 +5,7 @@
  * out-of-line step run in the task's own context, so the task may be preempted (or migrate)
  * between the breakpoint and the step trap without losing anything.
  */
-import type { HitCpu } from '../kprobes/regs.js';
+import type { HitCpu } from '../regs/probe-regs.js';
 import type { UprobeRegs } from './regs.js';
 import type { Uprobe } from './uprobe.js';
 import type { XolArea } from './xol.js';

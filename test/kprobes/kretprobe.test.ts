@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { Machine } from '../../src/kernel/machine.js';
 import { Kprobes, EINVAL, ENOENT } from '../../src/kprobes/kprobes.js';
 import { E2BIG, Kretprobe, Kretprobes, type KretprobeInstance } from '../../src/kprobes/kretprobe.js';
-import type { ProbeRegs } from '../../src/kprobes/regs.js';
+import type { ProbeRegs } from '../../src/regs/probe-regs.js';
 import { manifest, repoRoot, supported } from '../helpers.js';
 import type { Target } from '../../arch/types.js';
 

@@ -19,7 +19,7 @@ import { Rng } from '../../src/kernel/rng.js';
 import { EINVAL, Kprobes } from '../../src/kprobes/kprobes.js';
 import { Kprobe, KPROBE_FLAG } from '../../src/kprobes/kprobe.js';
 import { Kretprobe, Kretprobes } from '../../src/kprobes/kretprobe.js';
-import type { ProbeRegs } from '../../src/kprobes/regs.js';
+import type { ProbeRegs } from '../../src/regs/probe-regs.js';
 import { supported } from '../helpers.js';
 import type { Target } from '../../arch/types.js';
 

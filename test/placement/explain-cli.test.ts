@@ -74,13 +74,18 @@ describe('uniprobe explain', () => {
     expect(lines.filter((l) => /^\s+\d+ instructions: /.test(l))).toHaveLength(2);
   });
 
-  it('--kernel: kprobes on the guest kernel; ksys_write boosts (a post handler makes it a step); entry text is blacklisted (-EINVAL)', () => {
+  it('--kernel: kprobes on the guest kernel; ksys_write optimizes (boosts as a trap, a post handler makes it a step), a call does not; entry text is blacklisted (-EINVAL)', () => {
     const r = uniprobe('explain', 'fixtures/x86_64/fib-nolibc', '--kernel', 'ksys_write', 'entry_syscall', '--format', 'json');
     expect(r.status).toBe(0);
     const doc = JSON.parse(r.stdout) as { probe: string; functions: Array<{ name: string; insns: Array<Row & { modeWithPostHandler?: string }> }> };
     expect(doc.probe).toBe('kprobe');
     const [ksys, entry] = doc.functions;
-    expect(ksys!.insns[0]).toMatchObject({ insn: 'push rbp', allowed: true, mode: 'boost', modeWithPostHandler: 'step', cost: { crossings: 1 } });
+    // Jump-optimized once the optimizer ran; a boosted trap before (and a step with a post handler).
+    expect(ksys!.insns[0]).toMatchObject({ insn: 'push rbp', allowed: true, mode: 'optimize', trapMode: 'boost', modeWithPostHandler: 'step', cost: { crossings: 1 } });
+    // The `call` cannot run from a detour (not boostable): emulated trap, with Linux's reason.
+    const call = ksys!.insns.find((r) => r.insn.startsWith('call'))! as Row & { notOptimized?: { errname: string; reason: string } };
+    expect(call).toMatchObject({ mode: 'emulate', notOptimized: { errname: 'EINVAL' } });
+    expect(call.notOptimized!.reason).toMatch(/not boostable/);
     // A boosted slot: the copy and a jmp back (e9 rel32).
     expect(ksys!.insns[0]!.slot).toMatch(/^55 e9( [0-9a-f]{2}){4}$/);
     for (const row of entry!.insns) expect(row).toMatchObject({ allowed: false, errno: -22, errname: 'EINVAL', reason: 'blacklisted: entry text' });

@@ -111,6 +111,10 @@ describe('registration failures are the kernel error_log entries, and leave noth
     ['blacklisted entry text', 'p:bad ^entry_syscall', 'FAIL_REG_PROBE', 22],
     ['an unknown symbol (kallsyms lookup at parse time)', 'p:bad ^no_such_function', 'BAD_PROBE_ADDR', 22],
     ['an unknown @SYM (registration ENOENT)', 'p:bad ^ksys_write x=@no_such_variable', 'BAD_PROBE_ADDR', 2],
+    // The parser accepts `@` with no symbol (the kernel keeps the empty name); registration's
+    // lookup fails: the caret goes under the probe point, not the argument.
+    ['an empty @SYM (registration ENOENT)', 'p:bad ^ksys_write @', 'BAD_PROBE_ADDR', 2],
+    ['an empty @SYM with an offset', 'p:bad ^ksys_write x=@-8', 'BAD_PROBE_ADDR', 2],
   ])('%s', async (_what, marked, code, errno) => {
     const { m, session, write } = setup('x86_64');
     try {

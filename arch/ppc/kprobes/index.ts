@@ -9,14 +9,16 @@
  *   is valid at the function's entry (ppc64 ELFv2: the local entry, after the TOC setup).
  * - Frame identity: r1, the stack pointer (it is also the back-chain word's address).
  */
+import { isPpcTrap } from '../common.js';
 import type { Arch } from '../../types.js';
-import type { DecodedInsn, PreparedInsn, ProbeArch, ProbeCpu, ProbeRefusal } from '../../probes.js';
+import { optprobesNotSupported, type DecodedInsn, type PreparedInsn, type ProbeArch, type ProbeCpu, type ProbeRefusal } from '../../probes.js';
 import { poisonFill } from '../../probes.js';
 import { UC_PPC_REG as R } from '../ucregs.js';
 import { PPC_BREAKPOINT } from '../common.js';
 import { disasmText, wordText, be32, wordsBytes } from './disasm.js';
 import { PPC_SLOT_SIZE, preparePpcKprobe } from './prepare.js';
 import { ppcHitRegisters } from './emulate.js';
+import { ppcOptProbeArch } from './optimize.js';
 
 export { loadDisassembler } from './disasm.js';
 export { PPC_SLOT_SIZE, PPC_STEP_TRAP_OFFSET } from './prepare.js';
@@ -34,6 +36,8 @@ export function ppcProbeArch(arch: Arch): ProbeArch {
 
   return {
     arch,
+    // kprobe_handler: a hit while single-stepping a trap instruction is that trap's, not a reentry.
+    reentry: (state, opcode) => (state === 'ss' && opcode.length >= 4 && isPpcTrap(be32(opcode), bits === 64) ? 'not-ours' : 'reenter'),
     breakpoint: wordsBytes(PPC_BREAKPOINT),
     maxInsnLength: 4,
     slotSize: PPC_SLOT_SIZE,
@@ -58,5 +62,7 @@ export function ppcProbeArch(arch: Arch): ProbeArch {
     returnedFrameSp: (cpu: ProbeCpu) => cpu.engine.regRead(R.R1),
     // The trampoline's LR still holds the trampoline: give it the real return address.
     fixupKretprobeReturn: (cpu: ProbeCpu, _frame: bigint, real: bigint) => cpu.engine.regWrite(R.LR, real),
+    // Linux selects HAVE_OPTPROBES for PPC64 only.
+    optimize: kind === 'ppc64' ? ppcOptProbeArch(bits) : optprobesNotSupported('Linux builds powerpc optprobes for 64-bit kernels only (HAVE_OPTPROBES if PPC64)'),
   };
 }

@@ -4,9 +4,10 @@
  * ISA Book I §2.4 for the branch forms). Field numbers follow the ISA's big-endian bit order only
  * in comments; code uses shifts from the least significant bit.
  */
+import { E } from '../../../src/kernel/errno.js';
 
 /** Linux errno numbers the refusals use (asm-generic). */
-export const ERRNO = { EINVAL: 22, EILSEQ: 84 } as const;
+export const ERRNO = { EINVAL: E.EINVAL, EILSEQ: E.EILSEQ } as const;
 
 export const primaryOp = (w: number): number => w >>> 26;
 /** Extended opcode of X/XL/XFX forms (ISA bits 21–30). */

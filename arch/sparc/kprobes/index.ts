@@ -11,7 +11,7 @@
  *   %sp is taken as is).
  */
 import type { Arch } from '../../types.js';
-import type { DecodedInsn, PreparedInsn, ProbeArch, ProbeCpu, ProbeRefusal } from '../../probes.js';
+import { optprobesNotSupported, type DecodedInsn, type PreparedInsn, type ProbeArch, type ProbeCpu, type ProbeRefusal } from '../../probes.js';
 import { poisonFill } from '../../probes.js';
 import { STACK_BIAS } from '../isa.js';
 import { UC_SPARC_REG as R } from '../ucregs.js';
@@ -35,6 +35,8 @@ export function sparcProbeArch(arch: Arch): ProbeArch {
 
   return {
     arch,
+    // kprobe_handler: a hit while single-stepping goes to no_kprobe (the trap is not handled here).
+    reentry: (state) => (state === 'ss' ? 'not-ours' : 'reenter'),
     breakpoint: wordsBytes(KPROBE_BP),
     maxInsnLength: 4,
     slotSize: SPARC_SLOT_SIZE,
@@ -62,5 +64,7 @@ export function sparcProbeArch(arch: Arch): ProbeArch {
     },
     // %o7 was consumed by the return itself: nothing holds the trampoline address any more.
     fixupKretprobeReturn: () => undefined,
+    // Linux's sparc selects no HAVE_OPTPROBES: every sparc64 kprobe stays a trap.
+    optimize: optprobesNotSupported('Linux has no sparc optprobes (sparc does not select HAVE_OPTPROBES)'),
   };
 }

@@ -3,9 +3,10 @@
  * arch/sparc/isa.ts): the breakpoint and step-trap words, which instructions are delayed control
  * transfers and how, and the few this engine refuses.
  */
+import { E } from '../../../src/kernel/errno.js';
 import * as isa from '../isa.js';
 
-export const ERRNO = { EINVAL: 22, EILSEQ: 84 } as const;
+export const ERRNO = { EINVAL: E.EINVAL, EILSEQ: E.EILSEQ } as const;
 
 /** `ta 0x70` (kprobe breakpoint) and `ta 0x71` (end of the software single-step). */
 export const KPROBE_BP = 0x91d02070;

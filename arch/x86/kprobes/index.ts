@@ -11,6 +11,7 @@ import { decodeX86, EMULATE_PREFIX_LEN, MAX_INSN_LEN } from './decode.js';
 import { REGS_32, REGS_64, x86HitRegisters } from './emulate.js';
 import { prepareX86Kprobe } from './prepare.js';
 import { INT3, SLOT_SIZE } from './tables.js';
+import { x86OptProbeArch } from './optimize.js';
 
 export { decodeX86, type X86Insn } from './decode.js';
 export { canBoost, classify, EILSEQ, EINVAL, ENOSPC, EOPNOTSUPP } from './tables.js';
@@ -51,6 +52,8 @@ export function x86ProbeArch(arch: Arch): ProbeArch {
 
   return {
     arch,
+    // reenter_kprobe: a hit while reentering cannot be recovered (BUG).
+    reentry: (state) => (state === 'reenter' ? 'unrecoverable' : 'reenter'),
     breakpoint: Uint8Array.of(INT3),
     maxInsnLength: MAX_INSN_LEN,
     slotSize: SLOT_SIZE,
@@ -85,5 +88,6 @@ export function x86ProbeArch(arch: Arch): ProbeArch {
     // a trap is safe; kretprobe_blacklist: a return hijacked across a task switch goes astray.
     blacklistRanges: [['__entry_text_start', '__entry_text_end']],
     kretprobeBlacklist: ['__switch_to'],
+    optimize: x86OptProbeArch(long),
   };
 }

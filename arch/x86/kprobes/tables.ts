@@ -3,12 +3,10 @@
  * which instructions Linux refuses, which it emulates in the int3 handler, and which it may run
  * "boosted" (slot = copy + jmp back, no second trap).
  */
+import { E } from '../../../src/kernel/errno.js';
 import { modrmOf, type X86Insn } from './decode.js';
 
-export const EINVAL = 22;
-export const EILSEQ = 84;
-export const EOPNOTSUPP = 95;
-export const ENOSPC = 28;
+export const { EINVAL, EILSEQ, EOPNOTSUPP, ENOSPC } = E;
 
 export const INT3 = 0xcc;
 export const JMP32_LEN = 5;

@@ -1,5 +1,5 @@
 /**
- * pt_regs for handlers: the trapped CPU's registers and memory, read and written through the
+ * pt_regs for handlers (kprobes and uprobes alike, hence its own module): the trapped CPU's registers and memory, read and written through the
  * arch layer (register names are the kernel's for the target: %di on x86-64, %gpr3 on ppc…).
  *
  * Inside a trap the engine serves the arch's hit registers from one batched read (see

@@ -1,0 +1,273 @@
+/**
+ * The process table: pids, processes and tasks, and their life cycle — clone (fork, vfork,
+ * threads), wait4, kill, exit and exit_group, the zombie/reap hand-off to the parent, the OOM
+ * kill, and the destruction of address spaces nobody uses any more.
+ *
+ * Who may change what: everything here runs between guest runs or inside a trap hook of the
+ * running task (the host half of a system call); a task's kernel stack is freed at retirement,
+ * its mm only once no engine runs it (`reapMms`). A dying task leaves any RCU read-side section
+ * it was in (a probe trap cut short by exit_group), so no grace period waits for a dead task.
+ */
+import type { Arch } from '../../arch/types.js';
+import { SIG } from '../../arch/types.js';
+import type { Mm } from '../mm/mm.js';
+import type { SyncWorld } from '../sync/index.js';
+import { E, err } from './errno.js';
+import type { KernelImage } from './kernel-image.js';
+import { taskFits, type Limits } from './limits.js';
+import type { MachineState } from './machine-state.js';
+import type { SyscallResult } from './syscalls.js';
+import { Process, Task, type CloneStart } from './task.js';
+
+const SIGNAL_NAMES: Record<number, string> = { 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL', 11: 'SIGSEGV', 15: 'SIGTERM' };
+export const signalName = (n: number): string => SIGNAL_NAMES[n] ?? `signal ${n}`;
+
+/** Signals whose default action is to do nothing (SIGCHLD, SIGURG, SIGWINCH, SIGCONT). */
+const IGNORED_BY_DEFAULT = new Set([17, 23, 28, 18]);
+
+const CLONE = { VM: 0x100n, VFORK: 0x4000n, THREAD: 0x10000n, SETTLS: 0x80000n, PARENT_SETTID: 0x100000n, CHILD_CLEARTID: 0x200000n, CHILD_SETTID: 0x1000000n };
+
+/** What the process table needs from its machine. */
+export interface ProcessTableDeps {
+  readonly arch: Arch;
+  readonly kernel: KernelImage;
+  readonly limits: Limits;
+  readonly sync: SyncWorld;
+  readonly state: MachineState;
+  /** Called when a task dies, before its trap context is unwound (Machine.taskExitHooks). */
+  readonly taskExitHooks: ReadonlyArray<(t: Task) => void>;
+  /** clone/fork: after the child task exists, before it runs (Machine.forkHooks). */
+  readonly forkHooks: ReadonlyArray<(parent: Task, child: Task) => void>;
+}
+
+export class ProcessTable {
+  readonly processes: Process[] = [];
+  readonly tasks: Task[] = [];
+  /** The first process spawned; its exit is the machine's result. */
+  init: Process | undefined;
+  private nextPid = 1;
+
+  constructor(private readonly d: ProcessTableDeps) {}
+
+  allocPid(): number {
+    return this.nextPid++;
+  }
+
+  /** A task of `proc` with a kernel stack of its own (the first task takes the process's pid). */
+  newTask(proc: Process): Task {
+    const task = new Task(proc.tasks.length === 0 ? proc.pid : this.nextPid++, proc);
+    const ks = this.d.kernel.allocStack();
+    task.kstackIndex = ks.index;
+    task.kstackTop = ks.top;
+    proc.tasks.push(task);
+    this.tasks.push(task);
+    return task;
+  }
+
+  /** Forget a task that never became part of a process's life (a host-initiated kernel call). */
+  dropTask(task: Task): void {
+    const proc = task.process;
+    proc.tasks.splice(proc.tasks.indexOf(task), 1);
+    this.tasks.splice(this.tasks.indexOf(task), 1);
+  }
+
+  // --- clone, wait4, kill --------------------------------------------------------------------
+
+  clone(task: Task, flags: bigint, stack: bigint, ptid: bigint, ctid: bigint, tls: bigint): bigint {
+    const { arch, state } = this.d;
+    const parent = task.process;
+    const e = task.mm.engine;
+    if (!task.userRegs) return err(E.EINVAL);
+    // RLIMIT_NPROC (copy_process: EAGAIN), and the kernel stacks the arena holds.
+    if (!taskFits(this.tasks, this.d.limits.maxTasks, this.d.kernel.freeStackCount)) return err(E.EAGAIN);
+    const start: CloneStart = {
+      full: arch.snapshot(e),
+      user: task.userRegs,
+      resumePc: task.userResumePc,
+      stack,
+      tls: flags & CLONE.SETTLS ? tls : undefined,
+      parentTid: task.tid,
+    };
+    let proc: Process;
+    let child: Task;
+    if (flags & CLONE.VM) {
+      if (flags & CLONE.THREAD) {
+        proc = parent;
+      } else {
+        proc = new Process(this.nextPid++, parent.mm, parent.exePath, parent.fds.limit);
+        proc.parent = parent;
+        parent.children.add(proc);
+        this.processes.push(proc);
+        for (const [fd, f] of parent.fds) proc.fds.set(fd, f);
+      }
+      task.mm.users++;
+      child = this.newTask(proc);
+      child.cloneStart = start;
+      for (const h of this.d.forkHooks) h(task, child);
+    } else {
+      const mm = task.mm.fork();
+      state.attachMm(mm);
+      proc = new Process(this.nextPid++, mm, parent.exePath, parent.fds.limit);
+      proc.comm = parent.comm;
+      proc.parent = parent;
+      parent.children.add(proc);
+      this.processes.push(proc);
+      // The child shares its parent's open file descriptions.
+      for (const [fd, f] of parent.fds) proc.fds.set(fd, f);
+      child = this.newTask(proc);
+      this.applyCloneStart(child, start);
+      state.loaded.set(mm, child);
+      for (const h of this.d.forkHooks) h(task, child);
+    }
+    const tid = BigInt(child.tid);
+    const u32 = (mm: Mm, addr: bigint, v: bigint): void => {
+      const b = new Uint8Array(4);
+      new DataView(b.buffer).setUint32(0, Number(v), arch.endian === 'little');
+      try {
+        mm.write(addr, b);
+      } catch {
+        /* a bad pointer is the program's problem, as in Linux (put_user fails silently here) */
+      }
+    };
+    if (flags & CLONE.PARENT_SETTID) u32(parent.mm, ptid, tid);
+    if (flags & CLONE.CHILD_SETTID) u32(child.mm, ctid, tid);
+    if (flags & CLONE.CHILD_CLEARTID) child.clearChildTid = ctid;
+    return tid;
+  }
+
+  /** A clone child's first registers: its parent's at the system call, then the child's differences. */
+  applyCloneStart(task: Task, s: CloneStart): void {
+    const arch = this.d.arch;
+    const e = task.mm.engine;
+    arch.restore(e, s.full);
+    arch.restoreSyscallRegs(e, s.user);
+    arch.setPc(e, s.resumePc);
+    arch.setupCloneChild(e, s.stack, s.parentTid);
+    if (s.tls !== undefined) arch.setThreadPointer(e, s.tls, task.mm);
+  }
+
+  wait4(task: Task, pid: number, statusPtr: bigint, options: number): SyscallResult {
+    const proc = task.process;
+    const match = [...proc.children].filter((c) => !c.reaped && (pid <= 0 || c.pid === pid));
+    if (match.length === 0) return err(E.ECHILD);
+    const z = match.find((c) => c.zombie);
+    if (z) {
+      if (statusPtr !== 0n) {
+        const b = new Uint8Array(4);
+        new DataView(b.buffer).setUint32(0, z.waitStatus, this.d.arch.endian === 'little');
+        try {
+          task.mm.write(statusPtr, b);
+        } catch {
+          return err(E.EFAULT);
+        }
+      }
+      z.reaped = true;
+      proc.children.delete(z);
+      task.waitingForChild = false;
+      return BigInt(z.pid);
+    }
+    if (options & 1 /* WNOHANG */) return 0n;
+    return { kind: 'block' };
+  }
+
+  kill(_task: Task, pid: number, sig: number): bigint {
+    const target = this.processes.find((p) => p.pid === pid || p.tasks.some((t) => t.tid === pid));
+    if (!target || !target.alive) return err(E.ESRCH);
+    if (sig === 0 || IGNORED_BY_DEFAULT.has(sig)) return 0n;
+    if (sig < 0 || sig > 64) return err(E.EINVAL);
+    this.killProcess(target, sig, undefined);
+    return 0n;
+  }
+
+  // --- exit ----------------------------------------------------------------------------------
+
+  /** do_exit (one task) or do_group_exit (every task of the process). */
+  exitTask(task: Task, code: number, group: boolean): void {
+    const proc = task.process;
+    for (const t of group ? proc.tasks : [task]) this.retireTask(t);
+    if (!proc.alive) {
+      proc.exitCode = code;
+      this.processExited(proc);
+    }
+  }
+
+  retireTask(t: Task): void {
+    if (t.state === 'dead') return;
+    t.state = 'dead';
+    if (t.clearChildTid !== 0n && t.process.mm.users > 1) {
+      try {
+        t.mm.write(t.clearChildTid, new Uint8Array(4));
+      } catch {
+        /* as in Linux: a bad clear_child_tid pointer is ignored */
+      }
+    }
+    this.d.kernel.freeStack(t.kstackIndex);
+    t.kstackIndex = -1;
+    // Killed between a probe trap and its step (another thread's exit_group, a fault in the
+    // slot): leave the read-side section so no grace period waits for a dead task.
+    for (const h of this.d.taskExitHooks) h(t);
+    while (t.kctx.rcuDepth > 0) this.d.sync.rcu.readUnlock(t.kctx);
+    t.kctx.preempt = 0;
+    t.kctx.cpu = undefined;
+    t.pinnedCpu = undefined;
+  }
+
+  /** Kill every task of `proc` with `sig` (its default action), reporting `line` if given. */
+  killProcess(proc: Process, sig: number, line: string | undefined): void {
+    if (proc.zombie) return;
+    if (line) this.d.state.report(line);
+    for (const t of proc.tasks) this.retireTask(t);
+    proc.termSignal = sig;
+    this.processExited(proc);
+  }
+
+  /** The process is a zombie now: its parent's wait4 may reap it; orphans go to init. */
+  private processExited(proc: Process): void {
+    if (proc.zombie) return;
+    proc.zombie = true;
+    proc.fds.clear();
+    proc.mm.users--;
+    const parent = proc.parent;
+    if (parent && parent.alive) {
+      for (const t of parent.tasks) {
+        // Also a parent between wait4's -EAGAIN and its schedule(): clearing the flag keeps that
+        // schedule() from blocking after the wakeup already happened (a lost wakeup otherwise).
+        if (t.waitingForChild) {
+          if (t.state === 'blocked') t.state = 'runnable';
+          t.waitingForChild = false;
+        }
+      }
+    } else {
+      proc.reaped = true; // nobody to wait for it: init reaps it
+    }
+    for (const c of proc.children) {
+      c.parent = undefined;
+      if (c.zombie) c.reaped = true;
+    }
+  }
+
+  /** Destroy address spaces no task uses any more (never while their engine runs). */
+  reapMms(): void {
+    const { mms, loaded } = this.d.state;
+    for (const mm of mms) {
+      if (mm.users <= 0 && !mm.engine.isRunning) {
+        mms.delete(mm);
+        loaded.delete(mm);
+        mm.destroy();
+      }
+    }
+  }
+
+  /**
+   * A guest store needed a copy-on-write copy the memory limit refused: as the OOM killer would,
+   * SIGKILL every process using the mm (its tasks never resume after the failed store).
+   */
+  oomKill(mm: Mm): void {
+    mm.oom = false;
+    for (const p of this.processes) {
+      if (p.mm === mm && !p.zombie) {
+        this.killProcess(p, SIG.SIGKILL, `Out of memory: Killed process ${p.pid} (${p.comm}): ${mm.oomReason}`);
+      }
+    }
+  }
+}
