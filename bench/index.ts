@@ -3,8 +3,9 @@
  * on every supported target, and the same binary under qemu-user as the reference when qemu-user
  * is installed (skipped cleanly when it is not). Figures are medians of several runs measured in
  * one process, so ratios between rows are meaningful; absolute numbers depend on the machine.
- * Then the sync layer's costs (bench/sync.ts) and the kprobes and uprobes benchmarks
- * (bench/kprobes.ts, bench/uprobes.ts). Every figure also goes to a JSON file for tracking:
+ * Then the sync layer's costs (bench/sync.ts), the kprobes and uprobes benchmarks
+ * (bench/kprobes.ts, bench/uprobes.ts) and uprobe registration at scale (bench/uprobes-scale.ts).
+ * Every figure also goes to a JSON file for tracking:
  * bench/results/latest.json (git-ignored), or the path given with `--json PATH` or BENCH_JSON.
  */
 import { spawnSync } from 'node:child_process';
@@ -16,6 +17,7 @@ import { benchSync } from './sync.js';
 import { benchKprobes } from './kprobes.js';
 import { benchOptprobes } from './optprobes.js';
 import { benchUprobes } from './uprobes.js';
+import { benchUprobesScale } from './uprobes-scale.js';
 import { recordResults } from './harness.js';
 import { supportedTargets } from '../arch/index.js';
 import type { Target } from '../arch/types.js';
@@ -116,7 +118,8 @@ async function main(): Promise<void> {
   recordResults('sync', await benchSync(RUNS));
   recordResults('kprobes', await benchKprobes({ record: false }));
   recordResults('optprobes', await benchOptprobes({ record: false }));
-  const path = recordResults('uprobes', await benchUprobes(RUNS, supportedTargets(), { record: false }));
+  recordResults('uprobes', await benchUprobes(RUNS, supportedTargets(), { record: false }));
+  const path = recordResults('uprobesScale', await benchUprobesScale(RUNS, ['x86_64'], { record: false }));
   console.log(`\nbench: every figure written to ${path}`);
 }
 
