@@ -4,6 +4,7 @@
  * (src/scenarios). Exit status 0 when nothing was found, 3 when something was (so `old` exits 3
  * and `fixed` 0), 1 for an error, 2 for bad usage. Registered by main.ts.
  */
+import { bar, progressLine } from './progress.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { UniprobeError } from '../errors.js';
 import { setStatus } from './explain.js';
@@ -68,11 +69,20 @@ Exit status: 0 nothing found, ${EXIT_FOUND} something found, 1 an error, 2 bad u
       const count = o.seeds ?? (o.seed !== undefined ? 1 : 10);
       const seeds = Array.from({ length: count }, (_, i) => first + i);
       let w;
+      // Sweeps over many seeds take a while: the progress line counts them on a terminal.
+      const progress = progressLine(process.stderr);
       try {
-        w = await sweep(s, { variant: o.variant, seeds, cpus: o.cpus });
+        w = await sweep(s, {
+          variant: o.variant,
+          seeds,
+          cpus: o.cpus,
+          onSeed: progress && ((done, total, found) => progress.update(() => `scenario ${name}: ${bar(done, total, `seed ${seeds[done]}, ${found} found`)}`)),
+        });
       } catch (e) {
         if (e instanceof RangeError) throw new UniprobeError('USAGE', `scenario ${name}: ${e.message}`);
         throw e;
+      } finally {
+        progress?.done();
       }
       if (o.format === 'json') out.write(JSON.stringify(w));
       else for (const line of formatSweep(w)) out.write(line);

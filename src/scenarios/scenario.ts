@@ -78,11 +78,15 @@ export interface Sweep {
 }
 
 /** Run the scenario on each seed and group what was found. */
-export async function sweep(s: Scenario, o: { variant: Variant; seeds: number[]; cpus?: number }): Promise<Sweep> {
+export async function sweep(
+  s: Scenario,
+  o: { variant: Variant; seeds: number[]; cpus?: number; onSeed?: (done: number, total: number, found: number) => void },
+): Promise<Sweep> {
   const cpus = o.cpus ?? s.cpus;
   const found = new Map<string, SweepEntry>();
   const stats: Record<string, number> = {};
-  for (const seed of o.seeds) {
+  for (const [i, seed] of o.seeds.entries()) {
+    o.onSeed?.(i, o.seeds.length, found.size);
     const r = await s.run({ seed, variant: o.variant, cpus });
     for (const [k, v] of Object.entries(r.stats)) stats[k] = (stats[k] ?? 0) + v;
     for (const f of r.findings) {

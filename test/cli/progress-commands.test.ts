@@ -1,6 +1,6 @@
 /**
  * The progress line of the long commands, end to end in this process: `verify`, `explain`,
- * `explain --html` and `run` with stderr made a (fake) terminal. Every write to stderr and every
+ * `explain --html`, `scenario` and `run` with stderr made a (fake) terminal. Every write to stderr and every
  * write to a file descriptor (stdout listings, the guest's output) goes to one log, in order, so
  * the tests can see that the line appeared and that it was erased before anything else was
  * written: the verifier's report, explain's table, an error, the --max-insns message.
@@ -74,6 +74,17 @@ describe('progress line of the long commands (fake terminal)', () => {
     expect(Math.min(...report)).toBeGreaterThan(Math.max(...erases));
     expect(log.at(-1)!.text).toBe('TRANSPARENT\n');
     expect(others.filter((i) => log[i]!.fd === 2)).toEqual([]);
+  }, 120_000);
+
+  it('scenario: the seeds swept so far and the findings, erased before the report', async () => {
+    const status = await main(['scenario', 'notifier-alloc', '--variant', 'fixed', '--seeds', '8']);
+    expect(status).toBe(0);
+    const { draws, erases, others } = shape(/^uniprobe: scenario notifier-alloc: \[[#.]+\] [0-7]\/8 seed [1-8], 0 found, \d+\.\d s$/);
+    expect(draws.length).toBeGreaterThan(0);
+    expectErasedBeforeOtherOutput(draws);
+    const report = others.filter((i) => log[i]!.fd === 1);
+    expect(report.length).toBeGreaterThan(0);
+    expect(Math.min(...report)).toBeGreaterThan(Math.max(...erases));
   }, 120_000);
 
   it('explain: one update per function mapped, erased before the table', async () => {
