@@ -104,6 +104,10 @@ export class ProcessTable {
         proc.argv = parent.argv;
         proc.envp = parent.envp;
         proc.exeNode = parent.exeNode;
+      proc.pgid = parent.pgid;
+      proc.sid = parent.sid;
+        proc.pgid = parent.pgid;
+        proc.sid = parent.sid;
         proc.parent = parent;
         parent.children.add(proc);
         this.processes.push(proc);
@@ -122,6 +126,8 @@ export class ProcessTable {
       proc.argv = parent.argv;
       proc.envp = parent.envp;
       proc.exeNode = parent.exeNode;
+      proc.pgid = parent.pgid;
+      proc.sid = parent.sid;
       proc.parent = parent;
       parent.children.add(proc);
       this.processes.push(proc);

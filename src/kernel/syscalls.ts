@@ -16,6 +16,7 @@ import { fsHandlers } from './sys/fs.js';
 import { fdHandlers } from './sys/fd.js';
 import { execHandlers } from './sys/exec.js';
 import { futexHandlers } from './sys/futex.js';
+import { identityHandlers } from './sys/identity.js';
 
 export type { SyscallCtx, SyscallDirective, SyscallHost, SyscallResult } from './sys/common.js';
 
@@ -35,6 +36,7 @@ export const handlers: Record<string, Handler> = {
   ...fdHandlers,
   ...execHandlers,
   ...futexHandlers,
+  ...identityHandlers,
   exit(_ctx, [code]) {
     return { kind: 'exit', code: Number(code! & 0xffn), group: false };
   },
@@ -62,14 +64,6 @@ export const handlers: Record<string, Handler> = {
   getpid: (ctx) => BigInt(ctx.task.process.pid),
   gettid: (ctx) => BigInt(ctx.task.tid),
   getppid: (ctx) => BigInt(ctx.task.process.parent?.pid ?? 0),
-  getuid: () => 0n,
-  geteuid: () => 0n,
-  getgid: () => 0n,
-  getegid: () => 0n,
-  getuid32: () => 0n,
-  geteuid32: () => 0n,
-  getgid32: () => 0n,
-  getegid32: () => 0n,
   uname(ctx, [buf]) {
     const u = ctx.host.uname;
     const fields = [u.sysname, u.nodename, u.release, u.version, u.machine, '(none)'];

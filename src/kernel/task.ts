@@ -116,6 +116,9 @@ export class Process {
   /** comm: the executable's basename, at most 15 characters (TASK_COMM_LEN − 1). */
   comm: string;
   exePath: string;
+  /** Process group and session (setpgid, setsid); a new process takes its parent's. */
+  pgid: number;
+  sid: number;
   /** cwd and umask (fs_struct); set by the machine when the process is created. */
   fs!: FsState;
   /** The program's file, what /proc/PID/exe leads to (even outside the guest's root). */
@@ -133,6 +136,8 @@ export class Process {
   /** `nofile`: RLIMIT_NOFILE for its descriptor table. */
   constructor(pid: number, mm: Mm, exePath: string, nofile = DEFAULT_NOFILE) {
     this.pid = pid;
+    this.pgid = pid;
+    this.sid = pid;
     this.fds = new FdTable(nofile);
     this.mm = mm;
     this.exePath = exePath;

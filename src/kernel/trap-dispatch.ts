@@ -325,6 +325,13 @@ export class TrapDispatch {
       wait4: (task, pid, statusPtr, options) => procs.wait4(task, pid, statusPtr, options),
       kill: (task, pid, sig) => procs.kill(task, pid, sig),
       clockNs: () => machine.clockNs(),
+      memoryUsed: () => machine.memory.used,
+      liveTasks: () => procs.tasks.filter((t) => t.state !== 'dead').length,
+      cpuCount: () => machine.cpuCount,
+      hasTask: (tid) => procs.tasks.some((t) => t.tid === tid && t.state !== 'dead'),
+      processOf: (pid) => procs.processes.find((p) => p.pid === pid && !p.zombie),
+      isGroupLeader: (pid) => procs.processes.some((p) => p.pgid === pid && !p.zombie),
+      groupInSession: (pgid, sid) => procs.processes.some((p) => p.pgid === pgid && p.sid === sid && !p.zombie),
       uname: { sysname: 'Linux', nodename: 'uniprobe', release: '6.1.0-uniprobe', version: '#1 SMP', machine: machine.arch.unameMachine },
     };
   }

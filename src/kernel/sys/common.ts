@@ -45,6 +45,16 @@ export interface SyscallHost {
   wait4(task: Task, pid: number, statusPtr: bigint, options: number): SyscallResult;
   kill(task: Task, pid: number, sig: number): bigint;
   clockNs(): bigint;
+  /** Guest memory charged now (sysinfo's free memory is the limit minus this). */
+  memoryUsed(): number;
+  /** Live tasks (sysinfo's procs), vCPUs (sched_getaffinity). */
+  liveTasks(): number;
+  cpuCount(): number;
+  hasTask(tid: number): boolean;
+  /** A live process by pid; process groups and sessions (setsid, setpgid). */
+  processOf(pid: number): Process | undefined;
+  isGroupLeader(pid: number): boolean;
+  groupInSession(pgid: number, sid: number): boolean;
   uname: { sysname: string; nodename: string; release: string; version: string; machine: string };
 }
 
