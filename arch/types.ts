@@ -128,6 +128,8 @@ export interface Arch {
    * Absent: the argument is one 64-bit register.
    */
   fileOffsetArg?(args: readonly bigint[], at: number): bigint;
+  /** poll(2)'s event bits where they differ from asm-generic/poll.h (sparc). */
+  readonly pollBits?: import('../src/kernel/sys/poll.js').PollBits;
   /** The filesystem ABI: struct stat layouts and open(2) bits (arch/<family>/stat.ts, fcntl.ts). */
   readonly fsAbi: FsAbi;
 

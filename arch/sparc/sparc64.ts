@@ -61,6 +61,7 @@ import { STAT64_SPARC64, STAT_SPARC64 } from './stat.js';
 import { SPARC_OPEN_FLAGS } from './fcntl.js';
 import { table, R32, R31_PC, R32_PC, SYSCALL_ARG_REGS, ST, CCR_CARRY, FORK_LIKE, ADDRESS_MASK, STUB_AREA, STUB_AREA_SIZE, STUB_READ_STATE, STUB_WRITE_STATE, STUB_SYSRET, SparcCpu, cpus, cpuOf, be32, u64, fetch, readCcrY, writeCcrY } from './cpu.js';
 import { LazyRegs, onTrap, pendingNpc } from './traps.js';
+import { GENERIC_POLL } from '../../src/kernel/sys/poll.js';
 
 // Bound once: the trap handlers call these millions of times, and a bundler's ESM-to-CJS output
 // (tsx, vitest) would otherwise go through an export getter on every call.
@@ -106,6 +107,8 @@ export const sparc64: Arch = {
   fixedInsnBytes: 4,
   unameMachine: 'sparc64',
   fsAbi: { stat: STAT_SPARC64, stat64: STAT64_SPARC64, openFlags: SPARC_OPEN_FLAGS },
+  // arch/sparc/include/uapi/asm/poll.h: POLLWRNORM is POLLOUT.
+  pollBits: { ...GENERIC_POLL, POLLWRNORM: 0x4 },
   layout: {
     pageSize: 0x2000,
     taskSize: 0x100_0000_0000n,

@@ -17,6 +17,7 @@ import { fdHandlers } from './sys/fd.js';
 import { execHandlers } from './sys/exec.js';
 import { futexHandlers } from './sys/futex.js';
 import { identityHandlers } from './sys/identity.js';
+import { pollHandlers } from './sys/poll.js';
 
 export type { SyscallCtx, SyscallDirective, SyscallHost, SyscallResult } from './sys/common.js';
 
@@ -37,6 +38,7 @@ export const handlers: Record<string, Handler> = {
   ...execHandlers,
   ...futexHandlers,
   ...identityHandlers,
+  ...pollHandlers,
   exit(_ctx, [code]) {
     return { kind: 'exit', code: Number(code! & 0xffn), group: false };
   },

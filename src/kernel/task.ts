@@ -82,6 +82,8 @@ export class Task {
   pendingCall: { name: string; args: bigint[] } | undefined;
   /** A futex wait in progress (its outcome is read when the call runs again). */
   futexWaiter: import('./futex.js').FutexWaiter | undefined;
+  /** poll/select's deadline while it sleeps (-1: none), kept across its retries. */
+  pollDeadline: bigint | undefined;
   /** nanosleep's deadline on the guest clock, while it sleeps. */
   sleepUntil: bigint | undefined;
   /** Bytes a pipe write already moved before it had to sleep (pipe_write keeps them across waits). */
