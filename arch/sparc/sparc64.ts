@@ -59,6 +59,8 @@ import { sparcErrno } from './errno.js';
 import { sparcRlimitResource } from './resource.js';
 import * as isa from './isa.js';
 import { RegisterWindows, type WindowMemory } from './windows.js';
+import { getContextWrites } from './ucontext.js';
+import { FPRS_FEF, FRESH_FP_STATE, FP_STATE_WORDS, SparcCpuState } from './cpu-state.js';
 
 // Bound once: the trap handlers call these millions of times, and a bundler's ESM-to-CJS output
 // (tsx, vitest) would otherwise go through an export getter on every call.
@@ -124,6 +126,7 @@ const TT = {
   DIV_ZERO: 0x28,
   DATA_ACCESS: 0x30,
   DATA_ACCESS_ERROR: 0x32,
+  DATA_MISS: 0x68, // fast_data_access_MMU_miss: an explicit-ASI load (cpu-state.ts)
   UNALIGNED: 0x34,
   SPILL: 0x80, // spill_n_normal with WSTATE = 0: save, flushw
   FILL: 0xc0, // fill_n_normal: restore, return
@@ -148,9 +151,9 @@ const HC_SYSRET = 0n;
 const CCR_CARRY = 0x11n;
 const FORK_LIKE = new Set([SYSCALLS_SPARC64.fork!, SYSCALLS_SPARC64.vfork!, SYSCALLS_SPARC64.clone!].map((n) => BigInt(n)));
 
-/** What the host says when a program reaches a floating-point instruction (see the module comment). */
+/** What the host says when a program reaches a floating-point instruction and the FPU could not be reached. */
 export const FPU_DISABLED_REASON =
-  "floating-point instruction: Unicorn 2.1.1's sparc64 CPU runs with its FPU disabled and cannot enable it";
+  "floating-point instruction: the sparc64 CPU's FPU is disabled and this Unicorn build's CPU state could not be reached to enable it";
 
 /** Unicorn keeps 41 address bits with the MMU off. */
 const ADDRESS_MASK = (1n << 41n) - 1n;
@@ -161,6 +164,7 @@ const STUB_AREA_SIZE = 1 << 20;
 const STUB_READ_STATE = STUB_AREA; // rd %ccr,%g1 ; rd %y,%g2
 const STUB_WRITE_STATE = STUB_AREA + 0x10n; // wr %g1,%ccr ; wr %g2,%y
 const STUB_SYSRET = STUB_AREA + 0x20n; // wr %g1,%ccr ; ta 0x6e
+const STUB_FPU_PROBE = STUB_AREA + 0x30n; // wr %g0,0x82,%asi ; wr %g0,FEF,%fprs (cpu-state.ts)
 const STUB_DYNAMIC = STUB_AREA + 0x40n;
 
 /** What a `ta` inside the stub area means. */
@@ -170,6 +174,10 @@ type StubTrap = { kind: 'resume'; to: bigint } | { kind: 'resolve'; at: bigint; 
 class SparcCpu {
   readonly windows = new RegisterWindows();
   sink: TrapSink | undefined;
+  /** QEMU's CPU state reached by address (FPU enable bits, FP registers), or why it could not be. */
+  state: SparcCpuState | string = 'not located yet';
+  /** The last data-TLB miss serviced, so that a miss the new entry does not cure is not retried forever. */
+  lastMiss: { pc: bigint; va: bigint } | undefined;
   private next = STUB_DYNAMIC;
   private readonly slots = new Map<string, bigint>();
   readonly stubTraps = new Map<bigint, StubTrap>();
@@ -418,7 +426,64 @@ function onTrap(cpu: SparcCpu, intno: number): void {
     return atInstruction(cpu, pc, n);
   }
   if (intno === TT.SPILL || intno === TT.FILL) return atInstruction(cpu, pc);
+  if (intno === TT.FP_DISABLED && fpDisabled(cpu, pc)) return;
+  if (intno === TT.DATA_MISS && dataMiss(cpu, pc)) return;
   fault(cpu, faultForTrap(intno), pc);
+}
+
+/**
+ * Linux's do_fpdis: the first FP instruction of a program (or after exec) traps; the kernel turns
+ * FPRS.FEF on and the instruction runs again, now on the CPU's FPU. False when the FPU is out of
+ * reach (or already on: then the trap is not the lazy-enable one and stays a fault).
+ */
+function fpDisabled(cpu: SparcCpu, pc: bigint): boolean {
+  const st = cpu.state;
+  if (typeof st === 'string') return false;
+  const fprs = st.fprs;
+  if ((fprs & FPRS_FEF) !== 0n) return false;
+  st.fprs = fprs | FPRS_FEF;
+  // The trapped instruction and the rest of its block did not run; the CPU re-runs it next.
+  cpu.engine.blockLeftAt(pc);
+  return true;
+}
+
+/** A TLB miss: load an identity TTE and retry, once per (PC, page); a second miss is a fault. */
+function dataMiss(cpu: SparcCpu, pc: bigint): boolean {
+  const st = cpu.state;
+  if (typeof st === 'string') return false;
+  const va = st.missAddress;
+  if (cpu.lastMiss?.pc === pc && cpu.lastMiss.va === va) return false;
+  cpu.lastMiss = { pc, va };
+  st.mapIdentity(va);
+  cpu.engine.blockLeftAt(pc);
+  return true;
+}
+
+/** Linux's sparc64_get_context (ucontext.ts): windows flushed first, as synchronize_user_stack does. */
+function getContext(cpu: SparcCpu, a: bigint, npc: bigint): void {
+  const e = cpu.engine;
+  const r = e.regReadBatch(R32);
+  const mem = memoryOf(cpu);
+  const fpuOn = typeof cpu.state !== 'string' && (cpu.state.fprs & FPRS_FEF) !== 0n;
+  try {
+    cpu.windows.flush(r, mem);
+    for (const w of getContextWrites(r, npc, fpuOn)) mem.write(w.at, w.bytes);
+  } catch (err) {
+    if (err instanceof UniprobeError && err.code === 'MM') {
+      return fault(cpu, { signal: SIG.SIGSEGV, reason: 'getcontext to an unusable address' }, a);
+    }
+    throw err;
+  }
+  e.regWrite(R.PC, npc);
+  if (mem.unsettled) e.stop();
+}
+
+function fpState(cpu: SparcCpu): readonly bigint[] {
+  return typeof cpu.state === 'string' ? FRESH_FP_STATE : cpu.state.saveFp();
+}
+
+function setFpState(cpu: SparcCpu, v: readonly bigint[]): void {
+  if (typeof cpu.state !== 'string') cpu.state.restoreFp(v);
 }
 
 /** A trap at `a` the host must carry out: find the NPC (maybe through a resolve trampoline), then do it. */
@@ -554,7 +619,8 @@ function softwareTrap(cpu: SparcCpu, n: number, a: bigint, npc: bigint): void {
     }
     case ST.HYPERCALL: {
       const viaStub = a === STUB_SYSRET + 4n;
-      if (!viaStub && !sink.isKernelText(a)) break;
+      // From user code the same number is Linux's getcontext (ST_GETCONTEXT).
+      if (!viaStub && !sink.isKernelText(a)) return getContext(cpu, a, npc);
       if (!viaStub) {
         const [nr, ret, ccr] = e.regReadBatch([R.O0, R.O1, R.G7]);
         if (nr === HC_SYSRET) {
@@ -641,8 +707,10 @@ export const sparc64: Arch = {
     e.memWrite(STUB_READ_STATE, be32([encRdCcr(REG.G1), encRdY(REG.G2)]));
     e.memWrite(STUB_WRITE_STATE, be32([encWrCcr(REG.G1), encWrY(REG.G2)]));
     e.memWrite(STUB_SYSRET, be32([encWrCcr(REG.G1), encTa(ST.HYPERCALL)]));
+    e.memWrite(STUB_FPU_PROBE, be32([0x87802082, 0x8d802000 | Number(FPRS_FEF)]));
     // Give the lazy condition-code state a defined value before any guest instruction reads it.
     writeCcrY(e, 0n, 0n);
+    cpu.state = SparcCpuState.locate(e, () => void runStub(e, STUB_FPU_PROBE, 2, 0n, 0n));
   },
 
   installTrapHooks(engine: Engine, sink: TrapSink): void {
@@ -667,16 +735,18 @@ export const sparc64: Arch = {
   getSp: (e) => e.regRead(R.SP),
   setSp: (e, sp) => e.regWrite(R.SP, sp),
 
-  // values: r0..r31, PC, %ccr, %y (-1: unknown, taken during a run), resident windows.
+  // values: r0..r31, PC, %ccr, %y (-1: unknown, taken during a run), FPU state (35), resident windows.
   snapshot(e): RegSnapshot {
     const st = readCcrY(e) ?? [-1n, -1n];
-    return { values: [...e.regReadBatch(R32_PC), ...st, ...cpuOf(e).windows.serialize()] };
+    const cpu = cpuOf(e);
+    return { values: [...e.regReadBatch(R32_PC), ...st, ...fpState(cpu), ...cpu.windows.serialize()] };
   },
   restore(e, s): void {
     const v = s.values;
     if (v[33]! >= 0n) writeCcrY(e, v[33]!, v[34]!);
     e.regWriteBatch(R31_PC, v.slice(1, 33));
-    cpuOf(e).windows.deserialize(v, 35);
+    setFpState(cpuOf(e), v.slice(35, 35 + FP_STATE_WORDS));
+    cpuOf(e).windows.deserialize(v, 35 + FP_STATE_WORDS);
     cpuOf(e).deferredNpc = undefined;
   },
   // values: r0..r31, PC, resident windows (the user's, which the kernel's own windows sit on).
@@ -695,6 +765,7 @@ export const sparc64: Arch = {
     e.regWrite(R.SP, sp);
     cpuOf(e).windows.resident = [];
     cpuOf(e).deferredNpc = undefined;
+    setFpState(cpuOf(e), FRESH_FP_STATE); // Linux's flush_thread at exec
   },
 
   syscallName: (nr) => table.name(nr),
