@@ -53,7 +53,7 @@ const DTLB_ENTRIES = 64;
 const TTE_4M = (1n << 63n) | (3n << 61n) | 0x30n | 0x2n | 0x1n;
 const TTE_4M_MASK = ~((1n << 22n) - 1n) & ((1n << 41n) - 1n);
 /** How much of the struct the probe diff looks at (fprs is at ~8 KB in 2.1.1). */
-const ENV_SPAN = 0x8000;
+const ENV_SPAN = 0x4000;
 /** How much of `uc_struct` is searched for the CPU pointer, and of the CPU for its env. */
 const UC_SPAN = 0x4000;
 const CPU_SPAN = 0x20000;
@@ -165,12 +165,13 @@ export class SparcCpuState {
       probe();
       const after = mem.read(env, ENV_SPAN);
       if (!before || !after) return 'its CPUSPARCState cannot be read';
-      const asi = changedTo(before, after, 0x82);
-      const fprs = changedTo(before, after, Number(FPRS_FEF));
-      if (asi.length !== 1 || fprs.length !== 1 || asi[0]! + 4 !== fprs[0]! - PSTATE_TO_FPRS) {
-        return 'its CPUSPARCState layout is not the one of Unicorn 2.1.1';
-      }
-      const s = new SparcCpuState(env, asi[0]! + 4, fprs[0]!);
+      // Other words near the struct may change while the guest runs (TCG's own state): only a
+      // pair at the distance QEMU's layout puts between asi and fprs counts, and only one.
+      const fprsAt = new Set(changedTo(before, after, Number(FPRS_FEF)));
+      const pairs = changedTo(before, after, 0x82).filter((a) => fprsAt.has(a + 4 + PSTATE_TO_FPRS));
+      if (pairs.length !== 1) return 'its CPUSPARCState layout is not the one of Unicorn 2.1.1';
+      const asi = pairs[0]!;
+      const s = new SparcCpuState(env, asi + 4, asi + 4 + PSTATE_TO_FPRS);
       const dtlb = s.pstateOff - PSTATE_TO_DTLB;
       const tlb = after.subarray(dtlb, dtlb + 16 * DTLB_ENTRIES);
       if (after.readUInt32LE(dtlb - DTLB_TO_NWINDOWS) !== 8 || tlb.some((x) => x !== 0)) {

@@ -34,11 +34,11 @@
  *   system call the entry trampoline copies the user's %ccr into %g7 (the guest kernel is built
  *   with -ffixed-g7 and never touches it) and HC_SYSRET goes through `[wr %g1, %ccr][ta 0x6e]`
  *   with %g1 = that %ccr and the carry set or cleared, Linux's error convention.
- * - The FPU is off and cannot be enabled (PSTATE.PEF is privileged; the CPU never leaves the
- *   state it was created in): any floating-point or VIS instruction raises fp_disabled. Static
- *   glibc uses such instructions from its first steps (struct copies through %f registers in
- *   __libc_start_call_main, VIS memcpy/memset), so those programs are killed with one clear line
- *   at the first one: see FPU_DISABLED_REASON. Freestanding programs (-mno-fpu) run.
+ * - The FPU starts off (Unicorn never resets the CPU: PSTATE = 0) and no API reaches it; the host
+ *   sets PSTATE.PEF and, at the first fp_disabled trap, FPRS.FEF in QEMU's CPU state itself, as
+ *   Linux's do_fpdis does (cpu-state.ts, cpu-traps.ts); FP registers travel in register snapshots.
+ *   Explicit-ASI loads (ASI_PNF) miss in an empty TLB: an identity entry is loaded, as Linux's miss
+ *   handler would. User `ta 0x6e` is Linux's getcontext (glibc's setjmp): ucontext.ts.
  * - Addresses are truncated to 41 bits: user memory stays below 2^40, the kernel's regions get
  *   aliases (`addressAlias`) placed at and above TASK_SIZE, the private stub area at 0x180_0000_0000.
  * - 8 KiB pages. `uc_emu_start(until)` does not stop (the generic run loop uses counts).
@@ -60,7 +60,8 @@ import { sparcRlimitResource } from './resource.js';
 import * as isa from './isa.js';
 import { RegisterWindows, type WindowMemory } from './windows.js';
 import { getContextWrites } from './ucontext.js';
-import { FPRS_FEF, FRESH_FP_STATE, FP_STATE_WORDS, SparcCpuState } from './cpu-state.js';
+import { FPRS_FEF, FRESH_FP_STATE, FP_STATE_WORDS } from './cpu-state.js';
+import { CpuTraps } from './cpu-traps.js';
 
 // Bound once: the trap handlers call these millions of times, and a bundler's ESM-to-CJS output
 // (tsx, vitest) would otherwise go through an export getter on every call.
@@ -174,10 +175,8 @@ type StubTrap = { kind: 'resume'; to: bigint } | { kind: 'resolve'; at: bigint; 
 class SparcCpu {
   readonly windows = new RegisterWindows();
   sink: TrapSink | undefined;
-  /** QEMU's CPU state reached by address (FPU enable bits, FP registers), or why it could not be. */
-  state: SparcCpuState | string = 'not located yet';
-  /** The last data-TLB miss serviced, so that a miss the new entry does not cure is not retried forever. */
-  lastMiss: { pc: bigint; va: bigint } | undefined;
+  /** The FPU, the data TLB and the FP registers, through QEMU's CPU state (cpu-traps.ts). */
+  readonly fpu: CpuTraps;
   private next = STUB_DYNAMIC;
   private readonly slots = new Map<string, bigint>();
   readonly stubTraps = new Map<bigint, StubTrap>();
@@ -197,7 +196,9 @@ class SparcCpu {
     return d !== undefined && d.at === a ? d.npc : undefined;
   }
 
-  constructor(readonly engine: Engine) {}
+  constructor(readonly engine: Engine) {
+    this.fpu = new CpuTraps(engine);
+  }
 
   /**
    * A stub with these words, written once into the engine's stub area (content-addressed: a stub
@@ -426,37 +427,14 @@ function onTrap(cpu: SparcCpu, intno: number): void {
     return atInstruction(cpu, pc, n);
   }
   if (intno === TT.SPILL || intno === TT.FILL) return atInstruction(cpu, pc);
-  if (intno === TT.FP_DISABLED && fpDisabled(cpu, pc)) return;
-  if (intno === TT.DATA_MISS && dataMiss(cpu, pc)) return;
+  if (intno === TT.FP_DISABLED) {
+    if (cpu.fpu.fpDisabled(pc)) return;
+    const why = cpu.fpu.unreachable;
+    if (why === undefined) return fault(cpu, { signal: SIG.SIGILL, reason: 'fp_disabled with the FPU enabled' }, pc);
+    return fault(cpu, { signal: SIG.SIGILL, reason: `${FPU_DISABLED_REASON} (${why})` }, pc);
+  }
+  if (intno === TT.DATA_MISS && cpu.fpu.dataMiss(pc)) return;
   fault(cpu, faultForTrap(intno), pc);
-}
-
-/**
- * Linux's do_fpdis: the first FP instruction of a program (or after exec) traps; the kernel turns
- * FPRS.FEF on and the instruction runs again, now on the CPU's FPU. False when the FPU is out of
- * reach (or already on: then the trap is not the lazy-enable one and stays a fault).
- */
-function fpDisabled(cpu: SparcCpu, pc: bigint): boolean {
-  const st = cpu.state;
-  if (typeof st === 'string') return false;
-  const fprs = st.fprs;
-  if ((fprs & FPRS_FEF) !== 0n) return false;
-  st.fprs = fprs | FPRS_FEF;
-  // The trapped instruction and the rest of its block did not run; the CPU re-runs it next.
-  cpu.engine.blockLeftAt(pc);
-  return true;
-}
-
-/** A TLB miss: load an identity TTE and retry, once per (PC, page); a second miss is a fault. */
-function dataMiss(cpu: SparcCpu, pc: bigint): boolean {
-  const st = cpu.state;
-  if (typeof st === 'string') return false;
-  const va = st.missAddress;
-  if (cpu.lastMiss?.pc === pc && cpu.lastMiss.va === va) return false;
-  cpu.lastMiss = { pc, va };
-  st.mapIdentity(va);
-  cpu.engine.blockLeftAt(pc);
-  return true;
 }
 
 /** Linux's sparc64_get_context (ucontext.ts): windows flushed first, as synchronize_user_stack does. */
@@ -464,7 +442,7 @@ function getContext(cpu: SparcCpu, a: bigint, npc: bigint): void {
   const e = cpu.engine;
   const r = e.regReadBatch(R32);
   const mem = memoryOf(cpu);
-  const fpuOn = typeof cpu.state !== 'string' && (cpu.state.fprs & FPRS_FEF) !== 0n;
+  const fpuOn = cpu.fpu.enabled;
   try {
     cpu.windows.flush(r, mem);
     for (const w of getContextWrites(r, npc, fpuOn)) mem.write(w.at, w.bytes);
@@ -476,14 +454,6 @@ function getContext(cpu: SparcCpu, a: bigint, npc: bigint): void {
   }
   e.regWrite(R.PC, npc);
   if (mem.unsettled) e.stop();
-}
-
-function fpState(cpu: SparcCpu): readonly bigint[] {
-  return typeof cpu.state === 'string' ? FRESH_FP_STATE : cpu.state.saveFp();
-}
-
-function setFpState(cpu: SparcCpu, v: readonly bigint[]): void {
-  if (typeof cpu.state !== 'string') cpu.state.restoreFp(v);
 }
 
 /** A trap at `a` the host must carry out: find the NPC (maybe through a resolve trampoline), then do it. */
@@ -710,7 +680,7 @@ export const sparc64: Arch = {
     e.memWrite(STUB_FPU_PROBE, be32([0x87802082, 0x8d802000 | Number(FPRS_FEF)]));
     // Give the lazy condition-code state a defined value before any guest instruction reads it.
     writeCcrY(e, 0n, 0n);
-    cpu.state = SparcCpuState.locate(e, () => void runStub(e, STUB_FPU_PROBE, 2, 0n, 0n));
+    cpu.fpu.locate(() => void runStub(e, STUB_FPU_PROBE, 2, 0n, 0n));
   },
 
   installTrapHooks(engine: Engine, sink: TrapSink): void {
@@ -739,13 +709,13 @@ export const sparc64: Arch = {
   snapshot(e): RegSnapshot {
     const st = readCcrY(e) ?? [-1n, -1n];
     const cpu = cpuOf(e);
-    return { values: [...e.regReadBatch(R32_PC), ...st, ...fpState(cpu), ...cpu.windows.serialize()] };
+    return { values: [...e.regReadBatch(R32_PC), ...st, ...cpu.fpu.save(), ...cpu.windows.serialize()] };
   },
   restore(e, s): void {
     const v = s.values;
     if (v[33]! >= 0n) writeCcrY(e, v[33]!, v[34]!);
     e.regWriteBatch(R31_PC, v.slice(1, 33));
-    setFpState(cpuOf(e), v.slice(35, 35 + FP_STATE_WORDS));
+    cpuOf(e).fpu.restore(v.slice(35, 35 + FP_STATE_WORDS));
     cpuOf(e).windows.deserialize(v, 35 + FP_STATE_WORDS);
     cpuOf(e).deferredNpc = undefined;
   },
@@ -765,7 +735,7 @@ export const sparc64: Arch = {
     e.regWrite(R.SP, sp);
     cpuOf(e).windows.resident = [];
     cpuOf(e).deferredNpc = undefined;
-    setFpState(cpuOf(e), FRESH_FP_STATE); // Linux's flush_thread at exec
+    cpuOf(e).fpu.restore(FRESH_FP_STATE); // Linux's flush_thread at exec
   },
 
   syscallName: (nr) => table.name(nr),
