@@ -24,7 +24,7 @@
  *   after fprs. test/arch/sparc64-fpu.test.ts checks them through guest loads and stores.
  */
 import koffi from 'koffi';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UC_SPARC_REG as R } from './ucregs.js';
@@ -79,7 +79,7 @@ function libc(): { copyIn: Memcpy; copyOut: Memcpy } {
 
 /** Reads of guessed addresses: /proc/self/mem fails cleanly where a pointer guess is wrong. */
 class SelfMemory {
-  private readonly fd = openSync('/proc/self/mem', 'r');
+  constructor(private readonly fd: number) {}
   read(addr: bigint, n: number): Buffer | undefined {
     const b = Buffer.alloc(n);
     try {
@@ -88,9 +88,19 @@ class SelfMemory {
       return undefined;
     }
   }
-  close(): void {
-    closeSync(this.fd);
+}
+
+/** One descriptor for the process, opened on first use and kept (engines come and go by thousands). */
+let self: SelfMemory | null | undefined;
+function selfMemory(): SelfMemory | undefined {
+  if (self === undefined) {
+    try {
+      self = new SelfMemory(openSync('/proc/self/mem', 'r'));
+    } catch {
+      self = null;
+    }
   }
+  return self ?? undefined;
 }
 
 const plausible = (p: bigint): boolean => p >= 0x10000n && p < 0x8000_0000_0000n && (p & 7n) === 0n;
@@ -125,6 +135,32 @@ function findEnv(mem: SelfMemory, uc: bigint): bigint | undefined {
   return undefined;
 }
 
+/** pstate's offset in the CPUSPARCState, once measured; or why it could not be. */
+let pstateOff: number | undefined;
+let failed: string | undefined;
+const ASI_PNF = 0x82n;
+
+/** Run the probe and find asi and fprs by what it changed (see the module comment). */
+function measure(mem: SelfMemory, env: bigint, probe: () => void): string | undefined {
+  const before = mem.read(env, ENV_SPAN);
+  probe();
+  const after = mem.read(env, ENV_SPAN);
+  if (!before || !after) return 'its CPUSPARCState cannot be read';
+  // Other words near the struct may change while the guest runs (TCG's own state): only a
+  // pair at the distance QEMU's layout puts between asi and fprs counts, and only one.
+  const fprsAt = new Set(changedTo(before, after, Number(FPRS_FEF)));
+  const pairs = changedTo(before, after, Number(ASI_PNF)).filter((a) => fprsAt.has(a + 4 + PSTATE_TO_FPRS));
+  if (pairs.length !== 1) return 'its CPUSPARCState layout is not the one of Unicorn 2.1.1';
+  const p = pairs[0]! + 4;
+  const dtlb = p - PSTATE_TO_DTLB;
+  const tlb = after.subarray(dtlb, dtlb + 16 * DTLB_ENTRIES);
+  if (after.readUInt32LE(dtlb - DTLB_TO_NWINDOWS) !== 8 || tlb.some((x) => x !== 0)) {
+    return 'its data TLB is not where Unicorn 2.1.1 keeps it';
+  }
+  pstateOff = p;
+  return undefined;
+}
+
 /** The 32-bit words of `before` that changed from 0 to `to` in `after` (little-endian host). */
 function changedTo(before: Buffer, after: Buffer, to: number): number[] {
   const out: number[] = [];
@@ -148,41 +184,25 @@ export class SparcCpuState {
    */
   static locate(e: Engine, probe: () => void): SparcCpuState | string {
     if (endianness() !== 'LE') return 'the host is not little-endian';
-    let mem: SelfMemory;
-    try {
-      mem = new SelfMemory();
-    } catch {
-      return '/proc/self/mem cannot be read';
-    }
+    if (failed !== undefined) return failed;
+    const mem = selfMemory();
+    if (mem === undefined) return (failed = '/proc/self/mem cannot be read');
     const ids = [...SENTINELS.map((_, k) => R.G1 + k), R.PC];
     const saved = e.regReadBatch(ids);
-    try {
-      e.regWriteBatch(ids, [...SENTINELS, SENTINEL_PC]);
-      const env = findEnv(mem, e.nativeHandle());
-      e.regWriteBatch(ids, saved);
-      if (env === undefined) return 'its CPUSPARCState was not found';
-      const before = mem.read(env, ENV_SPAN);
-      probe();
-      const after = mem.read(env, ENV_SPAN);
-      if (!before || !after) return 'its CPUSPARCState cannot be read';
-      // Other words near the struct may change while the guest runs (TCG's own state): only a
-      // pair at the distance QEMU's layout puts between asi and fprs counts, and only one.
-      const fprsAt = new Set(changedTo(before, after, Number(FPRS_FEF)));
-      const pairs = changedTo(before, after, 0x82).filter((a) => fprsAt.has(a + 4 + PSTATE_TO_FPRS));
-      if (pairs.length !== 1) return 'its CPUSPARCState layout is not the one of Unicorn 2.1.1';
-      const asi = pairs[0]!;
-      const s = new SparcCpuState(env, asi + 4, asi + 4 + PSTATE_TO_FPRS);
-      const dtlb = s.pstateOff - PSTATE_TO_DTLB;
-      const tlb = after.subarray(dtlb, dtlb + 16 * DTLB_ENTRIES);
-      if (after.readUInt32LE(dtlb - DTLB_TO_NWINDOWS) !== 8 || tlb.some((x) => x !== 0)) {
-        return 'its data TLB is not where Unicorn 2.1.1 keeps it';
-      }
-      s.writeU64(s.fprsOff, 0n); // Linux: FEF off until the first FP instruction (do_fpdis)
-      s.writeU32(s.pstateOff, s.readU32(s.pstateOff) | Number(PSTATE_PEF));
-      return s;
-    } finally {
-      mem.close();
+    e.regWriteBatch(ids, [...SENTINELS, SENTINEL_PC]);
+    const env = findEnv(mem, e.nativeHandle());
+    e.regWriteBatch(ids, saved);
+    if (env === undefined) return 'its CPUSPARCState was not found';
+    // The field offsets are the library's: measured once per process, with the guest's help.
+    if (pstateOff === undefined) {
+      const why = measure(mem, env, probe);
+      if (why !== undefined) return why;
     }
+    const s = new SparcCpuState(env, pstateOff!, pstateOff! + PSTATE_TO_FPRS);
+    s.writeU32(s.pstateOff - 4, Number(ASI_PNF)); // Linux's start_thread: %asi = ASI_PNF
+    s.writeU64(s.fprsOff, 0n); // Linux: FEF off until the first FP instruction (do_fpdis)
+    s.writeU32(s.pstateOff, s.readU32(s.pstateOff) | Number(PSTATE_PEF));
+    return s;
   }
 
   private read(off: number, n: number): Buffer {

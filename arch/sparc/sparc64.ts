@@ -705,18 +705,19 @@ export const sparc64: Arch = {
   getSp: (e) => e.regRead(R.SP),
   setSp: (e, sp) => e.regWrite(R.SP, sp),
 
-  // values: r0..r31, PC, %ccr, %y (-1: unknown, taken during a run), FPU state (35), resident windows.
+  // values: r0..r31, PC, %ccr, %y (-1: unknown, taken during a run), resident windows, FPU state (35;
+  // a snapshot without it, made by hand, restores a fresh FPU).
   snapshot(e): RegSnapshot {
     const st = readCcrY(e) ?? [-1n, -1n];
     const cpu = cpuOf(e);
-    return { values: [...e.regReadBatch(R32_PC), ...st, ...cpu.fpu.save(), ...cpu.windows.serialize()] };
+    return { values: [...e.regReadBatch(R32_PC), ...st, ...cpu.windows.serialize(), ...cpu.fpu.save()] };
   },
   restore(e, s): void {
     const v = s.values;
     if (v[33]! >= 0n) writeCcrY(e, v[33]!, v[34]!);
     e.regWriteBatch(R31_PC, v.slice(1, 33));
-    cpuOf(e).fpu.restore(v.slice(35, 35 + FP_STATE_WORDS));
-    cpuOf(e).windows.deserialize(v, 35 + FP_STATE_WORDS);
+    const fp = cpuOf(e).windows.deserialize(v, 35);
+    cpuOf(e).fpu.restore(v.length >= fp + FP_STATE_WORDS ? v.slice(fp, fp + FP_STATE_WORDS) : FRESH_FP_STATE);
     cpuOf(e).deferredNpc = undefined;
   },
   // values: r0..r31, PC, resident windows (the user's, which the kernel's own windows sit on).
