@@ -270,25 +270,35 @@ export class SparcCpuState {
     this.writeU64(this.fprsOff, v);
   }
 
-  /** The user's FPU state: fprs, fsr, gsr, then %d0..%d62 as 32 doublewords (35 values). */
+  /**
+   * The per-thread state Linux keeps for the FPU and ASI (thread_info fpregs/xfsr/gsr/fpsaved and
+   * TSTATE.ASI): fprs, fsr, gsr, %asi, then %d0..%d62 as 32 doublewords (36 values). %asi belongs
+   * here because glibc's memset/memcpy switch it (ASI_BLK_P) and a thread switch may fall between.
+   */
   saveFp(): bigint[] {
     const b = this.read(OFF_FSR, 8 + FPR_BYTES);
-    const out = [this.fprs, b.readBigUInt64LE(0), this.readU64(this.fprsOff + FPRS_TO_GSR)];
+    const out = [this.fprs, b.readBigUInt64LE(0), this.readU64(this.fprsOff + FPRS_TO_GSR), BigInt(this.readU32(this.pstateOff - 4))];
     // QEMU keeps each double as a host-endian 64-bit value (CPU_DoubleU).
     for (let k = 0; k < 32; k++) out.push(b.readBigUInt64LE(8 + 8 * k));
     return out;
   }
 
+  /**
+   * Inverse of saveFp. Limit: fsr is written as a value, so QEMU's separate softfloat rounding
+   * mode (set only by `ldfsr`/`ldxfsr`) keeps what the CPU last loaded: a task that changed the
+   * rounding mode and is then switched with one that did not, or forked, rounds as before.
+   */
   restoreFp(v: readonly bigint[]): void {
     const b = Buffer.alloc(8 + FPR_BYTES);
     b.writeBigUInt64LE(BigInt.asUintN(64, v[1]!), 0);
-    for (let k = 0; k < 32; k++) b.writeBigUInt64LE(BigInt.asUintN(64, v[3 + k]!), 8 + 8 * k);
+    for (let k = 0; k < 32; k++) b.writeBigUInt64LE(BigInt.asUintN(64, v[4 + k]!), 8 + 8 * k);
     this.write(OFF_FSR, b);
     this.fprs = v[0]!;
     this.writeU64(this.fprsOff + FPRS_TO_GSR, v[2]!);
+    this.writeU32(this.pstateOff - 4, Number(v[3]! & 0xffn));
   }
 }
 
-/** A fresh program's FPU state (Linux's flush_thread: FEF off, registers and %fsr zero). */
-export const FP_STATE_WORDS = 35;
-export const FRESH_FP_STATE: readonly bigint[] = Array.from({ length: FP_STATE_WORDS }, () => 0n);
+/** A fresh program's state (Linux's flush_thread and start_thread: FEF off, registers zero, %asi ASI_PNF). */
+export const FP_STATE_WORDS = 36;
+export const FRESH_FP_STATE: readonly bigint[] = Array.from({ length: FP_STATE_WORDS }, (_, k) => (k === 3 ? ASI_PNF : 0n));

@@ -705,7 +705,7 @@ export const sparc64: Arch = {
   getSp: (e) => e.regRead(R.SP),
   setSp: (e, sp) => e.regWrite(R.SP, sp),
 
-  // values: r0..r31, PC, %ccr, %y (-1: unknown, taken during a run), resident windows, FPU state (35;
+  // values: r0..r31, PC, %ccr, %y (-1: unknown, taken during a run), resident windows, FPU state and %asi (36;
   // a snapshot without it, made by hand, restores a fresh FPU).
   snapshot(e): RegSnapshot {
     const st = readCcrY(e) ?? [-1n, -1n];

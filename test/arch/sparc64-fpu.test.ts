@@ -77,8 +77,8 @@ describe('sparc64 FPU through the CPU state', () => {
       expect(st.pstate & PSTATE_PEF).toBe(PSTATE_PEF);
       expect(st.fprs).toBe(0n); // Linux: off until the first FP instruction
       // %d0 = 1.5 written by the host; the CPU adds it to itself into %d2 once FEF is on.
-      const fp = [FPRS_FEF, 0n, 0n, ...Array.from({ length: 32 }, () => 0n)];
-      fp[3] = be64(1.5).readBigUInt64BE(0);
+      const fp = [FPRS_FEF, 0n, 0n, 0x82n, ...Array.from({ length: 32 }, () => 0n)];
+      fp[4] = be64(1.5).readBigUInt64BE(0);
       st.restoreFp(fp);
       e.memWrite(0x10000n, words(fpop1(0x42, 2, 0, 0), NOP)); // faddd %f0,%f0,%f2
       const traps: number[] = [];
@@ -89,7 +89,8 @@ describe('sparc64 FPU through the CPU state', () => {
       e.start(0x10000n, 0n, 1);
       expect(traps).toEqual([]);
       const after = st.saveFp();
-      expect(after[3 + 1]).toBe(be64(3.0).readBigUInt64BE(0));
+      expect(after[4 + 1]).toBe(be64(3.0).readBigUInt64BE(0));
+      expect(after[3]).toBe(0x82n); // %asi
       expect(after[0]! & FPRS_FEF).toBe(FPRS_FEF);
     } finally {
       e.close();
