@@ -13,6 +13,7 @@ import { UC_SPARC_REG as R } from './ucregs.js';
 import { SYSCALLS_SPARC64 } from './syscalls-sparc64.js';
 import * as isa from './isa.js';
 import { RegisterWindows } from './windows.js';
+import { CpuTraps } from './cpu-traps.js';
 
 // Bound once: the trap handlers call these millions of times, and a bundler's ESM-to-CJS output
 // (tsx, vitest) would otherwise go through an export getter on every call.
@@ -50,6 +51,7 @@ export const TT = {
   DIV_ZERO: 0x28,
   DATA_ACCESS: 0x30,
   DATA_ACCESS_ERROR: 0x32,
+  DATA_MISS: 0x68, // fast_data_access_MMU_miss: an explicit-ASI load (cpu-state.ts)
   UNALIGNED: 0x34,
   SPILL: 0x80, // spill_n_normal with WSTATE = 0: save, flushw
   FILL: 0xc0, // fill_n_normal: restore, return
@@ -76,7 +78,7 @@ export const FORK_LIKE = new Set([SYSCALLS_SPARC64.fork!, SYSCALLS_SPARC64.vfork
 
 /** What the host says when a program reaches a floating-point instruction (see the module comment). */
 export const FPU_DISABLED_REASON =
-  "floating-point instruction: Unicorn 2.1.1's sparc64 CPU runs with its FPU disabled and cannot enable it";
+  "floating-point instruction: the sparc64 CPU's FPU is disabled and this Unicorn build's CPU state could not be reached to enable it";
 
 /** Unicorn keeps 41 address bits with the MMU off. */
 export const ADDRESS_MASK = (1n << 41n) - 1n;
@@ -87,6 +89,7 @@ export const STUB_AREA_SIZE = 1 << 20;
 export const STUB_READ_STATE = STUB_AREA; // rd %ccr,%g1 ; rd %y,%g2
 export const STUB_WRITE_STATE = STUB_AREA + 0x10n; // wr %g1,%ccr ; wr %g2,%y
 export const STUB_SYSRET = STUB_AREA + 0x20n; // wr %g1,%ccr ; ta 0x6e
+export const STUB_FPU_PROBE = STUB_AREA + 0x30n; // wr %g0,0x82,%asi ; wr %g0,FEF,%fprs (cpu-state.ts)
 export const STUB_DYNAMIC = STUB_AREA + 0x40n;
 
 /** What a `ta` inside the stub area means. */
@@ -115,7 +118,12 @@ export class SparcCpu {
     return d !== undefined && d.at === a ? d.npc : undefined;
   }
 
-  constructor(readonly engine: Engine) {}
+  /** The FPU, the data TLB and the FP registers, through QEMU's CPU state (cpu-traps.ts). */
+  readonly fpu: CpuTraps;
+
+  constructor(readonly engine: Engine) {
+    this.fpu = new CpuTraps(engine);
+  }
 
   /**
    * A stub with these words, written once into the engine's stub area (content-addressed: a stub

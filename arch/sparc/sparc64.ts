@@ -34,11 +34,11 @@
  *   system call the entry trampoline copies the user's %ccr into %g7 (the guest kernel is built
  *   with -ffixed-g7 and never touches it) and HC_SYSRET goes through `[wr %g1, %ccr][ta 0x6e]`
  *   with %g1 = that %ccr and the carry set or cleared, Linux's error convention.
- * - The FPU is off and cannot be enabled (PSTATE.PEF is privileged; the CPU never leaves the
- *   state it was created in): any floating-point or VIS instruction raises fp_disabled. Static
- *   glibc uses such instructions from its first steps (struct copies through %f registers in
- *   __libc_start_call_main, VIS memcpy/memset), so those programs are killed with one clear line
- *   at the first one: see FPU_DISABLED_REASON. Freestanding programs (-mno-fpu) run.
+ * - The FPU starts off (Unicorn never resets the CPU: PSTATE = 0) and no API reaches it; the host
+ *   sets PSTATE.PEF and, at the first fp_disabled trap, FPRS.FEF in QEMU's CPU state itself, as
+ *   Linux's do_fpdis does (cpu-state.ts, cpu-traps.ts); FP registers travel in register snapshots.
+ *   Explicit-ASI loads (ASI_PNF) miss in an empty TLB: an identity entry is loaded, as Linux's miss
+ *   handler would. User `ta 0x6e` is Linux's getcontext (glibc's setjmp): ucontext.ts.
  * - Addresses are truncated to 41 bits: user memory stays below 2^40, the kernel's regions get
  *   aliases (`addressAlias`) placed at and above TASK_SIZE, the private stub area at 0x180_0000_0000.
  * - 8 KiB pages. `uc_emu_start(until)` does not stop (the generic run loop uses counts).
@@ -59,9 +59,10 @@ import { sparcRlimitResource } from './resource.js';
 import * as isa from './isa.js';
 import { STAT64_SPARC64, STAT_SPARC64 } from './stat.js';
 import { SPARC_OPEN_FLAGS } from './fcntl.js';
-import { table, R32, R31_PC, R32_PC, SYSCALL_ARG_REGS, ST, CCR_CARRY, FORK_LIKE, ADDRESS_MASK, STUB_AREA, STUB_AREA_SIZE, STUB_READ_STATE, STUB_WRITE_STATE, STUB_SYSRET, SparcCpu, cpus, cpuOf, be32, u64, fetch, readCcrY, writeCcrY } from './cpu.js';
+import { table, R32, R31_PC, R32_PC, SYSCALL_ARG_REGS, ST, CCR_CARRY, FORK_LIKE, ADDRESS_MASK, STUB_AREA, STUB_AREA_SIZE, STUB_READ_STATE, STUB_WRITE_STATE, STUB_SYSRET, STUB_FPU_PROBE, runStub, SparcCpu, cpus, cpuOf, be32, u64, fetch, readCcrY, writeCcrY } from './cpu.js';
 import { LazyRegs, onTrap, pendingNpc } from './traps.js';
 import { GENERIC_POLL } from '../../src/kernel/sys/poll.js';
+import { FPRS_FEF, FRESH_FP_STATE, FP_STATE_WORDS } from './cpu-state.js';
 
 // Bound once: the trap handlers call these millions of times, and a bundler's ESM-to-CJS output
 // (tsx, vitest) would otherwise go through an export getter on every call.
@@ -133,8 +134,10 @@ export const sparc64: Arch = {
     e.memWrite(STUB_READ_STATE, be32([encRdCcr(REG.G1), encRdY(REG.G2)]));
     e.memWrite(STUB_WRITE_STATE, be32([encWrCcr(REG.G1), encWrY(REG.G2)]));
     e.memWrite(STUB_SYSRET, be32([encWrCcr(REG.G1), encTa(ST.HYPERCALL)]));
+    e.memWrite(STUB_FPU_PROBE, be32([0x87802082, 0x8d802000 | Number(FPRS_FEF)]));
     // Give the lazy condition-code state a defined value before any guest instruction reads it.
     writeCcrY(e, 0n, 0n);
+    cpu.fpu.locate(() => void runStub(e, STUB_FPU_PROBE, 2, 0n, 0n));
   },
 
   installTrapHooks(engine: Engine, sink: TrapSink): void {
@@ -159,16 +162,19 @@ export const sparc64: Arch = {
   getSp: (e) => e.regRead(R.SP),
   setSp: (e, sp) => e.regWrite(R.SP, sp),
 
-  // values: r0..r31, PC, %ccr, %y (-1: unknown, taken during a run), resident windows.
+  // values: r0..r31, PC, %ccr, %y (-1: unknown, taken during a run), resident windows, FPU state and %asi (36;
+  // a snapshot without it, made by hand, restores a fresh FPU).
   snapshot(e): RegSnapshot {
     const st = readCcrY(e) ?? [-1n, -1n];
-    return { values: [...e.regReadBatch(R32_PC), ...st, ...cpuOf(e).windows.serialize()] };
+    const cpu = cpuOf(e);
+    return { values: [...e.regReadBatch(R32_PC), ...st, ...cpu.windows.serialize(), ...cpu.fpu.save()] };
   },
   restore(e, s): void {
     const v = s.values;
     if (v[33]! >= 0n) writeCcrY(e, v[33]!, v[34]!);
     e.regWriteBatch(R31_PC, v.slice(1, 33));
-    cpuOf(e).windows.deserialize(v, 35);
+    const fp = cpuOf(e).windows.deserialize(v, 35);
+    cpuOf(e).fpu.restore(v.length >= fp + FP_STATE_WORDS ? v.slice(fp, fp + FP_STATE_WORDS) : FRESH_FP_STATE);
     cpuOf(e).deferredNpc = undefined;
   },
   // values: r0..r31, PC, resident windows (the user's, which the kernel's own windows sit on).
@@ -186,6 +192,7 @@ export const sparc64: Arch = {
     e.regWriteBatch(R31_PC, [...R32.slice(1).map(() => 0n), entry]);
     e.regWrite(R.SP, sp);
     cpuOf(e).windows.resident = [];
+    cpuOf(e).fpu.restore(FRESH_FP_STATE); // Linux's flush_thread at exec
     cpuOf(e).deferredNpc = undefined;
   },
 

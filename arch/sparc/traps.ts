@@ -10,6 +10,7 @@ import { SIG, type GuestFault, type TrapAction } from '../types.js';
 import { UC_SPARC_REG as R } from './ucregs.js';
 import * as isa from './isa.js';
 import { type WindowMemory } from './windows.js';
+import { getContextWrites } from './ucontext.js';
 import { R32, TT, ST, HC_SYSRET, CCR_CARRY, FPU_DISABLED_REASON, STUB_SYSRET, SparcCpu, cpuOf, u64, fetch, fetchPair, fetchOne, writeWindow, op2 } from './cpu.js';
 
 // Bound once: the trap handlers call these millions of times, and a bundler's ESM-to-CJS output
@@ -146,7 +147,33 @@ export function onTrap(cpu: SparcCpu, intno: number): void {
     return atInstruction(cpu, pc, n);
   }
   if (intno === TT.SPILL || intno === TT.FILL) return atInstruction(cpu, pc);
+  if (intno === TT.FP_DISABLED) {
+    if (cpu.fpu.fpDisabled(pc)) return;
+    const why = cpu.fpu.unreachable;
+    if (why === undefined) return fault(cpu, { signal: SIG.SIGILL, reason: 'fp_disabled with the FPU enabled' }, pc);
+    return fault(cpu, { signal: SIG.SIGILL, reason: `${FPU_DISABLED_REASON} (${why})` }, pc);
+  }
+  if (intno === TT.DATA_MISS && cpu.fpu.dataMiss(pc)) return;
   fault(cpu, faultForTrap(intno), pc);
+}
+
+/** Linux's sparc64_get_context (ucontext.ts): windows flushed first, as synchronize_user_stack does. */
+function getContext(cpu: SparcCpu, a: bigint, npc: bigint): void {
+  const e = cpu.engine;
+  const r = e.regReadBatch(R32);
+  const mem = memoryOf(cpu);
+  const fpuOn = cpu.fpu.enabled;
+  try {
+    cpu.windows.flush(r, mem);
+    for (const w of getContextWrites(r, npc, fpuOn)) mem.write(w.at, w.bytes);
+  } catch (err) {
+    if (err instanceof UniprobeError && err.code === 'MM') {
+      return fault(cpu, { signal: SIG.SIGSEGV, reason: 'getcontext to an unusable address' }, a);
+    }
+    throw err;
+  }
+  e.regWrite(R.PC, npc);
+  if (mem.unsettled) e.stop();
 }
 
 /** A trap at `a` the host must carry out: find the NPC (maybe through a resolve trampoline), then do it. */
@@ -282,7 +309,8 @@ export function softwareTrap(cpu: SparcCpu, n: number, a: bigint, npc: bigint): 
     }
     case ST.HYPERCALL: {
       const viaStub = a === STUB_SYSRET + 4n;
-      if (!viaStub && !sink.isKernelText(a)) break;
+      // From user code the same number is Linux's getcontext (ST_GETCONTEXT).
+      if (!viaStub && !sink.isKernelText(a)) return getContext(cpu, a, npc);
       if (!viaStub) {
         const [nr, ret, ccr] = e.regReadBatch([R.O0, R.O1, R.G7]);
         if (nr === HC_SYSRET) {

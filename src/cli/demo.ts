@@ -9,8 +9,7 @@ import { supportedTargets } from '../../arch/index.js';
 import { TARGETS } from '../../arch/types.js';
 import { PACKAGE_ROOT } from '../package-root.js';
 
-// The freestanding build: it runs on every target, including sparc64, whose static-glibc programs
-// need the FPU Unicorn 2.1.1 cannot enable (README, "Where uniprobe differs").
+// The freestanding build: the smallest program, the same C on every target.
 const SAMPLE = 'fib-nolibc';
 
 export function runDemo(write: (s: string) => void = (s) => process.stdout.write(s)): number {

@@ -144,6 +144,14 @@ export class Engine {
     return this.running;
   }
 
+  /**
+   * The native uc_engine pointer, for an arch back-end that must reach CPU state Unicorn exposes
+   * through no API (sparc64's PSTATE.PEF/FPRS: arch/sparc/cpu-state.ts).
+   */
+  nativeHandle(): bigint {
+    return this.h();
+  }
+
   private h(): bigint {
     if (this.handle === 0n) throw new UniprobeError('UNICORN', 'engine is closed');
     return this.handle;

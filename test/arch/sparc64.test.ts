@@ -1,6 +1,6 @@
 /**
  * sparc64 back-end: the host-run register windows, delay slots without an NPC register, the
- * system-call convention, condition codes across thread switches, the FPU limitation, and the
+ * system-call convention, condition codes across thread switches, and the
  * instruction fields the back-end decodes and encodes.
  *
  * The guest programs (sources and words in sparc64-programs.ts) were assembled with GNU as and
@@ -8,10 +8,9 @@
  * so that runs stop (and restart) inside delay slots over and over.
  */
 import { describe, expect, it } from 'vitest';
-import { join } from 'node:path';
 import { Engine, UC_ARCH, UC_MODE, UC_PROT } from '../../src/emu/unicorn.js';
 import { UC_SPARC_REG as R } from '../../arch/sparc/ucregs.js';
-import { FPU_DISABLED_REASON, sparc64 } from '../../arch/sparc/sparc64.js';
+import { sparc64 } from '../../arch/sparc/sparc64.js';
 import {
   branchDisp,
   callTarget,
@@ -28,7 +27,7 @@ import {
 } from '../../arch/sparc/isa.js';
 import { sparcErrno } from '../../arch/sparc/errno.js';
 import type { MachineOptions } from '../../src/kernel/machine.js';
-import { repoRoot, runProgram } from '../helpers.js';
+import { runProgram } from '../helpers.js';
 import { words, writeTempElf } from './mini-elf.js';
 import * as P from './sparc64-programs.js';
 
@@ -105,23 +104,6 @@ describe('sparc64 system calls and threads', () => {
     for (const opts of [{}, ...TINY_QUANTA]) {
       expect(run('thread', P.threadCcr, { ...opts, maxInsns: 5e6 })).toMatchObject({ status: 232, reports: [] });
     }
-  });
-});
-
-describe('sparc64 FPU limitation (Unicorn 2.1.1 cannot enable the FPU)', () => {
-  it('kills a program at its first floating-point instruction with one line', () => {
-    // mov 0x41, %o0 ; fzero %f0 ; mov 188, %g1 ; ta 0x6d
-    const r = run('fpu', { about: '', source: '', words: [0x90102041, 0x81b00c00, 0x821020bc, 0x91d0206d] });
-    expect(r.reports).toEqual([`uniprobe: fpu[1]: SIGILL (${FPU_DISABLED_REASON}), pc 0x100004`]);
-    expect(r.status).toBe(128 + 4);
-    expect(r.text).toBe('');
-  });
-
-  it('static glibc programs stop in memset (pc from qemu-sparc64 -d in_asm: its first FP instruction)', () => {
-    const r = runProgram('sparc64', join(repoRoot, 'fixtures', 'sparc64', 'fib'));
-    expect(r.reports).toEqual([`uniprobe: fib[1]: SIGILL (${FPU_DISABLED_REASON}), pc 0x11df00`]);
-    expect(r.status).toBe(132);
-    expect(r.stdout).toBe('');
   });
 });
 

@@ -26,7 +26,7 @@ function uniprobe(args: string[], env: Record<string, string> = {}) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** sparc64's static-glibc programs need an FPU Unicorn lacks: its freestanding build, elsewhere glibc's. */
+/** sparc64: its freestanding build (a second flavour covered), elsewhere glibc's. */
 function program(target: Target) {
   const name = target === 'sparc64' ? 'fib-nolibc' : 'fib';
   return manifest.find((m) => m.target === target && m.name === name)!;

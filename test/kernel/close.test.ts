@@ -20,17 +20,16 @@ interface Case {
   /** Files whose page cache stays until close: the program, plus what it opens or maps. */
   files: number;
   status: number;
-  glibc?: boolean;
   maxInsns?: number;
 }
 
 const CASES: Case[] = [
   { name: 'fork-nolibc', args: () => [], files: 1, status: 0 },
-  { name: 'fork', args: () => [], files: 1, status: 0, glibc: true },
+  { name: 'fork', args: () => [], files: 1, status: 0 },
   { name: 'mmapexec-nolibc', args: (t) => [join(repoRoot, 'fixtures', t, 'blob.bin')], files: 2, status: 0 },
   { name: 'syscalls-nolibc', args: () => [], files: 1, status: 0 }, // opens itself: the same inode
   { name: 'segv-nolibc', args: () => [], files: 1, status: 139 },
-  { name: 'abort', args: () => [], files: 1, status: 134, glibc: true },
+  { name: 'abort', args: () => [], files: 1, status: 134 },
   { name: 'spin-nolibc', args: () => [], files: 1, status: 124, maxInsns: 200_000 },
 ];
 
@@ -59,9 +58,7 @@ describe.each(TARGETS)('Machine.close() on %s releases everything', (target) => 
     expect(() => m.run()).toThrow(/closed/);
   });
 
-  // sparc64 static glibc needs the FPU Unicorn 2.1.1's sparc64 CPU lacks (fixtures/README.md).
-  const cases = CASES.filter((c) => !(c.glibc && target === 'sparc64'));
-  it.each(cases.map((c) => [c.name, c] as const))('%s', (_n, c) => {
+  it.each(CASES.map((c) => [c.name, c] as const))('%s', (_n, c) => {
     const h0 = HostMemory.live;
     const e0 = Engine.live;
     const reports: string[] = [];

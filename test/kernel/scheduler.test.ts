@@ -44,8 +44,7 @@ function symbol(path: string, name: string): bigint {
 }
 
 describe.each(TARGETS)('scheduling on %s', (target) => {
-  // sparc64 static glibc needs the FPU Unicorn 2.1.1's sparc64 CPU lacks (fixtures/README.md).
-  const forks = target === 'sparc64' ? ['fork-nolibc'] : ['fork', 'fork-nolibc'];
+  const forks = ['fork', 'fork-nolibc'];
 
   it.each(forks)('%s: the same seed on 2 vCPUs replays the run exactly', (name) => {
     const entry = manifest.find((e) => e.target === target && e.name === name)!;
@@ -134,7 +133,7 @@ describe.each(TARGETS)('scheduling on %s', (target) => {
     expect(r.reports[0]).toContain(`pc 0x${pc.toString(16)}`);
   });
 
-  it.skipIf(target === 'sparc64')('glibc abort() (tgkill SIGABRT) ends with 134', () => {
+  it('glibc abort() (tgkill SIGABRT) ends with 134', () => {
     const r = runProgram(target, fixture(target, 'abort'), []);
     const q = recorded(target, 'abort');
     expect(q.signal).toBe(SIGABRT);

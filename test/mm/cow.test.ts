@@ -487,10 +487,7 @@ describe('the fork fixtures leave the binary\'s page cache as it is on disk', ()
   for (const target of ['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'] as const) {
     for (const name of ['fork', 'fork-nolibc']) {
       const entry = manifest.find((e) => e.target === target && e.name === name);
-      // sparc64 static glibc executes FP instructions, which Unicorn 2.1.1's sparc64 CPU cannot
-      // (fixtures/README.md): only the freestanding flavour runs there.
-      const glibcOnSparc = target === 'sparc64' && !name.includes('nolibc');
-      it.skipIf(!supported.has(target) || !entry || glibcOnSparc)(`${target}/${name}`, () => {
+      it.skipIf(!supported.has(target) || !entry)(`${target}/${name}`, () => {
         const path = join(repoRoot, 'fixtures', entry!.path);
         const out: Buffer[] = [];
         const reports: string[] = [];
