@@ -66,3 +66,17 @@ export function skipWithout(tool: string, present: boolean): boolean {
   if (process.env.CI) throw new Error(`${tool} is not installed, and CI must run the tests that need it (npm test installs it as root: apt-get install ${tool})`);
   return true;
 }
+
+/**
+ * `npm run test:full` (UNIPROBE_FULL=1) runs the longest corpora whole. By default the arch
+ * back-ends' instruction corpora take the distinct encodings of the -O2 freestanding fixtures
+ * only; the -O1 builds add a few hundred more per target (and the package test installs the
+ * tarball into a new project), which would take `npm test` past its six minutes on two cores.
+ */
+export const FULL = process.env.UNIPROBE_FULL === '1';
+
+/** A freestanding fixture whose instructions the back-end corpora walk (-O1 builds under FULL only). */
+export function corpusFixture(file: string): boolean {
+  if (file.endsWith('-nolibc')) return true;
+  return FULL && file.endsWith('-nolibc-O1');
+}

@@ -22,7 +22,7 @@ import { uprobeArchFor } from '../../arch/index.js';
 import { ERRNO } from '../../arch/ppc/uprobes/index.js';
 import { loadDisassembler } from '../../arch/ppc/kprobes/index.js';
 import { bdDisp, branchClass, liDisp } from '../../arch/ppc/kprobes/tables.js';
-import { repoRoot } from '../helpers.js';
+import { repoRoot, corpusFixture } from '../helpers.js';
 import { chunked, runUprobeDiff, type UprobeDiff, type UprobeScenario } from './uprobe-harness.js';
 
 const TEXT = 0x10000n;
@@ -158,7 +158,7 @@ function fixtureWords(name: 'ppc32' | 'ppc64'): Map<string, Array<{ fn: string; 
   const dir = join(repoRoot, 'fixtures', name);
   const seen = new Set<number>();
   const out = new Map<string, Array<{ fn: string; off: number; w: number }>>();
-  for (const file of readdirSync(dir).filter((f) => f.includes('nolibc')).sort()) {
+  for (const file of readdirSync(dir).filter(corpusFixture).sort()) {
     const elf = readElfFileSync(join(dir, file));
     const list: Array<{ fn: string; off: number; w: number }> = [];
     for (const f of elf.functions()) {

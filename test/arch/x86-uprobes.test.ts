@@ -22,7 +22,7 @@ import { REGS_32, REGS_64 } from '../../arch/x86/kprobes/emulate.js';
 import { decodeX86 } from '../../arch/x86/kprobes/decode.js';
 import { Engine, UC_PROT } from '../../src/emu/unicorn.js';
 import { readElfFileSync } from '../../src/elf/index.js';
-import { repoRoot } from '../helpers.js';
+import { repoRoot, corpusFixture } from '../helpers.js';
 import { chunked, elfRegions, memAccess, runUprobeDiff, type Region, type UprobeDiff, type UprobeScenario } from './uprobe-harness.js';
 
 interface KeystoneHandle {
@@ -357,7 +357,7 @@ function fixtureCorpus(t: T): Map<string, CorpusInsn[]> {
   const byFile = new Map<string, CorpusInsn[]>();
   const seen = new Set<string>();
   const dir = join(repoRoot, 'fixtures', t);
-  for (const file of readdirSync(dir).filter((n) => n.endsWith('nolibc') || n.endsWith('nolibc-O1')).sort()) {
+  for (const file of readdirSync(dir).filter(corpusFixture).sort()) {
     const elf = readElfFileSync(join(dir, file));
     const list: CorpusInsn[] = [];
     for (const f of elf.functions()) {
