@@ -1,5 +1,5 @@
 /**
- * `verify --probes all` on every -nolibc fixture of one target (one test file per target, so the
+ * `verify --probes all` on every -nolibc fixture of one target (the -O1 builds under test:full) (one test file per target, so the
  * two test workers share the load). Transparent, with one documented exception: where a system
  * call is stepped out of line (x86-64 `syscall`, sparc64 `ta 0x6d`; i386 `int $0x80` and ppc `sc`
  * are not), the child of fork resumes in its parent's XOL slot, which fork does not copy — the
@@ -11,7 +11,7 @@ import { readElfFileSync } from '../../src/elf/index.js';
 import { archFor } from '../../arch/index.js';
 import { UprobePlacer } from '../../src/placement/placement.js';
 import { verify, verifyText, type VerifyReport } from '../../src/verify/verify.js';
-import { manifest, repoRoot, supported } from '../helpers.js';
+import { corpusFixture, manifest, repoRoot, supported } from '../helpers.js';
 import type { Target } from '../../arch/types.js';
 
 /** Targets whose system call instruction is stepped from an XOL slot (see the module comment). */
@@ -20,7 +20,8 @@ export const FORK_FROM_SLOT = new Set<Target>(['x86_64', 'sparc64']);
 const show = (r: VerifyReport): string => verifyText(r).join('\n');
 
 export function verifyFixturesOn(target: Target): void {
-  const fixtures = manifest.filter((e) => e.target === target && e.name.includes('-nolibc'));
+  // The -O1 builds under npm run test:full (UNIPROBE_FULL=1): they double the time for the same code paths.
+  const fixtures = manifest.filter((e) => e.target === target && corpusFixture(e.name));
   describe.skipIf(!supported.has(target))(`verify --probes all on every -nolibc fixture, ${target}`, () => {
     it.each(fixtures.map((e) => [e.name, e] as const))('%s', async (_name, e) => {
       const path = `${repoRoot}/fixtures/${e.path}`;
