@@ -43,6 +43,7 @@ import { FutexTable } from './futex.js';
 import { Timers } from './timers.js';
 import { SyncWorld, type ExecContext, type GuestWork, type Kthread } from '../sync/index.js';
 import { Vcpu, type MachineState } from './machine-state.js';
+import type { MachineOptions } from './machine-options.js';
 import { ProcessTable } from './process-table.js';
 import { TrapDispatch } from './trap-dispatch.js';
 import { KernelCalls } from './kernel-calls.js';
@@ -50,34 +51,7 @@ import { KernelCalls } from './kernel-calls.js';
 export { Vcpu } from './machine-state.js';
 export { signalName } from './process-table.js';
 
-/** Guest resource limits (maxMemory, maxTasks, maxFiles) are documented in src/kernel/limits.ts. */
-export interface MachineOptions extends Partial<Limits> {
-  target: Target;
-  /** Number of vCPUs (default 1). */
-  cpus?: number;
-  /** Scheduler seed (default 1). */
-  seed?: number;
-  /** Stop runaway guests after about this many instructions (default 2e9). */
-  maxInsns?: number;
-  /** Mean quantum length in instructions (default 20000). */
-  quantum?: number;
-  stdout?: (bytes: Uint8Array) => void;
-  stderr?: (bytes: Uint8Array) => void;
-  /** One-line reports of guest faults and budget stops (default: to stderr). */
-  report?: (line: string) => void;
-  /** Path of the guest kernel image (default: fixtures/kernel/<target>/vmlinux). */
-  kernelImage?: string;
-  /** Host paths the guest may see, besides the program and its arguments that exist (src/vfs/view.ts). */
-  allowFiles?: string[];
-  /** A host directory the guest sees as its whole root (`--root`), instead of the named paths. */
-  root?: string;
-  /** The guest's cwd: a host directory in the view, a guest path under `root` (default: the host's cwd, or `/`). */
-  cwd?: string;
-  /** Called with one line per system call, in strace(1)'s shape (src/kernel/strace.ts). */
-  strace?: (line: string) => void;
-  /** Called after every quantum (progress displays); must be cheap and must not touch the guest. */
-  onQuantum?: (m: Machine) => void;
-}
+export type { MachineOptions } from './machine-options.js';
 
 /** A breakpoint trap as the probe cores see it. */
 export interface BreakpointHit {
