@@ -3,30 +3,10 @@
  * 4 bytes; ppc32 aligns `long long` to 8, so stat64 has holes after __pad2 and st_blksize.
  */
 import type { StatLayout } from '../../src/kernel/abi/stat-layout.js';
+import { STAT_LP64 } from '../stat-lp64.js';
 
-/** ppc64 `struct stat` (stat, fstat, lstat, newfstatat): 144 bytes. */
-export const STAT_PPC64: StatLayout = {
-  size: 144,
-  devEncoding: 'new',
-  fields: [
-    ['dev', 0, 8],
-    ['ino', 8, 8],
-    ['nlink', 16, 8],
-    ['mode', 24, 4],
-    ['uid', 28, 4],
-    ['gid', 32, 4],
-    ['rdev', 40, 8],
-    ['size', 48, 8],
-    ['blksize', 56, 8],
-    ['blocks', 64, 8],
-    ['atime', 72, 8],
-    ['atime_nsec', 80, 8],
-    ['mtime', 88, 8],
-    ['mtime_nsec', 96, 8],
-    ['ctime', 104, 8],
-    ['ctime_nsec', 112, 8],
-  ],
-};
+/** ppc64 `struct stat` (stat, fstat, lstat, newfstatat): 144 bytes, the shared LP64 layout. */
+export const STAT_PPC64: StatLayout = STAT_LP64;
 
 /** ppc32 `struct stat` (stat, fstat, lstat): 72 bytes, nlink 16-bit. */
 export const STAT_PPC32: StatLayout = {

@@ -4,6 +4,7 @@
  * the stat64 calls (fstatat64), whose struct is x86-64's shape.
  */
 import type { StatLayout } from '../../src/kernel/abi/stat-layout.js';
+import { STAT_LP64 } from '../stat-lp64.js';
 
 /** sparc64 `struct stat` (stat, fstat, lstat): 104 bytes. */
 export const STAT_SPARC64: StatLayout = {
@@ -26,26 +27,5 @@ export const STAT_SPARC64: StatLayout = {
   ],
 };
 
-/** sparc64 `struct stat64` (stat64, fstat64, lstat64, fstatat64): 144 bytes. */
-export const STAT64_SPARC64: StatLayout = {
-  size: 144,
-  devEncoding: 'new',
-  fields: [
-    ['dev', 0, 8],
-    ['ino', 8, 8],
-    ['nlink', 16, 8],
-    ['mode', 24, 4],
-    ['uid', 28, 4],
-    ['gid', 32, 4],
-    ['rdev', 40, 8],
-    ['size', 48, 8],
-    ['blksize', 56, 8],
-    ['blocks', 64, 8],
-    ['atime', 72, 8],
-    ['atime_nsec', 80, 8],
-    ['mtime', 88, 8],
-    ['mtime_nsec', 96, 8],
-    ['ctime', 104, 8],
-    ['ctime_nsec', 112, 8],
-  ],
-};
+/** sparc64 `struct stat64` (stat64, fstat64, lstat64, fstatat64): 144 bytes, the shared LP64 layout. */
+export const STAT64_SPARC64: StatLayout = STAT_LP64;

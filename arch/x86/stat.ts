@@ -4,30 +4,10 @@
  * __st_ino holds the low half of the inode number and st_ino, at the end, all of it.
  */
 import type { StatLayout } from '../../src/kernel/abi/stat-layout.js';
+import { STAT_LP64 } from '../stat-lp64.js';
 
-/** x86-64 `struct stat` (stat, fstat, lstat, newfstatat): 144 bytes. */
-export const STAT_X86_64: StatLayout = {
-  size: 144,
-  devEncoding: 'new',
-  fields: [
-    ['dev', 0, 8],
-    ['ino', 8, 8],
-    ['nlink', 16, 8],
-    ['mode', 24, 4],
-    ['uid', 28, 4],
-    ['gid', 32, 4],
-    ['rdev', 40, 8],
-    ['size', 48, 8],
-    ['blksize', 56, 8],
-    ['blocks', 64, 8],
-    ['atime', 72, 8],
-    ['atime_nsec', 80, 8],
-    ['mtime', 88, 8],
-    ['mtime_nsec', 96, 8],
-    ['ctime', 104, 8],
-    ['ctime_nsec', 112, 8],
-  ],
-};
+/** x86-64 `struct stat` (stat, fstat, lstat, newfstatat): 144 bytes, the shared LP64 layout. */
+export const STAT_X86_64: StatLayout = STAT_LP64;
 
 /** i386 `struct stat` (stat, fstat, lstat: 32-bit fields, 16-bit mode/nlink/uid/gid): 64 bytes. */
 export const STAT_I386: StatLayout = {

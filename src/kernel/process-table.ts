@@ -69,6 +69,27 @@ export class ProcessTable {
     return task;
   }
 
+  /**
+   * copy_process's new thread group: it inherits the parent's program, arguments, comm, process
+   * group and session, shares its open file descriptions, and shares (CLONE_FS) or copies its cwd
+   * and umask.
+   */
+  private childProcess(parent: Process, mm: Mm, flags: bigint): Process {
+    const proc = new Process(this.nextPid++, mm, parent.exePath, parent.fds.limit);
+    proc.comm = parent.comm;
+    proc.fs = flags & CLONE_FS ? parent.fs : parent.fs.clone();
+    proc.argv = parent.argv;
+    proc.envp = parent.envp;
+    proc.exeNode = parent.exeNode;
+    proc.pgid = parent.pgid;
+    proc.sid = parent.sid;
+    proc.parent = parent;
+    parent.children.add(proc);
+    this.processes.push(proc);
+    for (const [fd, f] of parent.fds) proc.fds.set(fd, f);
+    return proc;
+  }
+
   /** Forget a task that never became part of a process's life (a host-initiated kernel call). */
   dropTask(task: Task): void {
     const proc = task.process;
@@ -99,19 +120,7 @@ export class ProcessTable {
       if (flags & CLONE.THREAD) {
         proc = parent;
       } else {
-        proc = new Process(this.nextPid++, parent.mm, parent.exePath, parent.fds.limit);
-        proc.fs = flags & CLONE_FS ? parent.fs : parent.fs.clone();
-        proc.argv = parent.argv;
-        proc.envp = parent.envp;
-        proc.exeNode = parent.exeNode;
-      proc.pgid = parent.pgid;
-      proc.sid = parent.sid;
-        proc.pgid = parent.pgid;
-        proc.sid = parent.sid;
-        proc.parent = parent;
-        parent.children.add(proc);
-        this.processes.push(proc);
-        for (const [fd, f] of parent.fds) proc.fds.set(fd, f);
+        proc = this.childProcess(parent, parent.mm, flags);
       }
       task.mm.users++;
       child = this.newTask(proc);
@@ -120,19 +129,7 @@ export class ProcessTable {
     } else {
       const mm = task.mm.fork();
       state.attachMm(mm);
-      proc = new Process(this.nextPid++, mm, parent.exePath, parent.fds.limit);
-      proc.comm = parent.comm;
-      proc.fs = flags & CLONE_FS ? parent.fs : parent.fs.clone();
-      proc.argv = parent.argv;
-      proc.envp = parent.envp;
-      proc.exeNode = parent.exeNode;
-      proc.pgid = parent.pgid;
-      proc.sid = parent.sid;
-      proc.parent = parent;
-      parent.children.add(proc);
-      this.processes.push(proc);
-      // The child shares its parent's open file descriptions.
-      for (const [fd, f] of parent.fds) proc.fds.set(fd, f);
+      proc = this.childProcess(parent, mm, flags);
       child = this.newTask(proc);
       this.applyCloneStart(child, start);
       state.loaded.set(mm, child);

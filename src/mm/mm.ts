@@ -21,7 +21,7 @@
  *   tell: it is stopped on the faulting instruction, or right after the system call.
  */
 import { openEngine } from '../../arch/engine.js';
-import { Engine, HostMemory, UC_HOOK, UC_PROT } from '../emu/unicorn.js';
+import { Engine, UC_HOOK, UC_PROT } from '../emu/unicorn.js';
 import { UniprobeError } from '../errors.js';
 import type { Arch, GuestMemoryAccess } from '../../arch/types.js';
 import { PageFrame, allocAnonFrames } from './page.js';
@@ -29,15 +29,13 @@ import type { MemCharge } from './charge.js';
 import { COLLAPSE_AT, MAX_ENGINE_REGIONS, RegionMap } from './regions.js';
 import { GuestWords } from './words.js';
 import { MmFault, MmOom } from './fault.js';
-import { Inode } from './inode.js';
-import { PROT, Vma, type VmaFlags } from './vma.js';
+import { PROT, Vma } from './vma.js';
 import type { RmapLock } from './rmap-lock.js';
+import { E } from '../kernel/errno.js';
+import type { InvalidateReason, KernelMapping, MmInvalidateHook, MmapRequest } from './mm-types.js';
 
-export interface KernelMapping {
-  addr: bigint;
-  mem: HostMemory;
-  perms: number;
-}
+export type { InvalidateReason, KernelMapping, MmInvalidateHook, MmapRequest } from './mm-types.js';
+
 
 interface Pte {
   frame: PageFrame;
@@ -46,33 +44,12 @@ interface Pte {
 
 export { MmFault, MmOom } from './fault.js';
 
-export const ENOMEM = 12;
-export const EINVAL = 22;
-export const EFAULT = 14;
-export const EACCES = 13;
+// The kernel layer's generic errno numbers (src/kernel/errno.ts), as mm's calls return them.
+const { ENOMEM, EINVAL, EFAULT, EACCES } = E;
 
-export interface MmapRequest {
-  addr: bigint;
-  len: bigint;
-  prot: number;
-  fixed: boolean;
-  shared: boolean;
-  file?: { inode: Inode; pgoff: number };
-  name?: string;
-  flags?: Partial<VmaFlags>;
-}
 
 let nextMmId = 1;
 
-/** Why a range is invalidated (mmu_notifier_range's event). */
-export type InvalidateReason = 'munmap' | 'mprotect' | 'cow' | 'fork';
-
-export interface MmInvalidateHook {
-  rangeStart?(start: bigint, end: bigint, why: InvalidateReason): void;
-  rangeEnd?(start: bigint, end: bigint, why: InvalidateReason): void;
-  /** exit_mmap: the address space is going away. */
-  release?(): void;
-}
 
 export class Mm extends GuestWords implements GuestMemoryAccess {
   readonly id = nextMmId++;
