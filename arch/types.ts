@@ -56,6 +56,8 @@ export interface GuestFault {
   addr?: bigint;
   /** Human-readable reason, e.g. "invalid opcode", "divide error". */
   reason: string;
+  /** si_code (e.g. SEGV_MAPERR), when the trap handler knows it; absent = SI_KERNEL. */
+  code?: number;
 }
 
 /** Callbacks from the arch layer's trap hooks into the generic kernel. */
@@ -109,6 +111,123 @@ export interface FsAbi {
   readonly openFlags: OpenFlagBits;
 }
 
+/**
+ * Generic signal names (include/uapi/asm-generic/signal.h; x86 and powerpc use these numbers).
+ * The generic kernel (src/kernel/signal/) works in these numbers; a target whose user ABI numbers
+ * signals differently (sparc) gives its own in `SignalAbi.numbers`.
+ */
+export type SignalName =
+  | 'SIGHUP' | 'SIGINT' | 'SIGQUIT' | 'SIGILL' | 'SIGTRAP' | 'SIGABRT' | 'SIGBUS' | 'SIGFPE' | 'SIGKILL'
+  | 'SIGUSR1' | 'SIGSEGV' | 'SIGUSR2' | 'SIGPIPE' | 'SIGALRM' | 'SIGTERM' | 'SIGSTKFLT' | 'SIGCHLD'
+  | 'SIGCONT' | 'SIGSTOP' | 'SIGTSTP' | 'SIGTTIN' | 'SIGTTOU' | 'SIGURG' | 'SIGXCPU' | 'SIGXFSZ'
+  | 'SIGVTALRM' | 'SIGPROF' | 'SIGWINCH' | 'SIGIO' | 'SIGPWR' | 'SIGSYS' | 'SIGEMT';
+
+/** sa_flags bits in a target's numbering (0 = the target has no such flag). */
+export interface SaFlagBits {
+  NOCLDSTOP: number;
+  NOCLDWAIT: number;
+  SIGINFO: number;
+  ONSTACK: number;
+  RESTART: number;
+  NODEFER: number;
+  RESETHAND: number;
+  RESTORER: number;
+}
+
+/**
+ * struct sigaction as rt_sigaction copies it in and out: byte offsets. `handler` and `restorer`
+ * are user words, `flags` is `flagsSize` bytes, `mask` is the 8-byte kernel sigset_t.
+ */
+export interface SigactionLayout {
+  size: number;
+  handler: number;
+  flags: number;
+  flagsSize: 4 | 8;
+  /** Absent: the target's struct has no sa_restorer (the kernel supplies the return path). */
+  restorer?: number;
+  mask: number;
+}
+
+/** stack_t, as sigaltstack and uc_stack hold it. */
+export interface SignalStack {
+  sp: bigint;
+  flags: number;
+  size: bigint;
+}
+
+/**
+ * What the generic kernel asks an arch to build for one handler invocation (setup_rt_frame).
+ * Numbers, masks and flags here are already in the target's user numbering.
+ */
+export interface SignalFrameRequest {
+  /** The signal number as the handler receives it. */
+  sig: number;
+  handler: bigint;
+  /** sa_restorer when SA_RESTORER was given (x86), else undefined. */
+  restorer: bigint | undefined;
+  /** The action's sa_flags (user bits). */
+  flags: number;
+  /** struct siginfo, already encoded (128 bytes, target byte order). */
+  info: Uint8Array;
+  /** The mask to restore at rt_sigreturn (uc_sigmask): 64 bits, bit n-1 = signal n. */
+  savedMask: bigint;
+  /** What uc_stack records (the task's sigaltstack, SS_ONSTACK set when running on it). */
+  ucStack: SignalStack;
+  /** Top of the alternate stack when the frame goes there (SA_ONSTACK, not already on it). */
+  altStackTop: bigint | undefined;
+  /** A synchronous fault's address (x86: sigcontext.cr2), when there is one. */
+  faultAddr?: bigint;
+}
+
+/** What rt_sigreturn found in the frame, besides the registers it restored. */
+export interface SigreturnResult {
+  /** uc_sigmask (user numbering). */
+  mask: bigint;
+  /** uc_stack, for restore_altstack. */
+  stack: SignalStack;
+}
+
+/**
+ * A target's signal ABI (arch/<family>/signal*.ts). The tables are facts of the uapi headers;
+ * the frame hooks are the target's setup_rt_frame / sys_rt_sigreturn.
+ */
+export interface SignalAbi {
+  /** User numbers that differ from the generic ones (sparc); absent = generic numbering. */
+  readonly numbers?: Readonly<Partial<Record<SignalName, number>>>;
+  readonly saFlags: SaFlagBits;
+  readonly sigaction: SigactionLayout;
+  /** MINSIGSTKSZ: sigaltstack refuses a smaller stack with ENOMEM. */
+  readonly minSigStkSz: number;
+  /** rt_sigprocmask's `how` values when not the generic 0, 1, 2 (sparc: 1, 2, 4). */
+  readonly sigprocmaskHow?: { BLOCK: number; UNBLOCK: number; SETMASK: number };
+  /**
+   * rt_sigaction's arguments when they differ from (sig, act, oact, sigsetsize) — sparc64 passes
+   * a restorer before sigsetsize. Absent = the generic order.
+   */
+  rtSigactionArgs?(args: readonly bigint[]): { restorer?: bigint; sigsetsize: bigint };
+  /**
+   * setup_rt_frame: the engine holds the interrupted user context (PC = where it resumes, any
+   * system call result already written). Write the frame below the user stack pointer (or at
+   * `altStackTop`), then set the registers the handler starts with. false: the frame could not
+   * be written (the generic code then forces SIGSEGV, as Linux's force_sigsegv).
+   */
+  setupRtFrame?(engine: Engine, mem: GuestMemoryAccess, req: SignalFrameRequest): boolean;
+  /**
+   * sys_rt_sigreturn: the engine holds the user registers as they were at the rt_sigreturn
+   * system call (PC after the call instruction). Restore every register from the frame the
+   * stack pointer leads to (the result register included: nothing is written over it
+   * afterwards). undefined: the frame is unreadable (the generic code forces SIGSEGV).
+   */
+  rtSigreturn?(engine: Engine, mem: GuestMemoryAccess): SigreturnResult | undefined;
+  /**
+   * Make the interrupted system call run again (-ERESTARTSYS & co.): the engine holds the user
+   * registers as at the call's entry, PC after the call instruction (`resumePc`). Set the PC
+   * back onto the call instruction and anything else the target needs (ppc: r3 = orig_gpr3).
+   * Absent: the call is not restarted, it fails with EINTR.
+   */
+  restartSyscall?(engine: Engine, resumePc: bigint, call: SyscallRequest): void;
+}
+
 export interface Arch {
   readonly target: Target;
   readonly family: 'x86' | 'ppc' | 'sparc';
@@ -132,6 +251,8 @@ export interface Arch {
   readonly pollBits?: import('../src/kernel/sys/poll.js').PollBits;
   /** The filesystem ABI: struct stat layouts and open(2) bits (arch/<family>/stat.ts, fcntl.ts). */
   readonly fsAbi: FsAbi;
+  /** The signal ABI: numbers, sa_flags, struct layouts, the rt signal frame (arch/<family>/signal*.ts). */
+  readonly signals: SignalAbi;
 
   /**
    * Where Unicorn really accesses memory for `addr`, when that differs from `addr` (else

@@ -10,6 +10,7 @@ import { SYSCALLS_PPC32 } from './syscalls-ppc32.js';
 import { SyscallTable } from '../syscall-table.js';
 import { STAT64_PPC32, STAT_PPC32 } from './stat.js';
 import { PPC_OPEN_FLAGS } from './fcntl.js';
+import { PPC32_SIGNALS } from './signal.js';
 import {
   MSR_FP,
   PPC_ARG_REGS,
@@ -42,6 +43,7 @@ export const ppc32: Arch = {
   functionEntry: singleEntry,
   unameMachine: 'ppc',
   fsAbi: { stat: STAT_PPC32, stat64: STAT64_PPC32, openFlags: PPC_OPEN_FLAGS },
+  signals: PPC32_SIGNALS,
   // ppc32 passes 64-bit values in an aligned register pair (r3+2k, r4+2k), high word first.
   fileOffsetArg: (args, at) => {
     const i = at + (at & 1);

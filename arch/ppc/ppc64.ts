@@ -36,6 +36,7 @@ import { SYSCALLS_PPC64 } from './syscalls-ppc64.js';
 import { SyscallTable } from '../syscall-table.js';
 import { STAT_PPC64 } from './stat.js';
 import { PPC_OPEN_FLAGS } from './fcntl.js';
+import { PPC64_SIGNALS } from './signal.js';
 import {
   MSR_FP,
   PPC_ARG_REGS,
@@ -136,6 +137,7 @@ export const ppc64: Arch = {
   functionEntry: elfv2Entry,
   unameMachine: 'ppc64',
   fsAbi: { stat: STAT_PPC64, openFlags: PPC_OPEN_FLAGS },
+  signals: PPC64_SIGNALS,
   layout: {
     pageSize: 0x1000,
     taskSize: 0x1000_0000_0000n,

@@ -63,6 +63,7 @@ import { table, R32, R31_PC, R32_PC, SYSCALL_ARG_REGS, ST, CCR_CARRY, FORK_LIKE,
 import { LazyRegs, onTrap, pendingNpc } from './traps.js';
 import { GENERIC_POLL } from '../../src/kernel/sys/poll.js';
 import { FPRS_FEF, FRESH_FP_STATE, FP_STATE_WORDS } from './cpu-state.js';
+import { SPARC64_SIGNALS } from './signal.js';
 
 // Bound once: the trap handlers call these millions of times, and a bundler's ESM-to-CJS output
 // (tsx, vitest) would otherwise go through an export getter on every call.
@@ -108,6 +109,7 @@ export const sparc64: Arch = {
   fixedInsnBytes: 4,
   unameMachine: 'sparc64',
   fsAbi: { stat: STAT_SPARC64, stat64: STAT64_SPARC64, openFlags: SPARC_OPEN_FLAGS },
+  signals: SPARC64_SIGNALS,
   // arch/sparc/include/uapi/asm/poll.h: POLLWRNORM is POLLOUT.
   pollBits: { ...GENERIC_POLL, POLLWRNORM: 0x4 },
   layout: {

@@ -19,6 +19,8 @@ import { BREAKPOINT_VECTOR, EFLAGS_RESERVED1, HYPERCALL_VECTOR, x86FaultForVecto
 import { SyscallTable } from '../syscall-table.js';
 import { STAT_X86_64 } from './stat.js';
 import { GENERIC_OPEN_FLAGS } from '../../src/kernel/abi/open-flags.js';
+import { sigactionLayout, X86_MINSIGSTKSZ, X86_SA_FLAGS } from './signal-abi.js';
+import { restartSyscall64, rtSigreturn64, setupRtFrame64 } from './signal-frame-x86_64.js';
 
 const UC_X86_INS_SYSCALL = 699;
 
@@ -63,6 +65,7 @@ export const x86_64: Arch = {
   stackBias: 0,
   unameMachine: 'x86_64',
   fsAbi: { stat: STAT_X86_64, openFlags: GENERIC_OPEN_FLAGS },
+  signals: { saFlags: X86_SA_FLAGS, sigaction: sigactionLayout(8), minSigStkSz: X86_MINSIGSTKSZ, setupRtFrame: setupRtFrame64, rtSigreturn: rtSigreturn64, restartSyscall: restartSyscall64 },
   layout: {
     pageSize: 0x1000,
     taskSize: 0x7ffffffff000n,

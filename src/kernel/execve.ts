@@ -61,6 +61,8 @@ export function installExec(d: ExecDeps, task: Task, image: ExecImage): void {
   proc.argv = image.argv;
   proc.envp = image.envp;
   task.clearChildTid = 0n;
+  // Caught signals back to their default action, no alternate stack (mask and pending stay).
+  procs.signals.exec(task);
   task.inKernel = false;
   task.syscall = undefined;
   task.userRegs = undefined;

@@ -129,6 +129,8 @@ export class Machine {
    * name (uprobes: a fault in the XOL slot is the probed instruction's, arch_uprobe_abort_xol).
    */
   readonly faultFixups: Array<(task: Task, pc: bigint) => bigint | undefined> = [];
+  /** Signal delivery to a task is held while one of these says so (uprobe_deny_signal). */
+  readonly signalHoldHooks: Array<(task: Task) => boolean> = [];
   private readonly opts: Required<Pick<MachineOptions, 'maxInsns' | 'quantum'>> & MachineOptions;
   private readonly inodes = new Map<string, Inode>();
   /** The guest's filesystem (src/vfs): a view of the host and the guest's in-memory changes. */
@@ -194,7 +196,7 @@ export class Machine {
       pinnedCpus: () => this.pinnedCpus(),
       report: (line) => this.report(line),
     };
-    this.procs = new ProcessTable({ arch, kernel: this.kernel, limits: this.limits, sync: this.sync, state: this.st, taskExitHooks: this.taskExitHooks, forkHooks: this.forkHooks, futex: this.futex });
+    this.procs = new ProcessTable({ arch, kernel: this.kernel, limits: this.limits, sync: this.sync, state: this.st, taskExitHooks: this.taskExitHooks, forkHooks: this.forkHooks, futex: this.futex, signalHoldHooks: this.signalHoldHooks });
     const st = this.st;
     const procs = this.procs;
     // The dispatcher and the kernel calls refer to each other (HC_CALL_DONE, a kernel oops).
@@ -506,6 +508,8 @@ export class Machine {
       task.pendingMapping = undefined;
       if (task.state !== 'runnable') return;
     }
+    // Back to user mode from the scheduler: signals due run their handlers first.
+    if (!task.inKernel && !this.procs.signals.deliver(task)) return;
     this.st.current = task;
     this.st.currentCpu = cpu;
     cpu.current = task;

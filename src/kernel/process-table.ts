@@ -18,12 +18,11 @@ import { taskFits, type Limits } from './limits.js';
 import type { MachineState } from './machine-state.js';
 import type { SyscallResult } from './syscalls.js';
 import { Process, Task, type CloneStart } from './task.js';
+import { SignalCore } from './signal/core.js';
+import { genericSignalName } from './signal/numbers.js';
 
-const SIGNAL_NAMES: Record<number, string> = { 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL', 11: 'SIGSEGV', 15: 'SIGTERM' };
-export const signalName = (n: number): string => SIGNAL_NAMES[n] ?? `signal ${n}`;
-
-/** Signals whose default action is to do nothing (SIGCHLD, SIGURG, SIGWINCH, SIGCONT). */
-const IGNORED_BY_DEFAULT = new Set([17, 23, 28, 18]);
+/** A generic signal number's name (the one-line reports). */
+export const signalName = genericSignalName;
 
 const CLONE = { VM: 0x100n, VFORK: 0x4000n, THREAD: 0x10000n, SETTLS: 0x80000n, PARENT_SETTID: 0x100000n, CHILD_CLEARTID: 0x200000n, CHILD_SETTID: 0x1000000n };
 
@@ -40,6 +39,8 @@ export interface ProcessTableDeps {
   readonly futex: import('./futex.js').FutexTable;
   /** clone/fork: after the child task exists, before it runs (Machine.forkHooks). */
   readonly forkHooks: ReadonlyArray<(parent: Task, child: Task) => void>;
+  /** Signal delivery is held while one of these says so (Machine.signalHoldHooks). */
+  readonly signalHoldHooks: ReadonlyArray<(t: Task) => boolean>;
 }
 
 /** CLONE_FS (include/uapi/linux/sched.h): share cwd and umask with the parent. */
@@ -52,7 +53,18 @@ export class ProcessTable {
   init: Process | undefined;
   private nextPid = 1;
 
-  constructor(private readonly d: ProcessTableDeps) {}
+  /** Sending and delivering signals (src/kernel/signal). */
+  readonly signals: SignalCore;
+
+  constructor(private readonly d: ProcessTableDeps) {
+    this.signals = new SignalCore({
+      arch: d.arch,
+      processes: () => this.processes,
+      killProcess: (p, sig, line) => this.killProcess(p, sig, line),
+      uid: process.getuid?.() ?? 0,
+      holdHooks: d.signalHoldHooks,
+    });
+  }
 
   allocPid(): number {
     return this.nextPid++;
@@ -125,6 +137,7 @@ export class ProcessTable {
       task.mm.users++;
       child = this.newTask(proc);
       child.cloneStart = start;
+      this.signals.fork(task, child, flags, proc !== parent);
       for (const h of this.d.forkHooks) h(task, child);
     } else {
       const mm = task.mm.fork();
@@ -133,6 +146,7 @@ export class ProcessTable {
       child = this.newTask(proc);
       this.applyCloneStart(child, start);
       state.loaded.set(mm, child);
+      this.signals.fork(task, child, flags, true);
       for (const h of this.d.forkHooks) h(task, child);
     }
     const tid = BigInt(child.tid);
@@ -186,13 +200,9 @@ export class ProcessTable {
     return { kind: 'block' };
   }
 
-  kill(_task: Task, pid: number, sig: number): bigint {
-    const target = this.processes.find((p) => p.pid === pid || p.tasks.some((t) => t.tid === pid));
-    if (!target || !target.alive) return err(E.ESRCH);
-    if (sig === 0 || IGNORED_BY_DEFAULT.has(sig)) return 0n;
-    if (sig < 0 || sig > 64) return err(E.EINVAL);
-    this.killProcess(target, sig, undefined);
-    return 0n;
+  /** kill(2); `sig` in the user's numbering. */
+  kill(task: Task, pid: number, sig: number): bigint {
+    return this.signals.kill(task, pid, sig);
   }
 
   // --- exit ----------------------------------------------------------------------------------
@@ -231,12 +241,15 @@ export class ProcessTable {
     t.pinnedCpu = undefined;
   }
 
-  /** Kill every task of `proc` with `sig` (its default action), reporting `line` if given. */
+  /**
+   * Kill every task of `proc` with generic signal `sig` (its default action), reporting `line`
+   * if given. The status word carries the target's own number for it.
+   */
   killProcess(proc: Process, sig: number, line: string | undefined): void {
     if (proc.zombie) return;
     if (line) this.d.state.report(line);
     for (const t of proc.tasks) this.retireTask(t);
-    proc.termSignal = sig;
+    proc.termSignal = this.signals.num.fromGeneric(sig);
     this.processExited(proc);
   }
 
@@ -247,6 +260,11 @@ export class ProcessTable {
     proc.fds.clear();
     proc.mm.users--;
     const parent = proc.parent;
+    // do_notify_parent: SIGCHLD, and the auto-reap of a child nobody will wait for.
+    if (parent && parent.alive && this.signals.notifyParent(proc)) {
+      proc.reaped = true;
+      parent.children.delete(proc);
+    }
     if (parent && parent.alive) {
       for (const t of parent.tasks) {
         // Also a parent between wait4's -EAGAIN and its schedule(): clearing the flag keeps that

@@ -18,6 +18,7 @@ import { execHandlers } from './sys/exec.js';
 import { futexHandlers } from './sys/futex.js';
 import { identityHandlers } from './sys/identity.js';
 import { pollHandlers } from './sys/poll.js';
+import { signalHandlers } from './signal/syscalls.js';
 
 export type { SyscallCtx, SyscallDirective, SyscallHost, SyscallResult } from './sys/common.js';
 
@@ -39,6 +40,7 @@ export const handlers: Record<string, Handler> = {
   ...futexHandlers,
   ...identityHandlers,
   ...pollHandlers,
+  ...signalHandlers,
   exit(_ctx, [code]) {
     return { kind: 'exit', code: Number(code! & 0xffn), group: false };
   },
@@ -98,9 +100,6 @@ export const handlers: Record<string, Handler> = {
     const r = user(() => mmOf(ctx).write(buf!, ctx.host.rng.bytes(n)));
     return typeof r === 'bigint' ? r : BigInt(n);
   },
-  rt_sigaction: () => 0n,
-  rt_sigprocmask: () => 0n,
-  sigaltstack: () => 0n,
   sched_yield: () => ({ kind: 'yield' }),
   clock_gettime(ctx, [_clk, ts]) {
     const ns = ctx.host.clockNs();
@@ -132,19 +131,19 @@ export const handlers: Record<string, Handler> = {
     return ctx.host.clone(ctx.task, c.flags, c.stack, c.parentTid, c.childTid, c.tls);
   },
   fork(ctx) {
-    return ctx.host.clone(ctx.task, 17n /* SIGCHLD */, 0n, 0n, 0n, 0n);
+    return ctx.host.clone(ctx.task, sigchld(ctx), 0n, 0n, 0n, 0n);
   },
   vfork(ctx) {
     // vfork's sharing is an optimisation; a copy behaves the same for a well-behaved child.
-    return ctx.host.clone(ctx.task, 17n, 0n, 0n, 0n, 0n);
+    return ctx.host.clone(ctx.task, sigchld(ctx), 0n, 0n, 0n, 0n);
   },
   wait4(ctx, [pid, status, options]) {
     return ctx.host.wait4(ctx.task, s32(pid!), status!, Number(options!));
   },
-  kill: (ctx, [pid, sig]) => ctx.host.kill(ctx.task, s32(pid!), Number(sig!)),
-  tgkill: (ctx, [_tgid, tid, sig]) => ctx.host.kill(ctx.task, s32(tid!), Number(sig!)),
-  tkill: (ctx, [tid, sig]) => ctx.host.kill(ctx.task, s32(tid!), Number(sig!)),
 };
+
+/** fork's exit signal: SIGCHLD in the target's numbering (clone's low byte is a user number). */
+const sigchld = (ctx: SyscallCtx): bigint => BigInt(ctx.host.signals.num.fromGeneric(17));
 
 const RLIMIT_NPROC_GENERIC = 6; // asm-generic numbering: x86 and ppc
 const RLIMIT_AS_GENERIC = 9;

@@ -8,6 +8,7 @@ import type { FsState } from '../vfs/vfs.js';
 import type { Pipe } from '../vfs/pipe.js';
 import { newContext, type ExecContext } from '../sync/context.js';
 import { DEFAULT_NOFILE, FdTable } from './fdtable.js';
+import { ProcessSignals, TaskSignals } from './signal/state.js';
 
 export type TaskState = 'runnable' | 'blocked' | 'dead';
 
@@ -90,6 +91,10 @@ export class Task {
   ioProgress: number | undefined;
   /** Per-task uprobes state (Linux's task->utask), owned by src/uprobes. */
   utask: unknown;
+  /** Blocked mask, thread-directed pending signals, sigaltstack (src/kernel/signal). */
+  readonly signal = new TaskSignals();
+  /** The user stack pointer at system-call entry (sigaltstack's on_sig_stack test). */
+  userSp = 0n;
 
   constructor(tid: number, process: Process) {
     this.tid = tid;
@@ -134,6 +139,8 @@ export class Process {
   termSignal = 0;
   /** Reaped by wait4 (or auto-reaped). */
   reaped = false;
+  /** Signal actions, group-wide pending signals, exit signal (src/kernel/signal). */
+  readonly signal = new ProcessSignals();
 
   /** `nofile`: RLIMIT_NOFILE for its descriptor table. */
   constructor(pid: number, mm: Mm, exePath: string, nofile = DEFAULT_NOFILE) {

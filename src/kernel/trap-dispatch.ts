@@ -116,6 +116,7 @@ export class TrapDispatch {
       else opts.strace(`${call} = ?`);
     }
     task.userRegs = arch.saveSyscallRegs(e);
+    task.userSp = arch.getSp(e);
     task.userResumePc = resumePc;
     task.inKernel = true;
     // struct syscall_frame just below the top of the task's kernel stack.
@@ -144,13 +145,17 @@ export class TrapDispatch {
     if (!task.userRegs) return this.kernelOops(task, 'HC_SYSRET without a system call');
     arch.restoreSyscallRegs(e, task.userRegs);
     arch.setPc(e, task.userResumePc);
-    arch.writeSyscallResult(e, BigInt.asIntN(arch.wordSize * 8, value));
+    const call = task.syscall ?? { name: '', nr: -1, args: [] };
     task.inKernel = false;
     task.syscall = undefined;
     task.userRegs = undefined;
+    // The result, a restart, rt_sigreturn's frame, and the handlers of signals due (their frames).
+    this.d.procs.signals.syscallExit(task, call, BigInt.asIntN(arch.wordSize * 8, value), task.userResumePc, task.mm);
+    if (task.state !== 'runnable') return { stop: true };
+    const pc = arch.getPc(e);
     // A long slice of a lone task ends when the system call gave it company (clone, a wake-up).
-    if (state.loneQuantum && !state.runsAlone()) return { pc: task.userResumePc, stop: true };
-    return { pc: task.userResumePc };
+    if (state.loneQuantum && !state.runsAlone()) return { pc, stop: true };
+    return { pc };
   }
 
   // --- hypercalls ----------------------------------------------------------------------------
@@ -224,6 +229,12 @@ export class TrapDispatch {
         this.d.procs.exitTask(task, r.code, r.group);
         return { stop: true };
       case 'block':
+        // A signal to take ends the wait (do_wait's signal_pending check): -ERESTARTSYS.
+        if (this.d.procs.signals.deliverable(task)) {
+          task.waitingForChild = false;
+          arch.writeReturnValue(e, this.d.procs.signals.interruptSleep(task, call?.name ?? 'wait4', () => {}));
+          return undefined;
+        }
         // kernel_wait4 sees -EAGAIN and calls schedule(), which blocks the task.
         task.waitingForChild = true;
         arch.writeReturnValue(e, err(E.EAGAIN));
@@ -239,6 +250,12 @@ export class TrapDispatch {
         // Sleep on the wait queue; the call runs again when woken (retryCall), still inside the
         // kernel function that made the hypercall, as pipe_read sleeps inside vfs_read.
         if (!call) return this.kernelOops(task, 'a sleeping call without its arguments');
+        if (this.d.procs.signals.deliverable(task)) {
+          // signal_pending in the wait loop: the sleep ends, the call returns -ERESTART* (or the
+          // bytes a pipe write already moved).
+          arch.writeReturnValue(e, this.d.procs.signals.interruptSleep(task, call.name, () => this.abandonSleep(task)));
+          return task.mm.unsettled ? { stop: true } : undefined;
+        }
         task.pendingCall = call;
         task.state = 'blocked';
         const unsubscribe = r.subscribe(() => {
@@ -248,6 +265,19 @@ export class TrapDispatch {
         return { stop: true };
       }
     }
+  }
+
+  /** Undo the bookkeeping of a sleep a signal cut short (futex queue, timers, poll deadline). */
+  private abandonSleep(task: Task): void {
+    const w = task.futexWaiter;
+    if (w) {
+      this.d.machine.futex.remove(w);
+      w.cancelTimer?.();
+      task.futexWaiter = undefined;
+    }
+    task.sleepUntil = undefined;
+    task.pollDeadline = undefined;
+    task.signal.suspended = false;
   }
 
   /** A woken task's sleeping call, run again before it goes on (Machine.runQuantum). */
@@ -324,6 +354,7 @@ export class TrapDispatch {
       clone: (task, flags, stack, ptid, ctid, tls) => procs.clone(task, flags, stack, ptid, ctid, tls),
       wait4: (task, pid, statusPtr, options) => procs.wait4(task, pid, statusPtr, options),
       kill: (task, pid, sig) => procs.kill(task, pid, sig),
+      signals: procs.signals,
       clockNs: () => machine.clockNs(),
       memoryUsed: () => machine.memory.used,
       liveTasks: () => procs.tasks.filter((t) => t.state !== 'dead').length,
@@ -358,15 +389,16 @@ export class TrapDispatch {
       case UC_ERR.READ_PROT:
       case UC_ERR.WRITE_PROT:
       case UC_ERR.FETCH_PROT:
-        f = { signal: SIG.SIGSEGV, reason: MEM_FAULTS[ucErr]!, addr: mf?.addr };
+        // SEGV_MAPERR for no mapping, SEGV_ACCERR for a mapping that forbids the access.
+        f = { signal: SIG.SIGSEGV, reason: MEM_FAULTS[ucErr]!, addr: mf?.addr, code: ucErr === UC_ERR.READ_PROT || ucErr === UC_ERR.WRITE_PROT || ucErr === UC_ERR.FETCH_PROT ? 2 : 1 };
         break;
       case UC_ERR.READ_UNALIGNED:
       case UC_ERR.WRITE_UNALIGNED:
       case UC_ERR.FETCH_UNALIGNED:
-        f = { signal: SIG.SIGBUS, reason: 'unaligned access' };
+        f = { signal: SIG.SIGBUS, reason: 'unaligned access', code: 1 /* BUS_ADRALN */, addr: mf?.addr };
         break;
       case UC_ERR.INSN_INVALID:
-        f = { signal: SIG.SIGILL, reason: 'invalid instruction' };
+        f = { signal: SIG.SIGILL, reason: 'invalid instruction', code: 2 /* ILL_ILLOPN, si_addr = the PC */ };
         break;
       default:
         f = { signal: SIG.SIGILL, reason: `unhandled CPU exception (${task.mm.engine.strerror(ucErr)})` };
@@ -374,12 +406,16 @@ export class TrapDispatch {
     this.deliverFault(task, f, pc);
   }
 
-  /** The signal's default action (which kills the process), with one line saying where. */
+  /**
+   * A fault's signal (force_sig_fault): to the program's handler when it has one for it and does
+   * not block it, else the default action, which kills the process with one line saying where.
+   */
   deliverFault(task: Task, f: GuestFault, pc: bigint): void {
     const machine = this.d.machine;
     // A fault while stepping a probe's copy (uprobes' abort_xol): the signal is reported at the
-    // probed instruction, not in the XOL slot.
+    // probed instruction, not in the XOL slot, and the step is abandoned.
     for (const h of machine.faultFixups) pc = h(task, pc) ?? pc;
+    if (!task.inKernel && this.d.procs.signals.forceFault(task, f, pc) === 'queued') return;
     const where = task.inKernel ? ` in the guest kernel (${machine.kernelSymbolize(pc)}) during ${task.syscall?.name ?? 'a system call'}` : '';
     const addr = f.addr !== undefined ? ` at address 0x${f.addr.toString(16)}` : '';
     this.d.procs.killProcess(

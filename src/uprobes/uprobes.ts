@@ -77,6 +77,8 @@ export class Uprobes {
     machine.forkHooks.push((parent, child) => this.onFork(parent, child));
     machine.taskExitHooks.push((task) => this.freeUtask(task));
     machine.faultFixups.push((task, pc) => this.abortXol(task, pc));
+    // uprobe_deny_signal: no signal is delivered while the task steps in its XOL slot.
+    machine.signalHoldHooks.push((task) => task.utask instanceof Utask && task.utask.state === 'sstep');
     // Every engine serves a hit's registers from one batched read and one batched write.
     cacheHitRegisters(machine, this.arch.hitRegisters);
     // dup_mmap runs under dup_mmap_sem (read): no registration walks while an mm is copied.
@@ -532,7 +534,17 @@ export class Uprobes {
     if (!ut || ut.state !== 'sstep' || !ut.active || pc < ut.slotAddr || pc >= ut.slotAddr + BigInt(this.arch.xolSlotBytes)) return undefined;
     const mm = task.mm;
     ut.active.prepared!.abortXol({ engine: mm.engine, mem: mm }, ut.slotAddr, ut.vaddr, ut.archState);
-    return ut.vaddr;
+    // The step is over (handle_singlestep after UTASK_SSTEP_TRAPPED): the slot is freed and the
+    // task runs again, so the fault's signal can reach a handler, whose frame names vaddr.
+    const vaddr = ut.vaddr;
+    ut.xol?.free(ut.slot);
+    this.putUprobe(ut.active);
+    ut.state = 'running';
+    ut.active = undefined;
+    ut.xol = undefined;
+    ut.slot = -1;
+    ut.archState = undefined;
+    return vaddr;
   }
 
   /** uprobe_free_utask (exit, exec): the slot and the return instances go. */

@@ -44,6 +44,8 @@ export interface SyscallHost {
   clone(task: Task, flags: bigint, stack: bigint, parentTid: bigint, childTid: bigint, tls: bigint): bigint;
   wait4(task: Task, pid: number, statusPtr: bigint, options: number): SyscallResult;
   kill(task: Task, pid: number, sig: number): bigint;
+  /** The signal core (src/kernel/signal): actions, masks, sending. */
+  readonly signals: import('../signal/core.js').SignalCore;
   clockNs(): bigint;
   /** Guest memory charged now (sysinfo's free memory is the limit minus this). */
   memoryUsed(): number;

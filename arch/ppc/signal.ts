@@ -1,0 +1,30 @@
+/**
+ * powerpc's signal ABI tables (arch/powerpc/include/uapi/asm/signal.h): generic numbers and
+ * sa_flags, struct sigaction {handler, flags (unsigned long), restorer, mask}, MINSIGSTKSZ 2048
+ * (ppc32) / 8192 (ppc64). The rt frame hooks are still to come (sigppc): without them a handled
+ * signal kills with SIGSEGV and one line saying so.
+ */
+import type { SignalAbi } from '../types.js';
+
+const PPC_SA_FLAGS = {
+  NOCLDSTOP: 0x1,
+  NOCLDWAIT: 0x2,
+  SIGINFO: 0x4,
+  RESTORER: 0x04000000,
+  ONSTACK: 0x08000000,
+  RESTART: 0x10000000,
+  NODEFER: 0x40000000,
+  RESETHAND: 0x80000000,
+};
+
+export const PPC32_SIGNALS: SignalAbi = {
+  saFlags: PPC_SA_FLAGS,
+  sigaction: { size: 20, handler: 0, flags: 4, flagsSize: 4, restorer: 8, mask: 12 },
+  minSigStkSz: 2048,
+};
+
+export const PPC64_SIGNALS: SignalAbi = {
+  saFlags: PPC_SA_FLAGS,
+  sigaction: { size: 32, handler: 0, flags: 8, flagsSize: 8, restorer: 16, mask: 24 },
+  minSigStkSz: 8192,
+};
