@@ -55,6 +55,9 @@ const RESTART_CODE: Record<string, number> = {
   pause: ERESTARTNOHAND,
 };
 
+/** Sleeping calls a signal ends with a plain EINTR, never restarted (do_sigtimedwait). */
+const EINTR_ONLY = new Set(['rt_sigtimedwait', 'rt_sigtimedwait_time64']);
+
 export class SignalCore {
   readonly abi: SignalAbi;
   readonly num: SignalNumbering;
@@ -115,7 +118,9 @@ export class SignalCore {
     if (thread) target = wants(thread) ? thread : undefined;
     else target = proc.tasks.find(wants);
     if (!target) return; // blocked everywhere: it stays pending
-    if (this.fatal(proc, sig)) {
+    // sig_fatal, unless the taker only unblocked it to sigtimedwait for it (real_blocked).
+    const waiting = target.signal.waitSet !== undefined && (target.signal.waitBlocked & bit) !== 0n;
+    if (this.fatal(proc, sig) && !waiting) {
       this.d.killProcess(proc, sig, undefined);
       return;
     }
@@ -226,6 +231,15 @@ export class SignalCore {
     for (const h of this.d.holdHooks) if (h(task)) return (task.signal.held = true);
     task.signal.held = false;
     return false;
+  }
+
+  /** Take the lowest pending signal of `set` (thread's own first) regardless of the mask: sigtimedwait. */
+  take(task: Task, set: bigint): SigInfo | undefined {
+    for (const p of [task.signal.pending, task.process.signal.shared]) {
+      const ready = p.set & set;
+      if (ready) return p.take(lowestBit(ready));
+    }
+    return undefined;
   }
 
   /** dequeue_signal: the thread's own signals first, synchronous ones before the rest, lowest first. */
@@ -399,6 +413,7 @@ export class SignalCore {
     const done = task.ioProgress;
     task.ioProgress = undefined;
     if (done !== undefined && done > 0) return BigInt(done);
+    if (EINTR_ONLY.has(name)) return -BigInt(E.EINTR);
     return -BigInt(RESTART_CODE[name] ?? ERESTARTSYS);
   }
 
