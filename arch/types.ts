@@ -220,6 +220,14 @@ export interface SignalAbi {
    */
   rtSigreturn?(engine: Engine, mem: GuestMemoryAccess): SigreturnResult | undefined;
   /**
+   * The old-style (non-rt) frame and its `sigreturn`, for targets whose kernel builds it for a
+   * handler without SA_SIGINFO (i386, ppc32: setup_frame). Same contract as setupRtFrame /
+   * rtSigreturn (the generic code calls `sigreturn` at HC_SYSRET of the `sigreturn` system call);
+   * `stack` is absent from its result (the old frame has no uc_stack). Absent = always rt.
+   */
+  setupFrame?(engine: Engine, mem: GuestMemoryAccess, req: SignalFrameRequest): boolean;
+  sigreturn?(engine: Engine, mem: GuestMemoryAccess): { mask: bigint } | undefined;
+  /**
    * Make the interrupted system call run again (-ERESTARTSYS & co.): the engine holds the user
    * registers as at the call's entry, PC after the call instruction (`resumePc`). Set the PC
    * back onto the call instruction and anything else the target needs (ppc: r3 = orig_gpr3).

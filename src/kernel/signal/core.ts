@@ -10,7 +10,7 @@
  *   hypercall hook, where sysret writes registers anyway) or before a run of a task that is in
  *   user mode (Machine.runQuantum).
  */
-import type { Arch, GuestFault, SignalAbi } from '../../../arch/types.js';
+import type { Arch, GuestFault, SignalAbi, SigreturnResult } from '../../../arch/types.js';
 import type { Process, Task } from '../task.js';
 import { E } from '../errno.js';
 import { encodeSiginfo } from './siginfo.js';
@@ -297,8 +297,8 @@ export class SignalCore {
     const arch = this.d.arch;
     const e = mm.engine;
     const restart = isRestartCode(value) ? { call, resumePc, value } : undefined;
-    if (call.name === 'rt_sigreturn') {
-      if (!this.sigreturn(task, mm)) return;
+    if (call.name === 'rt_sigreturn' || (call.name === 'sigreturn' && this.abi.sigreturn)) {
+      if (!this.sigreturn(task, mm, call.name === 'rt_sigreturn')) return;
     } else if (!restart) {
       arch.writeSyscallResult(e, value);
     }
@@ -360,8 +360,10 @@ export class SignalCore {
     const alt = ts.altstack;
     const onAlt = (ks.ka.flags & SA.ONSTACK) !== 0 && alt.size !== 0n && !alt.onStack(sp);
     const saved = ts.savedMask ?? ts.blocked;
+    // i386 and ppc32 build the old-style frame for a handler without SA_SIGINFO (setup_frame).
+    const setup = !(ks.ka.flags & SA.SIGINFO) && abi.setupFrame ? abi.setupFrame : abi.setupRtFrame;
     const ok =
-      abi.setupRtFrame?.(e, task.mm, {
+      setup?.call(abi, e, task.mm, {
         sig: userSig,
         handler: ks.ka.handler,
         restorer: ks.ka.flags & SA.RESTORER ? ks.ka.restorer : undefined,
@@ -389,18 +391,18 @@ export class SignalCore {
     return true;
   }
 
-  /** rt_sigreturn: registers, mask and sigaltstack from the frame; a bad frame is SIGSEGV. */
-  private sigreturn(task: Task, mm: import('../../mm/mm.js').Mm): boolean {
+  /** (rt_)sigreturn: registers, mask and (rt) sigaltstack from the frame; a bad frame is SIGSEGV. */
+  private sigreturn(task: Task, mm: import('../../mm/mm.js').Mm, rt: boolean): boolean {
     const e = mm.engine;
     const sp = this.d.arch.getSp(e);
-    const r = this.abi.rtSigreturn?.(e, mm);
+    const r = rt ? this.abi.rtSigreturn?.(e, mm) : this.abi.sigreturn?.(e, mm);
     if (!r) {
-      this.d.killProcess(task.process, GSIG.SIGSEGV, `uniprobe: ${task.process.comm}[${task.tid}]: SIGSEGV (rt_sigreturn with a bad frame, sp 0x${sp.toString(16)})`);
+      this.d.killProcess(task.process, GSIG.SIGSEGV, `uniprobe: ${task.process.comm}[${task.tid}]: SIGSEGV (${rt ? 'rt_sigreturn' : 'sigreturn'} with a bad frame, sp 0x${sp.toString(16)})`);
       return false;
     }
     task.signal.blocked = this.num.setToGeneric(r.mask) & ~UNBLOCKABLE;
     // restore_altstack: only a fault reading it fails sigreturn; EPERM & co. are ignored.
-    task.signal.altstack.set(r.stack, this.d.arch.getSp(e), this.abi.minSigStkSz);
+    if ('stack' in r) task.signal.altstack.set((r as SigreturnResult).stack, this.d.arch.getSp(e), this.abi.minSigStkSz);
     return true;
   }
 

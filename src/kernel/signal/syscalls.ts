@@ -267,6 +267,8 @@ export const signalHandlers: Record<string, Handler> = {
   sigaltstack,
   // The frame is read on the return path (SignalCore.syscallExit), with the user registers back.
   rt_sigreturn: () => 0n,
+  // The old frame's return (i386, ppc32); ENOSYS where the target has no such frame.
+  sigreturn: (ctx) => (ctx.host.arch.signals.sigreturn ? 0n : err(E.ENOSYS)),
   kill: (ctx, [pid, sig]) => ctx.host.signals.kill(ctx.task, s32(pid!), s32(sig!)),
   tgkill: (ctx, [tgid, tid, sig]) => ctx.host.signals.tkill(ctx.task, Math.max(0, s32(tgid!)), s32(tid!), s32(sig!)),
   tkill: (ctx, [tid, sig]) => ctx.host.signals.tkill(ctx.task, -1, s32(tid!), s32(sig!)),
