@@ -411,7 +411,10 @@ export class SignalCore {
    * and say what it returns — bytes already moved by a pipe write, else its -ERESTART* code.
    */
   interruptSleep(task: Task, name: string, cleanup: () => void): bigint {
+    // futex_wait with a timeout leaves through a restart block (EINTR for any handler).
+    const timed = name.startsWith('futex') && task.futexWaiter?.cancelTimer !== undefined;
     cleanup();
+    if (timed) return -BigInt(ERESTART_RESTARTBLOCK);
     const done = task.ioProgress;
     task.ioProgress = undefined;
     if (done !== undefined && done > 0) return BigInt(done);
