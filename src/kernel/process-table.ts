@@ -63,6 +63,7 @@ export class ProcessTable {
       killProcess: (p, sig, line) => this.killProcess(p, sig, line),
       uid: process.getuid?.() ?? 0,
       holdHooks: d.signalHoldHooks,
+      notifyWaiters: (p) => this.wakeWaiters(p),
     });
   }
 
@@ -196,6 +197,24 @@ export class ProcessTable {
       task.waitingForChild = false;
       return BigInt(z.pid);
     }
+    // WUNTRACED / WCONTINUED: a stop or a continue not reported yet (wait_task_stopped/continued).
+    const changed = match.find((c) => c.signal.report && options & (c.signal.report.kind === 'stopped' ? 2 : 8));
+    if (changed) {
+      const rep = changed.signal.report!;
+      const status = rep.kind === 'stopped' ? ((rep.sig & 0xff) << 8) | 0x7f : 0xffff;
+      if (statusPtr !== 0n) {
+        const b = new Uint8Array(4);
+        new DataView(b.buffer).setUint32(0, status, this.d.arch.endian === 'little');
+        try {
+          task.mm.write(statusPtr, b);
+        } catch {
+          return err(E.EFAULT);
+        }
+      }
+      changed.signal.report = undefined;
+      task.waitingForChild = false;
+      return BigInt(changed.pid);
+    }
     if (options & 1 /* WNOHANG */) return 0n;
     return { kind: 'block' };
   }
@@ -266,20 +285,25 @@ export class ProcessTable {
       parent.children.delete(proc);
     }
     if (parent && parent.alive) {
-      for (const t of parent.tasks) {
-        // Also a parent between wait4's -EAGAIN and its schedule(): clearing the flag keeps that
-        // schedule() from blocking after the wakeup already happened (a lost wakeup otherwise).
-        if (t.waitingForChild) {
-          if (t.state === 'blocked') t.state = 'runnable';
-          t.waitingForChild = false;
-        }
-      }
+      this.wakeWaiters(parent);
     } else {
       proc.reaped = true; // nobody to wait for it: init reaps it
     }
     for (const c of proc.children) {
       c.parent = undefined;
       if (c.zombie) c.reaped = true;
+    }
+  }
+
+  /** A child changed state: the parent's tasks sleeping in wait4 look again. */
+  private wakeWaiters(parent: Process): void {
+    for (const t of parent.tasks) {
+      // Also a parent between wait4's -EAGAIN and its schedule(): clearing the flag keeps that
+      // schedule() from blocking after the wakeup already happened (a lost wakeup otherwise).
+      if (t.waitingForChild) {
+        if (t.state === 'blocked' && !t.signal.stopped) t.state = 'runnable';
+        t.waitingForChild = false;
+      }
     }
   }
 

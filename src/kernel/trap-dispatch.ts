@@ -151,11 +151,12 @@ export class TrapDispatch {
     task.userRegs = undefined;
     // The result, a restart, rt_sigreturn's frame, and the handlers of signals due (their frames).
     this.d.procs.signals.syscallExit(task, call, BigInt.asIntN(arch.wordSize * 8, value), task.userResumePc, task.mm);
-    if (task.state !== 'runnable') return { stop: true };
+    if (task.state === 'dead') return { stop: true };
     const pc = arch.getPc(e);
     // A long slice of a lone task ends when the system call gave it company (clone, a wake-up);
-    // a signal frame written over copy-on-write pages is complete only once the run has stopped.
-    if ((state.loneQuantum && !state.runsAlone()) || task.mm.unsettled) return { pc, stop: true };
+    // a signal frame written over copy-on-write pages is complete only once the run has stopped;
+    // a task that a stop signal stopped (job control) runs no further.
+    if ((state.loneQuantum && !state.runsAlone()) || task.mm.unsettled || task.state !== 'runnable') return { pc, stop: true };
     return { pc };
   }
 

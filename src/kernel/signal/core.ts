@@ -17,6 +17,7 @@ import { encodeSiginfo } from './siginfo.js';
 import type { SigInfo } from './pending.js';
 import type { KSigaction } from './sighand.js';
 import { numberingOf, type SignalNumbering } from './numbering.js';
+import { continueGroup, doSignalStop, type JobCtlDeps } from './jobctl.js';
 import {
   DEFAULT_IGNORE, DEFAULT_STOP, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS, GSIG,
   NSIG, SA, SI, SIG_DFL, SIG_IGN, SS_AUTODISARM, SYNCHRONOUS, UNBLOCKABLE, isRestartCode, sigbit,
@@ -31,6 +32,8 @@ export interface SignalCoreDeps {
   readonly uid: number;
   /** Delivery is held while any of these says so (uprobe_deny_signal: a step in the XOL slot). */
   readonly holdHooks: ReadonlyArray<(task: Task) => boolean>;
+  /** Wake the parent's tasks sleeping in wait4 (a child stopped or continued). */
+  notifyWaiters(parent: Process): void;
 }
 
 /** A signal chosen for a handler (get_signal's ksignal). */
@@ -62,9 +65,18 @@ export class SignalCore {
   readonly abi: SignalAbi;
   readonly num: SignalNumbering;
 
+  private readonly job: JobCtlDeps;
+
   constructor(private readonly d: SignalCoreDeps) {
     this.abi = d.arch.signals;
     this.num = numberingOf(this.abi);
+    this.job = {
+      processes: d.processes,
+      send: (info, proc) => this.send(info, proc),
+      notifyWaiters: (p) => d.notifyWaiters(p),
+      fromGeneric: (sig) => this.num.fromGeneric(sig),
+      uid: d.uid,
+    };
   }
 
   // --- state queries ---------------------------------------------------------------------------
@@ -98,19 +110,21 @@ export class SignalCore {
     const sig = info.signo;
     const sh = proc.signal;
     const bit = sigbit(sig);
-    // prepare_signal: an ignored signal is dropped unless blocked (the handler may change before
-    // it is unblocked). SIGKILL is never ignored.
-    const ka = sh.sighand.action[sig]!;
-    const blockedBy = (thread ?? proc.tasks.find((t) => t.state !== 'dead'))?.signal.blocked ?? 0n;
-    if (sig !== GSIG.SIGKILL && this.ignored(ka, sig) && !(blockedBy & bit)) return;
+    // prepare_signal: a continue discards pending stops and resumes a stopped group (whatever
+    // SIGCONT's action), a stop discards a pending continue.
     if (sig === GSIG.SIGCONT) {
-      // A continue discards pending stops, and a stop a pending continue (prepare_signal).
       sh.shared.flush(DEFAULT_STOP);
       for (const t of proc.tasks) t.signal.pending.flush(DEFAULT_STOP);
+      continueGroup(this.job, proc);
     } else if (DEFAULT_STOP & bit) {
       sh.shared.flush(sigbit(GSIG.SIGCONT));
       for (const t of proc.tasks) t.signal.pending.flush(sigbit(GSIG.SIGCONT));
     }
+    // Then an ignored signal is dropped unless blocked (the handler may change before it is
+    // unblocked). SIGKILL is never ignored.
+    const ka = sh.sighand.action[sig]!;
+    const blockedBy = (thread ?? proc.tasks.find((t) => t.state !== 'dead'))?.signal.blocked ?? 0n;
+    if (sig !== GSIG.SIGKILL && this.ignored(ka, sig) && !(blockedBy & bit)) return;
     (thread ? thread.signal.pending : sh.shared).add(info);
     // complete_signal: who takes it.
     const wants = (t: Task): boolean => t.state !== 'dead' && !(t.signal.blocked & bit);
@@ -129,7 +143,8 @@ export class SignalCore {
 
   /** signal_wake_up: end an interruptible sleep (not mmap_lock's down_write, which is not one). */
   wakeUp(t: Task): void {
-    if (t.state === 'blocked' && !t.pendingMapping) t.state = 'runnable';
+    // A stopped task (job control) only goes on for SIGCONT, which resumes it itself.
+    if (t.state === 'blocked' && !t.pendingMapping && !t.signal.stopped) t.state = 'runnable';
   }
 
   /** kill(2)'s siginfo: SI_USER from the sender. */
@@ -257,8 +272,7 @@ export class SignalCore {
   /**
    * get_signal: take signals until one has a handler. Ignored ones are dropped; a default action
    * that terminates kills the group (no core is written: RLIMIT_CORE is 0, as in a default Debian
-   * shell, so the status word has no 0x80 bit). A default "stop" is not modelled: the signal is
-   * dropped (no job control here).
+   * shell, so the status word has no 0x80 bit). A default "stop" stops the group (jobctl.ts).
    */
   private getSignal(task: Task): KSignal | undefined {
     const proc = task.process;
@@ -270,7 +284,11 @@ export class SignalCore {
       const ka = proc.signal.sighand.action[sig]!;
       if (ka.handler === SIG_IGN) continue;
       if (ka.handler !== SIG_DFL) return { info, ka: { ...ka } };
-      if ((DEFAULT_IGNORE | DEFAULT_STOP) & sigbit(sig)) continue;
+      if (DEFAULT_IGNORE & sigbit(sig)) continue;
+      if (DEFAULT_STOP & sigbit(sig)) {
+        if (doSignalStop(this.job, task, sig)) return undefined;
+        continue;
+      }
       this.d.killProcess(proc, sig, undefined);
       return undefined;
     }
@@ -282,6 +300,7 @@ export class SignalCore {
    * false: the task is not runnable any more (a signal killed it).
    */
   deliver(task: Task): boolean {
+    if (this.joinStop(task)) return false;
     if (!this.deliverable(task) || this.held(task)) return true;
     this.handleAll(task, undefined);
     return task.state === 'runnable';
@@ -302,12 +321,23 @@ export class SignalCore {
     } else if (!restart) {
       arch.writeSyscallResult(e, value);
     }
-    if (!this.deliverable(task) && !restart) return;
+    if (!this.deliverable(task) && !restart) {
+      this.joinStop(task);
+      return;
+    }
     if (this.deliverable(task) && this.held(task)) {
       if (restart) this.restart(task, call, resumePc, value);
       return;
     }
     this.handleAll(task, restart);
+  }
+
+  /** A task of a stopped group on its way to user mode stops there (the group stop it missed). */
+  private joinStop(task: Task): boolean {
+    if (!task.process.signal.stopped) return false;
+    task.signal.stopped = 'runnable';
+    task.state = 'blocked';
+    return true;
   }
 
   /** Handle the signals due (one frame each, nested as Linux's exit loop does), then any restart. */

@@ -72,6 +72,8 @@ export const SI = {
   CLD_EXITED: 1,
   CLD_KILLED: 2,
   CLD_DUMPED: 3,
+  CLD_STOPPED: 5,
+  CLD_CONTINUED: 6,
 } as const;
 
 /** sigaltstack's ss_flags. */

@@ -24,6 +24,8 @@ export class TaskSignals {
   /** rt_sigtimedwait sleeping: the set it waits for, and the mask to put back afterwards. */
   waitSet: bigint | undefined;
   waitBlocked = 0n;
+  /** In a group stop: whether it was runnable (runs again at SIGCONT) or asleep in a call. */
+  stopped: 'runnable' | 'sleeping' | undefined;
   /** Signals sent while delivery was held (uprobe_deny_signal): delivered once the hold ends. */
   held = false;
 }
@@ -34,6 +36,9 @@ export class ProcessSignals {
   readonly shared = new SigPending();
   /** The signal the parent gets when this process exits (clone's low byte; fork: SIGCHLD). */
   exitSignal: number = GSIG.SIGCHLD;
+  /** Group-stopped (job control), and the change wait4 has not reported yet (user numbers). */
+  stopped = false;
+  report: { kind: 'stopped' | 'continued'; sig: number } | undefined;
 }
 
 /** signal_pending(): a signal `task` does not block waits for it (thread-directed or group-wide). */
