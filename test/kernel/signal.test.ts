@@ -7,6 +7,8 @@
  * from a sleeping pipe read and SA_RESTART's restart, default actions in wait status words
  * (no core bit: RLIMIT_CORE 0, as recorded), and the calls' errors; then it kills itself with
  * SIGTERM. Its output and death must be qemu-user's (fixtures/signals.json), on every seed tried.
+ * The static-glibc fixtures/src/sigjmp.c goes through the C library: signal() (i386: the old
+ * frame and sigreturn), raise, a SIGSEGV handler that leaves with siglongjmp, sigwait.
  * ppc32, ppc64 and sparc64 join once their frames exist (arch/<family>/signal*.ts).
  */
 import { describe, expect, it } from 'vitest';
@@ -18,9 +20,9 @@ const TARGETS = (['x86_64', 'i386'] as const).filter((t) => supported.has(t));
 const SIGTERM = 15;
 const EINTR = 4;
 
-const recorded = (t: Target): { stdout: string; signal: number } => {
-  const e = (signals as Array<{ target: string; name: string; stdout: string; signal: number }>).find((s) => s.target === t && s.name === 'signals-nolibc');
-  if (!e) throw new Error(`no qemu-user recording of ${t}/signals-nolibc in fixtures/signals.json`);
+const recorded = (t: Target, name = 'signals-nolibc'): { stdout: string; signal: number } => {
+  const e = (signals as Array<{ target: string; name: string; stdout: string; signal: number }>).find((s) => s.target === t && s.name === name);
+  if (!e) throw new Error(`no qemu-user recording of ${t}/${name} in fixtures/signals.json`);
   return e;
 };
 
@@ -36,6 +38,14 @@ describe.each(TARGETS)('signals on %s', (target) => {
     // handled fault (the fixed-up SIGSEGV) and kill(2)'s deaths are not.
     expect(r.reports).toHaveLength(1);
     expect(r.reports[0]).toMatch(/SIGSEGV \(write to unmapped memory\) at address 0x0/);
+  });
+
+  it('sigjmp (static glibc): signal(), raise, siglongjmp out of SIGSEGV, sigwait — as under qemu-user', () => {
+    const rec = recorded(target, 'sigjmp');
+    const r = runProgram(target, fixturePath(target, 'sigjmp'), [], { maxInsns: 2e8 });
+    expect(r.stdout).toBe(rec.stdout);
+    expect(r.signal).toBe(rec.signal);
+    expect(r.reports).toEqual([]);
   });
 
   it('a handled signal interrupts a sleeping pipe read with EINTR, and SA_RESTART restarts it', () => {
