@@ -4,7 +4,7 @@
  * rt_sigpending, SA_RESETHAND, SA_NODEFER, sa_mask, sigaltstack + SA_ONSTACK, rt_sigsuspend,
  * SIGCHLD with waitpid (CLD_EXITED / CLD_KILLED, and SIG_IGN's auto-reap -> ECHILD), SIGPIPE
  * to a handler (EPIPE), a SIGSEGV handler that fixes the fault up (SEGV_ACCERR, si_addr), EINTR
- * from a sleeping pipe read and SA_RESTART's restart, default actions in wait status words
+ * from a sleeping pipe read and SA_RESTART's restart, EINTR from nanosleep, poll and a futex wait, default actions in wait status words
  * (no core bit: RLIMIT_CORE 0, as recorded), and the calls' errors; then it kills itself with
  * SIGTERM. Its output and death must be qemu-user's (fixtures/signals.json), on every seed tried.
  * The static-glibc fixtures/src/sigjmp.c goes through the C library: signal() (i386: the old
@@ -48,10 +48,11 @@ describe.each(TARGETS)('signals on %s', (target) => {
     expect(r.reports).toEqual([]);
   });
 
-  it('a handled signal interrupts a sleeping pipe read with EINTR, and SA_RESTART restarts it', () => {
+  it('a handled signal interrupts a sleeping pipe read, nanosleep, poll and a futex wait with EINTR; SA_RESTART restarts the read', () => {
     const r = runProgram(target, fixturePath(target, 'signals-nolibc'), [], { maxInsns: 2e8 });
     expect(r.stdout).toContain(`pipe read without SA_RESTART: read=-${EINTR} hits=1 byte=-\n`);
     expect(r.stdout).toContain('pipe read with SA_RESTART: read=1 hits=1 byte=y\n');
+    for (const what of ['nanosleep', 'poll', 'futex wait']) expect(r.stdout).toContain(`${what} interrupted: r=-${EINTR} hits=1\n`);
   });
 
   it.each([

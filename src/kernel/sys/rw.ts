@@ -9,6 +9,7 @@
  * task, as pipe_write keeps it across its sleeps.
  */
 import { readSync } from 'node:fs';
+import { GSIG } from '../signal/numbers.js';
 import { E, err } from '../errno.js';
 import { MAX_RW_COUNT } from '../limits.js';
 import { RW_CHUNK, writeStreamed } from '../rw.js';
@@ -20,7 +21,6 @@ import { accessOk, copyOut, mmOf, s32, user, type Handler, type SyscallCtx, type
 import { fileOf } from './files.js';
 
 const IOV_MAX = 1024;
-const SIGPIPE = 13; // the same number on x86, powerpc and sparc
 
 type Seg = { base: bigint; len: number };
 
@@ -156,7 +156,8 @@ function pipeWrite(ctx: SyscallCtx, pipe: Pipe, segs: Seg[], nonblock: boolean):
     return waitOn(pipe);
   }
   task.ioProgress = undefined;
-  if (r.sigpipe) ctx.host.kill(task, task.process.pid, SIGPIPE);
+  // pipe_write's send_sig(SIGPIPE, current, 0): to this thread, SI_USER from itself.
+  if (r.sigpipe) ctx.host.signals.send(ctx.host.signals.userInfo(GSIG.SIGPIPE, task), task.process, task);
   return BigInt(r.result);
 }
 
