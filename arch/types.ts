@@ -183,8 +183,8 @@ export interface SignalFrameRequest {
 export interface SigreturnResult {
   /** uc_sigmask (user numbering). */
   mask: bigint;
-  /** uc_stack, for restore_altstack. */
-  stack: SignalStack;
+  /** uc_stack, for restore_altstack (absent: a frame without one, ppc32's non-rt sigreturn). */
+  stack?: SignalStack;
 }
 
 /**
@@ -219,6 +219,12 @@ export interface SignalAbi {
    * afterwards). undefined: the frame is unreadable (the generic code forces SIGSEGV).
    */
   rtSigreturn?(engine: Engine, mem: GuestMemoryAccess): SigreturnResult | undefined;
+  /**
+   * The older non-rt sigreturn, on targets whose setupRtFrame builds a non-rt frame for handlers
+   * without SA_SIGINFO (ppc32: handle_signal32, returning through sigreturn). Absent: the
+   * `sigreturn` system call is ENOSYS.
+   */
+  sigreturn?(engine: Engine, mem: GuestMemoryAccess): SigreturnResult | undefined;
   /**
    * Make the interrupted system call run again (-ERESTARTSYS & co.): the engine holds the user
    * registers as at the call's entry, PC after the call instruction (`resumePc`). Set the PC

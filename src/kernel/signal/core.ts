@@ -283,8 +283,9 @@ export class SignalCore {
     const arch = this.d.arch;
     const e = mm.engine;
     const restart = isRestartCode(value) ? { call, resumePc, value } : undefined;
-    if (call.name === 'rt_sigreturn') {
-      if (!this.sigreturn(task, mm)) return;
+    const legacy = call.name === 'sigreturn' && this.abi.sigreturn !== undefined;
+    if (call.name === 'rt_sigreturn' || legacy) {
+      if (!this.sigreturn(task, mm, legacy)) return;
     } else if (!restart) {
       arch.writeSyscallResult(e, value);
     }
@@ -350,7 +351,8 @@ export class SignalCore {
       abi.setupRtFrame?.(e, task.mm, {
         sig: userSig,
         handler: ks.ka.handler,
-        restorer: ks.ka.flags & SA.RESTORER ? ks.ka.restorer : undefined,
+        // sparc64: ka_restorer, rt_sigaction's own argument; elsewhere sa_restorer with SA_RESTORER.
+        restorer: ks.ka.kaRestorer ?? (ks.ka.flags & SA.RESTORER ? ks.ka.restorer : undefined),
         flags: this.num.flagsFromGeneric(ks.ka.flags, ks.ka.unknownFlags),
         info: encodeSiginfo(ks.info, userSig, arch.wordSize, arch.endian === 'little'),
         savedMask: this.num.setFromGeneric(saved),
@@ -376,17 +378,17 @@ export class SignalCore {
   }
 
   /** rt_sigreturn: registers, mask and sigaltstack from the frame; a bad frame is SIGSEGV. */
-  private sigreturn(task: Task, mm: import('../../mm/mm.js').Mm): boolean {
+  private sigreturn(task: Task, mm: import('../../mm/mm.js').Mm, legacy = false): boolean {
     const e = mm.engine;
     const sp = this.d.arch.getSp(e);
-    const r = this.abi.rtSigreturn?.(e, mm);
+    const r = legacy ? this.abi.sigreturn?.(e, mm) : this.abi.rtSigreturn?.(e, mm);
     if (!r) {
       this.d.killProcess(task.process, GSIG.SIGSEGV, `uniprobe: ${task.process.comm}[${task.tid}]: SIGSEGV (rt_sigreturn with a bad frame, sp 0x${sp.toString(16)})`);
       return false;
     }
     task.signal.blocked = this.num.setToGeneric(r.mask) & ~UNBLOCKABLE;
     // restore_altstack: only a fault reading it fails sigreturn; EPERM & co. are ignored.
-    task.signal.altstack.set(r.stack, this.d.arch.getSp(e), this.abi.minSigStkSz);
+    if (r.stack) task.signal.altstack.set(r.stack, this.d.arch.getSp(e), this.abi.minSigStkSz);
     return true;
   }
 

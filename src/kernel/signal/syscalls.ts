@@ -83,6 +83,7 @@ function rtSigaction(ctx: SyscallCtx, a: bigint[]): SyscallResult {
       unknownFlags: unknown,
       restorer: L.restorer !== undefined ? readField(v, L.restorer, w, little) : (extra.restorer ?? 0n),
       mask: sc.num.setToGeneric(decodeSigset(b.subarray(L.mask, L.mask + 8), w, little)) & ~UNBLOCKABLE,
+      ...(abi.rtSigactionArgs && { kaRestorer: extra.restorer ?? 0n }),
     };
   }
   // do_sigaction: a valid number, and no action for SIGKILL/SIGSTOP.
@@ -199,6 +200,8 @@ export const signalHandlers: Record<string, Handler> = {
   sigaltstack,
   // The frame is read on the return path (SignalCore.syscallExit), with the user registers back.
   rt_sigreturn: () => 0n,
+  // The non-rt frame's return (ppc32), on targets that build one.
+  sigreturn: (ctx) => (ctx.host.arch.signals.sigreturn ? 0n : err(E.ENOSYS)),
   kill: (ctx, [pid, sig]) => ctx.host.signals.kill(ctx.task, s32(pid!), s32(sig!)),
   tgkill: (ctx, [tgid, tid, sig]) => ctx.host.signals.tkill(ctx.task, Math.max(0, s32(tgid!)), s32(tid!), s32(sig!)),
   tkill: (ctx, [tid, sig]) => ctx.host.signals.tkill(ctx.task, -1, s32(tid!), s32(sig!)),
