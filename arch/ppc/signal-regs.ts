@@ -82,7 +82,12 @@ export function putGregs(v: DataView, off: number, w: 4 | 8, r: PpcUserRegs, msr
   if (faultAddr !== undefined) put(PT.DAR, faultAddr);
 }
 
-/** elf_fpregset_t at `off`: fpr0–31 as raw doublewords, the FPSCR in the low word of slot 32. */
+/**
+ * elf_fpregset_t at `off`: fpr0–31 as raw doublewords, the FPSCR in the low word of slot 32.
+ * Limit (measured): Unicorn 2.1.1's ppc64 register API reads the FPSCR as 0 after any write, so
+ * on ppc64 the FPSCR slot, the handler's FPSCR = 0 and its restore are only as good as that API;
+ * ppc32's FPSCR goes through exactly.
+ */
 export function putFpregs(v: DataView, off: number, r: PpcUserRegs): void {
   r.fpr.forEach((x, i) => v.setBigUint64(off + 8 * i, x));
   v.setBigUint64(off + 256, BigInt.asUintN(32, r.fpscr));
