@@ -260,7 +260,7 @@ export class Machine {
         this.st.lastMemFault = { type, addr };
         return false;
       },
-      UC_HOOK.MEM_READ_UNMAPPED | UC_HOOK.MEM_WRITE_UNMAPPED | UC_HOOK.MEM_FETCH_UNMAPPED | UC_HOOK.MEM_READ_PROT | UC_HOOK.MEM_FETCH_PROT,
+      UC_HOOK.MEM_READ_UNMAPPED | UC_HOOK.MEM_WRITE_UNMAPPED | UC_HOOK.MEM_FETCH_UNMAPPED | UC_HOOK.MEM_READ_PROT | UC_HOOK.MEM_WRITE_PROT | UC_HOOK.MEM_FETCH_PROT,
     );
   }
 
@@ -585,6 +585,11 @@ export class Machine {
     const atomic = task.state === 'runnable' && (task.kctx.preempt > 0 || task.kctx.rcuDepth > 0);
     task.pinnedCpu = atomic ? cpu.id : undefined;
     if (!atomic) task.kctx.cpu = undefined;
+  }
+
+  /** send_sig_info from kernel code (a probe handler's bpf_send_signal): generic `sig` to one task. */
+  sendSignal(task: Task, sig: number): void {
+    this.procs.signals.send({ signo: sig, code: 0x80 /* SI_KERNEL */ }, task.process, task);
   }
 
   // --- kernel text (patched only between runs) ------------------------------------------------

@@ -153,8 +153,9 @@ export class TrapDispatch {
     this.d.procs.signals.syscallExit(task, call, BigInt.asIntN(arch.wordSize * 8, value), task.userResumePc, task.mm);
     if (task.state !== 'runnable') return { stop: true };
     const pc = arch.getPc(e);
-    // A long slice of a lone task ends when the system call gave it company (clone, a wake-up).
-    if (state.loneQuantum && !state.runsAlone()) return { pc, stop: true };
+    // A long slice of a lone task ends when the system call gave it company (clone, a wake-up);
+    // a signal frame written over copy-on-write pages is complete only once the run has stopped.
+    if ((state.loneQuantum && !state.runsAlone()) || task.mm.unsettled) return { pc, stop: true };
     return { pc };
   }
 

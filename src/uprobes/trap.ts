@@ -14,6 +14,7 @@
  * sleeping is to end the run and do the work with the engine stopped (Machine.runAfterStop).
  */
 import { SIG, type TrapAction } from '../../arch/types.js';
+import { signalPending } from '../kernel/signal/state.js';
 import type { BreakpointHit } from '../kernel/machine.js';
 import { UniprobeError } from '../errors.js';
 import type { HitCpu } from '../regs/probe-regs.js';
@@ -220,6 +221,9 @@ export class UprobeTrapPath {
     ut.slot = -1;
     ut.archState = undefined;
     this.core.putUprobe(u);
+    // A signal held by uprobe_deny_signal during the step is delivered now, on this return to
+    // user mode: end the run so the scheduler's delivery point runs before the next instruction.
+    if (signalPending(hit.task)) return { pc: this.machine.arch.getPc(hit.engine), stop: true };
     return this.resume(this.machine.arch.getPc(hit.engine));
   }
 

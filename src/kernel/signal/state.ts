@@ -32,3 +32,8 @@ export class ProcessSignals {
   /** The signal the parent gets when this process exits (clone's low byte; fork: SIGCHLD). */
   exitSignal: number = GSIG.SIGCHLD;
 }
+
+/** signal_pending(): a signal `task` does not block waits for it (thread-directed or group-wide). */
+export function signalPending(task: { signal: TaskSignals; process: { signal: ProcessSignals } }): boolean {
+  return ((task.signal.pending.set | task.process.signal.shared.set) & ~task.signal.blocked) !== 0n;
+}
