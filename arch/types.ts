@@ -183,8 +183,8 @@ export interface SignalFrameRequest {
 export interface SigreturnResult {
   /** uc_sigmask (user numbering). */
   mask: bigint;
-  /** uc_stack, for restore_altstack (absent: a frame without one, ppc32's non-rt sigreturn). */
-  stack?: SignalStack;
+  /** uc_stack, for restore_altstack. */
+  stack: SignalStack;
 }
 
 /**
@@ -220,11 +220,13 @@ export interface SignalAbi {
    */
   rtSigreturn?(engine: Engine, mem: GuestMemoryAccess): SigreturnResult | undefined;
   /**
-   * The older non-rt sigreturn, on targets whose setupRtFrame builds a non-rt frame for handlers
-   * without SA_SIGINFO (ppc32: handle_signal32, returning through sigreturn). Absent: the
-   * `sigreturn` system call is ENOSYS.
+   * The old-style (non-rt) frame and its `sigreturn`, for targets whose kernel builds it for a
+   * handler without SA_SIGINFO (i386, ppc32: setup_frame). Same contract as setupRtFrame /
+   * rtSigreturn (the generic code calls `sigreturn` at HC_SYSRET of the `sigreturn` system call);
+   * `stack` is absent from its result (the old frame has no uc_stack). Absent = always rt.
    */
-  sigreturn?(engine: Engine, mem: GuestMemoryAccess): SigreturnResult | undefined;
+  setupFrame?(engine: Engine, mem: GuestMemoryAccess, req: SignalFrameRequest): boolean;
+  sigreturn?(engine: Engine, mem: GuestMemoryAccess): { mask: bigint } | undefined;
   /**
    * Make the interrupted system call run again (-ERESTARTSYS & co.): the engine holds the user
    * registers as at the call's entry, PC after the call instruction (`resumePc`). Set the PC

@@ -28,7 +28,6 @@ import { UC_PPC_REG as R } from './ucregs.js';
 import { FPREGS_BYTES, MSR, frameBytes, putFpregs, putGregs, readUserRegs, restoreImage, userMsr } from './signal-regs.js';
 import { SIGNAL_FRAMESIZE32 as SIGNAL_FRAMESIZE, SIGTRAMP_PPC32, TRAMP_RT32, TRAMP_SIG32 } from './sigtramp.js';
 
-const SA_SIGINFO = 0x4;
 
 /** struct mcontext (32-bit): where its parts sit. */
 const MC_GREGS = 0;
@@ -71,10 +70,14 @@ function enterHandler(e: Engine, mem: GuestMemoryAccess, req: SignalFrameRequest
   e.regWriteBatch(ids, [newsp, BigInt(req.sig), ...args, req.handler, tramp, 0n, msr]);
 }
 
-export function setupFrame32(e: Engine, mem: GuestMemoryAccess, req: SignalFrameRequest): boolean {
+/** handle_rt_signal32 (a handler with SA_SIGINFO). */
+export const setupRtFrame32 = (e: Engine, mem: GuestMemoryAccess, req: SignalFrameRequest): boolean => setupFrame32(e, mem, req, true);
+/** handle_signal32 (a handler without SA_SIGINFO). */
+export const setupSigFrame32 = (e: Engine, mem: GuestMemoryAccess, req: SignalFrameRequest): boolean => setupFrame32(e, mem, req, false);
+
+function setupFrame32(e: Engine, mem: GuestMemoryAccess, req: SignalFrameRequest, rt: boolean): boolean {
   const sp = BigInt.asUintN(32, e.regRead(R.R1));
   const top = req.altStackTop ?? sp;
-  const rt = (req.flags & SA_SIGINFO) !== 0;
   const size = rt ? RT_FRAME_SIZE : SF_FRAME_SIZE;
   const frame = (top - BigInt(size)) & ~0xfn;
   try {
@@ -132,7 +135,7 @@ export function rtSigreturn32(e: Engine, mem: GuestMemoryAccess): SigreturnResul
 }
 
 /** sys_sigreturn: the sigcontext 64 bytes above r1; its regs pointer leads to the mcontext. */
-export function sigreturn32(e: Engine, mem: GuestMemoryAccess): SigreturnResult | undefined {
+export function sigreturn32(e: Engine, mem: GuestMemoryAccess): { mask: bigint } | undefined {
   const sc = BigInt.asUintN(32, e.regRead(R.R1) + SIGNAL_FRAMESIZE);
   try {
     const b = mem.read(sc, SC_SIZE);

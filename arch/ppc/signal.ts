@@ -4,7 +4,7 @@
  * (ppc32) / 8192 (ppc64). The frames: signal-frame-ppc32.ts, signal-frame-ppc64.ts.
  */
 import type { SignalAbi } from '../types.js';
-import { restartSyscallPpc, rtSigreturn32, setupFrame32, sigreturn32 } from './signal-frame-ppc32.js';
+import { restartSyscallPpc, rtSigreturn32, setupRtFrame32, setupSigFrame32, sigreturn32 } from './signal-frame-ppc32.js';
 import { rtSigreturn64, setupRtFrame64 } from './signal-frame-ppc64.js';
 
 const PPC_SA_FLAGS = {
@@ -22,9 +22,10 @@ export const PPC32_SIGNALS: SignalAbi = {
   saFlags: PPC_SA_FLAGS,
   sigaction: { size: 20, handler: 0, flags: 4, flagsSize: 4, restorer: 8, mask: 12 },
   minSigStkSz: 2048,
-  // Without SA_SIGINFO ppc32 builds the older sigframe and returns through sigreturn (119).
-  setupRtFrame: setupFrame32,
+  setupRtFrame: setupRtFrame32,
   rtSigreturn: rtSigreturn32,
+  // Without SA_SIGINFO ppc32 builds the older sigframe and returns through sigreturn (119).
+  setupFrame: setupSigFrame32,
   sigreturn: sigreturn32,
   restartSyscall: restartSyscallPpc,
 };

@@ -19,7 +19,7 @@ import { SyscallTable } from '../syscall-table.js';
 import { STAT64_I386, STAT_I386 } from './stat.js';
 import { GENERIC_OPEN_FLAGS } from '../../src/kernel/abi/open-flags.js';
 import { sigactionLayout, X86_MINSIGSTKSZ, X86_SA_FLAGS } from './signal-abi.js';
-import { restartSyscall32, rtSigreturn32, setupRtFrame32 } from './signal-frame-i386.js';
+import { restartSyscall32, rtSigreturn32, setupFrame32, setupRtFrame32, sigreturn32 } from './signal-frame-i386.js';
 
 const GPRS = [R.EAX, R.EBX, R.ECX, R.EDX, R.ESI, R.EDI, R.EBP, R.ESP] as const;
 const SYSCALL_REGS = [...GPRS, R.EIP, R.EFLAGS];
@@ -96,7 +96,7 @@ export const i386: Arch = {
   stackBias: 0,
   unameMachine: 'i686',
   fsAbi: { stat: STAT_I386, stat64: STAT64_I386, openFlags: GENERIC_OPEN_FLAGS },
-  signals: { saFlags: X86_SA_FLAGS, sigaction: sigactionLayout(4), minSigStkSz: X86_MINSIGSTKSZ, setupRtFrame: setupRtFrame32, rtSigreturn: rtSigreturn32, restartSyscall: restartSyscall32 },
+  signals: { saFlags: X86_SA_FLAGS, sigaction: sigactionLayout(4), minSigStkSz: X86_MINSIGSTKSZ, setupRtFrame: setupRtFrame32, rtSigreturn: rtSigreturn32, setupFrame: setupFrame32, sigreturn: sigreturn32, restartSyscall: restartSyscall32 },
   // i386 passes 64-bit offsets as (low, high) in consecutive argument registers.
   fileOffsetArg: (args, at) => BigInt.asIntN(64, ((args[at + 1]! & 0xffffffffn) << 32n) | (args[at]! & 0xffffffffn)),
   layout: {

@@ -279,6 +279,11 @@ export class TrapDispatch {
     task.sleepUntil = undefined;
     task.pollDeadline = undefined;
     task.signal.suspended = false;
+    if (task.signal.waitSet !== undefined) {
+      // rt_sigtimedwait's set goes back to blocked.
+      task.signal.blocked = task.signal.waitBlocked;
+      task.signal.waitSet = undefined;
+    }
   }
 
   /** A woken task's sleeping call, run again before it goes on (Machine.runQuantum). */

@@ -119,7 +119,7 @@ describe('ppc32 signal frames (signal_32.c)', () => {
     const e = mm.engine;
     const sp = 0x7000_f000n;
     const gpr = fillPpc(mm, 4, sp);
-    expect(arch.signals.setupRtFrame!(e, mm, request({ flags: 0 }))).toBe(true);
+    expect(arch.signals.setupFrame!(e, mm, request({ flags: 0 }))).toBe(true);
     // struct sigframe: sigcontext (32) + mcontext (992) + abigap (224); r1 = frame − 64.
     const frame = (sp - 1248n) & ~15n;
     const [r1, r3, r4, lr] = e.regReadBatch([P.R1, P.R3, P.R4, P.LR]);

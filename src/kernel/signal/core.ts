@@ -10,7 +10,7 @@
  *   hypercall hook, where sysret writes registers anyway) or before a run of a task that is in
  *   user mode (Machine.runQuantum).
  */
-import type { Arch, GuestFault, SignalAbi } from '../../../arch/types.js';
+import type { Arch, GuestFault, SignalAbi, SigreturnResult } from '../../../arch/types.js';
 import type { Process, Task } from '../task.js';
 import { E } from '../errno.js';
 import { encodeSiginfo } from './siginfo.js';
@@ -54,6 +54,9 @@ const RESTART_CODE: Record<string, number> = {
   rt_sigsuspend: ERESTARTNOHAND,
   pause: ERESTARTNOHAND,
 };
+
+/** Sleeping calls a signal ends with a plain EINTR, never restarted (do_sigtimedwait). */
+const EINTR_ONLY = new Set(['rt_sigtimedwait', 'rt_sigtimedwait_time64']);
 
 export class SignalCore {
   readonly abi: SignalAbi;
@@ -115,7 +118,9 @@ export class SignalCore {
     if (thread) target = wants(thread) ? thread : undefined;
     else target = proc.tasks.find(wants);
     if (!target) return; // blocked everywhere: it stays pending
-    if (this.fatal(proc, sig)) {
+    // sig_fatal, unless the taker only unblocked it to sigtimedwait for it (real_blocked).
+    const waiting = target.signal.waitSet !== undefined && (target.signal.waitBlocked & bit) !== 0n;
+    if (this.fatal(proc, sig) && !waiting) {
       this.d.killProcess(proc, sig, undefined);
       return;
     }
@@ -228,6 +233,15 @@ export class SignalCore {
     return false;
   }
 
+  /** Take the lowest pending signal of `set` (thread's own first) regardless of the mask: sigtimedwait. */
+  take(task: Task, set: bigint): SigInfo | undefined {
+    for (const p of [task.signal.pending, task.process.signal.shared]) {
+      const ready = p.set & set;
+      if (ready) return p.take(lowestBit(ready));
+    }
+    return undefined;
+  }
+
   /** dequeue_signal: the thread's own signals first, synchronous ones before the rest, lowest first. */
   private dequeue(task: Task): SigInfo | undefined {
     for (const p of [task.signal.pending, task.process.signal.shared]) {
@@ -283,9 +297,8 @@ export class SignalCore {
     const arch = this.d.arch;
     const e = mm.engine;
     const restart = isRestartCode(value) ? { call, resumePc, value } : undefined;
-    const legacy = call.name === 'sigreturn' && this.abi.sigreturn !== undefined;
-    if (call.name === 'rt_sigreturn' || legacy) {
-      if (!this.sigreturn(task, mm, legacy)) return;
+    if (call.name === 'rt_sigreturn' || (call.name === 'sigreturn' && this.abi.sigreturn)) {
+      if (!this.sigreturn(task, mm, call.name === 'rt_sigreturn')) return;
     } else if (!restart) {
       arch.writeSyscallResult(e, value);
     }
@@ -347,8 +360,10 @@ export class SignalCore {
     const alt = ts.altstack;
     const onAlt = (ks.ka.flags & SA.ONSTACK) !== 0 && alt.size !== 0n && !alt.onStack(sp);
     const saved = ts.savedMask ?? ts.blocked;
+    // i386 and ppc32 build the old-style frame for a handler without SA_SIGINFO (setup_frame).
+    const setup = !(ks.ka.flags & SA.SIGINFO) && abi.setupFrame ? abi.setupFrame : abi.setupRtFrame;
     const ok =
-      abi.setupRtFrame?.(e, task.mm, {
+      setup?.call(abi, e, task.mm, {
         sig: userSig,
         handler: ks.ka.handler,
         // sparc64: ka_restorer, rt_sigaction's own argument; elsewhere sa_restorer with SA_RESTORER.
@@ -377,18 +392,18 @@ export class SignalCore {
     return true;
   }
 
-  /** rt_sigreturn: registers, mask and sigaltstack from the frame; a bad frame is SIGSEGV. */
-  private sigreturn(task: Task, mm: import('../../mm/mm.js').Mm, legacy = false): boolean {
+  /** (rt_)sigreturn: registers, mask and (rt) sigaltstack from the frame; a bad frame is SIGSEGV. */
+  private sigreturn(task: Task, mm: import('../../mm/mm.js').Mm, rt: boolean): boolean {
     const e = mm.engine;
     const sp = this.d.arch.getSp(e);
-    const r = legacy ? this.abi.sigreturn?.(e, mm) : this.abi.rtSigreturn?.(e, mm);
+    const r = rt ? this.abi.rtSigreturn?.(e, mm) : this.abi.sigreturn?.(e, mm);
     if (!r) {
-      this.d.killProcess(task.process, GSIG.SIGSEGV, `uniprobe: ${task.process.comm}[${task.tid}]: SIGSEGV (rt_sigreturn with a bad frame, sp 0x${sp.toString(16)})`);
+      this.d.killProcess(task.process, GSIG.SIGSEGV, `uniprobe: ${task.process.comm}[${task.tid}]: SIGSEGV (${rt ? 'rt_sigreturn' : 'sigreturn'} with a bad frame, sp 0x${sp.toString(16)})`);
       return false;
     }
     task.signal.blocked = this.num.setToGeneric(r.mask) & ~UNBLOCKABLE;
     // restore_altstack: only a fault reading it fails sigreturn; EPERM & co. are ignored.
-    if (r.stack) task.signal.altstack.set(r.stack, this.d.arch.getSp(e), this.abi.minSigStkSz);
+    if ('stack' in r) task.signal.altstack.set((r as SigreturnResult).stack, this.d.arch.getSp(e), this.abi.minSigStkSz);
     return true;
   }
 
@@ -401,6 +416,7 @@ export class SignalCore {
     const done = task.ioProgress;
     task.ioProgress = undefined;
     if (done !== undefined && done > 0) return BigInt(done);
+    if (EINTR_ONLY.has(name)) return -BigInt(E.EINTR);
     return -BigInt(RESTART_CODE[name] ?? ERESTARTSYS);
   }
 

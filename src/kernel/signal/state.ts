@@ -21,6 +21,9 @@ export class TaskSignals {
   savedMask: bigint | undefined;
   /** rt_sigsuspend is sleeping (its retry must not save the mask again). */
   suspended = false;
+  /** rt_sigtimedwait sleeping: the set it waits for, and the mask to put back afterwards. */
+  waitSet: bigint | undefined;
+  waitBlocked = 0n;
   /** Signals sent while delivery was held (uprobe_deny_signal): delivered once the hold ends. */
   held = false;
 }

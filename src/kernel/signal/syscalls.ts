@@ -8,6 +8,7 @@ import { E, err } from '../errno.js';
 import { accessOk, s32, user, type Handler, type SyscallCtx, type SyscallResult } from '../sys/common.js';
 import { NSIG, SA, SIG_DFL, SIG_IGN, DEFAULT_IGNORE, UNBLOCKABLE, sigbit } from './numbers.js';
 import type { KSigaction } from './sighand.js';
+import { encodeSiginfo } from './siginfo.js';
 
 const SIGSET_SIZE = 8n;
 
@@ -191,7 +192,74 @@ function sigaltstack(ctx: SyscallCtx, [uss, uoss]: bigint[]): SyscallResult {
   return 0n;
 }
 
+/** struct timespec of the target's word size (sigtimedwait's timeout): EINVAL when out of range. */
+function readTimeout(ctx: SyscallCtx, ptr: bigint, w: 4 | 8): bigint | { ns: bigint } {
+  const b = bytesOf(ctx, ptr, 2 * w);
+  if (typeof b === 'bigint') return b;
+  const v = new DataView(b.buffer, b.byteOffset, 2 * w);
+  const l = le(ctx);
+  const sec = w === 8 ? v.getBigInt64(0, l) : BigInt(v.getInt32(0, l));
+  const nsec = w === 8 ? v.getBigInt64(8, l) : BigInt(v.getInt32(4, l));
+  if (sec < 0n || nsec < 0n || nsec >= 1_000_000_000n) return err(E.EINVAL);
+  return { ns: sec * 1_000_000_000n + nsec };
+}
+
+/**
+ * rt_sigtimedwait (do_sigtimedwait): take a pending signal of the set without running its
+ * handler. While it sleeps the set is unblocked (so sending one wakes the task) and blocked again
+ * after; a zero timeout or the deadline passing is EAGAIN; another signal's handler, EINTR.
+ */
+function rtSigtimedwait(ctx: SyscallCtx, [uthese, uinfo, uts, size]: bigint[], w: 4 | 8): SyscallResult {
+  const task = ctx.task;
+  const ts = task.signal;
+  const sc = ctx.host.signals;
+  const timers = ctx.host.timers;
+  let set = ts.waitSet;
+  if (set === undefined) {
+    if (size !== SIGSET_SIZE) return err(E.EINVAL);
+    const raw = readSigset(ctx, uthese!);
+    if (raw < 0n) return raw;
+    set = sc.num.setToGeneric(raw) & ~UNBLOCKABLE;
+    let deadline: bigint | undefined;
+    if (uts !== 0n) {
+      const t = readTimeout(ctx, uts!, w);
+      if (typeof t === 'bigint') return t;
+      deadline = timers.now() + t.ns;
+    }
+    const got = sc.take(task, set);
+    if (got) return sigwaitDone(ctx, got, uinfo!);
+    if (deadline !== undefined && deadline <= timers.now()) return err(E.EAGAIN);
+    ts.waitSet = set;
+    ts.waitBlocked = ts.blocked;
+    ts.blocked &= ~set;
+    task.sleepUntil = deadline;
+  } else {
+    const got = sc.take(task, set);
+    const timedOut = task.sleepUntil !== undefined && timers.now() >= task.sleepUntil;
+    if (got || timedOut) {
+      ts.blocked = ts.waitBlocked;
+      ts.waitSet = undefined;
+      task.sleepUntil = undefined;
+      return got ? sigwaitDone(ctx, got, uinfo!) : err(E.EAGAIN);
+    }
+  }
+  const until = task.sleepUntil;
+  return { kind: 'wait', subscribe: (wake) => (until !== undefined ? timers.add(until, wake) : () => {}) };
+}
+
+function sigwaitDone(ctx: SyscallCtx, info: import('./pending.js').SigInfo, uinfo: bigint): bigint {
+  const arch = ctx.host.arch;
+  const userSig = ctx.host.signals.num.fromGeneric(info.signo);
+  if (uinfo !== 0n) {
+    const r = putBytes(ctx, uinfo, encodeSiginfo(info, userSig, arch.wordSize, arch.endian === 'little'));
+    if (r !== undefined) return r;
+  }
+  return BigInt(userSig);
+}
+
 export const signalHandlers: Record<string, Handler> = {
+  rt_sigtimedwait: (ctx, a) => rtSigtimedwait(ctx, a, ctx.host.arch.wordSize),
+  rt_sigtimedwait_time64: (ctx, a) => rtSigtimedwait(ctx, a, 8),
   rt_sigaction: rtSigaction,
   rt_sigprocmask: rtSigprocmask,
   rt_sigpending: rtSigpending,
@@ -200,7 +268,7 @@ export const signalHandlers: Record<string, Handler> = {
   sigaltstack,
   // The frame is read on the return path (SignalCore.syscallExit), with the user registers back.
   rt_sigreturn: () => 0n,
-  // The non-rt frame's return (ppc32), on targets that build one.
+  // The old frame's return (i386, ppc32); ENOSYS where the target has no such frame.
   sigreturn: (ctx) => (ctx.host.arch.signals.sigreturn ? 0n : err(E.ENOSYS)),
   kill: (ctx, [pid, sig]) => ctx.host.signals.kill(ctx.task, s32(pid!), s32(sig!)),
   tgkill: (ctx, [tgid, tid, sig]) => ctx.host.signals.tkill(ctx.task, Math.max(0, s32(tgid!)), s32(tid!), s32(sig!)),
