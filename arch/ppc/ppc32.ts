@@ -11,6 +11,7 @@ import { SyscallTable } from '../syscall-table.js';
 import { STAT64_PPC32, STAT_PPC32 } from './stat.js';
 import { PPC_OPEN_FLAGS } from './fcntl.js';
 import { PPC32_SIGNALS } from './signal.js';
+import { installSigtramp } from './sigtramp.js';
 import {
   MSR_FP,
   PPC_ARG_REGS,
@@ -60,8 +61,9 @@ export const ppc32: Arch = {
   },
   registers: { byName: ppcRegisterNames(4) },
 
-  setupEngine(e: Engine): void {
+  setupEngine(e: Engine, support): void {
     e.regWrite(R.MSR, e.regRead(R.MSR) | MSR_FP);
+    installSigtramp(e, support, false);
   },
 
   installTrapHooks(engine: Engine, sink: TrapSink): void {

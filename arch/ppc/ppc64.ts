@@ -37,9 +37,12 @@ import { SyscallTable } from '../syscall-table.js';
 import { STAT_PPC64 } from './stat.js';
 import { PPC_OPEN_FLAGS } from './fcntl.js';
 import { PPC64_SIGNALS } from './signal.js';
+import { elfAbiOf, setElfAbi } from './signal-frame-ppc64.js';
+import { installSigtramp } from './sigtramp.js';
 import {
   MSR_FP,
   PPC_ARG_REGS,
+  PPC_FULL_REGS,
   PPC_SYSCALL_ARG_REGS,
   installPpcTrapHooks,
   ppcAuxv,
@@ -155,8 +158,9 @@ export const ppc64: Arch = {
     return a === addr ? undefined : a;
   },
 
-  setupEngine(e: Engine): void {
+  setupEngine(e: Engine, support): void {
     enableHypervisorMode(e, e.regRead(R.MSR) | MSR_SF | MSR_FP);
+    installSigtramp(e, support, true);
   },
 
   installTrapHooks(engine: Engine, sink: TrapSink): void {
@@ -164,11 +168,20 @@ export const ppc64: Arch = {
   },
 
   ...ppcSharedMembers,
+  // The snapshot carries the program's ELF ABI after the registers (TIF_ELF2ABI: a fork's child
+  // keeps it, the signal frame needs it to call an ELFv1 handler through its descriptor).
+  snapshot: (e) => ({ values: [...e.regReadBatch(PPC_FULL_REGS), elfAbiOf(e) === 'elfv1' ? 1n : 2n] }),
+  restore(e, s): void {
+    e.regWriteBatch(PPC_FULL_REGS, s.values.slice(0, PPC_FULL_REGS.length));
+    const abi = s.values[PPC_FULL_REGS.length];
+    if (abi !== undefined) setElfAbi(e, abi === 1n ? 'elfv1' : 'elfv2');
+  },
 
   auxv: () => ppcAuxv(PPC64_HWCAP, PPC64_CACHE_BLOCK),
 
   startRegisters(e, { entry, sp, elf }): void {
     ppcStartRegisters(e, entry, sp);
+    setElfAbi(e, elf.ppc64Abi);
     // ELFv2: the global entry computes r2 from r12; ELFv1: r2 comes from the entry descriptor.
     if (elf.ppc64Abi === 'elfv2') e.regWrite(R.R12, entry);
     else if (elf.entryToc !== undefined) e.regWrite(R.R2, elf.entryToc);

@@ -93,7 +93,11 @@ export const STUB_FPU_PROBE = STUB_AREA + 0x30n; // wr %g0,0x82,%asi ; wr %g0,FE
 export const STUB_DYNAMIC = STUB_AREA + 0x40n;
 
 /** What a `ta` inside the stub area means. */
-export type StubTrap = { kind: 'resume'; to: bigint } | { kind: 'resolve'; at: bigint; npc: bigint };
+export type StubTrap =
+  | { kind: 'resume'; to: bigint }
+  | { kind: 'resolve'; at: bigint; npc: bigint }
+  // The host finishes a job the stub began (signal-frame.ts: rt_sigreturn after `wr %ccr/%y`).
+  | { kind: 'call'; run: (cpu: SparcCpu) => void };
 
 /** Per-engine state the host adds to the CPU. */
 export class SparcCpu {
@@ -130,7 +134,7 @@ export class SparcCpu {
    * is never rewritten, so no translated block can go stale) and its traps registered.
    */
   stub(words: number[], traps: Array<[number, StubTrap]> = []): bigint {
-    const key = words.join(',') + '|' + traps.map(([i, t]) => `${i}:${t.kind}:${'to' in t ? t.to : `${t.at}:${t.npc}`}`).join(',');
+    const key = words.join(',') + '|' + traps.map(([i, t]) => `${i}:${t.kind}:${t.kind === 'resume' ? t.to : t.kind === 'resolve' ? `${t.at}:${t.npc}` : t.run.name}`).join(',');
     const have = this.slots.get(key);
     if (have !== undefined) return have;
     const at = this.next;

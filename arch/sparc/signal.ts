@@ -2,10 +2,10 @@
  * sparc64's signal ABI tables (arch/sparc/include/uapi/asm/signal.h): its own signal numbers
  * (SIGEMT 7, SIGBUS 10, SIGCHLD 20, SIGUSR1 30…), sa_flags (_SV_* bits, SA_SIGINFO 0x200),
  * SIG_BLOCK/UNBLOCK/SETMASK = 1/2/4, struct __new_sigaction {handler, flags, restorer, mask},
- * rt_sigaction's extra restorer argument, MINSIGSTKSZ 4096. The rt frame hooks are still to come
- * (sigppc): without them a handled signal kills with SIGSEGV and one line saying so.
+ * rt_sigaction's extra restorer argument, MINSIGSTKSZ 4096. The frame: signal-frame.ts.
  */
 import type { SignalAbi } from '../types.js';
+import { restartSyscall, rtSigreturn, setupRtFrame } from './signal-frame.js';
 
 export const SPARC64_SIGNALS: SignalAbi = {
   numbers: {
@@ -21,4 +21,7 @@ export const SPARC64_SIGNALS: SignalAbi = {
   sigprocmaskHow: { BLOCK: 1, UNBLOCK: 2, SETMASK: 4 },
   // sys_sparc64_rt_sigaction(sig, act, oact, restorer, sigsetsize)
   rtSigactionArgs: (a) => ({ restorer: a[3]!, sigsetsize: a[4]! }),
+  setupRtFrame,
+  rtSigreturn,
+  restartSyscall,
 };

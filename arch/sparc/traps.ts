@@ -137,6 +137,7 @@ export function onTrap(cpu: SparcCpu, intno: number): void {
     if (cpu.inStubArea(pc)) {
       const t = cpu.stubTraps.get(pc);
       if (t?.kind === 'resume' && n === ST.RESUME) return void e.regWrite(R.PC, t.to);
+      if (t?.kind === 'call' && n === ST.RESUME) return t.run(cpu);
       if (t?.kind === 'resolve' && n === ST.RESOLVE) {
         const w = fetch(e, t.at)!;
         return perform(cpu, t.at, w, t.npc);

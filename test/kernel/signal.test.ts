@@ -9,21 +9,54 @@
  * SIGTERM. Its output and death must be qemu-user's (fixtures/signals.json), on every seed tried.
  * The static-glibc fixtures/src/sigjmp.c goes through the C library: signal() (i386: the old
  * frame and sigreturn), raise, a SIGSEGV handler that leaves with siglongjmp, sigwait.
- * ppc32, ppc64 and sparc64 join once their frames exist (arch/<family>/signal*.ts).
+ * ppc32, ppc64 and sparc64 run them through their own frames (arch/ppc/signal-frame-*.ts,
+ * arch/sparc/signal-frame.ts). Where qemu-user itself departs from Linux, the recording is
+ * corrected to Linux's answer, line by line, with the reason (QEMU_VS_LINUX below).
  */
 import { describe, expect, it } from 'vitest';
 import { fixturePath, runProgram, supported } from '../helpers.js';
 import signals from '../../fixtures/signals.json' with { type: 'json' };
 import type { Target } from '../../arch/types.js';
+import { Mm } from '../../src/mm/mm.js';
 
-const TARGETS = (['x86_64', 'i386'] as const).filter((t) => supported.has(t));
+/**
+ * ppc64 and sparc64 need the user/kernel boundary (issue 14, engineer "bound"): without it the
+ * fixture's `*(int *)0 = 1` in a child lands in the guest kernel's alias at address 0 (those
+ * engines map it there, arch/ppc/ppc64.ts, arch/sparc/sparc64.ts) instead of faulting, and the
+ * corrupted kernel entry takes the later children down. They join as soon as it is merged.
+ */
+const hasBoundary = 'isKernelAddress' in Mm.prototype;
+const TARGETS = (['x86_64', 'i386', 'ppc32', ...(hasBoundary ? (['ppc64', 'sparc64'] as const) : [])] as const).filter((t) => supported.has(t));
+
+/**
+ * qemu-user's answers that are not Linux's, as [recorded line, Linux's line]:
+ * - ppc32/ppc64: a store to a PROT_READ page is SEGV_ACCERR on Linux (do_page_fault: the VMA exists,
+ *   access_error → bad_access → SEGV_ACCERR); qemu-user's ppc reports another si_code.
+ *   (addr_ok=0 is the program's own doing on ppc: gcc reads `fault_addr`, a pointer *to* volatile,
+ *   before the faulting `stbu`, so it is 0 under Linux too.)
+ * - ppc64: MINSIGSTKSZ is 8192 for __powerpc64__ (uapi asm/signal.h), so sigaltstack of the
+ *   fixture's small stack is ENOMEM on Linux; qemu-user checks 2048 (its TARGET_MINSIGSTKSZ).
+ */
+const QEMU_VS_LINUX: Partial<Record<Target, Array<[string, string]>>> = {
+  ppc32: [['segv fixed up: hits=1 signo_ok=1 code_accerr=0 addr_ok=0', 'segv fixed up: hits=1 signo_ok=1 code_accerr=1 addr_ok=0']],
+  ppc64: [
+    ['segv fixed up: hits=1 signo_ok=1 code_accerr=0 addr_ok=0', 'segv fixed up: hits=1 signo_ok=1 code_accerr=1 addr_ok=0'],
+    ['too small: r=0\n', 'too small: r=-12\n'],
+  ],
+};
 const SIGTERM = 15;
 const EINTR = 4;
 
 const recorded = (t: Target, name = 'signals-nolibc'): { stdout: string; signal: number } => {
   const e = (signals as Array<{ target: string; name: string; stdout: string; signal: number }>).find((s) => s.target === t && s.name === name);
   if (!e) throw new Error(`no qemu-user recording of ${t}/${name} in fixtures/signals.json`);
-  return e;
+  if (name !== 'signals-nolibc') return e;
+  let stdout = e.stdout;
+  for (const [q, l] of QEMU_VS_LINUX[t] ?? []) {
+    if (!stdout.includes(q)) throw new Error(`${t}: the recording no longer has "${q}": update QEMU_VS_LINUX`);
+    stdout = stdout.replace(q, l);
+  }
+  return { ...e, stdout };
 };
 
 describe.each(TARGETS)('signals on %s', (target) => {
@@ -37,7 +70,8 @@ describe.each(TARGETS)('signals on %s', (target) => {
     // The one child killed by its own NULL store is reported, with the signal Linux sends; a
     // handled fault (the fixed-up SIGSEGV) and kill(2)'s deaths are not.
     expect(r.reports).toHaveLength(1);
-    expect(r.reports[0]).toMatch(/SIGSEGV \(write to unmapped memory\) at address 0x0/);
+    // (ppc64 and sparc64 map the guest kernel's alias at 0: the boundary refuses it as kernel memory.)
+    expect(r.reports[0]).toMatch(/SIGSEGV \((write to unmapped memory|user-mode write to kernel memory)\) at address 0x0/);
   });
 
   it('sigjmp (static glibc): signal(), raise, siglongjmp out of SIGSEGV, sigwait — as under qemu-user', () => {

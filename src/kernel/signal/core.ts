@@ -396,7 +396,8 @@ export class SignalCore {
       setup?.call(abi, e, task.mm, {
         sig: userSig,
         handler: ks.ka.handler,
-        restorer: ks.ka.flags & SA.RESTORER ? ks.ka.restorer : undefined,
+        // sparc64: ka_restorer, rt_sigaction's own argument; elsewhere sa_restorer with SA_RESTORER.
+        restorer: ks.ka.kaRestorer ?? (ks.ka.flags & SA.RESTORER ? ks.ka.restorer : undefined),
         flags: this.num.flagsFromGeneric(ks.ka.flags, ks.ka.unknownFlags),
         info: encodeSiginfo(ks.info, userSig, arch.wordSize, arch.endian === 'little'),
         savedMask: this.num.setFromGeneric(saved),

@@ -12,6 +12,8 @@ export interface KSigaction {
   /** User sa_flags bits this kernel gives no meaning to: kept so oldact reads them back. */
   unknownFlags: number;
   restorer: bigint;
+  /** ka_restorer: the restorer rt_sigaction takes as an argument (sparc64), when the target has one. */
+  kaRestorer?: bigint;
   /** sa_mask, generic numbering. */
   mask: bigint;
 }

@@ -84,6 +84,7 @@ function rtSigaction(ctx: SyscallCtx, a: bigint[]): SyscallResult {
       unknownFlags: unknown,
       restorer: L.restorer !== undefined ? readField(v, L.restorer, w, little) : (extra.restorer ?? 0n),
       mask: sc.num.setToGeneric(decodeSigset(b.subarray(L.mask, L.mask + 8), w, little)) & ~UNBLOCKABLE,
+      ...(abi.rtSigactionArgs && { kaRestorer: extra.restorer ?? 0n }),
     };
   }
   // do_sigaction: a valid number, and no action for SIGKILL/SIGSTOP.
