@@ -148,6 +148,11 @@ export class TrapDispatch {
     task.inKernel = false;
     task.syscall = undefined;
     task.userRegs = undefined;
+    // A CLONE_VFORK parent sleeps here until its child execs or exits (ProcessTable.releaseVfork).
+    if (task.vforkWaiting) {
+      task.state = 'blocked';
+      return { pc: task.userResumePc, stop: true };
+    }
     // A long slice of a lone task ends when the system call gave it company (clone, a wake-up).
     if (state.loneQuantum && !state.runsAlone()) return { pc: task.userResumePc, stop: true };
     return { pc: task.userResumePc };
