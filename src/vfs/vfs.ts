@@ -324,6 +324,28 @@ export class Vfs implements Walker {
     return f.node.truncate(len);
   }
 
+  /**
+   * chown/fchownat (chown_ok, chgrp_ok): root may give a node to anyone; its owner may only move
+   * it to another group of its own (here: the guest's one group). -1 leaves an id as it is. A
+   * change of owner or group of a non-directory clears set-user-ID, and set-group-ID when group
+   * execution is on (notify_change's ATTR_KILL_SUID/SGID), even for root.
+   */
+  chown(n: VNode, uid: number, gid: number): number {
+    // Neither id given: only ctime would change, and setattr_prepare checks nothing for that.
+    if (uid === -1 && gid === -1) return 0;
+    if (this.uid !== 0) {
+      const sameUid = uid === -1 || uid === n.uid;
+      const ownGid = gid === -1 || gid === n.gid || gid === this.gid;
+      if (this.uid !== n.uid || !sameUid || !ownGid) return -E.EPERM;
+    }
+    if (!(n instanceof DirNode)) {
+      const kill = 0o4000 | (n.mode & 0o010 ? 0o2000 : 0);
+      if (n.mode & kill) n.chmod(n.mode & 0o7777 & ~kill);
+    }
+    n.chown(uid, gid);
+    return 0;
+  }
+
   /** chmod/fchmodat: only the owner or root. */
   chmod(n: VNode, mode: number): number {
     if (this.uid !== 0 && this.uid !== n.uid) return -E.EPERM;
