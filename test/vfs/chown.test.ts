@@ -13,6 +13,7 @@ import { E } from '../../src/kernel/errno.js';
 
 const dir = fs.realpathSync(fs.mkdtempSync(join(tmpdir(), 'uniprobe-chown-')));
 fs.writeFileSync(join(dir, 'f'), 'x');
+fs.chmodSync(dir, 0o755); // mkdtemp's 0700 would keep other users from looking it up (EACCES)
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const rng = { bytes: (n: number) => new Uint8Array(n) };
 const view = (uid: number, gid: number): View => buildView({ paths: [dir], cwd: dir, rng, ctx: vfsContext({ now: () => 0n, uid, gid }) });
