@@ -8,7 +8,7 @@
 import { E } from '../kernel/errno.js';
 import { VfsError } from './errors.js';
 import { MAY_EXEC, MAY_READ, MAY_WRITE, mayAccess } from './access.js';
-import { DevNode, DirNode, RegNode, SymlinkNode, type VNode, type VfsContext } from './node.js';
+import { DevNode, DirNode, MagicLink, RegNode, SymlinkNode, type VNode, type VfsContext } from './node.js';
 import { FileDescription, type OpenFlags } from './file.js';
 import { resolve, resolveParent, type ParentWalk, type Walker } from './path.js';
 import type { Stat } from './stat.js';
@@ -97,12 +97,16 @@ export class Vfs implements Walker {
       } else {
         const existing = createLookup(pw);
         if (existing && flags.excl) return -E.EEXIST;
-        if (existing instanceof SymlinkNode && !flags.nofollow) {
+        if (existing instanceof MagicLink && !flags.nofollow) {
+          // /proc/self/fd/N (as /dev/stdout): the object itself, wherever its name points.
+          const j = existing.jump();
+          if (!j) return -E.ENOENT;
+          node = j;
+        } else if (existing instanceof SymlinkNode && !flags.nofollow) {
           // A dangling link is created through (Linux follows the link and creates its target).
           if (depth >= 40) return -E.ELOOP;
           return this.openWalk(fs, pw.parent, existing.target, flags, mode, depth + 1);
-        }
-        if (existing) node = existing;
+        } else if (existing) node = existing;
         else {
           if (!mayAccess(this, pw.parent, MAY_WRITE | MAY_EXEC)) return -E.EACCES;
           const f = RegNode.create(this.ctx, mode & ~fs.umask);

@@ -8,7 +8,8 @@ import { E, err } from '../errno.js';
 import { decodeOpenFlags } from '../abi/open-flags.js';
 import { encodeStat, encodeStatx, type StatLayout } from '../abi/stat-layout.js';
 import { mayAccess } from '../../vfs/access.js';
-import { DirNode, type VNode } from '../../vfs/node.js';
+import { DirNode, ReopenNode, type VNode } from '../../vfs/node.js';
+import type { OpenFile } from '../task.js';
 import { dirent64, direntLegacy, DirentOverflow, type FileDescription } from '../../vfs/file.js';
 import { copyOut, procOf, readPath, s32, user, type Handler, type SyscallCtx, type SyscallResult } from './common.js';
 import {
@@ -51,6 +52,12 @@ function doOpen(ctx: SyscallCtx, dfd: number, ptr: bigint, raw: number, mode: nu
   if (proc.fds.lowestFree() < 0) return err(E.EMFILE);
   const f = ctx.host.vfs.open(proc.fs, p.start, p.path, d.flags, mode & 0o7777);
   if (typeof f === 'number') return n2b(f);
+  if (f.node instanceof ReopenNode && !d.flags.path) {
+    // /proc/self/fd/N (/dev/fd/N) of a pipe or stdio: that object again (ReopenNode).
+    const fd = proc.fds.install(f.node.reopen(d.flags.write) as OpenFile);
+    if (d.cloexec) proc.fds.closeOnExec.add(fd);
+    return BigInt(fd);
+  }
   const fd = proc.fds.install({ kind: 'vfs', file: f, status: d.statusBits, nonblock: d.nonblock });
   if (d.cloexec) proc.fds.closeOnExec.add(fd);
   return BigInt(fd);
