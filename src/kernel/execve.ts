@@ -53,6 +53,7 @@ export function installExec(d: ExecDeps, task: Task, image: ExecImage): void {
   }
   proc.mm = mm;
   old.users--;
+  procs.releaseVfork(proc);
   state.loaded.delete(old);
   for (const fd of [...proc.fds.closeOnExec]) proc.fds.delete(fd);
   proc.comm = (image.filename.split('/').pop() ?? image.filename).slice(0, 15);

@@ -163,6 +163,12 @@ export class ProcessTable {
     if (flags & CLONE.PARENT_SETTID) u32(parent.mm, ptid, tid);
     if (flags & CLONE.CHILD_SETTID) u32(child.mm, ctid, tid);
     if (flags & CLONE.CHILD_CLEARTID) child.clearChildTid = ctid;
+    if (flags & CLONE.VFORK && !(flags & CLONE.THREAD)) {
+      // glibc's posix_spawn and system() run the child on a stack in the parent's memory and
+      // unmap it once clone returns: the parent must not go on before the child execs or exits.
+      proc.vforkParent = task;
+      task.vforkWaiting = true;
+    }
     return tid;
   }
 
@@ -272,9 +278,19 @@ export class ProcessTable {
     this.processExited(proc);
   }
 
+  /** mm_release's complete_vfork_done: the vfork parent goes on (at exec, or at exit). */
+  releaseVfork(proc: Process): void {
+    const t = proc.vforkParent;
+    if (!t) return;
+    proc.vforkParent = undefined;
+    t.vforkWaiting = false;
+    if (t.state === 'blocked' && !t.pendingCall && !t.pendingMapping && !t.waitingForChild) t.state = 'runnable';
+  }
+
   /** The process is a zombie now: its parent's wait4 may reap it; orphans go to init. */
   private processExited(proc: Process): void {
     if (proc.zombie) return;
+    this.releaseVfork(proc);
     proc.zombie = true;
     proc.fds.clear();
     proc.mm.users--;

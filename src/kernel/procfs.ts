@@ -43,6 +43,20 @@ function fdTarget(f: OpenFile): string {
   }
 }
 
+/**
+ * Opening /proc/PID/fd/N of a pipe opens that pipe again, at the end the open asks for (fifo_open);
+ * the host's stdio is shared as it is (the guest cannot tell it from a pipe).
+ */
+function reopen(arch: Arch, f: OpenFile, write: boolean): OpenFile {
+  if (f.kind === 'pipe') {
+    const end = write ? 'write' : 'read';
+    f.pipe.open(end);
+    return { kind: 'pipe', pipe: f.pipe, end, nonblock: false, status: write ? arch.fsAbi.openFlags.O_WRONLY : 0 };
+  }
+  if (f.kind === 'stdio') return { kind: 'stdio', hostFd: f.hostFd, status: write ? arch.fsAbi.openFlags.O_WRONLY : 0 };
+  throw new Error('reopen of a file: the VFS opens files itself');
+}
+
 const z = (strings: string[]): Uint8Array => new TextEncoder().encode(strings.map((s) => `${s}\0`).join(''));
 
 export function procfsSource(d: ProcfsDeps): ProcSource {
@@ -73,7 +87,7 @@ export function procfsSource(d: ProcfsDeps): ProcSource {
         uid: d.uid,
         gid: d.gid,
         threads: p.tasks.filter((t) => t.state !== 'dead').length,
-        fds: [...p.fds].sort(([a], [b]) => a - b).map(([fd, f]) => ({ fd, target: fdTarget(f), ...(f.kind === 'vfs' && { node: f.file.node }) })),
+        fds: [...p.fds].sort(([a], [b]) => a - b).map(([fd, f]) => ({ fd, target: fdTarget(f), ...(f.kind === 'vfs' ? { node: f.file.node } : { reopen: (write: boolean) => reopen(d.arch, f, write) }) })),
         sigBlocked: 0n,
         sigIgnored: 0n,
         sigCaught: 0n,

@@ -55,6 +55,11 @@ export class Task {
   clearChildTid = 0n;
   /** Blocked in wait4 until a child changes state. */
   waitingForChild = false;
+  /**
+   * A CLONE_VFORK parent between clone and its child's exec or exit (Linux's vfork_done): it
+   * sleeps on its way back to user mode, so the child may use its memory and stack alone.
+   */
+  vforkWaiting = false;
   /** Quanta this task has run and instructions executed in full quanta. */
   quanta = 0;
   insns = 0;
@@ -133,6 +138,8 @@ export class Process {
   /** The arguments and environment it was started with (/proc/PID/cmdline, environ). */
   argv: string[] = [];
   envp: string[] = [];
+  /** The CLONE_VFORK parent this process releases when it execs or exits (mm_release). */
+  vforkParent: Task | undefined;
   /** Set once the whole thread group has exited. */
   zombie = false;
   exitCode = 0;

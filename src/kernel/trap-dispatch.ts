@@ -153,6 +153,11 @@ export class TrapDispatch {
     this.d.procs.signals.syscallExit(task, call, BigInt.asIntN(arch.wordSize * 8, value), task.userResumePc, task.mm);
     if (task.state === 'dead') return { stop: true };
     const pc = arch.getPc(e);
+    // A CLONE_VFORK parent sleeps here until its child execs or exits (ProcessTable.releaseVfork).
+    if (task.vforkWaiting) {
+      task.state = 'blocked';
+      return { pc, stop: true };
+    }
     // A long slice of a lone task ends when the system call gave it company (clone, a wake-up);
     // a signal frame written over copy-on-write pages is complete only once the run has stopped;
     // a task that a stop signal stopped (job control) runs no further.

@@ -8,7 +8,7 @@
  * - /dev/tty (5,0): the guest has no controlling terminal, so opening it fails with ENXIO.
  */
 import { E } from '../kernel/errno.js';
-import { DevNode, DirNode, type DeviceOps, type VfsContext } from './node.js';
+import { DevNode, DirNode, SymlinkNode, type DeviceOps, type VfsContext } from './node.js';
 
 export interface DeviceRandom {
   bytes(n: number): Uint8Array;
@@ -32,9 +32,14 @@ export function deviceTable(rng: DeviceRandom): Array<{ name: string; major: num
   ];
 }
 
-/** A fresh /dev directory holding the devices above. */
+/**
+ * A fresh /dev directory holding the devices above, and the links every Linux system has there
+ * (made by systemd-udevd / the initramfs): fd -> /proc/self/fd, stdin/stdout/stderr -> its 0, 1, 2.
+ */
 export function makeDevDir(ctx: VfsContext, parent: DirNode, rng: DeviceRandom): DirNode {
   const dev = DirNode.create(ctx, parent, 'dev', 0o755);
   for (const d of deviceTable(rng)) dev.graft(d.name, new DevNode(ctx, d.ops, d.major, d.minor));
+  dev.graft('fd', SymlinkNode.create(ctx, '/proc/self/fd'));
+  ['stdin', 'stdout', 'stderr'].forEach((name, i) => dev.graft(name, SymlinkNode.create(ctx, `/proc/self/fd/${i}`)));
   return dev;
 }

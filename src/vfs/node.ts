@@ -14,6 +14,9 @@ import { closeSync, lstatSync, openSync, opendirSync, readSync, readlinkSync, co
 import { E } from '../kernel/errno.js';
 import { VfsError } from './errors.js';
 import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Stat } from './stat.js';
+
+/** A FIFO, as pipefs inodes show themselves. */
+const S_IFIFO = 0o010000;
 import { SparseData } from './data.js';
 
 /** What every node needs from the filesystem it belongs to. */
@@ -332,6 +335,25 @@ export class DevNode extends VNode {
     perm = 0o666,
   ) {
     super(ctx, freshMeta(ctx, S_IFCHR | perm, makedev(major, minor)));
+  }
+
+  get size(): bigint {
+    return 0n;
+  }
+}
+
+/**
+ * What /proc/PID/fd/N leads to for a descriptor that is no file of any filesystem here: a pipe
+ * (pipefs) or the host's stdio the guest inherited. Opening it opens the same object again, as
+ * Linux's fifo_open does on a pipe's inode — bash's process substitution reads `<(cmd)` that way
+ * through /dev/fd/63. `reopen` gives the kernel's new open file (the VFS does not know its kinds).
+ */
+export class ReopenNode extends VNode {
+  constructor(
+    ctx: VfsContext,
+    readonly reopen: (write: boolean) => unknown,
+  ) {
+    super(ctx, freshMeta(ctx, S_IFIFO | 0o600));
   }
 
   get size(): bigint {

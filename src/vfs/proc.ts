@@ -7,7 +7,7 @@
  * Files are generated when first read after open, as seq_file fills its buffer, and report size
  * 0 as procfs does. The directories have no create or remove operations (EPERM).
  */
-import { DirNode, MagicLink, SymlinkNode, VNode, freshMeta, type VfsContext } from './node.js';
+import { DirNode, MagicLink, ReopenNode, SymlinkNode, VNode, freshMeta, type VfsContext } from './node.js';
 import { S_IFDIR, S_IFREG } from './stat.js';
 
 export interface MapEntry {
@@ -44,7 +44,8 @@ export interface ProcTask {
   uid: number;
   gid: number;
   threads: number;
-  fds: Array<{ fd: number; target: string; node?: VNode }>;
+  /** `node`: what a file descriptor leads to; `reopen`: opens a pipe or stdio again (ReopenNode). */
+  fds: Array<{ fd: number; target: string; node?: VNode; reopen?: (write: boolean) => unknown }>;
   sigBlocked: bigint;
   sigIgnored: bigint;
   sigCaught: bigint;
@@ -138,7 +139,10 @@ export function makeProcDir(ctx: VfsContext, parent: DirNode, src: ProcSource): 
           'fd',
           () =>
             new ProcDir(ctx, undefined, 'fd', () =>
-              (t()?.fds ?? []).map(({ fd, target, node }): [string, () => VNode] => [String(fd), magic(() => target, node ? () => node : undefined)]),
+              (t()?.fds ?? []).map(({ fd, target, node, reopen }): [string, () => VNode] => {
+                const to = node ?? (reopen && new ReopenNode(ctx, reopen));
+                return [String(fd), magic(() => target, to ? () => to : undefined)];
+              }),
             ),
         ],
         ['maps', file(() => text(formatMaps(t()?.maps() ?? [], src.wordSize)))],

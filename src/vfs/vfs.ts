@@ -8,7 +8,7 @@
 import { E } from '../kernel/errno.js';
 import { VfsError } from './errors.js';
 import { MAY_EXEC, MAY_READ, MAY_WRITE, mayAccess } from './access.js';
-import { DevNode, DirNode, RegNode, SymlinkNode, type VNode, type VfsContext } from './node.js';
+import { DevNode, DirNode, MagicLink, RegNode, SymlinkNode, type VNode, type VfsContext } from './node.js';
 import { FileDescription, type OpenFlags } from './file.js';
 import { resolve, resolveParent, type ParentWalk, type Walker } from './path.js';
 import type { Stat } from './stat.js';
@@ -97,12 +97,16 @@ export class Vfs implements Walker {
       } else {
         const existing = createLookup(pw);
         if (existing && flags.excl) return -E.EEXIST;
-        if (existing instanceof SymlinkNode && !flags.nofollow) {
+        if (existing instanceof MagicLink && !flags.nofollow) {
+          // /proc/self/fd/N (as /dev/stdout): the object itself, wherever its name points.
+          const j = existing.jump();
+          if (!j) return -E.ENOENT;
+          node = j;
+        } else if (existing instanceof SymlinkNode && !flags.nofollow) {
           // A dangling link is created through (Linux follows the link and creates its target).
           if (depth >= 40) return -E.ELOOP;
           return this.openWalk(fs, pw.parent, existing.target, flags, mode, depth + 1);
-        }
-        if (existing) node = existing;
+        } else if (existing) node = existing;
         else {
           if (!mayAccess(this, pw.parent, MAY_WRITE | MAY_EXEC)) return -E.EACCES;
           const f = RegNode.create(this.ctx, mode & ~fs.umask);
@@ -322,6 +326,28 @@ export class Vfs implements Walker {
     if (f.flags.path) return -E.EBADF;
     if (!(f.node instanceof RegNode) || !f.writable) return -E.EINVAL;
     return f.node.truncate(len);
+  }
+
+  /**
+   * chown/fchownat (chown_ok, chgrp_ok): root may give a node to anyone; its owner may only move
+   * it to another group of its own (here: the guest's one group). -1 leaves an id as it is. A
+   * change of owner or group of a non-directory clears set-user-ID, and set-group-ID when group
+   * execution is on (notify_change's ATTR_KILL_SUID/SGID), even for root.
+   */
+  chown(n: VNode, uid: number, gid: number): number {
+    // Neither id given: only ctime would change, and setattr_prepare checks nothing for that.
+    if (uid === -1 && gid === -1) return 0;
+    if (this.uid !== 0) {
+      const sameUid = uid === -1 || uid === n.uid;
+      const ownGid = gid === -1 || gid === n.gid || gid === this.gid;
+      if (this.uid !== n.uid || !sameUid || !ownGid) return -E.EPERM;
+    }
+    if (!(n instanceof DirNode)) {
+      const kill = 0o4000 | (n.mode & 0o010 ? 0o2000 : 0);
+      if (n.mode & kill) n.chmod(n.mode & 0o7777 & ~kill);
+    }
+    n.chown(uid, gid);
+    return 0;
   }
 
   /** chmod/fchmodat: only the owner or root. */

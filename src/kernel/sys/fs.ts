@@ -8,7 +8,8 @@ import { E, err } from '../errno.js';
 import { decodeOpenFlags } from '../abi/open-flags.js';
 import { encodeStat, encodeStatx, type StatLayout } from '../abi/stat-layout.js';
 import { mayAccess } from '../../vfs/access.js';
-import { DirNode, type VNode } from '../../vfs/node.js';
+import { DirNode, ReopenNode, type VNode } from '../../vfs/node.js';
+import type { OpenFile } from '../task.js';
 import { dirent64, direntLegacy, DirentOverflow, type FileDescription } from '../../vfs/file.js';
 import { copyOut, procOf, readPath, s32, user, type Handler, type SyscallCtx, type SyscallResult } from './common.js';
 import {
@@ -51,6 +52,12 @@ function doOpen(ctx: SyscallCtx, dfd: number, ptr: bigint, raw: number, mode: nu
   if (proc.fds.lowestFree() < 0) return err(E.EMFILE);
   const f = ctx.host.vfs.open(proc.fs, p.start, p.path, d.flags, mode & 0o7777);
   if (typeof f === 'number') return n2b(f);
+  if (f.node instanceof ReopenNode && !d.flags.path) {
+    // /proc/self/fd/N (/dev/fd/N) of a pipe or stdio: that object again (ReopenNode).
+    const fd = proc.fds.install(f.node.reopen(d.flags.write) as OpenFile);
+    if (d.cloexec) proc.fds.closeOnExec.add(fd);
+    return BigInt(fd);
+  }
   const fd = proc.fds.install({ kind: 'vfs', file: f, status: d.statusBits, nonblock: d.nonblock });
   if (d.cloexec) proc.fds.closeOnExec.add(fd);
   return BigInt(fd);
@@ -185,6 +192,30 @@ function truncateFd(ctx: SyscallCtx, fd: number, len: bigint): bigint {
   if (!f) return err(E.EBADF);
   if (f.kind !== 'vfs') return err(E.EINVAL);
   return n2b(ctx.host.vfs.ftruncate(f.file, len));
+}
+
+/**
+ * The id width of the original chown/lchown/fchown: 16 bits where the ABI also has chown32
+ * (i386's sys_chown16), 32 elsewhere (ppc32's chown takes a 32-bit __kernel_uid_t).
+ */
+const legacyIdBits = (ctx: SyscallCtx): 16 | 32 => (ctx.host.arch.syscallNumber('chown32') !== undefined ? 16 : 32);
+
+/** chown's ids: -1 (0xffff in the 16-bit calls) leaves one unchanged. */
+function chownNode(ctx: SyscallCtx, n: VNode | bigint, uid: bigint, gid: bigint, bits: 16 | 32): bigint {
+  if (typeof n === 'bigint') return n;
+  const id = (v: bigint): number => {
+    const x = Number(BigInt.asUintN(bits, v));
+    return x === (bits === 16 ? 0xffff : 0xffffffff) ? -1 : x;
+  };
+  return n2b(ctx.host.vfs.chown(n, id(uid), id(gid)));
+}
+
+function fchownFd(ctx: SyscallCtx, fd: number, uid: bigint, gid: bigint, bits: 16 | 32): bigint {
+  const f = fileOf(ctx, fd);
+  if (!f) return err(E.EBADF);
+  if (f.kind !== 'vfs') return 0n; // a pipe's inode lives in pipefs: nothing the guest sees changes
+  if (f.file.flags.path) return err(E.EBADF);
+  return chownNode(ctx, f.file.node, uid, gid, bits);
 }
 
 function chmodNode(ctx: SyscallCtx, n: VNode | bigint, mode: bigint): bigint {
@@ -332,6 +363,13 @@ export const fsHandlers: Record<string, Handler> = {
   utimensat_time64: (ctx, [dfd, path, times, flags]) => utimens(ctx, s32(dfd!), path!, times!, flagsOf(flags), 8),
   chmod: (ctx, [path, mode]) => chmodNode(ctx, nodeAt(ctx, AT_FDCWD, path!, 0, 0), mode!),
   fchmodat: (ctx, [dfd, path, mode]) => chmodNode(ctx, nodeAt(ctx, s32(dfd!), path!, 0, 0), mode!),
+  chown: (ctx, [path, uid, gid]) => chownNode(ctx, nodeAt(ctx, AT_FDCWD, path!, 0, 0), uid!, gid!, legacyIdBits(ctx)),
+  lchown: (ctx, [path, uid, gid]) => chownNode(ctx, nodeAt(ctx, AT_FDCWD, path!, AT_SYMLINK_NOFOLLOW, AT_SYMLINK_NOFOLLOW), uid!, gid!, legacyIdBits(ctx)),
+  fchown: (ctx, [fd, uid, gid]) => fchownFd(ctx, s32(fd!), uid!, gid!, legacyIdBits(ctx)),
+  chown32: (ctx, [path, uid, gid]) => chownNode(ctx, nodeAt(ctx, AT_FDCWD, path!, 0, 0), uid!, gid!, 32),
+  lchown32: (ctx, [path, uid, gid]) => chownNode(ctx, nodeAt(ctx, AT_FDCWD, path!, AT_SYMLINK_NOFOLLOW, AT_SYMLINK_NOFOLLOW), uid!, gid!, 32),
+  fchown32: (ctx, [fd, uid, gid]) => fchownFd(ctx, s32(fd!), uid!, gid!, 32),
+  fchownat: (ctx, [dfd, path, uid, gid, flags]) => chownNode(ctx, nodeAt(ctx, s32(dfd!), path!, flagsOf(flags), AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH), uid!, gid!, 32),
   fchmod: (ctx, [fd, mode]) => {
     const f = fileOf(ctx, s32(fd!));
     if (!f) return err(E.EBADF);

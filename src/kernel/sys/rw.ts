@@ -198,7 +198,7 @@ export const rwHandlers: Record<string, Handler> = {
   pread64(ctx, a) {
     const fd = s32(a[0]!);
     const off = ctx.host.arch.fileOffsetArg?.(a, 3) ?? BigInt.asIntN(64, a[3]!);
-    return readFd(ctx, fd) ?? positional(ctx, fd, off) ?? readCall(ctx, fd, oneSeg(ctx, a[1]!, a[2]!), off);
+    return negative(off) ?? open_(ctx, fd) ?? positional(ctx, fd, off) ?? readFd(ctx, fd) ?? readCall(ctx, fd, oneSeg(ctx, a[1]!, a[2]!), off);
   },
   write(ctx, [fd, buf, count]) {
     const bad = writeFd(ctx, s32(fd!));
@@ -215,11 +215,30 @@ export const rwHandlers: Record<string, Handler> = {
   pwrite64(ctx, a) {
     const fd = s32(a[0]!);
     const off = ctx.host.arch.fileOffsetArg?.(a, 3) ?? BigInt.asIntN(64, a[3]!);
-    const bad = writeFd(ctx, fd) ?? positional(ctx, fd, off);
+    const bad = negative(off) ?? open_(ctx, fd) ?? positional(ctx, fd, off) ?? writeFd(ctx, fd);
     if (bad !== undefined) return bad;
     const segs = oneSeg(ctx, a[1]!, a[2]!);
     return typeof segs === 'bigint' ? segs : pushOut(ctx, fileOf(ctx, fd)!, segs, off);
   },
+  // preadv/pwritev(fd, iov, vlen, pos_l, pos_h): pos_from_hilo — the low word alone on 64-bit
+  // kernels, high:low on 32-bit ones; a negative position is EINVAL.
+  preadv(ctx, a) {
+    const fd = s32(a[0]!);
+    const off = posFromHiLo(ctx, a[3]!, a[4]!);
+    return negative(off) ?? open_(ctx, fd) ?? positional(ctx, fd, off) ?? readFd(ctx, fd) ?? readCall(ctx, fd, readIovecs(ctx, a[1]!, s32(a[2]!)), off);
+  },
+  pwritev(ctx, a) {
+    const fd = s32(a[0]!);
+    const off = posFromHiLo(ctx, a[3]!, a[4]!);
+    const bad = negative(off) ?? open_(ctx, fd) ?? positional(ctx, fd, off) ?? writeFd(ctx, fd);
+    if (bad !== undefined) return bad;
+    const segs = readIovecs(ctx, a[1]!, s32(a[2]!));
+    return typeof segs === 'bigint' ? segs : pushOut(ctx, fileOf(ctx, fd)!, segs, off);
+  },
+  // fsync/fdatasync: the overlay is memory, there is nothing to write back; a file without an
+  // fsync operation (a pipe, and the host's stdio the guest sees as one) is EINVAL.
+  fsync: (ctx, [fd]) => syncFd(ctx, s32(fd!)),
+  fdatasync: (ctx, [fd]) => syncFd(ctx, s32(fd!)),
   lseek(ctx, [fd, off, whence]) {
     const r = seek(ctx, s32(fd!), BigInt.asIntN(ctx.host.arch.wordSize * 8, off!), Number(whence!));
     if (r < 0n) return r;
@@ -235,6 +254,30 @@ export const rwHandlers: Record<string, Handler> = {
     return copyOut(ctx, result!, b) ?? 0n;
   },
 };
+
+/**
+ * The positional calls' order (ksys_pread64/pwrite64, do_preadv/pwritev): a negative position is
+ * EINVAL before the descriptor is looked up; then EBADF for none, ESPIPE for one without
+ * positional I/O (a pipe), and only then EBADF for the wrong mode (vfs_read/vfs_write).
+ */
+function open_(ctx: SyscallCtx, fd: number): bigint | undefined {
+  return fileOf(ctx, fd) ? undefined : err(E.EBADF);
+}
+
+function negative(off: bigint): bigint | undefined {
+  return off < 0n ? err(E.EINVAL) : undefined;
+}
+
+function posFromHiLo(ctx: SyscallCtx, lo: bigint, hi: bigint): bigint {
+  const w = ctx.host.arch.wordSize * 8;
+  return w === 64 ? BigInt.asIntN(64, lo) : BigInt.asIntN(64, ((hi & 0xffffffffn) << 32n) | (lo & 0xffffffffn));
+}
+
+function syncFd(ctx: SyscallCtx, fd: number): bigint {
+  const f = fileOf(ctx, fd);
+  if (!f) return err(E.EBADF);
+  return f.kind === 'vfs' ? 0n : err(E.EINVAL);
+}
 
 function seek(ctx: SyscallCtx, fd: number, off: bigint, whence: number): bigint {
   const f = fileOf(ctx, fd);
