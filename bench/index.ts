@@ -3,7 +3,7 @@
  * on every supported target, and the same binary under qemu-user as the reference when qemu-user
  * is installed (skipped cleanly when it is not). Figures are medians of several runs measured in
  * one process, so ratios between rows are meaningful; absolute numbers depend on the machine.
- * Then the sync layer's costs (bench/sync.ts), the kprobes and uprobes benchmarks
+ * Then the command line's start-up against `node -e 0` (bench/startup.ts), the sync layer's costs (bench/sync.ts), the kprobes and uprobes benchmarks
  * (bench/kprobes.ts, bench/uprobes.ts) and uprobe registration at scale (bench/uprobes-scale.ts).
  * Every figure also goes to a JSON file for tracking:
  * bench/results/latest.json (git-ignored), or the path given with `--json PATH` or BENCH_JSON.
@@ -18,6 +18,7 @@ import { benchKprobes } from './kprobes.js';
 import { benchOptprobes } from './optprobes.js';
 import { benchUprobes } from './uprobes.js';
 import { benchUprobesScale } from './uprobes-scale.js';
+import { benchStartup } from './startup.js';
 import { recordResults } from './harness.js';
 import { supportedTargets } from '../arch/index.js';
 import type { Target } from '../arch/types.js';
@@ -115,6 +116,7 @@ async function main(): Promise<void> {
     ),
     true,
   );
+  recordResults('startup', benchStartup(undefined, { record: false }));
   recordResults('sync', await benchSync(RUNS));
   recordResults('kprobes', await benchKprobes({ record: false }));
   recordResults('optprobes', await benchOptprobes({ record: false }));

@@ -12,14 +12,14 @@ import { readElfFileSync } from '../elf/index.js';
 import { TARGETS, type Target } from '../../arch/types.js';
 import type { TraceSession } from '../trace/attach.js';
 import type { TraceFormat } from '../trace/output.js';
-// The engine (Machine, the arch back-ends with Capstone, the tracer) is imported by the command
-// actions that run a guest, not here: `--help`, usage errors and the commands that do not need it
+// The engine (Machine, the arch back-ends with Capstone, the tracer, probes.ts's -e front end) is
+// imported by the command actions that run a guest, not here: `--help`, usage errors and the commands that do not need it
 // start without loading it.
 import { explainCommand } from './explain.js';
 import { scenarioCommand } from './scenario.js';
 import { verifyCommand } from './verify.js';
 import { regressCommand } from './regress.js';
-import { DefinitionError, defineEvents } from './probes.js';
+import { DefinitionError } from './definition-error.js';
 import { LineSink, definitionErrorText, errorLine, useColour } from './terminal.js';
 import { progressLine } from './progress.js';
 import { watchMappedFiles } from './never-mapped.js';
@@ -161,6 +161,7 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
       sink = openSink(o.output);
       const out = sink;
       const symbolizer = machineSymbolizer(m);
+      const { defineEvents } = await import('./probes.js');
       session = await defineEvents(m, o.event, (r) => out.write(formatTraceRecord(r, o.format, symbolizer)), true, {
         program: elfPath,
         warn: (line) => process.stderr.write(`${line}\n`),
@@ -197,7 +198,7 @@ interface ListOpts {
 
 /** `uniprobe list`: what the tracefs and debugfs files would show on the target's guest kernel. */
 async function listCommand(what: ListWhat, o: ListOpts, write: (line: string) => void): Promise<number> {
-  const [{ Machine }, { Kprobes }] = await Promise.all([import('../kernel/machine.js'), import('../kprobes/kprobes.js')]);
+  const [{ Machine }, { Kprobes }, { defineEvents }] = await Promise.all([import('../kernel/machine.js'), import('../kprobes/kprobes.js'), import('./probes.js')]);
   const m = new Machine({ target: o.arch });
   try {
     switch (what) {

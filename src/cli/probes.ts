@@ -10,12 +10,9 @@ import { readElfFileSync, type ElfFile } from '../elf/index.js';
 import { isProbeError, resolveSymbolicUprobe } from '../trace/symbolic.js';
 import { splitCommand } from '../trace/command.js';
 
-/** A definition the kernel would refuse: printed in the error-log shape with its caret. */
-export class DefinitionError extends Error {
-  constructor(readonly probeError: ProbeError) {
-    super(probeError.message);
-  }
-}
+import { DefinitionError } from './definition-error.js';
+
+export { DefinitionError };
 
 /**
  * Define every event of `defs` on `machine` and enable them. Throws DefinitionError for the first

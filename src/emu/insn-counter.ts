@@ -44,8 +44,21 @@ export interface NativeCounterLib {
   flush: (counter: bigint) => void;
 }
 
-/** Address of a symbol of an already loaded library (the Unicorn entry points the counter calls). */
+/**
+ * Address of a symbol of an already loaded library (the Unicorn entry points the counter calls).
+ * Memoised: every engine asks for uc_ctl, and loading libc and declaring dlopen/dlsym through
+ * koffi costs about 1 ms, a fifth of an engine's whole start (an address of a loaded library never
+ * changes while the process lives).
+ */
 export function symbolAddress(libraryPath: string, name: string): bigint {
+  const key = `${libraryPath}\0${name}`;
+  let p = symbols.get(key);
+  if (p === undefined) symbols.set(key, (p = lookUpSymbol(libraryPath, name)));
+  return p;
+}
+const symbols = new Map<string, bigint>();
+
+function lookUpSymbol(libraryPath: string, name: string): bigint {
   const libc = koffi.load('libc.so.6');
   const dlopen = libc.func('uint64_t dlopen(const char *file, int mode)') as (f: string, m: number) => bigint;
   const dlsym = libc.func('uint64_t dlsym(uint64_t handle, const char *name)') as (h: bigint, n: string) => bigint;

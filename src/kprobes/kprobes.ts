@@ -14,6 +14,8 @@ import { E } from '../kernel/errno.js';
 import { isRefusal, type ProbeArch } from '../../arch/probes.js';
 import type { TrapAction } from '../../arch/types.js';
 import { probeArchFor } from '../../arch/index.js';
+// Decoding is synchronous and needs Capstone loaded: this module's users get it at import.
+import '../../arch/decoders-ready.js';
 import type { BreakpointHit, Machine } from '../kernel/machine.js';
 import { KPROBE_LOCKS, Mutex, type Kthread } from '../sync/index.js';
 import { InsnSlotCache } from './insn-slots.js';

@@ -11,6 +11,8 @@
 import { isRefusal, type DecodedInsn, type ProbeArch, type StepMode, type UprobeArch } from '../../arch/probes.js';
 import type { Arch } from '../../arch/types.js';
 import { probeArchFor, uprobeArchFor } from '../../arch/index.js';
+// Decoding is synchronous and needs Capstone loaded: this module's users get it at import.
+import '../../arch/decoders-ready.js';
 import type { ElfFile } from '../elf/index.js';
 import { E, errnoName } from '../kernel/errno.js';
 import type { Kprobes } from '../kprobes/kprobes.js';

@@ -15,6 +15,8 @@
 import type { UprobeArch } from '../../arch/probes.js';
 import { isRefusal } from '../../arch/probes.js';
 import { uprobeArchFor } from '../../arch/index.js';
+// Decoding is synchronous and needs Capstone loaded: this module's users get it at import.
+import '../../arch/decoders-ready.js';
 import type { Machine } from '../kernel/machine.js';
 import type { Task } from '../kernel/task.js';
 import type { Inode } from '../mm/inode.js';

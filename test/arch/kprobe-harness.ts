@@ -8,6 +8,7 @@
  * either emulates or jumps to the slot (same run), the step trap calls postStep with the hit's
  * pcAfter, and any other breakpoint is a stop word that ends the run.
  */
+import '../../arch/decoders-ready.js'; // the back-ends decode with Capstone
 import { openEngine } from '../../arch/engine.js';
 import { Engine, UC_HOOK, UC_PROT } from '../../src/emu/unicorn.js';
 import type { Arch, GuestMemoryAccess, TrapSink } from '../../arch/types.js';

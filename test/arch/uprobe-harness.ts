@@ -13,6 +13,7 @@
  * probe may fire more than once (a loop through it, an x86 `rep` iteration, a restart), and more
  * addresses may be probed at once (`extraProbes`, each with its own slot).
  */
+import '../../arch/decoders-ready.js'; // the back-ends decode with Capstone
 import { openEngine } from '../../arch/engine.js';
 import { Buffer } from 'node:buffer';
 import { readElfFileSync } from '../../src/elf/index.js';

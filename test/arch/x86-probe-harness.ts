@@ -10,6 +10,7 @@
  * kprobe_fault_handler does. Both runs stop at the first instruction outside the probed one (and
  * the slot), so a `rep` prefix runs to completion in both.
  */
+import '../../arch/decoders-ready.js'; // the back-ends decode with Capstone
 import { openEngine } from '../../arch/engine.js';
 import { Buffer } from 'node:buffer';
 import { Engine, UC_HOOK, UC_PROT } from '../../src/emu/unicorn.js';

@@ -7,6 +7,7 @@
  * jumps back after them. ppc64 replaces one word, refuses conditional branches and memory
  * accesses, and checks the branch range both ways.
  */
+import '../../arch/decoders-ready.js'; // the back-ends decode with Capstone
 import { describe, expect, it } from 'vitest';
 import { x86OptProbeArch } from '../../arch/x86/kprobes/optimize.js';
 import { ppcOptProbeArch } from '../../arch/ppc/kprobes/optimize.js';

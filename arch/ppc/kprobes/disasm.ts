@@ -7,7 +7,7 @@
  * decides anything: the probe back-ends decode the fields they need by hand (tables.ts), so a
  * missing or failing Capstone never changes whether or how an instruction is probed.
  */
-import { createRequire } from 'node:module';
+import { loadCapstone } from '../../capstone.js';
 
 export type DisasmKind = 'ppc32' | 'ppc64' | 'sparc64';
 
@@ -30,9 +30,7 @@ const handles = new Map<DisasmKind, CsHandle>();
 /** Load Capstone once (idempotent); rejects only if the package is missing or broken. */
 export function loadDisassembler(): Promise<void> {
   loading ??= (async () => {
-    const require = createRequire(import.meta.url);
-    const factory = require('@alexaltea/capstone-js') as () => Promise<CsModule>;
-    const cs = await factory();
+    const cs = (await loadCapstone()) as CsModule;
     const n = (k: string): number => cs[k] as number;
     handles.set('ppc32', new cs.Capstone(n('ARCH_PPC'), n('MODE_32') | n('MODE_BIG_ENDIAN')));
     handles.set('ppc64', new cs.Capstone(n('ARCH_PPC'), n('MODE_64') | n('MODE_BIG_ENDIAN')));

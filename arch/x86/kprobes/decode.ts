@@ -4,10 +4,11 @@
  * parsed here, because capstone.js's detail structures do not come through its wasm binding
  * intact.
  *
- * capstone.js is an emscripten module whose factory resolves a promise: it is awaited once at
- * module load (top-level await), after which every call is synchronous.
+ * capstone.js is an emscripten module whose factory resolves a promise: it is loaded once
+ * (arch/capstone.ts) by whoever imports arch/decoders-ready.ts, after which every call is
+ * synchronous. Decoding before that is a programming error, reported as such.
  */
-import { createRequire } from 'node:module';
+import { capstoneIfLoaded } from '../../capstone.js';
 import type { DecodedInsn } from '../../probes.js';
 
 interface CapstoneInsn {
@@ -26,14 +27,13 @@ interface CapstoneModule {
   MODE_64: number;
 }
 
-const require = createRequire(import.meta.url);
-const capstoneFactory = require('@alexaltea/capstone-js') as () => Promise<CapstoneModule>;
-const cs: CapstoneModule = await capstoneFactory();
 const handles = new Map<boolean, CapstoneHandle>();
 
 function handle(long: boolean): CapstoneHandle {
   let h = handles.get(long);
   if (h === undefined) {
+    const cs = capstoneIfLoaded() as CapstoneModule | undefined;
+    if (cs === undefined) throw new Error('x86 decoder used before Capstone was loaded: import arch/decoders-ready.js (or await loadCapstone()) first');
     h = new cs.Capstone(cs.ARCH_X86, long ? cs.MODE_64 : cs.MODE_32);
     handles.set(long, h);
   }
@@ -98,8 +98,9 @@ export function decodeX86(addr: bigint, bytes: Uint8Array, long: boolean): X86In
   const body = bytes.subarray(skip, skip + MAX_INSN_LEN);
   if (body.length === 0) return undefined;
   let found: CapstoneInsn | undefined;
+  const h = handle(long); // outside the try: an unloaded decoder is an error, not an invalid insn
   try {
-    found = handle(long).disasm(body, BigInt.asUintN(64, addr + BigInt(skip)), 1)[0];
+    found = h.disasm(body, BigInt.asUintN(64, addr + BigInt(skip)), 1)[0];
   } catch {
     return undefined;
   }

@@ -1,0 +1,57 @@
+/**
+ * `npx tsx bench/startup.ts` (also part of `npm run bench`): how long the command line takes to
+ * start, as a ratio to a bare `node -e 0` measured in the same interleaved rounds (issue 15's bar:
+ * `uniprobe run` of a small program within 3x). Rows:
+ * - `node -e 0`: the floor, Node.js itself;
+ * - `uniprobe --help`: the command line alone (commander, the option tables), no engine;
+ * - `uniprobe run fixtures/x86_64/fib-nolibc`: the engine, Unicorn and one short guest run, no
+ *   probe (so no Capstone: arch/capstone.ts);
+ * - `uniprobe run … -e 'p fib'`: the same with a uprobe, which loads Capstone to decode.
+ * Each is a fresh process started from the compiled dist/ (bin/uniprobe.mjs; `npm run build`
+ * first). Wall time, median of STARTUP_RUNS rounds (default 15); on a busy machine the medians
+ * move, the ratios much less.
+ */
+import { spawnSync } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { median, recordResults } from './harness.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const bin = join(root, 'bin', 'uniprobe.mjs');
+
+interface Row {
+  name: string;
+  args: string[];
+  ms: number[];
+}
+
+function wallMs(args: string[]): number {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'ignore' });
+  const ms = performance.now() - t0;
+  if (r.error) throw r.error;
+  return ms;
+}
+
+export function benchStartup(runs = Number(process.env.STARTUP_RUNS ?? 15), opts: { record?: boolean } = {}): Record<string, unknown> {
+  const rows: Row[] = [
+    { name: 'node -e 0', args: ['-e', '0'], ms: [] },
+    { name: 'uniprobe --help', args: [bin, '--help'], ms: [] },
+    { name: 'uniprobe run fib-nolibc', args: [bin, 'run', 'fixtures/x86_64/fib-nolibc'], ms: [] },
+    { name: "uniprobe run fib-nolibc -e 'p fib'", args: [bin, 'run', 'fixtures/x86_64/fib-nolibc', '-e', 'p fixtures/x86_64/fib-nolibc:fib'], ms: [] },
+  ];
+  for (const r of rows) wallMs(r.args); // warm the page cache
+  for (let i = 0; i < runs; i++) for (const r of rows) r.ms.push(wallMs(r.args));
+  const floor = median(rows[0]!.ms);
+  console.log(`\nstart-up: wall ms, median of ${runs} interleaved rounds; ratio to node -e 0 (bar: run <= 3x)`);
+  const out: Record<string, unknown> = {};
+  for (const r of rows) {
+    const m = median(r.ms);
+    console.log(`  ${r.name.padEnd(36)} ${m.toFixed(0).padStart(6)} ms  ${(m / floor).toFixed(2).padStart(5)}x`);
+    out[r.name] = { ms: +m.toFixed(1), vsNode: +(m / floor).toFixed(3) };
+  }
+  if (opts.record !== false) recordResults('startup', out);
+  return out;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) benchStartup();
