@@ -62,6 +62,12 @@ export interface GuestFault {
 export interface TrapSink {
   /** Is `pc` inside the guest kernel image's text? (ppc: a `sc` there is a hypercall.) */
   isKernelText(pc: bigint): boolean;
+  /**
+   * May the trap instruction at `pc` be a hypercall? Guest kernel text, or a kprobe's copy of
+   * kernel text in the instruction slots. Anywhere else it is a user program's instruction.
+   * Absent: isKernelText decides.
+   */
+  isKernelCode?(pc: bigint): boolean;
   /** A user-mode system call instruction. `resumePc` = the instruction after it. */
   syscall(resumePc: bigint): TrapAction | undefined;
   /** A hypercall from guest kernel text (see fixtures/kernel/ABI.md). */

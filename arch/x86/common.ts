@@ -1,7 +1,7 @@
 /**
  * Facts shared by x86-64 and i386: exception vectors and how Linux turns them into signals.
  */
-import { SIG, type GuestFault } from '../types.js';
+import { SIG, type GuestFault, type TrapAction, type TrapSink } from '../types.js';
 
 /** Vector used by the guest kernel image's hypercall stub (`int $0x81`, fixtures/kernel/ABI.md). */
 export const HYPERCALL_VECTOR = 0x81;
@@ -46,3 +46,17 @@ export function x86FaultForVector(vector: number): GuestFault {
 /** EFLAGS bits the generic code never needs but the arch sets up. */
 export const EFLAGS_IF = 1n << 9n;
 export const EFLAGS_RESERVED1 = 1n << 1n;
+
+/** `int $0x81` is two bytes (CD 81). */
+const HYPERCALL_INSN_BYTES = 2n;
+
+/**
+ * `int $HYPERCALL_VECTOR` ending at `after`: a hypercall from the guest kernel's code; from a user
+ * program it is what Linux makes of an `int n` whose IDT gate user mode may not use: #GP, with
+ * the PC on the instruction (a fault, not a trap), hence SIGSEGV.
+ */
+export function x86Hypercall(sink: TrapSink, after: bigint): TrapAction | undefined {
+  const at = after - HYPERCALL_INSN_BYTES;
+  if (sink.isKernelCode ? sink.isKernelCode(at) : sink.isKernelText(at)) return sink.hypercall(after);
+  return sink.fault({ signal: SIG.SIGSEGV, reason: `general protection fault (int 0x${HYPERCALL_VECTOR.toString(16)} from user mode)` }, at);
+}

@@ -31,6 +31,8 @@ import { GuestWords } from './words.js';
 import { MmFault, MmOom } from './fault.js';
 import { PROT, Vma } from './vma.js';
 import type { RmapLock } from './rmap-lock.js';
+import { Boundary } from '../emu/boundary.js';
+import { excludeRanges, userBoundary } from './user-boundary.js';
 import { E } from '../kernel/errno.js';
 import type { InvalidateReason, KernelMapping, MmInvalidateHook, MmapRequest } from './mm-types.js';
 
@@ -86,6 +88,11 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
    * mmap_region), with mmap_lock held for write by the caller. Not called for fork's copies.
    */
   readonly mapHooks: Array<(vma: Vma) => void> = [];
+  /**
+   * The user/kernel boundary (src/emu/boundary.ts): which mode the CPU is in, so that user code
+   * cannot touch kernel pages. Undefined when the C helper cannot be built.
+   */
+  readonly boundary: Boundary | undefined;
   /** i_mmap_rwsem around every rmap change (rmap-lock.ts); undefined outside a machine. */
   rmapLock: RmapLock | undefined;
 
@@ -97,16 +104,23 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     this.kernel = kernel;
     this.engine = openEngine(arch);
     try {
+      // Before anything is translated: the boundary switches the engine to the virtual TLB.
+      const bounds = userBoundary(arch, kernel);
+      this.boundary = Boundary.attach(this.engine, bounds);
       for (const k of kernel) {
         this.engine.memMapPtr(k.addr, k.mem.size, k.perms, k.mem);
         this.regions.add(k.addr, k.addr + BigInt(k.mem.size));
       }
+      const privates: Array<[bigint, bigint]> = [];
       arch.setupEngine(this.engine, {
         mapPrivate: (addr, size, exec) => {
           this.engine.memMap(addr, size, exec ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE);
           this.regions.add(addr, addr + BigInt(size));
+          privates.push([addr, addr + BigInt(size) - 1n]);
         },
       });
+      // The engine's private areas (the i386 GDT, sparc64's stubs) are the CPU's own machinery.
+      if (privates.length > 0) this.boundary?.setDenied(excludeRanges(bounds.denied, privates));
       this.engine.hookMemInvalid((type, addr) => this.handleProtFault(type, addr), UC_HOOK.MEM_WRITE_PROT);
     } catch (e) {
       this.engine.close();
@@ -363,6 +377,8 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     for (let a = start; a < end; a += ps) if (!this.findVma(a)) return -ENOMEM;
     // Remapping coalesces runs, so only the two edges can add regions.
     if (!this.regions.hasRoom(2)) return -ENOMEM;
+    // mprotect_fixup: PROT_WRITE needs VM_MAYWRITE on every VMA of the range.
+    if (prot & PROT.WRITE && this.vmasIn(start, end).some((v) => v.flags.mayWrite === false)) return -EACCES;
     this.invalidateStart(start, end, 'mprotect');
     for (const v of this.vmasIn(start, end)) v.prot = prot;
     this.unmapPages(start, end);
@@ -518,7 +534,31 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     return undefined;
   }
 
+  /**
+   * Inside `fn` this mm's host reads and writes are copy_{from,to}_user: a range that is not
+   * entirely below TASK_SIZE faults (EFAULT for the system call) before any byte is touched —
+   * Linux's access_ok. The system calls' host halves run this way (TrapDispatch.hostSyscall),
+   * so no handler can forget the check; the guest kernel's own accesses, the probe cores'
+   * fetches and the engine's frames are not inside it.
+   */
+  asUser<T>(fn: () => T): T {
+    this.userCopy++;
+    try {
+      return fn();
+    } finally {
+      this.userCopy--;
+    }
+  }
+
+  private userCopy = 0;
+
+  private accessOk(addr: bigint, len: number): void {
+    const top = this.arch.layout.taskSize;
+    if (addr >= top || BigInt(len) > top - addr) throw new MmFault(addr, 'user copy of a kernel address (access_ok)');
+  }
+
   read(addr: bigint, len: number): Uint8Array {
+    if (this.userCopy > 0) this.accessOk(addr, len);
     const kern = this.kernelAt(addr, len);
     if (kern) return kern.k.mem.bytes.slice(kern.off, kern.off + len);
     const out = new Uint8Array(len);
@@ -540,6 +580,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
    * mappings, as ptrace and uprobes do); without it a non-writable page faults.
    */
   write(addr: bigint, bytes: Uint8Array, force = false): void {
+    if (this.userCopy > 0) this.accessOk(addr, bytes.length);
     const kern = this.kernelAt(addr, bytes.length);
     if (kern) {
       kern.k.mem.bytes.set(bytes, kern.off);
@@ -576,6 +617,11 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
       done += n;
     }
     if (execStart >= 0n) this.flushText(execStart, execEnd);
+  }
+
+  /** Is `addr` in one of the kernel's regions (text, stacks, insn slots) every mm maps? */
+  isKernelAddress(addr: bigint): boolean {
+    return this.kernelAt(addr, 1) !== undefined;
   }
 
   /** Is [addr, addr+len) readable by the guest? */
@@ -641,6 +687,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     this.ptes.clear();
     for (const v of [...this.vmas]) this.removeVma(v);
     this.engine.close();
+    this.boundary?.free();
   }
 
   get destroyed(): boolean {
