@@ -149,6 +149,14 @@ export interface Arch {
    * needs no alias. Absent = no truncation.
    */
   addressAlias?(addr: bigint): bigint | undefined;
+  /**
+   * Put the CPU in its user mode (true) or supervisor mode (false), where the register API can:
+   * ppc MSR[PR], so privileged instructions raise a privileged program check by themselves.
+   * Called at every switch (system call entry, sysret, each run's start). Absent: the CPU's
+   * mode never changes (x86: Unicorn's CPL cannot be lowered back from the API; sparc64 runs
+   * with PSTATE.PRIV clear throughout) and only the memory boundary separates the modes.
+   */
+  setCpuMode?(e: Engine, user: boolean): void;
 
   /** Bytes per instruction on a fixed-width ISA (the instruction counter's shortcut); absent = variable. */
   readonly fixedInsnBytes?: number;

@@ -116,7 +116,16 @@ export function writeSyscallResultPpc(engine: Engine, value: bigint, width: 32 |
  * argument order (Linux/powerpc clone is CLONE_BACKWARDS: flags, newsp, parent_tid, tls,
  * child_tid). Each back-end spreads these into its Arch object.
  */
+/** MSR[PR]: problem state (user mode). */
+export const MSR_PR = 1n << 14n;
+
 export const ppcSharedMembers = {
+  /** User code runs with MSR[PR] set, as under Linux: mfmsr, mtmsr, rfi, privileged SPRs trap. */
+  setCpuMode(e: Engine, user: boolean): void {
+    const msr = e.regRead(R.MSR);
+    const want = user ? msr | MSR_PR : msr & ~MSR_PR;
+    if (want !== msr) e.regWrite(R.MSR, want);
+  },
   getPc: (e: Engine): bigint => e.regRead(R.PC),
   setPc: (e: Engine, pc: bigint): void => e.regWrite(R.PC, pc),
   getSp: (e: Engine): bigint => e.regRead(R.R1),

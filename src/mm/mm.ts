@@ -619,6 +619,19 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     if (execStart >= 0n) this.flushText(execStart, execEnd);
   }
 
+  /**
+   * The CPU now runs user code (true) or the guest kernel (false): the memory boundary and,
+   * where the arch can, the CPU's own privilege level follow.
+   */
+  setUserMode(user: boolean): void {
+    if (user === this.userMode) return;
+    this.userMode = user;
+    this.boundary?.setUser(user);
+    this.arch.setCpuMode?.(this.engine, user);
+  }
+
+  private userMode = false;
+
   /** Is `addr` in one of the kernel's regions (text, stacks, insn slots) every mm maps? */
   isKernelAddress(addr: bigint): boolean {
     return this.kernelAt(addr, 1) !== undefined;

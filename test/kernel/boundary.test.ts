@@ -6,6 +6,8 @@
  * what Linux gives — qemu-user's recording in fixtures/boundary.json (tools/record-boundary.py):
  * the same stdout and the same signal or status. Beyond the recording: the fault address is the
  * kernel address itself, the kernel text is unchanged, the page cache keeps the file's bytes.
+ * Privileged and I/O instructions (priv-*): x86 #GP -> SIGSEGV, ppc privileged program check and
+ * sparc64 privileged_opcode -> SIGILL.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,7 +39,8 @@ function run(target: Target, mode: string) {
   const path = join(repoRoot, 'fixtures', target, 'boundary-nolibc');
   const out: Buffer[] = [];
   const reports: string[] = [];
-  const m = new Machine({ target, stdout: (b) => out.push(Buffer.from(b)), stderr: () => {}, report: (l) => reports.push(l) });
+  // Bounded: a privileged instruction the CPU lets through must not leave the guest spinning.
+  const m = new Machine({ target, maxInsns: 2_000_000, stdout: (b) => out.push(Buffer.from(b)), stderr: () => {}, report: (l) => reports.push(l) });
   try {
     const text = m.kernel.mem.bytes.slice();
     m.spawn(path, [path, mode]);
@@ -50,10 +53,18 @@ function run(target: Target, mode: string) {
   }
 }
 
+/**
+ * Known deviation: x86 user code runs at the CPU's privilege level 0 (Unicorn's CPL cannot be
+ * lowered and raised again per system call through its API: docs/unicorn.md, "Privilege levels"),
+ * so cli, hlt, wrmsr, mov %cr3, lgdt, in and out run instead of raising #GP. Pinned with
+ * `it.fails` until x86 user mode exists; ppc (MSR[PR]) and sparc64 (PSTATE.PRIV clear) trap.
+ */
+const deviates = (t: Target, mode: string): boolean => (t === 'x86_64' || t === 'i386') && mode.startsWith('priv-');
+
 for (const target of TARGETS) {
   describe(`user/kernel boundary on ${target}`, () => {
     for (const q of recordings.filter((e) => e.target === target)) {
-      it(`${q.mode}: ${q.signal !== undefined ? `signal ${q.signal}` : `status ${q.status}`}, as under qemu-user`, () => {
+      (deviates(target, q.mode) ? it.fails : it)(`${q.mode}: ${q.signal !== undefined ? `signal ${q.signal}` : `status ${q.status}`}, as under qemu-user`, () => {
         const r = run(target, q.mode);
         expect(r.stdout).toBe(q.stdout);
         if (q.signal !== undefined) {
