@@ -128,9 +128,20 @@ export class Boundary {
     return this.user;
   }
 
-  /** The CPU now runs user code (true) or the guest kernel (false). */
+  /**
+   * The CPU now runs user code (true) or the guest kernel (false): the memory view switches, and
+   * the CPU's own privilege level where the arch can set it (`onSwitch`, Arch.setCpuMode).
+   */
   setUser(user: boolean): void {
     if (user === this.user) return;
+    this.setView(user);
+    this.onSwitch?.(user);
+  }
+
+  /** Called at every switch of setUser (not for asKernel's memory-only switch). */
+  onSwitch: ((user: boolean) => void) | undefined;
+
+  private setView(user: boolean): void {
     this.user = user;
     const v = this.view;
     v.setBigUint64(B.user, user ? 1n : 0n, true);
@@ -141,11 +152,11 @@ export class Boundary {
   /** Run `fn` in kernel mode, then go back to the mode before. */
   asKernel(fn: () => void): void {
     const was = this.user;
-    this.setUser(false);
+    if (was) this.setView(false);
     try {
       fn();
     } finally {
-      this.setUser(was);
+      if (was) this.setView(true);
     }
   }
 

@@ -532,7 +532,7 @@ export class Machine {
         const at = this.arch.runStart?.(mm.engine) ?? { pc: this.arch.getPc(mm.engine), replay: 0 };
         // The CPU's mode for this run: user code unless the task is in a system call or runs
         // kernel code (a kernel function a probe handler called). Switched at entry and sysret.
-        mm.setUserMode(!task.inKernel && !mm.isKernelAddress(at.pc));
+        mm.boundary?.setUser(!task.inKernel && !mm.isKernelAddress(at.pc));
         result = mm.engine.run(at.pc, count + at.replay, () => this.arch.getPc(mm.engine));
         // Instructions replayed to rebuild the CPU state (sparc64 delay slots) ran before.
         retired = Math.max(0, result.retired - at.replay);

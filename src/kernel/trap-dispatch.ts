@@ -128,7 +128,7 @@ export class TrapDispatch {
     task.userRegs = arch.saveSyscallRegs(e);
     task.userResumePc = resumePc;
     task.inKernel = true;
-    mm.setUserMode(false);
+    mm.boundary?.setUser(false);
     // struct syscall_frame just below the top of the task's kernel stack.
     const w = arch.wordSize;
     const frame = (task.kstackTop - BigInt(8 * w) - 64n) & ~0xfn;
@@ -157,7 +157,7 @@ export class TrapDispatch {
     arch.setPc(e, task.userResumePc);
     arch.writeSyscallResult(e, BigInt.asIntN(arch.wordSize * 8, value));
     task.inKernel = false;
-    task.mm.setUserMode(true);
+    task.mm.boundary?.setUser(true);
     task.syscall = undefined;
     task.userRegs = undefined;
     // A long slice of a lone task ends when the system call gave it company (clone, a wake-up).

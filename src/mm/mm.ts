@@ -31,8 +31,8 @@ import { GuestWords } from './words.js';
 import { MmFault, MmOom } from './fault.js';
 import { PROT, Vma } from './vma.js';
 import type { RmapLock } from './rmap-lock.js';
-import { Boundary } from '../emu/boundary.js';
-import { excludeRanges, userBoundary } from './user-boundary.js';
+import type { Boundary } from '../emu/boundary.js';
+import { allowPrivateAreas, attachUserBoundary } from './user-boundary.js';
 import { E } from '../kernel/errno.js';
 import type { InvalidateReason, KernelMapping, MmInvalidateHook, MmapRequest } from './mm-types.js';
 
@@ -88,10 +88,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
    * mmap_region), with mmap_lock held for write by the caller. Not called for fork's copies.
    */
   readonly mapHooks: Array<(vma: Vma) => void> = [];
-  /**
-   * The user/kernel boundary (src/emu/boundary.ts): which mode the CPU is in, so that user code
-   * cannot touch kernel pages. Undefined when the C helper cannot be built.
-   */
+  /** The user/kernel boundary (src/emu/boundary.ts); undefined without the C helper. */
   readonly boundary: Boundary | undefined;
   /** i_mmap_rwsem around every rmap change (rmap-lock.ts); undefined outside a machine. */
   rmapLock: RmapLock | undefined;
@@ -105,8 +102,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     this.engine = openEngine(arch);
     try {
       // Before anything is translated: the boundary switches the engine to the virtual TLB.
-      const bounds = userBoundary(arch, kernel);
-      this.boundary = Boundary.attach(this.engine, bounds);
+      this.boundary = attachUserBoundary(arch, this.engine, kernel);
       for (const k of kernel) {
         this.engine.memMapPtr(k.addr, k.mem.size, k.perms, k.mem);
         this.regions.add(k.addr, k.addr + BigInt(k.mem.size));
@@ -119,8 +115,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
           privates.push([addr, addr + BigInt(size) - 1n]);
         },
       });
-      // The engine's private areas (the i386 GDT, sparc64's stubs) are the CPU's own machinery.
-      if (privates.length > 0) this.boundary?.setDenied(excludeRanges(bounds.denied, privates));
+      if (this.boundary) allowPrivateAreas(this.boundary, arch, kernel, privates);
       this.engine.hookMemInvalid((type, addr) => this.handleProtFault(type, addr), UC_HOOK.MEM_WRITE_PROT);
     } catch (e) {
       this.engine.close();
@@ -534,31 +529,8 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     return undefined;
   }
 
-  /**
-   * Inside `fn` this mm's host reads and writes are copy_{from,to}_user: a range that is not
-   * entirely below TASK_SIZE faults (EFAULT for the system call) before any byte is touched —
-   * Linux's access_ok. The system calls' host halves run this way (TrapDispatch.hostSyscall),
-   * so no handler can forget the check; the guest kernel's own accesses, the probe cores'
-   * fetches and the engine's frames are not inside it.
-   */
-  asUser<T>(fn: () => T): T {
-    this.userCopy++;
-    try {
-      return fn();
-    } finally {
-      this.userCopy--;
-    }
-  }
-
-  private userCopy = 0;
-
-  private accessOk(addr: bigint, len: number): void {
-    const top = this.arch.layout.taskSize;
-    if (addr >= top || BigInt(len) > top - addr) throw new MmFault(addr, 'user copy of a kernel address (access_ok)');
-  }
-
   read(addr: bigint, len: number): Uint8Array {
-    if (this.userCopy > 0) this.accessOk(addr, len);
+    this.checkUserCopy(addr, len);
     const kern = this.kernelAt(addr, len);
     if (kern) return kern.k.mem.bytes.slice(kern.off, kern.off + len);
     const out = new Uint8Array(len);
@@ -580,7 +552,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
    * mappings, as ptrace and uprobes do); without it a non-writable page faults.
    */
   write(addr: bigint, bytes: Uint8Array, force = false): void {
-    if (this.userCopy > 0) this.accessOk(addr, bytes.length);
+    this.checkUserCopy(addr, bytes.length);
     const kern = this.kernelAt(addr, bytes.length);
     if (kern) {
       kern.k.mem.bytes.set(bytes, kern.off);
@@ -618,19 +590,6 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     }
     if (execStart >= 0n) this.flushText(execStart, execEnd);
   }
-
-  /**
-   * The CPU now runs user code (true) or the guest kernel (false): the memory boundary and,
-   * where the arch can, the CPU's own privilege level follow.
-   */
-  setUserMode(user: boolean): void {
-    if (user === this.userMode) return;
-    this.userMode = user;
-    this.boundary?.setUser(user);
-    this.arch.setCpuMode?.(this.engine, user);
-  }
-
-  private userMode = false;
 
   /** Is `addr` in one of the kernel's regions (text, stacks, insn slots) every mm maps? */
   isKernelAddress(addr: bigint): boolean {

@@ -9,7 +9,8 @@
  * mapping, so it is denied too: a NULL access there faults as on Linux.
  */
 import type { Arch } from '../../arch/types.js';
-import type { BoundaryConfig } from '../emu/boundary.js';
+import { Boundary, type BoundaryConfig } from '../emu/boundary.js';
+import type { Engine } from '../emu/unicorn.js';
 import type { KernelMapping } from './mm-types.js';
 
 export function userBoundary(arch: Arch, kernel: KernelMapping[]): BoundaryConfig {
@@ -42,4 +43,22 @@ export function excludeRanges(ranges: Array<[bigint, bigint]>, holes: Array<[big
     out = next;
   }
   return out;
+}
+
+/**
+ * The boundary for a new address space's engine (before it translates anything), with the CPU's
+ * own user mode switched along where the arch has one. Only with the virtual TLB: in user mode
+ * the CPU's MMU would translate differently (ppc64's hypervisor real mode is what folds kernel
+ * addresses onto their aliases).
+ */
+export function attachUserBoundary(arch: Arch, engine: Engine, kernel: KernelMapping[]): Boundary | undefined {
+  const b = Boundary.attach(engine, userBoundary(arch, kernel));
+  const setCpuMode = arch.setCpuMode?.bind(arch);
+  if (b && setCpuMode) b.onSwitch = (user) => setCpuMode(engine, user);
+  return b;
+}
+
+/** The engine's private areas (the i386 GDT, sparc64's stubs) are the CPU's own machinery. */
+export function allowPrivateAreas(b: Boundary, arch: Arch, kernel: KernelMapping[], privates: Array<[bigint, bigint]>): void {
+  if (privates.length > 0) b.setDenied(excludeRanges(userBoundary(arch, kernel).denied, privates));
 }
