@@ -15,7 +15,7 @@ import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
 import type { Arch, GuestMemoryAccess, RegSnapshot, TrapSink } from '../types.js';
 import { UC_X86_REG as R } from './ucregs.js';
 import { SYSCALLS_X86_64 } from './syscalls-x86_64.js';
-import { BREAKPOINT_VECTOR, EFLAGS_RESERVED1, HYPERCALL_VECTOR, x86FaultForVector, x86Hypercall } from './common.js';
+import { BREAKPOINT_VECTOR, EFLAGS_RESERVED1, HYPERCALL_VECTOR, x86FaultForVector, x86Hypercall, installX86IoHooks } from './common.js';
 import { SyscallTable } from '../syscall-table.js';
 import { STAT_X86_64 } from './stat.js';
 import { GENERIC_OPEN_FLAGS } from '../../src/kernel/abi/open-flags.js';
@@ -91,6 +91,7 @@ export const x86_64: Arch = {
   },
 
   installTrapHooks(engine: Engine, sink: TrapSink): void {
+    installX86IoHooks(engine, sink, R.RIP);
     engine.hookInsn(UC_X86_INS_SYSCALL, () => {
       const at = engine.regRead(R.RIP);
       const action = sink.syscall(at + 2n);
