@@ -530,8 +530,7 @@ export class Machine {
       let retired: number;
       try {
         const at = this.arch.runStart?.(mm.engine) ?? { pc: this.arch.getPc(mm.engine), replay: 0 };
-        // The CPU's mode for this run: user code unless the task is in a system call or runs
-        // kernel code (a kernel function a probe handler called). Switched at entry and sysret.
+        // User mode unless in a system call or in kernel code (a probe handler's kernel call).
         mm.boundary?.setUser(!task.inKernel && !mm.isKernelAddress(at.pc));
         result = mm.engine.run(at.pc, count + at.replay, () => this.arch.getPc(mm.engine));
         // Instructions replayed to rebuild the CPU state (sparc64 delay slots) ran before.
