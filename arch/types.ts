@@ -64,6 +64,12 @@ export interface GuestFault {
 export interface TrapSink {
   /** Is `pc` inside the guest kernel image's text? (ppc: a `sc` there is a hypercall.) */
   isKernelText(pc: bigint): boolean;
+  /**
+   * May the trap instruction at `pc` be a hypercall? Guest kernel text, or a kprobe's copy of
+   * kernel text in the instruction slots. Anywhere else it is a user program's instruction.
+   * Absent: isKernelText decides.
+   */
+  isKernelCode?(pc: bigint): boolean;
   /** A user-mode system call instruction. `resumePc` = the instruction after it. */
   syscall(resumePc: bigint): TrapAction | undefined;
   /** A hypercall from guest kernel text (see fixtures/kernel/ABI.md). */
@@ -272,6 +278,14 @@ export interface Arch {
    * needs no alias. Absent = no truncation.
    */
   addressAlias?(addr: bigint): bigint | undefined;
+  /**
+   * Put the CPU in its user mode (true) or supervisor mode (false), where the register API can:
+   * ppc MSR[PR], so privileged instructions raise a privileged program check by themselves.
+   * Called at every switch (system call entry, sysret, each run's start). Absent: the CPU's
+   * mode never changes (x86: Unicorn's CPL cannot be lowered back from the API; sparc64 runs
+   * with PSTATE.PRIV clear throughout) and only the memory boundary separates the modes.
+   */
+  setCpuMode?(e: Engine, user: boolean): void;
 
   /** Bytes per instruction on a fixed-width ISA (the instruction counter's shortcut); absent = variable. */
   readonly fixedInsnBytes?: number;

@@ -8,6 +8,7 @@ import { PPC_ERRNO } from './errno.js';
 import type { Engine } from '../../src/emu/unicorn.js';
 import { SIG, type Arch, type AuxvContext, type GuestFault, type TrapAction, type TrapSink } from '../types.js';
 import { UC_PPC_REG as R } from './ucregs.js';
+import { emulatePrivileged } from './emulate.js';
 
 /**
  * QEMU's POWERPC_EXCP_* numbers as delivered to UC_HOOK_INTR. HV_EMU (96, "HV emulation
@@ -85,7 +86,9 @@ export function installPpcTrapHooks(engine: Engine, sink: TrapSink, is64: boolea
     } else if (excp === PPC_EXCP.PROGRAM) {
       const word = engine.tryMemRead(at, 4);
       const insn = word ? ((word[0]! << 24) | (word[1]! << 16) | (word[2]! << 8) | word[3]!) >>> 0 : 0;
+      const resume = word && !isPpcTrap(insn, is64) ? emulatePrivileged(engine, insn, at) : undefined;
       if (word && isPpcTrap(insn, is64)) action = sink.breakpoint(at, after);
+      else if (resume !== undefined) action = { pc: resume };
       else action = sink.fault(ppcFault(excp), at);
     } else {
       action = sink.fault(ppcFault(excp), at);
@@ -116,7 +119,16 @@ export function writeSyscallResultPpc(engine: Engine, value: bigint, width: 32 |
  * argument order (Linux/powerpc clone is CLONE_BACKWARDS: flags, newsp, parent_tid, tls,
  * child_tid). Each back-end spreads these into its Arch object.
  */
+/** MSR[PR]: problem state (user mode). */
+export const MSR_PR = 1n << 14n;
+
 export const ppcSharedMembers = {
+  /** User code runs with MSR[PR] set, as under Linux: mfmsr, mtmsr, rfi, privileged SPRs trap. */
+  setCpuMode(e: Engine, user: boolean): void {
+    const msr = e.regRead(R.MSR);
+    const want = user ? msr | MSR_PR : msr & ~MSR_PR;
+    if (want !== msr) e.regWrite(R.MSR, want);
+  },
   getPc: (e: Engine): bigint => e.regRead(R.PC),
   setPc: (e: Engine, pc: bigint): void => e.regWrite(R.PC, pc),
   getSp: (e: Engine): bigint => e.regRead(R.R1),

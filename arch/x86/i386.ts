@@ -14,7 +14,7 @@ import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
 import type { Arch, RegSnapshot, TrapSink } from '../types.js';
 import { UC_X86_REG as R } from './ucregs.js';
 import { SYSCALLS_I386 } from './syscalls-i386.js';
-import { BREAKPOINT_VECTOR, EFLAGS_RESERVED1, HYPERCALL_VECTOR, INT80_VECTOR, x86FaultForVector } from './common.js';
+import { BREAKPOINT_VECTOR, EFLAGS_RESERVED1, HYPERCALL_VECTOR, INT80_VECTOR, x86FaultForVector, x86Hypercall, installX86IoHooks } from './common.js';
 import { SyscallTable } from '../syscall-table.js';
 import { STAT64_I386, STAT_I386 } from './stat.js';
 import { GENERIC_OPEN_FLAGS } from '../../src/kernel/abi/open-flags.js';
@@ -134,11 +134,12 @@ export const i386: Arch = {
   },
 
   installTrapHooks(engine: Engine, sink: TrapSink): void {
+    installX86IoHooks(engine, sink, R.EIP);
     engine.hookIntr((vector) => {
       const after = engine.regRead(R.EIP);
       let action;
       if (vector === INT80_VECTOR) action = sink.syscall(after);
-      else if (vector === HYPERCALL_VECTOR) action = sink.hypercall(after);
+      else if (vector === HYPERCALL_VECTOR) action = x86Hypercall(sink, after);
       else if (vector === BREAKPOINT_VECTOR) action = sink.breakpoint(after - 1n, after);
       else action = sink.fault(x86FaultForVector(vector), after);
       const pc = action?.pc;

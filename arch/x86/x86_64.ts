@@ -15,7 +15,7 @@ import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
 import type { Arch, GuestMemoryAccess, RegSnapshot, TrapSink } from '../types.js';
 import { UC_X86_REG as R } from './ucregs.js';
 import { SYSCALLS_X86_64 } from './syscalls-x86_64.js';
-import { BREAKPOINT_VECTOR, EFLAGS_RESERVED1, HYPERCALL_VECTOR, x86FaultForVector } from './common.js';
+import { BREAKPOINT_VECTOR, EFLAGS_RESERVED1, HYPERCALL_VECTOR, x86FaultForVector, x86Hypercall, installX86IoHooks } from './common.js';
 import { SyscallTable } from '../syscall-table.js';
 import { STAT_X86_64 } from './stat.js';
 import { GENERIC_OPEN_FLAGS } from '../../src/kernel/abi/open-flags.js';
@@ -94,6 +94,7 @@ export const x86_64: Arch = {
   },
 
   installTrapHooks(engine: Engine, sink: TrapSink): void {
+    installX86IoHooks(engine, sink, R.RIP);
     engine.hookInsn(UC_X86_INS_SYSCALL, () => {
       const at = engine.regRead(R.RIP);
       const action = sink.syscall(at + 2n);
@@ -103,7 +104,7 @@ export const x86_64: Arch = {
     engine.hookIntr((vector) => {
       const after = engine.regRead(R.RIP);
       let action;
-      if (vector === HYPERCALL_VECTOR) action = sink.hypercall(after);
+      if (vector === HYPERCALL_VECTOR) action = x86Hypercall(sink, after);
       else if (vector === BREAKPOINT_VECTOR) action = sink.breakpoint(after - 1n, after);
       else action = sink.fault(x86FaultForVector(vector), vector === BREAKPOINT_VECTOR ? after - 1n : after);
       const pc = action?.pc;

@@ -16,13 +16,8 @@
  * is restarted after the fault is resolved (copy-on-write) counts once. Checked against a
  * UC_HOOK_CODE count on every target (test/kernel/insn-count.test.ts).
  */
-import { createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
-import { unicornCacheDir } from './library.js';
+import { buildNative, nativeSource } from './native-build.js';
 
 /** Byte offsets of struct counter's fields (native/insn-counter.c). */
 export const COUNTER = {
@@ -72,7 +67,7 @@ function lookUpSymbol(libraryPath: string, name: string): bigint {
 let loaded: NativeCounterLib | null | undefined;
 let whyNot: string | undefined;
 
-const SOURCE = join(dirname(fileURLToPath(import.meta.url)), 'native', 'insn-counter.c');
+const SOURCE = nativeSource('insn-counter');
 
 /** Why the native counter is not in use (undefined when it is, or before the first engine). */
 export function nativeCounterUnavailable(): string | undefined {
@@ -91,34 +86,12 @@ export function nativeCounter(): NativeCounterLib | undefined {
     whyNot = 'turned off by UNIPROBE_NATIVE_COUNTER=0';
     return undefined;
   }
-  let source: Buffer;
-  try {
-    source = readFileSync(SOURCE);
-  } catch {
-    whyNot = `${SOURCE} is missing`;
+  const built = buildNative(SOURCE, 'libuniprobe-counter.so');
+  if ('whyNot' in built) {
+    whyNot = built.whyNot;
     return undefined;
   }
-  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
-  const dir = join(unicornCacheDir(), 'native', hash);
-  const lib = join(dir, 'libuniprobe-counter.so');
-  if (!existsSync(lib)) {
-    const cc = process.env.CC || 'cc';
-    const tmp = `${lib}.${process.pid}.tmp`;
-    try {
-      mkdirSync(dir, { recursive: true });
-      const r = spawnSync(cc, ['-O2', '-shared', '-fPIC', '-o', tmp, SOURCE], { encoding: 'utf8' });
-      if (r.status !== 0) {
-        whyNot = `${cc} could not build ${SOURCE}: ${(r.error?.message ?? r.stderr ?? '').trim().split('\n')[0]}`;
-        return undefined;
-      }
-      renameSync(tmp, lib); // atomic: a concurrent process never loads half a file
-    } catch (e) {
-      whyNot = `cannot build the instruction counter: ${(e as Error).message}`;
-      return undefined;
-    } finally {
-      rmSync(tmp, { force: true });
-    }
-  }
+  const lib = built.lib;
   try {
     const l = koffi.load(lib);
     const blockHook = symbolAddress(lib, 'uniprobe_count_block');

@@ -659,13 +659,22 @@ export class Engine {
   flushTranslations(begin: bigint, end: bigint): void {
     // Instruction boundaries may have changed (a breakpoint written): forget cached block counts.
     if (this.counter) this.counter.lib.flush(this.counter.mem.ptr);
-    check('uc_ctl(TB_REMOVE_CACHE)', load().uc_ctl(this.h(), ctlWrite(UC_CTL_TB_REMOVE_CACHE, 2), 'uint64_t', begin, 'uint64_t', end));
-    const alias = this.aliasOf(begin);
-    if (alias !== undefined) {
-      const end2 = alias + (end - begin);
-      check('uc_ctl(TB_REMOVE_CACHE alias)', load().uc_ctl(this.h(), ctlWrite(UC_CTL_TB_REMOVE_CACHE, 2), 'uint64_t', alias, 'uint64_t', end2));
-    }
+    const remove = (): void => {
+      check('uc_ctl(TB_REMOVE_CACHE)', load().uc_ctl(this.h(), ctlWrite(UC_CTL_TB_REMOVE_CACHE, 2), 'uint64_t', begin, 'uint64_t', end));
+      const alias = this.aliasOf(begin);
+      if (alias !== undefined) {
+        const end2 = alias + (end - begin);
+        check('uc_ctl(TB_REMOVE_CACHE alias)', load().uc_ctl(this.h(), ctlWrite(UC_CTL_TB_REMOVE_CACHE, 2), 'uint64_t', alias, 'uint64_t', end2));
+      }
+    };
+    // Unicorn finds the blocks through the TLB (virtual to physical): kernel text must be seen
+    // as the kernel sees it, not through a user-mode refusal (src/emu/boundary.ts).
+    if (this.privileged) this.privileged(remove);
+    else remove();
   }
+
+  /** Run `fn` with the CPU's view of memory in kernel mode (set by the user/kernel boundary). */
+  privileged: ((fn: () => void) => void) | undefined;
 
   flushAllTranslations(): void {
     if (this.counter) this.counter.lib.flush(this.counter.mem.ptr);

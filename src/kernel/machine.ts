@@ -534,6 +534,8 @@ export class Machine {
       let retired: number;
       try {
         const at = this.arch.runStart?.(mm.engine) ?? { pc: this.arch.getPc(mm.engine), replay: 0 };
+        // User mode unless in a system call or in kernel code (a probe handler's kernel call).
+        mm.boundary?.setUser(!task.inKernel && !mm.isKernelAddress(at.pc));
         result = mm.engine.run(at.pc, count + at.replay, () => this.arch.getPc(mm.engine));
         // Instructions replayed to rebuild the CPU state (sparc64 delay slots) ran before.
         retired = Math.max(0, result.retired - at.replay);

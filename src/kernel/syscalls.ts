@@ -189,7 +189,10 @@ function doMmap(ctx: SyscallCtx, addr: bigint, len: bigint, prot: number, flags:
     if (e instanceof Error && 'errno' in e && (e as { errno?: number }).errno === E.ENOMEM) return err(E.ENOMEM);
     throw e;
   }
-  return mm.mmap({ addr, len, prot: prot & 7, fixed, shared, file: { inode, pgoff: Number(off / BigInt(mm.pageSize)) } });
+  // VM_MAYWRITE: a shared mapping may become writable only through a writable description (and
+  // shared writable mappings are refused above for any description, so mprotect refuses them too).
+  const vmFlags = shared ? { mayWrite: false } : {};
+  return mm.mmap({ addr, len, prot: prot & 7, fixed, shared, flags: vmFlags, file: { inode, pgoff: Number(off / BigInt(mm.pageSize)) } });
 }
 
 /** Names whose calls go through the guest kernel's own functions (fixtures/kernel/ABI.md KSYS_*). */

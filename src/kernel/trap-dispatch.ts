@@ -46,6 +46,15 @@ const MEM_FAULTS: Record<number, string> = {
   [UC_ERR.FETCH_PROT]: 'fetch from non-executable memory',
 };
 
+const ACCESS: Record<number, string> = {
+  [UC_ERR.READ_UNMAPPED]: 'read of',
+  [UC_ERR.WRITE_UNMAPPED]: 'write to',
+  [UC_ERR.FETCH_UNMAPPED]: 'fetch from',
+  [UC_ERR.READ_PROT]: 'read of',
+  [UC_ERR.WRITE_PROT]: 'write to',
+  [UC_ERR.FETCH_PROT]: 'fetch from',
+};
+
 export interface TrapDispatchDeps {
   readonly machine: Machine;
   readonly opts: Pick<MachineOptions, 'strace' | 'stdout' | 'stderr'>;
@@ -65,6 +74,7 @@ export class TrapDispatch {
   /** The sink every engine's trap hooks report to (Arch.installTrapHooks). */
   readonly sink: TrapSink = {
     isKernelText: (pc) => this.d.machine.kernel.isText(pc),
+    isKernelCode: (pc) => this.d.machine.kernel.isText(pc) || this.d.machine.kernel.isInsnArea(pc),
     syscall: (resumePc) => this.enterSyscall(resumePc),
     hypercall: () => this.hypercall(),
     breakpoint: (addr, pcAfter) => this.breakpoint(addr, pcAfter),
@@ -119,6 +129,7 @@ export class TrapDispatch {
     task.userSp = arch.getSp(e);
     task.userResumePc = resumePc;
     task.inKernel = true;
+    mm.boundary?.setUser(false);
     // struct syscall_frame just below the top of the task's kernel stack.
     const w = arch.wordSize;
     const frame = (task.kstackTop - BigInt(8 * w) - 64n) & ~0xfn;
@@ -147,6 +158,7 @@ export class TrapDispatch {
     arch.setPc(e, task.userResumePc);
     const call = task.syscall ?? { name: '', nr: -1, args: [] };
     task.inKernel = false;
+    task.mm.boundary?.setUser(true);
     task.syscall = undefined;
     task.userRegs = undefined;
     // The result, a restart, rt_sigreturn's frame, and the handlers of signals due (their frames).
@@ -304,11 +316,14 @@ export class TrapDispatch {
 
   private hostSyscall(task: Task, name: string, args: bigint[]): SyscallResult {
     this.lastCall = { name, args };
-    const archResult = this.d.machine.arch.archSyscall(name, task.mm.engine, args, task.mm);
-    if (archResult !== undefined) return archResult;
     const h = handlers[name];
-    if (!h) return err(E.ENOSYS);
-    return h({ host: this.syscallHost, task }, args);
+    // The host half copies to and from user memory only: a kernel address is EFAULT (access_ok).
+    return task.mm.asUser(() => {
+      const archResult = this.d.machine.arch.archSyscall(name, task.mm.engine, args, task.mm);
+      if (archResult !== undefined) return archResult;
+      if (!h) return err(E.ENOSYS);
+      return h({ host: this.syscallHost, task }, args);
+    });
   }
 
   /**
@@ -401,9 +416,16 @@ export class TrapDispatch {
       case UC_ERR.READ_PROT:
       case UC_ERR.WRITE_PROT:
       case UC_ERR.FETCH_PROT:
-        // SEGV_MAPERR for no mapping, SEGV_ACCERR for a mapping that forbids the access.
-        f = { signal: SIG.SIGSEGV, reason: MEM_FAULTS[ucErr]!, addr: mf?.addr, code: ucErr === UC_ERR.READ_PROT || ucErr === UC_ERR.WRITE_PROT || ucErr === UC_ERR.FETCH_PROT ? 2 : 1 };
+      {
+        // A user access the boundary refused (src/emu/boundary.ts): a kernel address. Linux
+        // answers SEGV_MAPERR there (x86 do_kern_addr_fault, ppc's address >= TASK_SIZE check:
+        // bad_area_nosemaphore); otherwise SEGV_MAPERR for no mapping, SEGV_ACCERR for a mapping
+        // that forbids the access.
+        const kernelAddr = mf && task.mm.boundary?.translateFault(mf.addr);
+        if (kernelAddr !== undefined) f = { signal: SIG.SIGSEGV, reason: `user-mode ${ACCESS[ucErr]} kernel memory`, addr: kernelAddr, code: 1 };
+        else f = { signal: SIG.SIGSEGV, reason: MEM_FAULTS[ucErr]!, addr: mf?.addr, code: ucErr === UC_ERR.READ_PROT || ucErr === UC_ERR.WRITE_PROT || ucErr === UC_ERR.FETCH_PROT ? 2 : 1 };
         break;
+      }
       case UC_ERR.READ_UNALIGNED:
       case UC_ERR.WRITE_UNALIGNED:
       case UC_ERR.FETCH_UNALIGNED:

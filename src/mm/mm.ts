@@ -31,6 +31,8 @@ import { GuestWords } from './words.js';
 import { MmFault, MmOom } from './fault.js';
 import { PROT, Vma } from './vma.js';
 import type { RmapLock } from './rmap-lock.js';
+import type { Boundary } from '../emu/boundary.js';
+import { allowPrivateAreas, attachUserBoundary } from './user-boundary.js';
 import { E } from '../kernel/errno.js';
 import type { InvalidateReason, KernelMapping, MmInvalidateHook, MmapRequest } from './mm-types.js';
 
@@ -86,6 +88,8 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
    * mmap_region), with mmap_lock held for write by the caller. Not called for fork's copies.
    */
   readonly mapHooks: Array<(vma: Vma) => void> = [];
+  /** The user/kernel boundary (src/emu/boundary.ts); undefined without the C helper. */
+  readonly boundary: Boundary | undefined;
   /** i_mmap_rwsem around every rmap change (rmap-lock.ts); undefined outside a machine. */
   rmapLock: RmapLock | undefined;
 
@@ -97,16 +101,21 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     this.kernel = kernel;
     this.engine = openEngine(arch);
     try {
+      // Before anything is translated: the boundary switches the engine to the virtual TLB.
+      this.boundary = attachUserBoundary(arch, this.engine, kernel);
       for (const k of kernel) {
         this.engine.memMapPtr(k.addr, k.mem.size, k.perms, k.mem);
         this.regions.add(k.addr, k.addr + BigInt(k.mem.size));
       }
+      const privates: Array<[bigint, bigint]> = [];
       arch.setupEngine(this.engine, {
         mapPrivate: (addr, size, exec) => {
           this.engine.memMap(addr, size, exec ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE);
           this.regions.add(addr, addr + BigInt(size));
+          privates.push([addr, addr + BigInt(size) - 1n]);
         },
       });
+      if (this.boundary) allowPrivateAreas(this.boundary, arch, kernel, privates);
       this.engine.hookMemInvalid((type, addr) => this.handleProtFault(type, addr), UC_HOOK.MEM_WRITE_PROT);
     } catch (e) {
       this.engine.close();
@@ -363,6 +372,8 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     for (let a = start; a < end; a += ps) if (!this.findVma(a)) return -ENOMEM;
     // Remapping coalesces runs, so only the two edges can add regions.
     if (!this.regions.hasRoom(2)) return -ENOMEM;
+    // mprotect_fixup: PROT_WRITE needs VM_MAYWRITE on every VMA of the range.
+    if (prot & PROT.WRITE && this.vmasIn(start, end).some((v) => v.flags.mayWrite === false)) return -EACCES;
     this.invalidateStart(start, end, 'mprotect');
     for (const v of this.vmasIn(start, end)) v.prot = prot;
     this.unmapPages(start, end);
@@ -519,6 +530,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
   }
 
   read(addr: bigint, len: number): Uint8Array {
+    this.checkUserCopy(addr, len);
     const kern = this.kernelAt(addr, len);
     if (kern) return kern.k.mem.bytes.slice(kern.off, kern.off + len);
     const out = new Uint8Array(len);
@@ -540,6 +552,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
    * mappings, as ptrace and uprobes do); without it a non-writable page faults.
    */
   write(addr: bigint, bytes: Uint8Array, force = false): void {
+    this.checkUserCopy(addr, bytes.length);
     const kern = this.kernelAt(addr, bytes.length);
     if (kern) {
       kern.k.mem.bytes.set(bytes, kern.off);
@@ -576,6 +589,11 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
       done += n;
     }
     if (execStart >= 0n) this.flushText(execStart, execEnd);
+  }
+
+  /** Is `addr` in one of the kernel's regions (text, stacks, insn slots) every mm maps? */
+  isKernelAddress(addr: bigint): boolean {
+    return this.kernelAt(addr, 1) !== undefined;
   }
 
   /** Is [addr, addr+len) readable by the guest? */
@@ -641,6 +659,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     this.ptes.clear();
     for (const v of [...this.vmas]) this.removeVma(v);
     this.engine.close();
+    this.boundary?.free();
   }
 
   get destroyed(): boolean {

@@ -13,6 +13,12 @@ export interface VmaFlags {
   growsDown?: boolean;
   /** Not inherited by fork (VM_DONTCOPY: the uprobes XOL area). */
   dontCopy?: boolean;
+  /**
+   * VM_MAYWRITE cleared (false): mprotect may never add PROT_WRITE (EACCES). do_mmap clears it
+   * for a shared mapping of a file opened without write access; a private mapping keeps it
+   * (its writes go to private copies, never to the page cache).
+   */
+  mayWrite?: boolean;
 }
 
 export class Vma {

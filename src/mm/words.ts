@@ -10,6 +10,31 @@ export abstract class GuestWords {
   abstract read(addr: bigint, len: number): Uint8Array;
   abstract write(addr: bigint, bytes: Uint8Array, force?: boolean): void;
 
+  /**
+   * Inside `fn` this address space's host reads and writes are copy_{from,to}_user: a range not
+   * entirely below TASK_SIZE faults (EFAULT for the system call) before any byte is touched —
+   * Linux's access_ok. The system calls' host halves run this way (TrapDispatch.hostSyscall), so
+   * no handler can forget the check; the guest kernel's own accesses, the probe cores' fetches
+   * and the engine's frames are not inside it.
+   */
+  asUser<T>(fn: () => T): T {
+    this.userCopy++;
+    try {
+      return fn();
+    } finally {
+      this.userCopy--;
+    }
+  }
+
+  private userCopy = 0;
+
+  /** read()/write() call this first: access_ok while inside asUser. */
+  protected checkUserCopy(addr: bigint, len: number): void {
+    if (this.userCopy === 0) return;
+    const top = this.arch.layout.taskSize;
+    if (addr >= top || BigInt(len) > top - addr) throw new MmFault(addr, 'user copy of a kernel address (access_ok)');
+  }
+
   readWord(addr: bigint): bigint {
     const b = this.read(addr, this.arch.wordSize);
     const v = new DataView(b.buffer);

@@ -26,7 +26,6 @@ import { Uprobes, type UprobeConsumer } from '../../src/uprobes/index.js';
 import { fixturePath, supported } from '../helpers.js';
 import { fileOffset } from '../uprobes/harness.js';
 import type { Target } from '../../arch/types.js';
-import { Mm } from '../../src/mm/mm.js';
 
 /** Where the interrupted PC sits, from the handler's third argument. */
 const SAVED_PC: Record<string, { off: bigint; size: 4 | 8 }> = {
@@ -100,9 +99,7 @@ async function run(target: Target, withHold: boolean): Promise<{ saved: bigint[]
   }
 }
 
-/** ppc64 and sparc64 need the user/kernel boundary first: see signal.test.ts. */
-const hasBoundary = 'isKernelAddress' in Mm.prototype;
-const TARGETS = (['ppc32', ...(hasBoundary ? (['ppc64', 'sparc64'] as const) : [])] as const).filter((t) => supported.has(t));
+const TARGETS = (['ppc32', 'ppc64', 'sparc64'] as const).filter((t) => supported.has(t));
 
 describe.each(TARGETS)('a signal during a uprobe single-step (%s)', (target) => {
   it('sent from the probe handler before the step: the frame saves the system call after the stepped instruction', async () => {

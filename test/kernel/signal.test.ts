@@ -17,16 +17,8 @@ import { describe, expect, it } from 'vitest';
 import { fixturePath, runProgram, supported } from '../helpers.js';
 import signals from '../../fixtures/signals.json' with { type: 'json' };
 import type { Target } from '../../arch/types.js';
-import { Mm } from '../../src/mm/mm.js';
 
-/**
- * ppc64 and sparc64 need the user/kernel boundary (issue 14, engineer "bound"): without it the
- * fixture's `*(int *)0 = 1` in a child lands in the guest kernel's alias at address 0 (those
- * engines map it there, arch/ppc/ppc64.ts, arch/sparc/sparc64.ts) instead of faulting, and the
- * corrupted kernel entry takes the later children down. They join as soon as it is merged.
- */
-const hasBoundary = 'isKernelAddress' in Mm.prototype;
-const TARGETS = (['x86_64', 'i386', 'ppc32', ...(hasBoundary ? (['ppc64', 'sparc64'] as const) : [])] as const).filter((t) => supported.has(t));
+const TARGETS = (['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'] as const).filter((t) => supported.has(t));
 
 /**
  * qemu-user's answers that are not Linux's, as [recorded line, Linux's line]:
