@@ -322,6 +322,12 @@ export interface Arch {
   /** Set the thread pointer (TLS) for CLONE_SETTLS (x86-64 FS base, i386 a GDT TLS entry, ppc r2/r13, sparc %g7). */
   setThreadPointer(engine: Engine, tls: bigint, mem: GuestMemoryAccess): void;
   /**
+   * CLONE_SETTLS when its value points at memory (i386's struct user_desc): read it at clone time,
+   * as Linux's copy_thread does, and give back what loads it into the child (or -errno, which
+   * clone returns). Absent: the value is the thread pointer itself (setThreadPointer).
+   */
+  cloneTls?(tls: bigint, mem: GuestMemoryAccess): ((engine: Engine) => void) | bigint;
+  /**
    * System calls only this target has (arch_prctl, set_thread_area…): the result (or -errno), or
    * undefined when `name` is not an arch-specific call.
    */
