@@ -283,6 +283,12 @@ export interface Arch {
    * grow by as much, or a one-instruction run would never get past them. Absent = getPc(), 0.
    */
   runStart?(engine: Engine): { pc: bigint; replay: number };
+  /**
+   * The scheduler hands the CPU back to a task (each quantum's start: after a switch, a timer
+   * interrupt, a signal handler's entry): CPU state outside the register snapshot that Linux's
+   * interrupt return resets (ppc: the lwarx reservation, arch/ppc/reservation.ts).
+   */
+  interruptReturn?(engine: Engine): void;
 
   /** Prepare a freshly opened engine (CPU model quirks, MSR bits, descriptor tables…). */
   setupEngine(engine: Engine, support: EngineSupport): void;
