@@ -34,7 +34,8 @@ export function dropReservation(e: Engine, page: bigint): void {
   const at = page + DROP_RESERVATION_OFFSET;
   const saved = e.regReadBatch([R.R3, R.CR, R.PC]);
   e.regWrite(R.R3, at);
-  const { err } = e.start(at, at + 4n, 1);
+  // until = 0: the count alone stops it (a new end address would make Unicorn flush its translations).
+  const { err } = e.start(at, 0n, 1);
   e.regWriteBatch([R.R3, R.CR, R.PC], saved);
   if (err !== 0) throw new UniprobeError('INTERNAL', `ppc: the reservation-dropping stwcx. at 0x${at.toString(16)} failed (Unicorn error ${err})`);
 }
