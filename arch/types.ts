@@ -297,6 +297,12 @@ export interface Arch {
    * grow by as much, or a one-instruction run would never get past them. Absent = getPc(), 0.
    */
   runStart?(engine: Engine): { pc: bigint; replay: number };
+  /**
+   * The scheduler hands the CPU back to a task (each quantum's start: after a switch, a timer
+   * interrupt, a signal handler's entry): CPU state outside the register snapshot that Linux's
+   * interrupt return resets (ppc: the lwarx reservation, arch/ppc/reservation.ts).
+   */
+  interruptReturn?(engine: Engine): void;
 
   /** Prepare a freshly opened engine (CPU model quirks, MSR bits, descriptor tables…). */
   setupEngine(engine: Engine, support: EngineSupport): void;
@@ -335,6 +341,12 @@ export interface Arch {
   writeSyscallResult(engine: Engine, value: bigint): void;
   /** Set the thread pointer (TLS) for CLONE_SETTLS (x86-64 FS base, i386 a GDT TLS entry, ppc r2/r13, sparc %g7). */
   setThreadPointer(engine: Engine, tls: bigint, mem: GuestMemoryAccess): void;
+  /**
+   * CLONE_SETTLS when its value points at memory (i386's struct user_desc): read it at clone time,
+   * as Linux's copy_thread does, and give back what loads it into the child (or -errno, which
+   * clone returns). Absent: the value is the thread pointer itself (setThreadPointer).
+   */
+  cloneTls?(tls: bigint, mem: GuestMemoryAccess): ((engine: Engine) => void) | bigint;
   /**
    * System calls only this target has (arch_prctl, set_thread_area…): the result (or -errno), or
    * undefined when `name` is not an arch-specific call.

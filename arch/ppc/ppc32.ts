@@ -11,7 +11,8 @@ import { SyscallTable } from '../syscall-table.js';
 import { STAT64_PPC32, STAT_PPC32 } from './stat.js';
 import { PPC_OPEN_FLAGS } from './fcntl.js';
 import { PPC32_SIGNALS } from './signal.js';
-import { installSigtramp } from './sigtramp.js';
+import { installSigtramp, SIGTRAMP_PPC32 } from './sigtramp.js';
+import { dropReservation, installDropReservation } from './reservation.js';
 import {
   MSR_FP,
   PPC_ARG_REGS,
@@ -64,7 +65,9 @@ export const ppc32: Arch = {
   setupEngine(e: Engine, support): void {
     e.regWrite(R.MSR, e.regRead(R.MSR) | MSR_FP);
     installSigtramp(e, support, false);
+    installDropReservation(e, SIGTRAMP_PPC32);
   },
+  interruptReturn: (e) => dropReservation(e, SIGTRAMP_PPC32),
 
   installTrapHooks(engine: Engine, sink: TrapSink): void {
     installPpcTrapHooks(engine, sink, false);

@@ -38,7 +38,8 @@ import { STAT_PPC64 } from './stat.js';
 import { PPC_OPEN_FLAGS } from './fcntl.js';
 import { PPC64_SIGNALS } from './signal.js';
 import { elfAbiOf, setElfAbi } from './signal-frame-ppc64.js';
-import { installSigtramp } from './sigtramp.js';
+import { installSigtramp, SIGTRAMP_PPC64 } from './sigtramp.js';
+import { dropReservation, installDropReservation } from './reservation.js';
 import {
   MSR_FP,
   PPC_ARG_REGS,
@@ -161,7 +162,9 @@ export const ppc64: Arch = {
   setupEngine(e: Engine, support): void {
     enableHypervisorMode(e, e.regRead(R.MSR) | MSR_SF | MSR_FP);
     installSigtramp(e, support, true);
+    installDropReservation(e, SIGTRAMP_PPC64);
   },
+  interruptReturn: (e) => dropReservation(e, SIGTRAMP_PPC64),
 
   installTrapHooks(engine: Engine, sink: TrapSink): void {
     installPpcTrapHooks(engine, sink, true);

@@ -11,7 +11,7 @@ import { E, errnoTranslator, GENERIC_ERRNO } from '../../src/kernel/errno.js';
 import { singleEntry } from '../entry.js';
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
-import type { Arch, RegSnapshot, TrapSink } from '../types.js';
+import type { Arch, GuestMemoryAccess, RegSnapshot, TrapSink } from '../types.js';
 import { UC_X86_REG as R } from './ucregs.js';
 import { SYSCALLS_I386 } from './syscalls-i386.js';
 import { BREAKPOINT_VECTOR, EFLAGS_RESERVED1, HYPERCALL_VECTOR, INT80_VECTOR, x86FaultForVector, x86Hypercall, installX86IoHooks } from './common.js';
@@ -83,6 +83,20 @@ function encodeUserDesc(base: number, limit: number, flags: number): Uint8Array 
 
 function readTls(e: Engine): Uint8Array {
   return e.memRead(GDT_ADDR + BigInt(GDT_ENTRY_TLS_MIN * 8), GDT_ENTRY_TLS_ENTRIES * 8);
+}
+
+const tlsSlot = (entry: number): boolean => entry >= GDT_ENTRY_TLS_MIN && entry < GDT_ENTRY_TLS_MIN + GDT_ENTRY_TLS_ENTRIES;
+
+/** A struct user_desc from user memory: its entry_number and the GDT descriptor it encodes, or -EFAULT. */
+function readUserDesc(mem: GuestMemoryAccess, uinfo: bigint): { entry: number; desc: Uint8Array } | bigint {
+  let raw: Uint8Array;
+  try {
+    raw = mem.read(uinfo, 16);
+  } catch {
+    return -EFAULT;
+  }
+  const v = new DataView(raw.buffer, raw.byteOffset, 16);
+  return { entry: v.getInt32(0, true), desc: encodeUserDesc(v.getUint32(4, true), v.getUint32(8, true), v.getUint32(12, true)) };
 }
 
 export const i386: Arch = {
@@ -192,24 +206,24 @@ export const i386: Arch = {
     // CLONE_SETTLS on i386 passes a struct user_desc pointer, as set_thread_area does.
     i386.archSyscall('set_thread_area', e, [tls], mem);
   },
+  cloneTls(tls, mem) {
+    // Linux's copy_thread reads CLONE_SETTLS's struct user_desc during clone (do_set_thread_area
+    // with can_allocate 0: entry_number -1 is EINVAL), not when the child first runs: glibc's
+    // descriptor lives in pthread_create's frame, which the parent reuses for the next thread.
+    const d = readUserDesc(mem, tls);
+    if (typeof d === 'bigint') return d;
+    if (d.entry === -1 || !tlsSlot(d.entry)) return -EINVAL;
+    return (e) => e.memWrite(GDT_ADDR + BigInt(d.entry * 8), d.desc);
+  },
   archSyscall(name, e, args, mem) {
     if (name !== 'set_thread_area') return undefined;
     const uinfo = args[0]!;
-    let desc: Uint8Array;
-    try {
-      desc = mem.read(uinfo, 16);
-    } catch {
-      return -EFAULT;
-    }
-    const v = new DataView(desc.buffer, desc.byteOffset, 16);
-    let entry = v.getInt32(0, true);
-    const base = v.getUint32(4, true);
-    const limit = v.getUint32(8, true);
-    const flags = v.getUint32(12, true);
+    const d = readUserDesc(mem, uinfo);
+    if (typeof d === 'bigint') return d;
+    let entry = d.entry;
     if (entry === -1) {
       // Linux picks the first free TLS slot (get_free_idx).
       const cur = readTls(e);
-      entry = -1;
       for (let i = 0; i < GDT_ENTRY_TLS_ENTRIES; i++) {
         if (cur.subarray(i * 8, i * 8 + 8).every((b) => b === 0)) {
           entry = GDT_ENTRY_TLS_MIN + i;
@@ -225,8 +239,8 @@ export const i386: Arch = {
         return -EFAULT;
       }
     }
-    if (entry < GDT_ENTRY_TLS_MIN || entry >= GDT_ENTRY_TLS_MIN + GDT_ENTRY_TLS_ENTRIES) return -EINVAL;
-    e.memWrite(GDT_ADDR + BigInt(entry * 8), encodeUserDesc(base, limit, flags));
+    if (!tlsSlot(entry)) return -EINVAL;
+    e.memWrite(GDT_ADDR + BigInt(entry * 8), d.desc);
     return 0n;
   },
   functionEntry: singleEntry,

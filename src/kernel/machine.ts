@@ -523,6 +523,7 @@ export class Machine {
     // quantum gives.
     const q = Math.max(1, Math.floor(this.opts.quantum / 2) + this.rng.below(this.opts.quantum));
     this.st.loneQuantum = this.st.runsAlone();
+    this.arch.interruptReturn?.(mm.engine);
     const budgetLeft = Math.max(1, this.opts.maxInsns - this.insns);
     let count = Math.min(this.st.loneQuantum ? Math.max(q, LONE_SLICE) : q, budgetLeft);
     let quantumRetired = 0;

@@ -11,6 +11,7 @@
 import type { Arch } from '../../arch/types.js';
 import { SIG } from '../../arch/types.js';
 import type { Mm } from '../mm/mm.js';
+import type { Engine } from '../emu/unicorn.js';
 import type { SyncWorld } from '../sync/index.js';
 import { E, err } from './errno.js';
 import type { KernelImage } from './kernel-image.js';
@@ -119,12 +120,18 @@ export class ProcessTable {
     if (!task.userRegs) return err(E.EINVAL);
     // RLIMIT_NPROC (copy_process: EAGAIN), and the kernel stacks the arena holds.
     if (!taskFits(this.tasks, this.d.limits.maxTasks, this.d.kernel.freeStackCount)) return err(E.EAGAIN);
+    let setTls: ((e: Engine) => void) | undefined;
+    if (flags & CLONE.SETTLS) {
+      const t = arch.cloneTls ? arch.cloneTls(tls, task.mm) : (ce: Engine) => arch.setThreadPointer(ce, tls, task.mm);
+      if (typeof t === 'bigint') return t;
+      setTls = t;
+    }
     const start: CloneStart = {
       full: arch.snapshot(e),
       user: task.userRegs,
       resumePc: task.userResumePc,
       stack,
-      tls: flags & CLONE.SETTLS ? tls : undefined,
+      setTls,
       parentTid: task.tid,
     };
     let proc: Process;
@@ -180,7 +187,7 @@ export class ProcessTable {
     arch.restoreSyscallRegs(e, s.user);
     arch.setPc(e, s.resumePc);
     arch.setupCloneChild(e, s.stack, s.parentTid);
-    if (s.tls !== undefined) arch.setThreadPointer(e, s.tls, task.mm);
+    s.setTls?.(e);
   }
 
   wait4(task: Task, pid: number, statusPtr: bigint, options: number): SyscallResult {

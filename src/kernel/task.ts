@@ -2,6 +2,7 @@
  * Processes (thread groups) and tasks (threads), with the per-task state the syscall path keeps.
  */
 import type { RegSnapshot } from '../../arch/types.js';
+import type { Engine } from '../emu/unicorn.js';
 import type { Mm } from '../mm/mm.js';
 import type { FileDescription } from '../vfs/file.js';
 import type { FsState } from '../vfs/vfs.js';
@@ -29,7 +30,8 @@ export interface CloneStart {
   user: RegSnapshot;
   resumePc: bigint;
   stack: bigint;
-  tls?: bigint;
+  /** CLONE_SETTLS: loads the child's thread pointer (its value was read at clone time). */
+  setTls?: (engine: Engine) => void;
   /** The thread that called clone (sparc passes its id to the child). */
   parentTid: number;
 }

@@ -134,6 +134,18 @@ export function readPath(ctx: SyscallCtx, ptr: bigint, allowEmpty = false): stri
   return err(E.ENAMETOOLONG);
 }
 
+/**
+ * Consecutive `wordSize`-byte integers in the target's byte order. The width is the ABI struct's,
+ * not the target's word: a 32-bit target's struct __kernel_timespec (clock_gettime64) and struct
+ * rlimit64 (prlimit64) hold 64-bit fields.
+ */
 export function writeWords(mm: Mm, addr: bigint, words: bigint[], wordSize: number): void {
-  words.forEach((w, i) => mm.writeWord(addr + BigInt(i * wordSize), w));
+  const b = new Uint8Array(words.length * wordSize);
+  const v = new DataView(b.buffer);
+  const le = mm.arch.endian === 'little';
+  words.forEach((w, i) => {
+    if (wordSize === 8) v.setBigUint64(i * 8, BigInt.asUintN(64, w), le);
+    else v.setUint32(i * 4, Number(BigInt.asUintN(32, w)), le);
+  });
+  mm.write(addr, b);
 }
