@@ -2,8 +2,8 @@
  * Linux/sparc64's getcontext software trap (`ta 0x6e`, sparc64_get_context in
  * arch/sparc/kernel/signal64.c): glibc's __sigsetjmp (and so every static glibc program, through
  * __libc_start_call_main's setjmp) saves its registers with it. Layout of the user's
- * `struct ucontext` (uapi asm/uctx.h): uc_link, uc_flags, uc_sigmask (one word), then
- * mc_gregs[19] (tstate, pc, npc, y, %g1–%g7, %o0–%o7), mc_fp, mc_i7, and the 16-aligned FPU block
+ * `struct ucontext` (uapi asm/uctx.h): uc_link, uc_flags, uc_sigmask (one word), then at 32 (the
+ * mcontext is 16-aligned) mc_gregs[19] (tstate, pc, npc, y, %g1–%g7, %o0–%o7), mc_fp, mc_i7, and the 16-aligned FPU block
  * whose `mcfpu_enab` byte Linux always writes as 0 (it never saves FP state here).
  *
  * What differs from the kernel, because a trap hook cannot run the guest stubs that read them:
@@ -17,20 +17,22 @@
 /** Where the pieces sit in a sparc64 `struct ucontext`. */
 export const UCONTEXT = {
   sigmask: 16,
-  gregs: 24, // 19 words
-  fp: 24 + 19 * 8,
-  i7: 24 + 20 * 8,
-  fpregs: 192, // mc_fpregs (16-aligned): fregs 256, fsr, fprs, gsr, fq, qcnt, qentsz, enab
-  fsr: 192 + 256,
-  fprs: 192 + 264,
-  gsr: 192 + 272,
-  fpuEnab: 192 + 290,
+  // uc_mcontext is 16-aligned (mcfpu_fregs holds 16-byte long doubles): after the one-word mask
+  // at 16 it starts at 32. glibc's __longjmp stores its return value at 0x40 = MC_G1.
+  gregs: 32, // 19 words
+  fp: 32 + 19 * 8,
+  i7: 32 + 20 * 8,
+  fpregs: 208, // mc_fpregs (16-aligned): fregs 256, fsr, fprs, gsr, fq, qcnt, qentsz, enab
+  fsr: 208 + 256,
+  fprs: 208 + 264,
+  gsr: 208 + 272,
+  fpuEnab: 208 + 290,
 } as const;
 
 /** Bytes setcontext reads: everything up to and including mcfpu_enab. */
 export const UCONTEXT_READ = UCONTEXT.fpuEnab + 1;
-/** sizeof(struct ucontext) on sparc64: mc_fpregs is 304 bytes (16-aligned). */
-export const UCONTEXT_SIZE = 192 + 304;
+/** sizeof(struct ucontext) on sparc64: mc_fpregs is 304 bytes (16-aligned); glibc's jmp_buf puts mask_was_saved right after. */
+export const UCONTEXT_SIZE = 208 + 304;
 
 /** mc_gregs indexes (uapi asm/uctx.h). */
 export const MC = { TSTATE: 0, PC: 1, NPC: 2, Y: 3, G1: 4, O0: 11 } as const;
