@@ -31,8 +31,6 @@ export const UCONTEXT = {
 
 /** Bytes setcontext reads: everything up to and including mcfpu_enab. */
 export const UCONTEXT_READ = UCONTEXT.fpuEnab + 1;
-/** sizeof(struct ucontext) on sparc64: mc_fpregs is 304 bytes (16-aligned); glibc's jmp_buf puts mask_was_saved right after. */
-export const UCONTEXT_SIZE = 208 + 304;
 
 /** mc_gregs indexes (uapi asm/uctx.h). */
 export const MC = { TSTATE: 0, PC: 1, NPC: 2, Y: 3, G1: 4, O0: 11 } as const;
