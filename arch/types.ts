@@ -86,6 +86,13 @@ export interface TrapSink {
    * instruction it emulated.
    */
   memory(): GuestMemoryAccess & { readonly unsettled: boolean };
+  /**
+   * The running task's blocked mask as a user sigset_t (the target's numbering), for traps that
+   * read or set it outside a system call (sparc64's getcontext/setcontext). `set` applies it as
+   * set_current_blocked does (SIGKILL/SIGSTOP stay unblocked) and says whether a signal is now
+   * deliverable, so the trap can end the run and let the return to user mode deliver it.
+   */
+  signalMask?: { get(): bigint; set(userSet: bigint): boolean };
 }
 
 /** Opaque saved register state of a task (arch-defined contents). */

@@ -11,6 +11,7 @@ import { UC_SPARC_REG as R } from './ucregs.js';
 import * as isa from './isa.js';
 import { type WindowMemory } from './windows.js';
 import { getContextWrites } from './ucontext.js';
+import { ST_SETCONTEXT, setContext } from './setcontext.js';
 import { R32, TT, ST, HC_SYSRET, CCR_CARRY, FPU_DISABLED_REASON, STUB_SYSRET, SparcCpu, cpuOf, u64, fetch, fetchPair, fetchOne, writeWindow, op2 } from './cpu.js';
 
 // Bound once: the trap handlers call these millions of times, and a bundler's ESM-to-CJS output
@@ -166,7 +167,7 @@ function getContext(cpu: SparcCpu, a: bigint, npc: bigint): void {
   const fpuOn = cpu.fpu.enabled;
   try {
     cpu.windows.flush(r, mem);
-    for (const w of getContextWrites(r, npc, fpuOn)) mem.write(w.at, w.bytes);
+    for (const w of getContextWrites(r, npc, fpuOn, cpu.sink!.signalMask?.get() ?? 0n)) mem.write(w.at, w.bytes);
   } catch (err) {
     if (err instanceof UniprobeError && err.code === 'MM') {
       return fault(cpu, { signal: SIG.SIGSEGV, reason: 'getcontext to an unusable address' }, a);
@@ -339,6 +340,10 @@ export function softwareTrap(cpu: SparcCpu, n: number, a: bigint, npc: bigint): 
       if (mem.unsettled) e.stop();
       return;
     }
+    case ST_SETCONTEXT:
+      // Linux's setcontext from user code; nothing else owns the number.
+      if (!sink.isKernelText(a)) return setContext(cpu, a);
+      break;
     default:
       if (n === ST.BREAKPOINT || (n >= ST.KPROBE_BP && n <= ST.KPROBE_LAST)) return finish(cpu, sink.breakpoint(a, npc), npc);
   }

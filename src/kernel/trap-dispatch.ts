@@ -25,6 +25,7 @@ import type { KernelCalls } from './kernel-calls.js';
 import type { Machine, MachineOptions, MappingLockHook } from './machine.js';
 import type { MachineState } from './machine-state.js';
 import { signalName, type ProcessTable } from './process-table.js';
+import { UNBLOCKABLE } from './signal/numbers.js';
 import { formatSyscallCall, formatSyscallResult, syscallReturns } from './strace.js';
 import { installExec } from './execve.js';
 import { handlers, normaliseSyscall, type SyscallHost, type SyscallResult } from './syscalls.js';
@@ -88,6 +89,19 @@ export class TrapDispatch {
       const task = this.d.state.current;
       if (!task) throw new UniprobeError('INTERNAL', 'guest memory asked for outside a run');
       return task.mm;
+    },
+    signalMask: {
+      get: () => {
+        const task = this.d.state.current;
+        return task ? this.d.procs.signals.num.setFromGeneric(task.signal.blocked) : 0n;
+      },
+      set: (userSet) => {
+        const task = this.d.state.current;
+        if (!task) return false;
+        const sc = this.d.procs.signals;
+        task.signal.blocked = sc.num.setToGeneric(userSet) & ~UNBLOCKABLE;
+        return sc.deliverable(task) !== 0n;
+      },
     },
   };
 
