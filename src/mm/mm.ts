@@ -47,7 +47,9 @@ interface Pte {
 export { MmFault, MmOom } from './fault.js';
 
 // The kernel layer's generic errno numbers (src/kernel/errno.ts), as mm's calls return them.
-const { ENOMEM, EINVAL, EFAULT, EACCES } = E;
+const { ENOMEM, EINVAL, EFAULT, EACCES, EPERM } = E;
+/** vm.mmap_min_addr: Linux's default (CONFIG_DEFAULT_MMAP_MIN_ADDR 65536 on x86, powerpc and sparc64). */
+const MMAP_MIN_ADDR = 0x10000n;
 
 
 let nextMmId = 1;
@@ -298,10 +300,13 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
       if (req.addr % ps !== 0n) return giveBack(), -BigInt(EINVAL);
       addr = req.addr;
       if (addr + len > this.arch.layout.taskSize || addr + len < addr) return giveBack(), -BigInt(ENOMEM);
+      // mmap_min_addr (security_mmap_addr): nothing is mapped in the first 64 KiB.
+      if (addr < MMAP_MIN_ADDR) return giveBack(), -BigInt(EPERM);
+      if (this.inEngineAlias(addr, addr + len)) return giveBack(), -BigInt(ENOMEM);
       this.munmap(addr, len);
     } else {
       const hint = this.pageAlignDown(req.addr);
-      if (hint !== 0n && hint + len <= this.arch.layout.taskSize && !this.overlaps(hint, hint + len)) addr = hint;
+      if (hint >= MMAP_MIN_ADDR && hint + len <= this.arch.layout.taskSize && !this.overlaps(hint, hint + len) && !this.inEngineAlias(hint, hint + len)) addr = hint;
       else {
         const found = this.getUnmappedArea(len);
         if (found === undefined) return giveBack(), -BigInt(ENOMEM);
@@ -570,7 +575,9 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
       if (!force && !(vma.prot & PROT.WRITE)) throw new MmFault(a, 'write to read-only memory');
       const needsCopy = (pte.cow || (force && pte.frame.isPageCache)) && !(force && !(vma.prot & PROT.WRITE) && !pte.frame.isPageCache && pte.frame.mapcount === 1);
       if (needsCopy && this.engine.isRunning) {
-        // Finish the whole write after the run (see the class comment); order is kept.
+        // Finish the whole write after the run (see the class comment); order is kept. The rest
+        // must fault now if it would fault then: the system call is still there to see EFAULT.
+        this.checkWritable(a, bytes.length - done, force);
         this.deferredWrites.push({ addr: a, bytes: bytes.slice(done), force });
         break;
       }
@@ -589,6 +596,29 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
       done += n;
     }
     if (execStart >= 0n) this.flushText(execStart, execEnd);
+  }
+
+  /**
+   * Does [start, end) meet an emulator alias of a kernel region (Arch.addressAlias: ppc64 maps the
+   * kernel image again at 0 because its real mode drops the top address bits)? Linux has no such
+   * alias; here those user addresses cannot be mapped (ENOMEM, as for a range past TASK_SIZE).
+   */
+  private inEngineAlias(start: bigint, end: bigint): boolean {
+    for (const k of this.kernel) {
+      const a = this.arch.addressAlias?.(k.addr);
+      if (a !== undefined && start < a + BigInt(k.mem.size) && a < end) return true;
+    }
+    return false;
+  }
+
+  /** Throw the fault a write of [addr, addr+len) would meet (a page unmapped or not writable). */
+  private checkWritable(addr: bigint, len: number, force: boolean): void {
+    const ps = BigInt(this.pageSize);
+    for (let a = addr; a < addr + BigInt(len); a = (a / ps + 1n) * ps) {
+      const vma = this.findVma(a);
+      if (!this.ptes.get(this.vpn(a)) || !vma) throw new MmFault(a, 'write to unmapped memory');
+      if (!force && !(vma.prot & PROT.WRITE)) throw new MmFault(a, 'write to read-only memory');
+    }
   }
 
   /** Is `addr` in one of the kernel's regions (text, stacks, insn slots) every mm maps? */

@@ -235,7 +235,9 @@ export class SignalCore {
       const ka = parent.signal.sighand.action[GSIG.SIGCHLD]!;
       autoreap = ka.handler === SIG_IGN || (ka.flags & SA.NOCLDWAIT) !== 0;
     }
-    if (sig > 0) this.send(info, parent);
+    // do_notify_parent: a legacy clone's exit signal (CSIGNAL, 0-255) is not checked at clone
+    // time; one that is not a valid signal is simply not sent (valid_signal(sig) && sig).
+    if (sig > 0 && sig <= NSIG) this.send(info, parent);
     return autoreap;
   }
 
