@@ -316,10 +316,6 @@ export class ProcessTable {
       c.parent = undefined;
       if (c.zombie) c.reaped = true;
     }
-    // The machine is the guest's PID namespace and the first process its init: when init dies,
-    // zap_pid_ns_processes SIGKILLs everything left in it (an orphan asleep in pause() would
-    // otherwise keep the machine waiting for ever).
-    if (proc === this.init) for (const p of this.processes) if (p !== proc && !p.zombie) this.killProcess(p, SIG.SIGKILL, undefined);
   }
 
   /** A child changed state: the parent's tasks sleeping in wait4 look again. */
