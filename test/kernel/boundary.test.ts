@@ -53,20 +53,10 @@ function run(target: Target, mode: string) {
   }
 }
 
-/**
- * Known deviation: x86 user code runs at the CPU's privilege level 0 (Unicorn's CPL cannot be
- * lowered and raised again per system call through its API: docs/unicorn.md, "Privilege levels"),
- * so cli, sti, hlt, wrmsr, rdmsr, mov %cr3 and lgdt run instead of raising #GP. Pinned with
- * `it.fails` until x86 user mode exists; in/out are refused by an I/O hook (installX86IoHooks);
- * ppc (MSR[PR]) and sparc64 (PSTATE.PRIV clear) trap by themselves.
- */
-const deviates = (t: Target, mode: string): boolean =>
-  (t === 'x86_64' || t === 'i386') && mode.startsWith('priv-') && mode !== 'priv-in' && mode !== 'priv-out';
-
 for (const target of TARGETS) {
   describe(`user/kernel boundary on ${target}`, () => {
     for (const q of recordings.filter((e) => e.target === target)) {
-      (deviates(target, q.mode) ? it.fails : it)(`${q.mode}: ${q.signal !== undefined ? `signal ${q.signal}` : `status ${q.status}`}, as under qemu-user`, () => {
+      it(`${q.mode}: ${q.signal !== undefined ? `signal ${q.signal}` : `status ${q.status}`}, as under qemu-user`, () => {
         const r = run(target, q.mode);
         expect(r.stdout).toBe(q.stdout);
         if (q.signal !== undefined) {
