@@ -44,6 +44,11 @@ const REGS_32 = [R.EAX, R.ECX, R.EDX, R.EBX, R.ESP, R.EBP, R.ESI, R.EDI];
 const SENTINEL = (k: number): bigint => BigInt(0x5eed_0c00 + k);
 
 const UC_SPAN = 0x4000;
+/** How much of CPUX86State is searched for old_exception (it sits before end_reset_fields). */
+const ENV_SPAN = 0x4000;
+/** old_exception's offset in CPUX86State once measured, and the -1 words it may be until then. */
+let oldExceptionOff: number | undefined;
+let minusOnes: number[] | undefined;
 /** `uc_struct.cpu` and the env's offset in X86CPU as the walk finds them in Unicorn 2.1.1. */
 const HINT = { cpuField: 416, envInCpu: 35408 };
 const CPU_SPAN = 0x20000;
@@ -166,7 +171,40 @@ export class X86CpuState {
     if (b.readBigUInt64LE(OFF_EIP) !== pc || (h & (want | HF_LMA | HF_CS64 | HF_CPL_MASK)) !== want) {
       return (failed = `its CPUX86State does not have Unicorn 2.1.1's layout (hflags 0x${h.toString(16)})`);
     }
+    if (oldExceptionOff === undefined && minusOnes === undefined) {
+      // QEMU's reset leaves old_exception at -1: remember every -1 word (see afterException).
+      const span = readSelf(env, ENV_SPAN);
+      if (span) {
+        minusOnes = [];
+        for (let j = 0; j + 4 <= span.length; j += 4) if (span.readInt32LE(j) === -1) minusOnes.push(j);
+      }
+    }
     return new X86CpuState(env);
+  }
+
+  /**
+   * After an exception reached the interrupt hook: clear QEMU's `old_exception` (-1), as
+   * delivering it through the IDT (do_interrupt_all) would. Unicorn's hook skips that, so a
+   * second contributory exception (#DE, #TS-#GP) or #PF would turn into #DF, and the next one
+   * into a triple fault (the CPU halts: the run ends on the instruction, for ever). The field's
+   * offset is measured at the first such exception: the one word that was -1 when the state was
+   * located and now holds the vector.
+   */
+  afterException(vector: number): void {
+    if (!(vector === 0 || vector === 8 || (vector >= 10 && vector <= 14))) return;
+    if (oldExceptionOff === undefined) {
+      if (!minusOnes) return;
+      const span = readSelf(this.at - BigInt(OFF_HFLAGS), ENV_SPAN);
+      const hits = span ? minusOnes.filter((j) => span.readInt32LE(j) === vector) : [];
+      minusOnes = undefined;
+      if (hits.length !== 1) {
+        warnOnce(`x86: QEMU's old_exception not found (${hits.length} candidates): a second fault in a row may become a double fault`);
+        return;
+      }
+      oldExceptionOff = hits[0]!;
+    }
+    const minus1 = Buffer.alloc(4, 0xff);
+    libc().copyIn(this.at - BigInt(OFF_HFLAGS) + BigInt(oldExceptionOff), minus1, 4);
   }
 
   /** The current privilege level (QEMU's hflags bits 0-1). */
@@ -191,16 +229,24 @@ export class X86CpuState {
 
 /** Per engine: its state, or why there is none (reported once per process). */
 const states = new WeakMap<Engine, X86CpuState | string>();
-let reported = false;
+const warned = new Set<string>();
+function warnOnce(msg: string): void {
+  if (warned.has(msg)) return;
+  warned.add(msg);
+  process.emitWarning(`uniprobe: ${msg}`);
+}
 
 /** Find the engine's CPL field at engine setup (outside any hook: it writes registers). */
 export function attachX86CpuState(e: Engine, mode64: boolean): void {
   const s = X86CpuState.locate(e, mode64);
   states.set(e, s);
-  if (typeof s === 'string' && !reported) {
-    reported = true;
-    process.emitWarning(`uniprobe: x86 user code runs at CPL 0 (privileged instructions do not fault): ${s}`);
-  }
+  if (typeof s === 'string') warnOnce(`x86 user code runs at CPL 0 (privileged instructions do not fault): ${s}`);
+}
+
+/** Call first in the x86 interrupt hook: see X86CpuState.afterException. */
+export function x86ExceptionTaken(e: Engine, vector: number): void {
+  const s = states.get(e);
+  if (s !== undefined && typeof s !== 'string') s.afterException(vector);
 }
 
 /** Arch.setCpuMode for x86: CPL 3 for user mode, 0 for the kernel. */

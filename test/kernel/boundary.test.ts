@@ -79,3 +79,27 @@ for (const target of TARGETS) {
     }
   });
 }
+
+/**
+ * What a SIGSEGV handler sees for each privileged x86 instruction (fixtures/src/gpf.c): si_code
+ * SI_KERNEL, si_addr 0, the PC on the instruction, and the handler's return (rt_sigreturn, back
+ * at CPL 3) going on after it; compared with qemu-user's recording (tools/record-gpf.py).
+ */
+const gpf: Array<{ target: Target; path: string; stdout: string; status?: number; signal?: number }> = JSON.parse(
+  readFileSync(join(repoRoot, 'fixtures', 'gpf.json'), 'utf8'),
+);
+for (const q of gpf.filter((e) => supported.has(e.target))) {
+  it(`${q.target}: a SIGSEGV handler sees #GP's siginfo for cli, sti, hlt, rdmsr, wrmsr, mov %cr3, lgdt, as under qemu-user`, () => {
+    const path = join(repoRoot, 'fixtures', q.path);
+    const out: Buffer[] = [];
+    const m = new Machine({ target: q.target, maxInsns: 2_000_000, stdout: (b) => out.push(Buffer.from(b)), stderr: () => {}, report: () => {} });
+    try {
+      m.spawn(path, [path]);
+      const r = m.run();
+      expect(Buffer.concat(out).toString('utf8')).toBe(q.stdout);
+      expect(r).toMatchObject(q.signal !== undefined ? { reason: 'signal', signal: q.signal } : { reason: 'exit', status: q.status });
+    } finally {
+      m.close();
+    }
+  });
+}
