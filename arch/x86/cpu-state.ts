@@ -20,6 +20,8 @@
  * write, eip must equal the API's PC and hflags must hold the mode bits the engine's mode implies
  * (PE, CS32, SS32 always; LMA and CS64 exactly on x86-64) with CPL 0. Otherwise nothing is written
  * and the CPU stays at CPL 0 (the older behaviour).
+ *
+ * The same state holds QEMU's `old_exception`, which the interrupt hook must reset (afterException).
  */
 import koffi from 'koffi';
 import { openSync, readSync } from 'node:fs';
@@ -140,7 +142,7 @@ function findEnv(uc: bigint, n: number): bigint | undefined {
   return undefined;
 }
 
-/** One engine's CPUX86State.hflags, reached by address. */
+/** One engine's CPUX86State (hflags, old_exception), reached by address. */
 export class X86CpuState {
   private readonly word = Buffer.alloc(4);
   private readonly at: bigint;
