@@ -47,10 +47,11 @@ const SENTINEL = (k: number): bigint => BigInt(0x5eed_0c00 + k);
 
 const UC_SPAN = 0x4000;
 /** How much of CPUX86State is searched for old_exception (it sits before end_reset_fields). */
-const ENV_SPAN = 0x4000;
-/** old_exception's offset in CPUX86State once measured, and the -1 words it may be until then. */
+const ENV_SPAN = 0x2000;
+/** old_exception's offset in CPUX86State once measured (per process). */
 let oldExceptionOff: number | undefined;
-let minusOnes: number[] | undefined;
+/** Where the measurement finds it in Unicorn 2.1.1's build. */
+const OLD_EXCEPTION_HINT = 5464;
 /** `uc_struct.cpu` and the env's offset in X86CPU as the walk finds them in Unicorn 2.1.1. */
 const HINT = { cpuField: 416, envInCpu: 35408 };
 const CPU_SPAN = 0x20000;
@@ -147,7 +148,10 @@ export class X86CpuState {
   private readonly word = Buffer.alloc(4);
   private readonly at: bigint;
 
-  private constructor(env: bigint) {
+  private constructor(
+    env: bigint,
+    private minusOnes: number[] | undefined,
+  ) {
     this.at = env + BigInt(OFF_HFLAGS);
   }
 
@@ -173,15 +177,17 @@ export class X86CpuState {
     if (b.readBigUInt64LE(OFF_EIP) !== pc || (h & (want | HF_LMA | HF_CS64 | HF_CPL_MASK)) !== want) {
       return (failed = `its CPUX86State does not have Unicorn 2.1.1's layout (hflags 0x${h.toString(16)})`);
     }
-    if (oldExceptionOff === undefined && minusOnes === undefined) {
-      // QEMU's reset leaves old_exception at -1: remember every -1 word (see afterException).
+    // QEMU's reset leaves old_exception at -1: until its offset is known, remember this engine's
+    // -1 words (see afterException).
+    let minusOnes: number[] | undefined;
+    if (oldExceptionOff === undefined) {
       const span = readSelf(env, ENV_SPAN);
       if (span) {
         minusOnes = [];
         for (let j = 0; j + 4 <= span.length; j += 4) if (span.readInt32LE(j) === -1) minusOnes.push(j);
       }
     }
-    return new X86CpuState(env);
+    return new X86CpuState(env, minusOnes);
   }
 
   /**
@@ -189,24 +195,34 @@ export class X86CpuState {
    * delivering it through the IDT (do_interrupt_all) would. Unicorn's hook skips that, so a
    * second contributory exception (#DE, #TS-#GP) or #PF would turn into #DF, and the next one
    * into a triple fault (the CPU halts: the run ends on the instruction, for ever). The field's
-   * offset is measured at the first such exception: the one word that was -1 when the state was
-   * located and now holds the vector.
+   * offset is measured at the first such exception: a word that was -1 when the state was
+   * located and now holds the vector (5464 in 2.1.1, preferred; else the only one).
    */
   afterException(vector: number): void {
     if (!(vector === 0 || vector === 8 || (vector >= 10 && vector <= 14))) return;
+    const env = this.at - BigInt(OFF_HFLAGS);
     if (oldExceptionOff === undefined) {
-      if (!minusOnes) return;
-      const span = readSelf(this.at - BigInt(OFF_HFLAGS), ENV_SPAN);
-      const hits = span ? minusOnes.filter((j) => span.readInt32LE(j) === vector) : [];
-      minusOnes = undefined;
-      if (hits.length !== 1) {
-        warnOnce(`x86: QEMU's old_exception not found (${hits.length} candidates): a second fault in a row may become a double fault`);
+      if (!this.minusOnes) return;
+      const span = readSelf(env, ENV_SPAN);
+      const hits = span ? this.minusOnes.filter((j) => span.readInt32LE(j) === vector) : [];
+      // Where 2.1.1 keeps it wins among the candidates; else exactly one must be left. A #DE
+      // (vector 0) may leave many (-1 words that are 0 now): measured at the next exception.
+      if (hits.includes(OLD_EXCEPTION_HINT)) oldExceptionOff = OLD_EXCEPTION_HINT;
+      else if (hits.length === 1) oldExceptionOff = hits[0]!;
+      else {
+        if (vector !== 0) {
+          this.minusOnes = undefined;
+          warnOnce(`x86: QEMU's old_exception not found (${hits.length} candidates): a second fault in a row may become a double fault`);
+        }
         return;
       }
-      oldExceptionOff = hits[0]!;
     }
-    const minus1 = Buffer.alloc(4, 0xff);
-    libc().copyIn(this.at - BigInt(OFF_HFLAGS) + BigInt(oldExceptionOff), minus1, 4);
+    // Written only where the vector is: a wrong offset then changes nothing.
+    const at = env + BigInt(oldExceptionOff);
+    libc().copyOut(this.word, at, 4);
+    if (this.word.readInt32LE(0) !== vector) return;
+    this.word.writeInt32LE(-1);
+    libc().copyIn(at, this.word, 4);
   }
 
   /** The current privilege level (QEMU's hflags bits 0-1). */
