@@ -286,11 +286,11 @@ export interface Arch {
    */
   addressAlias?(addr: bigint): bigint | undefined;
   /**
-   * Put the CPU in its user mode (true) or supervisor mode (false), where the register API can:
-   * ppc MSR[PR], so privileged instructions raise a privileged program check by themselves.
-   * Called at every switch (system call entry, sysret, each run's start). Absent: the CPU's
-   * mode never changes (x86: Unicorn's CPL cannot be lowered back from the API; sparc64 runs
-   * with PSTATE.PRIV clear throughout) and only the memory boundary separates the modes.
+   * Put the CPU in its user mode (true) or supervisor mode (false), so privileged instructions
+   * fault by themselves: ppc MSR[PR] through the register API, x86 the CPL in QEMU's hflags
+   * (arch/x86/cpu-state.ts). Called at every switch (system call entry, sysret, each run's
+   * start). Absent: the CPU's mode never changes (sparc64 runs with PSTATE.PRIV clear
+   * throughout) and only the memory boundary separates the modes.
    */
   setCpuMode?(e: Engine, user: boolean): void;
 

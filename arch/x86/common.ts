@@ -17,7 +17,8 @@ export const INT80_VECTOR = 0x80;
 export function x86FaultForVector(vector: number): GuestFault {
   switch (vector) {
     case 0:
-      return { signal: SIG.SIGFPE, reason: 'divide error' };
+      // do_error_trap(X86_TRAP_DE, SIGFPE, FPE_INTDIV, ip): si_addr is the faulting PC.
+      return { signal: SIG.SIGFPE, reason: 'divide error', code: FPE_INTDIV };
     case 1:
       return { signal: SIG.SIGTRAP, reason: 'debug trap' };
     case 3:
@@ -43,6 +44,9 @@ export function x86FaultForVector(vector: number): GuestFault {
       return { signal: SIG.SIGSEGV, reason: `interrupt 0x${vector.toString(16)} not allowed from user mode` };
   }
 }
+
+/** si_code of a divide error (uapi asm-generic/siginfo.h). */
+const FPE_INTDIV = 1;
 
 /** EFLAGS bits the generic code never needs but the arch sets up. */
 export const EFLAGS_IF = 1n << 9n;

@@ -15,6 +15,7 @@ import type { Arch, GuestMemoryAccess, RegSnapshot, TrapSink } from '../types.js
 import { UC_X86_REG as R } from './ucregs.js';
 import { SYSCALLS_I386 } from './syscalls-i386.js';
 import { BREAKPOINT_VECTOR, EFLAGS_RESERVED1, HYPERCALL_VECTOR, INT80_VECTOR, x86FaultForVector, x86Hypercall, installX86IoHooks } from './common.js';
+import { attachX86CpuState, setX86CpuMode, x86ExceptionTaken } from './cpu-state.js';
 import { SyscallTable } from '../syscall-table.js';
 import { STAT64_I386, STAT_I386 } from './stat.js';
 import { GENERIC_OPEN_FLAGS } from '../../src/kernel/abi/open-flags.js';
@@ -145,11 +146,15 @@ export const i386: Arch = {
     writeGdtr(e);
     const ds = BigInt(GDT_ENTRY_KERNEL_DS * 8);
     e.regWriteBatch([R.SS, R.DS, R.ES], [ds, ds, ds]);
+    // After the SS load: QEMU sets the CPL from SS's descriptor (DPL 0); setCpuMode moves it.
+    attachX86CpuState(e, false);
   },
+  setCpuMode: setX86CpuMode,
 
   installTrapHooks(engine: Engine, sink: TrapSink): void {
     installX86IoHooks(engine, sink, R.EIP);
     engine.hookIntr((vector) => {
+      x86ExceptionTaken(engine, vector);
       const after = engine.regRead(R.EIP);
       let action;
       if (vector === INT80_VECTOR) action = sink.syscall(after);

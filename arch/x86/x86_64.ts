@@ -16,6 +16,7 @@ import type { Arch, GuestMemoryAccess, RegSnapshot, TrapSink } from '../types.js
 import { UC_X86_REG as R } from './ucregs.js';
 import { SYSCALLS_X86_64 } from './syscalls-x86_64.js';
 import { BREAKPOINT_VECTOR, EFLAGS_RESERVED1, HYPERCALL_VECTOR, x86FaultForVector, x86Hypercall, installX86IoHooks } from './common.js';
+import { attachX86CpuState, setX86CpuMode, x86ExceptionTaken } from './cpu-state.js';
 import { SyscallTable } from '../syscall-table.js';
 import { STAT_X86_64 } from './stat.js';
 import { GENERIC_OPEN_FLAGS } from '../../src/kernel/abi/open-flags.js';
@@ -89,9 +90,11 @@ export const x86_64: Arch = {
     return a === addr ? undefined : a;
   },
 
-  setupEngine(): void {
-    /* Unicorn's 64-bit mode starts flat, with SSE usable: nothing to do. */
+  setupEngine(e): void {
+    // Unicorn's 64-bit mode starts flat, with SSE usable; only the CPL needs the CPU state.
+    attachX86CpuState(e, true);
   },
+  setCpuMode: setX86CpuMode,
 
   installTrapHooks(engine: Engine, sink: TrapSink): void {
     installX86IoHooks(engine, sink, R.RIP);
@@ -102,6 +105,7 @@ export const x86_64: Arch = {
       if (action?.stop) engine.stop();
     });
     engine.hookIntr((vector) => {
+      x86ExceptionTaken(engine, vector);
       const after = engine.regRead(R.RIP);
       let action;
       if (vector === HYPERCALL_VECTOR) action = x86Hypercall(sink, after);
