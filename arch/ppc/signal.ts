@@ -4,19 +4,11 @@
  * (ppc32) / 8192 (ppc64). The frames: signal-frame-ppc32.ts, signal-frame-ppc64.ts.
  */
 import type { SignalAbi } from '../types.js';
+import { GENERIC_SA_FLAGS } from '../signal-generic.js';
 import { restartSyscallPpc, rtSigreturn32, setupRtFrame32, setupSigFrame32, sigreturn32 } from './signal-frame-ppc32.js';
 import { rtSigreturn64, setupRtFrame64 } from './signal-frame-ppc64.js';
 
-const PPC_SA_FLAGS = {
-  NOCLDSTOP: 0x1,
-  NOCLDWAIT: 0x2,
-  SIGINFO: 0x4,
-  RESTORER: 0x04000000,
-  ONSTACK: 0x08000000,
-  RESTART: 0x10000000,
-  NODEFER: 0x40000000,
-  RESETHAND: 0x80000000,
-};
+const PPC_SA_FLAGS = GENERIC_SA_FLAGS;
 
 export const PPC32_SIGNALS: SignalAbi = {
   saFlags: PPC_SA_FLAGS,

@@ -16,6 +16,7 @@
  * - Same seed ⇒ same choices of task, vCPU and quantum length ⇒ same interleaving.
  * - Kernel text is patched and mappings change only between runs (`current` is unset then).
  */
+import { runResult, type RunResult } from './run-result.js';
 import { writeAll } from '../host-io.js';
 import { realpathSync, statSync } from 'node:fs';
 import { UniprobeError } from '../errors.js';
@@ -74,16 +75,7 @@ export interface MappingLockHook {
   unlock(ctx: ExecContext, syscall: string, mm: Mm): void;
 }
 
-export interface RunResult {
-  /** What a shell would report: the exit code, 128 + signal, or 124 for a budget stop. */
-  status: number;
-  exitCode: number;
-  signal: number;
-  reason: 'exit' | 'signal' | 'budget' | 'deadlock';
-  /** Instruction budget used: exact for quanta that ran to their length; a run cut short (block, exit, COW copy) counts in full, so this is an upper bound. */
-  insns: number;
-  quanta: number;
-}
+export type { RunResult } from './run-result.js';
 
 /**
  * Instructions a lone task runs per slice (runQuantum): long enough that restarting the engine
@@ -430,17 +422,7 @@ export class Machine {
   }
 
   private result(reason: 'exit' | 'deadlock' | 'budget'): RunResult {
-    const init = this.procs.init;
-    if (reason === 'budget') return { status: 124, exitCode: 0, signal: SIG.SIGKILL, reason, insns: this.insns, quanta: this.quanta };
-    if (!init) return { status: 0, exitCode: 0, signal: 0, reason, insns: this.insns, quanta: this.quanta };
-    return {
-      status: reason === 'deadlock' ? 124 : init.shellStatus,
-      exitCode: init.exitCode,
-      signal: init.termSignal,
-      reason: reason === 'deadlock' ? reason : init.termSignal ? 'signal' : 'exit',
-      insns: this.insns,
-      quanta: this.quanta,
-    };
+    return runResult(this.procs.init, reason, this.insns, this.quanta);
   }
 
   /** Guest quanta as the sync scheduler sees them. */

@@ -35,25 +35,18 @@ import type { Boundary } from '../emu/boundary.js';
 import { allowPrivateAreas, attachUserBoundary } from './user-boundary.js';
 import { E } from '../kernel/errno.js';
 import type { InvalidateReason, KernelMapping, MmInvalidateHook, MmapRequest } from './mm-types.js';
+import { chooseAddress, fixedAddressError, unmappedArea } from './mmap-addr.js';
 
 export type { InvalidateReason, KernelMapping, MmInvalidateHook, MmapRequest } from './mm-types.js';
-
-
-interface Pte {
-  frame: PageFrame;
-  cow: boolean;
-}
-
 export { MmFault, MmOom } from './fault.js';
 
-// The kernel layer's generic errno numbers (src/kernel/errno.ts), as mm's calls return them.
-const { ENOMEM, EINVAL, EFAULT, EACCES, EPERM } = E;
-/** vm.mmap_min_addr: Linux's default (CONFIG_DEFAULT_MMAP_MIN_ADDR 65536 on x86, powerpc and sparc64). */
-const MMAP_MIN_ADDR = 0x10000n;
+/** A mapped user page: its frame, and whether a write must copy it first. */
+interface Pte { frame: PageFrame; cow: boolean }
 
+// The kernel layer's generic errno numbers (src/kernel/errno.ts), as mm's calls return them.
+const { ENOMEM, EINVAL, EFAULT, EACCES } = E;
 
 let nextMmId = 1;
-
 
 export class Mm extends GuestWords implements GuestMemoryAccess {
   readonly id = nextMmId++;
@@ -63,7 +56,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
   private readonly pageShift: bigint;
   readonly vmas: Vma[] = [];
   private readonly ptes = new Map<bigint, Pte>();
-  private readonly kernel: KernelMapping[];
+  readonly kernel: KernelMapping[];
   brkStart = 0n;
   brk = 0n;
   /** mm_users: tasks sharing this mm. */
@@ -259,17 +252,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
   }
 
   /** Top-down search for a free range of `len` bytes below mmap_base (get_unmapped_area). */
-  getUnmappedArea(len: bigint): bigint | undefined {
-    let top = this.arch.layout.mmapBase;
-    const sorted = [...this.vmas].sort((a, b) => (a.start > b.start ? -1 : 1));
-    for (const v of sorted) {
-      if (v.start >= top) continue;
-      if (v.end <= top - len) return top - len;
-      top = v.start < top ? v.start : top;
-    }
-    const low = BigInt(this.pageSize) * 16n;
-    return top - len >= low ? top - len : undefined;
-  }
+  getUnmappedArea = (len: bigint): bigint | undefined => unmappedArea(this, len);
 
   /** Mapping changes are only legal while the engine is stopped (see the class comment). */
   private assertQuiescent(op: string): void {
@@ -297,21 +280,14 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     };
     let addr: bigint;
     if (req.fixed) {
-      if (req.addr % ps !== 0n) return giveBack(), -BigInt(EINVAL);
+      const e = fixedAddressError(this, req.addr, len);
+      if (e) return giveBack(), -BigInt(e);
       addr = req.addr;
-      if (addr + len > this.arch.layout.taskSize || addr + len < addr) return giveBack(), -BigInt(ENOMEM);
-      // mmap_min_addr (security_mmap_addr): nothing is mapped in the first 64 KiB.
-      if (addr < MMAP_MIN_ADDR) return giveBack(), -BigInt(EPERM);
-      if (this.inEngineAlias(addr, addr + len)) return giveBack(), -BigInt(ENOMEM);
       this.munmap(addr, len);
     } else {
-      const hint = this.pageAlignDown(req.addr);
-      if (hint >= MMAP_MIN_ADDR && hint + len <= this.arch.layout.taskSize && !this.overlaps(hint, hint + len) && !this.inEngineAlias(hint, hint + len)) addr = hint;
-      else {
-        const found = this.getUnmappedArea(len);
-        if (found === undefined) return giveBack(), -BigInt(ENOMEM);
-        addr = found;
-      }
+      const found = chooseAddress(this, this.pageAlignDown(req.addr), len);
+      if (found === undefined) return giveBack(), -BigInt(ENOMEM);
+      addr = found;
     }
     const vma = new Vma(
       this,
@@ -577,7 +553,11 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
       if (needsCopy && this.engine.isRunning) {
         // Finish the whole write after the run (see the class comment); order is kept. The rest
         // must fault now if it would fault then: the system call is still there to see EFAULT.
-        this.checkWritable(a, bytes.length - done, force);
+        for (let b = a, ps = BigInt(this.pageSize); b < addr + BigInt(bytes.length); b = (b / ps + 1n) * ps) {
+          const v = this.findVma(b);
+          if (!this.ptes.has(this.vpn(b)) || !v) throw new MmFault(b, 'write to unmapped memory');
+          if (!force && !(v.prot & PROT.WRITE)) throw new MmFault(b, 'write to read-only memory');
+        }
         this.deferredWrites.push({ addr: a, bytes: bytes.slice(done), force });
         break;
       }
@@ -596,29 +576,6 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
       done += n;
     }
     if (execStart >= 0n) this.flushText(execStart, execEnd);
-  }
-
-  /**
-   * Does [start, end) meet an emulator alias of a kernel region (Arch.addressAlias: ppc64 maps the
-   * kernel image again at 0 because its real mode drops the top address bits)? Linux has no such
-   * alias; here those user addresses cannot be mapped (ENOMEM, as for a range past TASK_SIZE).
-   */
-  private inEngineAlias(start: bigint, end: bigint): boolean {
-    for (const k of this.kernel) {
-      const a = this.arch.addressAlias?.(k.addr);
-      if (a !== undefined && start < a + BigInt(k.mem.size) && a < end) return true;
-    }
-    return false;
-  }
-
-  /** Throw the fault a write of [addr, addr+len) would meet (a page unmapped or not writable). */
-  private checkWritable(addr: bigint, len: number, force: boolean): void {
-    const ps = BigInt(this.pageSize);
-    for (let a = addr; a < addr + BigInt(len); a = (a / ps + 1n) * ps) {
-      const vma = this.findVma(a);
-      if (!this.ptes.get(this.vpn(a)) || !vma) throw new MmFault(a, 'write to unmapped memory');
-      if (!force && !(vma.prot & PROT.WRITE)) throw new MmFault(a, 'write to read-only memory');
-    }
   }
 
   /** Is `addr` in one of the kernel's regions (text, stacks, insn slots) every mm maps? */
