@@ -28,6 +28,7 @@ import { openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UC_SPARC_REG as R } from './ucregs.js';
+import { CpuWindowFile } from './window-file.js';
 
 /** PSTATE.PEF and FPRS.FEF (SPARC V9). */
 export const PSTATE_PEF = 0x10n;
@@ -207,6 +208,11 @@ export class SparcCpuState {
     s.writeU64(s.fprsOff, 0n); // Linux: FEF off until the first FP instruction (do_fpdis)
     s.writeU32(s.pstateOff, s.readU32(s.pstateOff) | Number(PSTATE_PEF));
     return s;
+  }
+
+  /** The CPU's register-window file (window-file.ts), or why its layout is not the expected one. */
+  windowFile(): CpuWindowFile | string {
+    return CpuWindowFile.open(this.env, this.pstateOff, (off, n) => this.read(off, n));
   }
 
   private read(off: number, n: number): Buffer {

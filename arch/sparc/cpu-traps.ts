@@ -10,6 +10,7 @@
  */
 import type { Engine } from '../../src/emu/unicorn.js';
 import { FPRS_FEF, FRESH_FP_STATE, SparcCpuState } from './cpu-state.js';
+import type { CpuWindowFile } from './window-file.js';
 
 export class CpuTraps {
   /** QEMU's CPU state reached by address, or why it could not be. */
@@ -22,6 +23,11 @@ export class CpuTraps {
   /** Find the state; `probe` runs the guest's `wr %asi ; wr %fprs` stub (cpu-state.ts). */
   locate(probe: () => void): void {
     this.state = SparcCpuState.locate(this.engine, probe);
+  }
+
+  /** The CPU's register-window file, or why it cannot be used (window-file.ts). */
+  windowFile(): CpuWindowFile | string {
+    return typeof this.state === 'string' ? this.state : this.state.windowFile();
   }
 
   /** Why the FPU cannot be reached, or undefined when it can. */

@@ -60,7 +60,7 @@ import * as isa from './isa.js';
 import { STAT64_SPARC64, STAT_SPARC64 } from './stat.js';
 import { SPARC_OPEN_FLAGS } from './fcntl.js';
 import { table, R32, R31_PC, R32_PC, SYSCALL_ARG_REGS, ST, CCR_CARRY, FORK_LIKE, ADDRESS_MASK, STUB_AREA, STUB_AREA_SIZE, STUB_READ_STATE, STUB_WRITE_STATE, STUB_SYSRET, STUB_FPU_PROBE, runStub, SparcCpu, cpus, cpuOf, be32, u64, fetch, readCcrY, writeCcrY } from './cpu.js';
-import { LazyRegs, onTrap, pendingNpc } from './traps.js';
+import { LazyRegs, onTrap, pendingNpc, returnStubFor } from './traps.js';
 import { GENERIC_POLL } from '../../src/kernel/sys/poll.js';
 import { FPRS_FEF, FRESH_FP_STATE, FP_STATE_WORDS } from './cpu-state.js';
 import { SPARC64_SIGNALS } from './signal.js';
@@ -140,6 +140,9 @@ export const sparc64: Arch = {
     // Give the lazy condition-code state a defined value before any guest instruction reads it.
     writeCcrY(e, 0n, 0n);
     cpu.fpu.locate(() => void runStub(e, STUB_FPU_PROBE, 2, 0n, 0n));
+    // The CPU keeps the register windows itself when its file is reachable (windows.ts).
+    const file = process.env.UNIPROBE_SPARC_HOST_WINDOWS === '1' ? 'disabled' : cpu.fpu.windowFile();
+    if (typeof file !== 'string') cpu.windows.attach(file);
   },
 
   installTrapHooks(engine: Engine, sink: TrapSink): void {
@@ -151,10 +154,26 @@ export const sparc64: Arch = {
   runStart(e: Engine): { pc: bigint; replay: number } {
     // Restart at the DCTI when the last run stopped in its delay slot (see the module comment).
     const pc = e.regRead(R.PC);
-    const npc = pendingNpc(fetch(e, u64(pc - 4n)), pc, new LazyRegs(e));
+    const prev = fetch(e, u64(pc - 4n));
+    const npc = pendingNpc(prev, pc, new LazyRegs(e));
     if (npc === u64(pc + 4n)) return { pc, replay: 0 };
     if (typeof npc === 'object' && 'lost' in npc) {
       throw new UniprobeError('ARCH', `sparc64: cannot resume at 0x${pc.toString(16)}: ${npc.lost}`);
+    }
+    // A `return` the CPU ran (windows.ts) cannot run again, its window is gone: its jump is
+    // replayed on the restored window's registers instead, or the target is handed to the trap
+    // the delay-slot word raises; failing both, the delay-slot word runs from a trampoline.
+    if (typeof npc === 'bigint' && prev !== undefined && isa.isReturn(prev)) {
+      const cpu = cpuOf(e);
+      const w = fetch(e, pc);
+      if (w === undefined) return { pc, replay: 0 };
+      const viaJmpl = returnStubFor(cpu, prev, w);
+      if (viaJmpl !== undefined) return { pc: viaJmpl, replay: 1 };
+      if (isa.isTcc(w)) {
+        cpu.deferredNpc = { at: pc, npc };
+        return { pc, replay: 0 };
+      }
+      return { pc: cpu.stub([w, encTa(ST.RESUME)], [[1, { kind: 'resume', to: npc }]]), replay: 1 };
     }
     return { pc: u64(pc - 4n), replay: 1 };
   },

@@ -10,6 +10,7 @@ import { SIG, type GuestFault, type TrapAction } from '../types.js';
 import { UC_SPARC_REG as R } from './ucregs.js';
 import * as isa from './isa.js';
 import { type WindowMemory } from './windows.js';
+import type { CpuWindowFile, WindowStack } from './window-file.js';
 import { getContextWrites } from './ucontext.js';
 import { ST_SETCONTEXT, setContext } from './setcontext.js';
 import { R32, TT, ST, HC_SYSRET, CCR_CARRY, FPU_DISABLED_REASON, STUB_SYSRET, SparcCpu, cpuOf, u64, fetch, fetchPair, fetchOne, writeWindow, op2 } from './cpu.js';
@@ -52,9 +53,9 @@ type Npc = bigint | { resolve: number } | { lost: string };
 /** The current window's registers, read from the engine on first use (one batch call). */
 export class LazyRegs {
   private r: bigint[] | undefined;
-  constructor(private readonly e: Engine) {}
+  constructor(readonly engine: Engine) {}
   get(): bigint[] {
-    return (this.r ??= this.e.regReadBatch(R32));
+    return (this.r ??= this.engine.regReadBatch(R32));
   }
   get read(): bigint[] | undefined {
     return this.r;
@@ -75,13 +76,26 @@ export function pendingNpc(w: number | undefined, a: bigint, lazy: LazyRegs): Np
     }
     return u64(r[rs1(w)]! + op2(w, r));
   }
-  if (isReturn(w)) return next; // `return` always traps and is emulated: never pending in the CPU
+  if (isReturn(w)) {
+    // Without the CPU's window file `return` always traps and is emulated: never pending.
+    const file = cpuOf(lazy.engine).windows.cpuFile;
+    return file ? returnTarget(w, lazy.get(), file) : next;
+  }
   const target = u64(at + branchDisp(w));
   if (branchKind(w) === 'bpr') return annulBit(w) ? target : { resolve: w };
   const c = cond(w);
   if (c === 8) return annulBit(w) ? next : target; // ba,a annuls its delay slot: `a` is not one
   if (c === 0) return next; // bn: falls through; bn,a annuls
   return annulBit(w) ? target : { resolve: w }; // an annulled delay slot runs only when taken
+}
+
+/**
+ * Where a `return` the CPU ran goes: rs1 + op2 in the window it left. Its %i registers are now
+ * the current %o; its %o and %l are still in the file (CpuWindowFile.calleeReg).
+ */
+function returnTarget(w: number, r: readonly bigint[], file: CpuWindowFile): bigint {
+  const value = (n: number): bigint => (n < 8 ? r[n]! : n >= 24 ? r[n - 16]! : file.calleeReg(n));
+  return u64(value(rs1(w)) + (iBit(w) ? isa.simm13(w) : value(rs2(w))));
 }
 
 export function memoryOf(cpu: SparcCpu): WindowMemory & { readonly unsettled: boolean } {
@@ -130,7 +144,68 @@ export function faultForTrap(tt: number): GuestFault {
   }
 }
 
+/**
+ * Every trap of the engine. Window overflow and underflow are served first, without leaving the
+ * CPU's own PC and NPC (windows.ts, window-file.ts); everything else goes through trapBody, and
+ * the windows host code took out of the CPU go back before the guest runs again.
+ */
 export function onTrap(cpu: SparcCpu, intno: number): void {
+  if ((intno === TT.SPILL || intno === TT.FILL) && windowTrap(cpu, intno === TT.SPILL)) return;
+  try {
+    trapBody(cpu, intno);
+  } finally {
+    cpu.windows.push();
+  }
+}
+
+/** The task's memory for the window fast paths: faults come back as "not now", never as errors. */
+class WindowStackOf implements WindowStack {
+  mem: (WindowMemory & { readonly unsettled: boolean; asUser?<T>(fn: () => T): T }) | undefined;
+  user = false;
+  readNow(addr: bigint, len: number): Uint8Array | undefined {
+    const m = this.mem!;
+    try {
+      return this.user && m.asUser ? m.asUser(() => m.read(addr, len)) : m.read(addr, len);
+    } catch (err) {
+      if (err instanceof UniprobeError && err.code === 'MM') return undefined;
+      throw err;
+    }
+  }
+  writeNow(addr: bigint, bytes: Uint8Array): boolean {
+    const m = this.mem!;
+    try {
+      if (this.user && m.asUser) m.asUser(() => m.write(addr, bytes));
+      else m.write(addr, bytes);
+      return true;
+    } catch (err) {
+      if (err instanceof UniprobeError && err.code === 'MM') return false;
+      throw err;
+    }
+  }
+}
+const stacks = new WeakMap<SparcCpu, WindowStackOf>();
+
+/**
+ * spill_*_normal / fill_*_normal, in the hook: true when served (the CPU runs the `save`,
+ * `restore`, `return` or `flushw` again by itself). False leaves the trap to the slow path: no
+ * CPU window file, a store or load that faults (the slow path raises the signal), or a store to a
+ * copy-on-write page, which is only finished once the run stops — the slow path then emulates the
+ * instruction, which resumes correctly at (PC, NPC) after the stop.
+ */
+function windowTrap(cpu: SparcCpu, spill: boolean): boolean {
+  const file = cpu.windows.cpuFile;
+  if (!file) return false;
+  let st = stacks.get(cpu);
+  if (!st) stacks.set(cpu, (st = new WindowStackOf()));
+  const mem = (st.mem = memoryOf(cpu));
+  st.user = file.userMode;
+  if (!(spill ? cpu.windows.spill(st) : cpu.windows.fill(st))) return false;
+  if (mem.unsettled) return false;
+  cpu.engine.blockLeftAt(file.pc);
+  return true;
+}
+
+function trapBody(cpu: SparcCpu, intno: number): void {
   const e = cpu.engine;
   const pc = e.regRead(R.PC);
   if (intno >= TT.TRAP) {
@@ -264,18 +339,24 @@ export function resumeAt(cpu: SparcCpu, a: bigint, npc: bigint, ret?: number): v
     if (rd(w) !== 0) e.regWrite(R32[rd(w)]!, a);
     return void e.regWrite(R.PC, npc);
   }
-  // After `return`, the callee's %i registers are the caller's %o: `jmpl` on the renamed operands
-  // recomputes the target, with the delay-slot word as its own delay slot.
-  if (ret !== undefined) {
-    const map = (r: number): number | undefined => (r < 8 ? r : r >= 24 ? r - 16 : undefined);
-    const s1 = map(rs1(ret));
-    const s2 = iBit(ret) ? 0 : map(rs2(ret));
-    if (s1 !== undefined && s2 !== undefined) {
-      const jmpl = iBit(ret) ? encJmplImm(s1, ret & 0x1fff, 0) : encJmplReg(s1, s2, 0);
-      return void e.regWrite(R.PC, cpu.returnStub(jmpl, w));
-    }
-  }
+  const viaJmpl = ret !== undefined ? returnStubFor(cpu, ret, w) : undefined;
+  if (viaJmpl !== undefined) return void e.regWrite(R.PC, viaJmpl);
   e.regWrite(R.PC, cpu.stub([w, encTa(ST.RESUME)], [[1, { kind: 'resume', to: npc }]]));
+}
+
+/**
+ * After `return`, the callee's %i registers are the caller's %o: `[jmpl on the renamed operands,
+ * %g0][w]` recomputes the target in the restored window, with the delay-slot word `w` as its own
+ * delay slot (a trap there is reported with the jmpl's target as its next PC). Undefined when an
+ * operand was a %o or %l of the window left.
+ */
+export function returnStubFor(cpu: SparcCpu, ret: number, w: number): bigint | undefined {
+  const map = (r: number): number | undefined => (r < 8 ? r : r >= 24 ? r - 16 : undefined);
+  const s1 = map(rs1(ret));
+  const s2 = iBit(ret) ? 0 : map(rs2(ret));
+  if (s1 === undefined || s2 === undefined) return undefined;
+  const jmpl = iBit(ret) ? encJmplImm(s1, ret & 0x1fff, 0) : encJmplReg(s1, s2, 0);
+  return cpu.returnStub(jmpl, w);
 }
 
 /**

@@ -11,6 +11,7 @@
 import '../../arch/decoders-ready.js'; // the back-ends decode with Capstone
 import { openEngine } from '../../arch/engine.js';
 import { Engine, UC_HOOK, UC_PROT } from '../../src/emu/unicorn.js';
+import { countExecutions } from './executions.js';
 import type { Arch, GuestMemoryAccess, TrapSink } from '../../arch/types.js';
 import { isRefusal, type PreparedInsn, type ProbeArch, type ProbeCpu } from '../../arch/probes.js';
 
@@ -147,8 +148,7 @@ export function runOnce(
       for (let i = 0n; i < BigInt(size); i++) writes.set(addr + i, 1);
     });
     // Natively: how often the probed address runs (the probed run must hit exactly as often).
-    let executed = 0;
-    if (!probe) e.hookCode(() => void executed++, place.probe, place.probe);
+    const executed = probe ? undefined : countExecutions(e, arch, place.probe);
     seed(e);
     const r = e.start(place.start, 0n, maxSteps);
     if (r.err !== 0) {
@@ -165,7 +165,7 @@ export function runOnce(
         const b = e.tryMemRead(a, 1);
         return [hex(a), b ? hex(BigInt(b[0]!)) : 'unmapped'];
       });
-    return { regs, stop, writes: wl, hits: probe ? hits : executed, steps };
+    return { regs, stop, writes: wl, hits: executed?.n ?? hits, steps };
   } finally {
     e.close();
   }

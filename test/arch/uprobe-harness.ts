@@ -19,6 +19,7 @@ import { Buffer } from 'node:buffer';
 import { readElfFileSync } from '../../src/elf/index.js';
 import { UniprobeError } from '../../src/errors.js';
 import { Engine, UC_PROT } from '../../src/emu/unicorn.js';
+import { countExecutions } from './executions.js';
 import type { Arch, GuestMemoryAccess, TrapSink } from '../../arch/types.js';
 import { isRefusal, type PreparedUprobe, type ProbeCpu, type ProbeRefusal, type UprobeArch } from '../../arch/probes.js';
 
@@ -165,13 +166,12 @@ export function runNative(s: UprobeScenario): UprobeRun {
       memory: () => Object.assign(memAccess(e, s.arch), { unsettled: false }),
     };
     s.arch.installTrapHooks(e, sink);
-    let hits = 0;
-    e.hookCode(() => void hits++, s.vaddr, s.vaddr);
+    const executed = countExecutions(e, s.arch, s.vaddr);
     if (s.stopOutside) stopOutside(e, (a) => a === s.vaddr);
     s.seed(e);
     const r = e.start(s.start ?? s.vaddr, 0n, s.maxInsns ?? 200);
     if (r.err !== 0) events.push(`err${r.err}@${hex(s.arch.getPc(e))}`);
-    return finish(s, e, r.err, events, { hits, emulated: 0, steps: 0, aborts: 0 });
+    return finish(s, e, r.err, events, { hits: executed.n, emulated: 0, steps: 0, aborts: 0 });
   } finally {
     e.close();
   }
