@@ -85,7 +85,11 @@ export interface TrapSink {
    * `unsettled` is true the hook must end the run ({ stop: true }) with the PC already past the
    * instruction it emulated.
    */
-  memory(): GuestMemoryAccess & { readonly unsettled: boolean };
+  memory(): GuestMemoryAccess & {
+    readonly unsettled: boolean;
+    /** Run `fn` with access_ok on every read and write (a user-mode trap's work: sparc64 window spills). */
+    asUser?<T>(fn: () => T): T;
+  };
   /**
    * The running task's blocked mask as a user sigset_t (the target's numbering), for traps that
    * read or set it outside a system call (sparc64's getcontext/setcontext). `set` applies it as

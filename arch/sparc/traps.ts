@@ -98,8 +98,22 @@ function returnTarget(w: number, r: readonly bigint[], file: CpuWindowFile): big
   return u64(value(rs1(w)) + (iBit(w) ? isa.simm13(w) : value(rs2(w))));
 }
 
-export function memoryOf(cpu: SparcCpu): WindowMemory & { readonly unsettled: boolean } {
-  return cpu.sink!.memory();
+/**
+ * The task's memory for work done on the guest's behalf in a trap (window spills and fills,
+ * getcontext). A trap from user code gets user accesses, as Linux's handlers use ASI_AIUP there:
+ * a %sp pointing into the kernel faults (SIGSEGV) instead of writing kernel memory.
+ */
+export function memoryOf(cpu: SparcCpu): WindowMemory & { readonly unsettled: boolean; asUser?<T>(fn: () => T): T } {
+  const m = cpu.sink!.memory();
+  if (!m.asUser || !cpu.windows.cpuFile?.userMode) return m;
+  const asUser = m.asUser.bind(m);
+  return {
+    read: (addr, len) => asUser(() => m.read(addr, len)),
+    write: (addr, bytes) => asUser(() => m.write(addr, bytes)),
+    get unsettled() {
+      return m.unsettled;
+    },
+  };
 }
 
 export function fault(cpu: SparcCpu, f: GuestFault, pc: bigint): void {
@@ -197,7 +211,7 @@ function windowTrap(cpu: SparcCpu, spill: boolean): boolean {
   if (!file) return false;
   let st = stacks.get(cpu);
   if (!st) stacks.set(cpu, (st = new WindowStackOf()));
-  const mem = (st.mem = memoryOf(cpu));
+  const mem = (st.mem = cpu.sink!.memory());
   st.user = file.userMode;
   if (!(spill ? cpu.windows.spill(st) : cpu.windows.fill(st))) return false;
   if (mem.unsettled) return false;
