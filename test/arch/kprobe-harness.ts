@@ -148,7 +148,7 @@ export function runOnce(
       for (let i = 0n; i < BigInt(size); i++) writes.set(addr + i, 1);
     });
     // Natively: how often the probed address runs (the probed run must hit exactly as often).
-    const executed = probe ? undefined : countExecutions(e, arch, place.probe);
+    const executed = probe ? undefined : countExecutions(e, arch, [place.probe]);
     seed(e);
     const r = e.start(place.start, 0n, maxSteps);
     if (r.err !== 0) {
@@ -165,7 +165,7 @@ export function runOnce(
         const b = e.tryMemRead(a, 1);
         return [hex(a), b ? hex(BigInt(b[0]!)) : 'unmapped'];
       });
-    return { regs, stop, writes: wl, hits: executed?.n ?? hits, steps };
+    return { regs, stop, writes: wl, hits: executed?.get(place.probe) ?? hits, steps };
   } finally {
     e.close();
   }

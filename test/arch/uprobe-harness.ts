@@ -166,12 +166,12 @@ export function runNative(s: UprobeScenario): UprobeRun {
       memory: () => Object.assign(memAccess(e, s.arch), { unsettled: false }),
     };
     s.arch.installTrapHooks(e, sink);
-    const executed = countExecutions(e, s.arch, s.vaddr);
+    const executed = countExecutions(e, s.arch, [s.vaddr]);
     if (s.stopOutside) stopOutside(e, (a) => a === s.vaddr);
     s.seed(e);
     const r = e.start(s.start ?? s.vaddr, 0n, s.maxInsns ?? 200);
     if (r.err !== 0) events.push(`err${r.err}@${hex(s.arch.getPc(e))}`);
-    return finish(s, e, r.err, events, { hits: executed.n, emulated: 0, steps: 0, aborts: 0 });
+    return finish(s, e, r.err, events, { hits: executed.get(s.vaddr)!, emulated: 0, steps: 0, aborts: 0 });
   } finally {
     e.close();
   }

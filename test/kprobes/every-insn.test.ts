@@ -17,6 +17,8 @@ import { Kprobe } from '../../src/kprobes/kprobe.js';
 import { manifest, repoRoot, supported } from '../helpers.js';
 import { dctiClass } from '../../arch/sparc/kprobes/tables.js';
 import type { Target } from '../../arch/types.js';
+import { archFor } from '../../arch/index.js';
+import { countExecutions } from '../arch/executions.js';
 
 const TARGETS = (['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'] as Target[]).filter((t) => supported.has(t));
 const PROGRAM = 'fib-nolibc';
@@ -72,19 +74,9 @@ function instructionStarts(m: Machine, kprobes: Kprobes): Map<string, bigint[]> 
 async function groundTruth(target: Target, addrs: bigint[]): Promise<Map<bigint, number>> {
   const { m, e, out } = newMachine(target);
   try {
-    const counts = new Map<bigint, number>(addrs.map((a) => [a, 0]));
     // fib-nolibc is one process that never forks: its mm is the only engine that runs.
     const engine = m.processes[0]!.mm.engine;
-    for (const a of addrs) {
-      engine.hookCode(
-        (pc) => {
-          if (pc !== a) throw new Error(`code hook for 0x${a.toString(16)} called at 0x${pc.toString(16)}`);
-          counts.set(a, counts.get(a)! + 1);
-        },
-        a,
-        a,
-      );
-    }
+    const counts = countExecutions(engine, archFor(target)!, addrs);
     const r = await m.runAsync();
     expect(r.status).toBe(e.exit);
     expect(out.join('')).toBe(e.stdout);

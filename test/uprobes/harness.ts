@@ -10,6 +10,8 @@ import { Uprobes } from '../../src/uprobes/index.js';
 import type { Inode } from '../../src/mm/inode.js';
 import { manifest, repoRoot, supported, type ManifestEntry } from '../helpers.js';
 import type { Target } from '../../arch/types.js';
+import { countExecutions } from '../arch/executions.js';
+import { archFor } from '../../arch/index.js';
 
 export const TARGETS = (['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'] as Target[]).filter((t) => supported.has(t));
 
@@ -80,17 +82,17 @@ export function uprobeMachine(target: Target, opts: Partial<MachineOptions> = {}
 
 /**
  * How many times the instruction at `vaddr` runs in an unprobed run of the program: Unicorn's
- * own one-address code hook, which counts exactly as QEMU's breakpoints do.
+ * own one-address code hook, which counts as QEMU's breakpoints do, less sparc64's window-trap
+ * retries (test/arch/executions.ts).
  */
 export async function groundTruth(target: Target, e: ManifestEntry, vaddrs: bigint[], args?: string[]): Promise<Map<bigint, number>> {
   const m = new Machine({ target, stdout: () => {}, report: () => {} });
-  const counts = new Map<bigint, number>(vaddrs.map((a) => [a, 0]));
   try {
     const p = m.spawn(fixtureFile(e), [e.path, ...(args ?? e.args)]);
-    for (const a of vaddrs) p.mm.engine.hookCode(() => void counts.set(a, counts.get(a)! + 1), a, a);
+    const counts = countExecutions(p.mm.engine, archFor(target)!, vaddrs);
     await m.runAsync();
+    return counts;
   } finally {
     m.close();
   }
-  return counts;
 }
