@@ -1,7 +1,7 @@
 /**
  * `npx tsx bench/targets.ts`: wall time of the same program on ppc64 and sparc64 relative to
- * x86_64, to see what ppc64's MSR/alias set-up and sparc64's host-run register windows (one trap
- * per save and per restore/return) cost. Self-contained and quick (well under 30 s):
+ * x86_64, to see what ppc64's MSR/alias set-up and sparc64's register windows (window-file.ts: a trap
+ * per overflow or underflow; UNIPROBE_SPARC_HOST_WINDOWS=1 traps every save and restore) cost. Self-contained and quick (well under 30 s):
  * - fixtures/<target>/fib-nolibc, many runs, one Machine each: start-up plus a short program
  *   (177 calls of fib);
  * - bench/guest/<target>/compute once (fib(29) + a sieve: 832,039 calls, compute-bound), when

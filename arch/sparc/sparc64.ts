@@ -5,9 +5,11 @@
  * (reference/unicorn-2.0.1.md re-checked on 2.1.1 in docs/unicorn.md, fixtures/kernel/ABI.md); this file is where the host makes up for
  * it, the way Linux's trap handlers and qemu-user's cpu loop would:
  *
- * - Register windows: every save/restore/return/flushw traps (CANSAVE = CANRESTORE = 0 and no
- *   API to change them). The host runs the windows itself (windows.ts) and emulates the
- *   instruction: one trap per `save`, one per `restore`/`return`.
+ * - Register windows: CANSAVE = CANRESTORE = 0 and no API to change them, so every
+ *   save/restore/return/flushw would trap. The host sets the counters in QEMU's CPU state as
+ *   Linux leaves them (window-file.ts): the CPU runs the windows and the host serves only
+ *   overflow and underflow, letting the CPU retry (windows.ts). Without that state it runs every
+ *   window instruction itself (the fallback, also UNIPROBE_SPARC_HOST_WINDOWS=1).
  * - No NPC register: a PC write sets NPC = PC + 4, and NPC cannot be read. Where the engine takes
  *   control inside a delay slot, the pending target is reconstructed from the delayed
  *   control-transfer instruction (DCTI) just before it (`pendingNpc`):

@@ -3,7 +3,7 @@
  * relbranch/retpc fix-ups and annul handling, and a differential check — each instruction (a DCTI
  * together with its delay slot; a delay-slot instruction together with its branch) runs once
  * natively and once through the probe path on fresh engines seeded alike; r1..r31, PC, %ccr, %y,
- * the host-run register windows, written memory and faults must be identical.
+ * the resident register windows, written memory and faults must be identical.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -59,9 +59,9 @@ function differential(words: number[], at: bigint, probe: bigint, start = at): {
 }
 
 /**
- * `afterReturn`: the back-end runs the delay slot of `return` from a trampoline (or skips a nop),
- * so natively no execution at its address is counted, while the probed word there is a trap
- * that hits once.
+ * `afterReturn`: the probed word in the delay slot of `return` is a trap that hits once. Natively
+ * the CPU runs `return` and that slot at its own address, once (arch/sparc/windows.ts); with the
+ * host fallback (UNIPROBE_SPARC_HOST_WINDOWS=1) the slot ran from a trampoline, never there.
  */
 function expectSame(ds: { native: Outcome; probed: Outcome }[], what: string, afterReturn = false): void {
   ds.forEach((d, v) => {

@@ -4,7 +4,7 @@
  * (each pinned by name below), the return-probe hooks, and a differential check — each probed
  * word, a DCTI together with its delay slot and a delay-slot word together with its branch, runs
  * once natively and once through the probe path (slot on a page near the top of user space);
- * r1..r31, PC, %ccr, %y, the host-run register windows, all memory, faults and hit counts must be
+ * r1..r31, PC, %ccr, %y, the resident register windows, all memory, faults and hit counts must be
  * identical.
  */
 import { openEngine } from '../../arch/engine.js';
@@ -117,8 +117,9 @@ function faultInResumedDelaySlot(d: UprobeDiff, delaySlot: bigint): boolean {
 }
 
 /**
- * `afterReturn`: the engine runs the delay slot of `return` from a trampoline (or skips a nop),
- * so natively no execution at its address is counted, while the probe there hits once.
+ * `afterReturn`: the probe in the delay slot of `return` hits once. Natively the CPU runs `return`
+ * and that slot at its own address, once (arch/sparc/windows.ts); with the host fallback
+ * (UNIPROBE_SPARC_HOST_WINDOWS=1) the slot ran from a trampoline, never there.
  * `stubFaults`: counts the known trampoline-fault difference instead of failing on it.
  */
 function expectSame(ds: UprobeDiff[], what: string, afterReturn = false, stubFaults?: { n: number }): void {

@@ -1,5 +1,5 @@
 /**
- * sparc64 back-end: the host-run register windows, delay slots without an NPC register, the
+ * sparc64 back-end: the register windows (the CPU's, served on overflow/underflow), delay slots without an NPC register, the
  * system-call convention, condition codes across thread switches, and the
  * instruction fields the back-end decodes and encodes.
  *
@@ -53,7 +53,7 @@ const TINY_QUANTA: Array<Partial<MachineOptions>> = [
 
 const word = (n: number): string => n.toString(16).padStart(16, '0');
 
-describe('sparc64 register windows run by the host', () => {
+describe('sparc64 register windows (spill and fill as on Linux/qemu)', () => {
   it('recursion deeper than the 8 windows (spills and fills through the stack)', () => {
     for (const opts of [{}, ...TINY_QUANTA]) {
       expect(run('rec', P.recursion, opts)).toMatchObject({ status: 210, reports: [] });
