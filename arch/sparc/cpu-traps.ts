@@ -49,7 +49,7 @@ export class CpuTraps {
     if ((fprs & FPRS_FEF) !== 0n) return false;
     st.fprs = fprs | FPRS_FEF;
     // The trapped instruction and the rest of its block did not run; the CPU re-runs it next.
-    this.engine.blockLeftAt(pc);
+    this.engine.retry(pc);
     return true;
   }
 
@@ -61,7 +61,7 @@ export class CpuTraps {
     if (this.lastMiss?.pc === pc && this.lastMiss.va === va) return false;
     this.lastMiss = { pc, va };
     st.mapIdentity(va);
-    this.engine.blockLeftAt(pc);
+    this.engine.retry(pc);
     return true;
   }
 

@@ -215,7 +215,7 @@ function windowTrap(cpu: SparcCpu, spill: boolean): boolean {
   st.user = file.userMode;
   if (!(spill ? cpu.windows.spill(st) : cpu.windows.fill(st))) return false;
   if (mem.unsettled) return false;
-  cpu.engine.blockLeftAt(file.pc);
+  cpu.engine.retry(file.pc);
   return true;
 }
 

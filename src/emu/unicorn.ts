@@ -233,6 +233,20 @@ export class Engine {
   }
 
   /**
+   * Observers of retries (verify's recorder, tests counting executions with a code hook): a trap
+   * hook served a trap transparently and lets the CPU run the instruction at `pc` again — sparc64
+   * window spills and fills, the lazily enabled FPU, the identity TLB entry — so a code hook saw
+   * that instruction start once already. Linux's handlers `retry` the same way; one execution.
+   */
+  readonly retryHooks: Array<(pc: bigint) => void> = [];
+
+  /** A trap hook lets the CPU run the instruction at `pc` again (see retryHooks). */
+  retry(pc: bigint): void {
+    this.blockLeftAt(pc);
+    for (const h of this.retryHooks) h(pc);
+  }
+
+  /**
    * A trap hook carried out the instruction before `next` itself and will not come back to `next`
    * through this block (sparc64 register-window traps emulated on the host): the counted block's
    * instructions from `next` on never ran. Without this, resuming elsewhere inside the block

@@ -155,6 +155,18 @@ export class RunRecord {
     t.regRow.push(regs ? this.regs.push(regs) : -1);
   }
 
+  /**
+   * The last step of `tid` at `addr` did not complete: a trap served transparently lets the CPU
+   * run it again (Engine.retryHooks), and its second start is recorded as the step.
+   */
+  unstep(tid: number, addr: bigint): void {
+    const t = this.threads.get(tid);
+    if (!t || t.addrs[t.addrs.length - 1] !== Number(addr)) return;
+    t.addrs.pop();
+    t.clock.pop();
+    t.regRow.pop(); // its register row, if any, stays unused in this.regs
+  }
+
   foreignStep(tid: number, bytes: Uint8Array, regs: bigint[]): void {
     const t = this.thread(tid);
     const at = t.addrs.length;

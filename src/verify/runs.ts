@@ -95,6 +95,11 @@ function newMachine(plan: RunPlan, rec: RunRecord): Machine {
     // no hook at run start, so its run() is wrapped — on this machine's engines only (the
     // arch's own stub runs use start() and are no run boundary of the guest).
     const engine = mm.engine;
+    // An instruction the CPU runs again after a transparently served trap is one step.
+    engine.retryHooks.push((pc) => {
+      const task = m.runningCpu?.current;
+      if (task) rec.unstep(task.tid, pc);
+    });
     const run = engine.run.bind(engine);
     engine.run = (begin, budget, pcAfter) => {
       const task = m.runningCpu?.current;

@@ -148,7 +148,7 @@ export function runOnce(
       for (let i = 0n; i < BigInt(size); i++) writes.set(addr + i, 1);
     });
     // Natively: how often the probed address runs (the probed run must hit exactly as often).
-    const executed = probe ? undefined : countExecutions(e, arch, [place.probe]);
+    const executed = probe ? undefined : countExecutions(e, [place.probe]);
     seed(e);
     const r = e.start(place.start, 0n, maxSteps);
     if (r.err !== 0) {

@@ -166,7 +166,7 @@ export function runNative(s: UprobeScenario): UprobeRun {
       memory: () => Object.assign(memAccess(e, s.arch), { unsettled: false }),
     };
     s.arch.installTrapHooks(e, sink);
-    const executed = countExecutions(e, s.arch, [s.vaddr]);
+    const executed = countExecutions(e, [s.vaddr]);
     if (s.stopOutside) stopOutside(e, (a) => a === s.vaddr);
     s.seed(e);
     const r = e.start(s.start ?? s.vaddr, 0n, s.maxInsns ?? 200);

@@ -17,7 +17,6 @@ import { Kprobe } from '../../src/kprobes/kprobe.js';
 import { manifest, repoRoot, supported } from '../helpers.js';
 import { dctiClass } from '../../arch/sparc/kprobes/tables.js';
 import type { Target } from '../../arch/types.js';
-import { archFor } from '../../arch/index.js';
 import { countExecutions } from '../arch/executions.js';
 
 const TARGETS = (['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'] as Target[]).filter((t) => supported.has(t));
@@ -76,7 +75,7 @@ async function groundTruth(target: Target, addrs: bigint[]): Promise<Map<bigint,
   try {
     // fib-nolibc is one process that never forks: its mm is the only engine that runs.
     const engine = m.processes[0]!.mm.engine;
-    const counts = countExecutions(engine, archFor(target)!, addrs);
+    const counts = countExecutions(engine, addrs);
     const r = await m.runAsync();
     expect(r.status).toBe(e.exit);
     expect(out.join('')).toBe(e.stdout);

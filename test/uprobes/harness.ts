@@ -11,7 +11,6 @@ import type { Inode } from '../../src/mm/inode.js';
 import { manifest, repoRoot, supported, type ManifestEntry } from '../helpers.js';
 import type { Target } from '../../arch/types.js';
 import { countExecutions } from '../arch/executions.js';
-import { archFor } from '../../arch/index.js';
 
 export const TARGETS = (['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'] as Target[]).filter((t) => supported.has(t));
 
@@ -89,7 +88,7 @@ export async function groundTruth(target: Target, e: ManifestEntry, vaddrs: bigi
   const m = new Machine({ target, stdout: () => {}, report: () => {} });
   try {
     const p = m.spawn(fixtureFile(e), [e.path, ...(args ?? e.args)]);
-    const counts = countExecutions(p.mm.engine, archFor(target)!, vaddrs);
+    const counts = countExecutions(p.mm.engine, vaddrs);
     await m.runAsync();
     return counts;
   } finally {
