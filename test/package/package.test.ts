@@ -35,7 +35,18 @@ function cliLoads(...args: string[]) {
     maxBuffer: 64 << 20,
     timeout: 60_000,
   });
-  return { status: r.status, stdout: r.stdout, trace: r.stderr };
+  return { status: r.status, stdout: r.stdout, trace: r.stderr, modules: bundledModules(r.stderr) };
+}
+
+/**
+ * The dist/ modules a start loaded from the CLI's bundle (dist/cli, scripts/bundle-cli.mjs): the
+ * bundle files in the trace, mapped to the modules each holds by the build's modules.json.
+ */
+function bundledModules(trace: string): Set<string> {
+  const { outputs } = JSON.parse(readFileSync(join(repoRoot, 'dist', 'cli', 'modules.json'), 'utf8')) as { outputs: Record<string, string[]> };
+  const loaded = new Set<string>();
+  for (const m of trace.matchAll(/\/dist\/cli\/([\w.-]+\.js)\b/g)) for (const mod of outputs[m[1]!] ?? []) loaded.add(mod);
+  return loaded;
 }
 
 interface PackFile {
@@ -57,7 +68,7 @@ describe('npm pack', () => {
 
   it('has the entry points package.json names', () => {
     expect(pkg.exports['.']).toEqual({ types: './dist/src/index.d.ts', default: './dist/src/index.js' });
-    const entries = [pkg.main, pkg.types, pkg.exports['.'].types, pkg.exports['.'].default, pkg.bin.uniprobe, 'dist/src/cli/main.js'];
+    const entries = [pkg.main, pkg.types, pkg.exports['.'].types, pkg.exports['.'].default, pkg.bin.uniprobe, 'dist/src/cli/main.js', 'dist/cli/main.js'];
     for (const e of entries) expect(files, e).toContain(e.replace(/^\.\//, ''));
     expect(files).toContain('scripts/unicorn-fetch.mjs'); // postinstall, and the engine's hint
     expect(files).toContain('dist/src/emu/native/insn-counter.c'); // compiled on first use
@@ -98,22 +109,34 @@ describe('npm pack', () => {
 describe('bin/uniprobe.mjs', () => {
   beforeAll(ensureFreshDist);
 
-  it('--help starts from dist/ without tsx and without the engine', () => {
+  it('--help starts from the bundle in dist/cli without tsx and without the engine', () => {
     const r = cliLoads('--help');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^Usage: uniprobe /);
-    expect(r.trace).toContain('/dist/src/cli/main.js');
+    expect(r.trace).toContain('/dist/cli/main.js');
+    expect(r.modules).toContain('src/cli/main.js');
+    // Neither the unbundled modules nor tsx.
+    expect(r.trace).not.toContain('/dist/src/');
     expect(r.trace).not.toContain('/node_modules/tsx/');
-    expect(r.trace).not.toContain('/dist/src/kernel/machine.js');
+    expect(r.modules).not.toContain('src/kernel/machine.js');
   });
 
-  it('run loads neither the placement map, the verifier, the regression runner nor tsx', () => {
+  it('run loads neither the placement map, the verifier, the regression runner, Capstone nor tsx', () => {
     const r = cliLoads('run', 'fixtures/x86_64/fib-nolibc');
     expect(r.status).toBe(55); // the guest's exit status: it ran
-    expect(r.trace).toContain('/dist/src/kernel/machine.js');
-    for (const mod of ['/node_modules/tsx/', '/dist/src/placement/', '/dist/src/verify/', '/dist/src/regress/', 'playwright-core', 'keystone-js']) {
-      expect(r.trace, mod).not.toContain(mod);
+    expect(r.modules).toContain('src/kernel/machine.js');
+    expect(r.trace).not.toContain('/dist/src/');
+    for (const mod of ['src/placement/', 'src/verify/', 'src/regress/', 'arch/decoders-ready.js']) {
+      expect([...r.modules].filter((m) => m.startsWith(mod)), mod).toEqual([]);
     }
+    for (const pkgDir of ['/node_modules/tsx/', 'playwright-core', 'keystone-js', 'capstone-js']) expect(r.trace, pkgDir).not.toContain(pkgDir);
+  });
+
+  it("a uprobe's run loads Capstone, in its own chunk of the bundle", () => {
+    const r = cliLoads('run', 'fixtures/x86_64/fib-nolibc', '-e', 'p fixtures/x86_64/fib-nolibc:fib');
+    expect(r.status).toBe(55);
+    expect(r.modules).toContain('arch/decoders-ready.js');
+    expect(r.trace).toContain('capstone-js');
   });
 });
 
