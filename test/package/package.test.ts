@@ -71,6 +71,12 @@ describe('npm pack', () => {
     const entries = [pkg.main, pkg.types, pkg.exports['.'].types, pkg.exports['.'].default, pkg.bin.uniprobe, 'dist/src/cli/main.js', 'dist/cli/main.js'];
     for (const e of entries) expect(files, e).toContain(e.replace(/^\.\//, ''));
     expect(files).toContain('scripts/unicorn-fetch.mjs'); // postinstall, and the engine's hint
+    // What the command and the build script import statically (scripts/dist-state.mjs).
+    for (const script of [pkg.bin.uniprobe, 'scripts/build.mjs']) {
+      for (const m of readFileSync(join(repoRoot, script), 'utf8').matchAll(/^import .* from '(\.{1,2}\/[^']+)';$/gm)) {
+        expect(files, `${script} imports ${m[1]}`).toContain(join(script, '..', m[1]!));
+      }
+    }
     expect(files).toContain('dist/src/emu/native/insn-counter.c'); // compiled on first use
     expect(pkg.scripts.postinstall).toContain('scripts/unicorn-fetch.mjs');
   });
@@ -132,7 +138,7 @@ describe('bin/uniprobe.mjs', () => {
     for (const pkgDir of ['/node_modules/tsx/', 'playwright-core', 'keystone-js', 'capstone-js']) expect(r.trace, pkgDir).not.toContain(pkgDir);
   });
 
-  it("a uprobe's run loads Capstone, in its own chunk of the bundle", () => {
+  it("a uprobe's run loads the decoders and Capstone, on demand", () => {
     const r = cliLoads('run', 'fixtures/x86_64/fib-nolibc', '-e', 'p fixtures/x86_64/fib-nolibc:fib');
     expect(r.status).toBe(55);
     expect(r.modules).toContain('arch/decoders-ready.js');
@@ -199,5 +205,12 @@ console.log(status, s, new Kprobe({ symbolName: 'ksys_write' }));
     const r = sh('npx', ['uniprobe', '--help']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^Usage: uniprobe /);
+  });
+
+  it('npx uniprobe run: the bundled command finds the kernel image and the C helpers of the installed package', () => {
+    const r = sh('npx', ['uniprobe', 'run', 'node_modules/uniprobe/fixtures/x86_64/fib-nolibc']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('fib(15) = 610\n');
+    expect(r.status).toBe(55);
   });
 });
