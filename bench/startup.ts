@@ -40,6 +40,15 @@ function wallMs(r: Row): number {
   return ms;
 }
 
+/** Refuse to time a stale or missing dist/: bin/uniprobe.mjs would run the sources through tsx. */
+function requireFreshDist(dir: string): void {
+  // scripts/build.mjs held the check before scripts/dist-state.mjs (a STARTUP_BEFORE checkout).
+  const script =
+    "import { existsSync } from 'node:fs'; const m = await import(existsSync('./scripts/dist-state.mjs') ? './scripts/dist-state.mjs' : './scripts/build.mjs'); process.stdout.write(m.distState());";
+  const state = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: dir, encoding: 'utf8' }).stdout;
+  if (state !== 'fresh') throw new Error(`${dir}: dist/ is ${state || 'unknown'}; run \`npm run build\` there first`);
+}
+
 export function benchStartup(runs = Number(process.env.STARTUP_RUNS ?? 15), opts: { record?: boolean } = {}): Record<string, unknown> {
   const commands = (prefix: string, b: string): Row[] => [
     { name: `${prefix}uniprobe --help`, args: [b, '--help'], status: 0, ms: [] },
@@ -53,6 +62,8 @@ export function benchStartup(runs = Number(process.env.STARTUP_RUNS ?? 15), opts
     ...commands('', bin),
     ...(before ? commands('before: ', join(resolve(before), 'bin', 'uniprobe.mjs')) : []),
   ];
+  requireFreshDist(root);
+  if (before) requireFreshDist(resolve(before));
   for (const r of rows) wallMs(r); // warm the page cache
   for (let i = 0; i < runs; i++) for (const r of rows) r.ms.push(wallMs(r));
   const floor = median(rows[0]!.ms);
