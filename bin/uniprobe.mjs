@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // uniprobe's command line. It runs the compiled JavaScript in dist/ (scripts/build.mjs): the
-// bundle dist/cli/main.js (a few files to load instead of ~150 modules), or dist/src/cli/main.js
+// bundle dist/cli/main.mjs (a few files to load instead of ~150 modules), or dist/src/cli/main.js
 // when the build had no bundler, so a start costs no TypeScript transpiling. In a checkout whose dist/ is missing or older than a
 // source, it runs the sources through tsx (a devDependency) instead, so an edit is never run
 // stale; without tsx either it says how to build.
@@ -19,7 +19,7 @@ for (const stream of [process.stdout, process.stderr]) {
 
 async function loadMain() {
   const state = distState();
-  if (state === 'fresh') return existsSync(join(ROOT, 'dist', 'cli', 'main.js')) ? import('../dist/cli/main.js') : import('../dist/src/cli/main.js');
+  if (state === 'fresh') return existsSync(join(ROOT, 'dist', 'cli', 'main.mjs')) ? import('../dist/cli/main.mjs') : import('../dist/src/cli/main.js');
   const tsx = existsSync(join(ROOT, 'src', 'cli', 'main.ts')) ? await import('tsx/esm/api').catch(() => undefined) : undefined;
   if (!tsx) {
     const why = state === 'missing' ? 'is missing' : 'is older than the sources';

@@ -45,7 +45,7 @@ function cliLoads(...args: string[]) {
 function bundledModules(trace: string): Set<string> {
   const { outputs } = JSON.parse(readFileSync(join(repoRoot, 'dist', 'cli', 'modules.json'), 'utf8')) as { outputs: Record<string, string[]> };
   const loaded = new Set<string>();
-  for (const m of trace.matchAll(/\/dist\/cli\/([\w.-]+\.js)\b/g)) for (const mod of outputs[m[1]!] ?? []) loaded.add(mod);
+  for (const m of trace.matchAll(/\/dist\/cli\/([\w.-]+\.mjs)\b/g)) for (const mod of outputs[m[1]!] ?? []) loaded.add(mod);
   return loaded;
 }
 
@@ -68,7 +68,7 @@ describe('npm pack', () => {
 
   it('has the entry points package.json names', () => {
     expect(pkg.exports['.']).toEqual({ types: './dist/src/index.d.ts', default: './dist/src/index.js' });
-    const entries = [pkg.main, pkg.types, pkg.exports['.'].types, pkg.exports['.'].default, pkg.bin.uniprobe, 'dist/src/cli/main.js', 'dist/cli/main.js'];
+    const entries = [pkg.main, pkg.types, pkg.exports['.'].types, pkg.exports['.'].default, pkg.bin.uniprobe, 'dist/src/cli/main.js', 'dist/cli/main.mjs'];
     for (const e of entries) expect(files, e).toContain(e.replace(/^\.\//, ''));
     expect(files).toContain('scripts/unicorn-fetch.mjs'); // postinstall, and the engine's hint
     // What the command and the build script import statically (scripts/dist-state.mjs).
@@ -98,7 +98,7 @@ describe('npm pack', () => {
     const allowed = new Set([...builtinModules, ...Object.keys(pkg.dependencies)]);
     const used = new Set<string>();
     for (const f of files) {
-      if (!f.endsWith('.js') || !f.startsWith('dist/')) continue;
+      if (!/\.m?js$/.test(f) || !f.startsWith('dist/')) continue;
       const text = readFileSync(join(repoRoot, f), 'utf8');
       // A specifier has no white space: this keeps a string that merely ends in "from" ('fetch
       // from', …) from being read as an import.
@@ -119,7 +119,7 @@ describe('bin/uniprobe.mjs', () => {
     const r = cliLoads('--help');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^Usage: uniprobe /);
-    expect(r.trace).toContain('/dist/cli/main.js');
+    expect(r.trace).toContain('/dist/cli/main.mjs');
     expect(r.modules).toContain('src/cli/main.js');
     // Neither the unbundled modules nor tsx.
     expect(r.trace).not.toContain('/dist/src/');
