@@ -17,6 +17,10 @@
  *   beside itself (src/emu/native/*.c, the regress worker, the package root) is found in OUT/src
  *   exactly as when dist/src runs unbundled.
  *
+ * Chunk file names hash their contents, and a rebuild replaces dist/ whole: a process started
+ * before a rebuild cannot load a chunk of its own build after it. So a command imports what it
+ * needs before its long work (src/cli/main.ts: everything before the guest runs).
+ *
  * Also writes OUT/cli/modules.json: `outputs`, which modules each output file holds (test/package
  * reads it to check which modules a command loads), and `dependencyDirs`, the folders of the
  * packages bundled in (commander), relative to the working directory, which scripts/build.mjs adds
