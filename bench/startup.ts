@@ -10,6 +10,10 @@
  * Each is a fresh process started from the compiled dist/ (bin/uniprobe.mjs; `npm run build`
  * first). Wall time, median of STARTUP_RUNS rounds (default 15); on a busy machine the medians
  * move, the ratios much less.
+ *
+ * STARTUP_BEFORE=DIR adds the same rows for another built checkout (e.g. `git worktree add DIR
+ * <commit>`, node_modules linked, `npm run build` there), in the same rounds: a before/after
+ * comparison within one run.
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
@@ -22,32 +26,52 @@ const bin = join(root, 'bin', 'uniprobe.mjs');
 interface Row {
   name: string;
   args: string[];
+  /** Exit status of a good start (a fast failure must not pass for a fast start). */
+  status: number;
   ms: number[];
 }
 
-function wallMs(args: string[]): number {
+function wallMs(r: Row): number {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'ignore' });
+  const p = spawnSync(process.execPath, r.args, { cwd: root, stdio: 'ignore' });
   const ms = performance.now() - t0;
-  if (r.error) throw r.error;
+  if (p.error) throw p.error;
+  if (p.status !== r.status) throw new Error(`${r.name}: exit status ${p.status}, expected ${r.status}`);
   return ms;
 }
 
+/** Refuse to time a stale or missing dist/: bin/uniprobe.mjs would run the sources through tsx. */
+function requireFreshDist(dir: string): void {
+  // scripts/build.mjs held the check before scripts/dist-state.mjs (a STARTUP_BEFORE checkout).
+  const script =
+    "import { existsSync } from 'node:fs'; const m = await import(existsSync('./scripts/dist-state.mjs') ? './scripts/dist-state.mjs' : './scripts/build.mjs'); process.stdout.write(m.distState());";
+  const state = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: dir, encoding: 'utf8' }).stdout;
+  if (state !== 'fresh') throw new Error(`${dir}: dist/ is ${state || 'unknown'}; run \`npm run build\` there first`);
+}
+
 export function benchStartup(runs = Number(process.env.STARTUP_RUNS ?? 15), opts: { record?: boolean } = {}): Record<string, unknown> {
-  const rows: Row[] = [
-    { name: 'node -e 0', args: ['-e', '0'], ms: [] },
-    { name: 'uniprobe --help', args: [bin, '--help'], ms: [] },
-    { name: 'uniprobe run fib-nolibc', args: [bin, 'run', 'fixtures/x86_64/fib-nolibc'], ms: [] },
-    { name: "uniprobe run fib-nolibc -e 'p fib'", args: [bin, 'run', 'fixtures/x86_64/fib-nolibc', '-e', 'p fixtures/x86_64/fib-nolibc:fib'], ms: [] },
+  const commands = (prefix: string, b: string): Row[] => [
+    { name: `${prefix}uniprobe --help`, args: [b, '--help'], status: 0, ms: [] },
+    // fib-nolibc exits with fib(10) = 55.
+    { name: `${prefix}uniprobe run fib-nolibc`, args: [b, 'run', 'fixtures/x86_64/fib-nolibc'], status: 55, ms: [] },
+    { name: `${prefix}uniprobe run fib-nolibc -e 'p fib'`, args: [b, 'run', 'fixtures/x86_64/fib-nolibc', '-e', 'p fixtures/x86_64/fib-nolibc:fib'], status: 55, ms: [] },
   ];
-  for (const r of rows) wallMs(r.args); // warm the page cache
-  for (let i = 0; i < runs; i++) for (const r of rows) r.ms.push(wallMs(r.args));
+  const before = process.env.STARTUP_BEFORE;
+  const rows: Row[] = [
+    { name: 'node -e 0', args: ['-e', '0'], status: 0, ms: [] },
+    ...commands('', bin),
+    ...(before ? commands('before: ', join(resolve(before), 'bin', 'uniprobe.mjs')) : []),
+  ];
+  requireFreshDist(root);
+  if (before) requireFreshDist(resolve(before));
+  for (const r of rows) wallMs(r); // warm the page cache
+  for (let i = 0; i < runs; i++) for (const r of rows) r.ms.push(wallMs(r));
   const floor = median(rows[0]!.ms);
   console.log(`\nstart-up: wall ms, median of ${runs} interleaved rounds; ratio to node -e 0 (bar: run <= 3x)`);
   const out: Record<string, unknown> = {};
   for (const r of rows) {
     const m = median(r.ms);
-    console.log(`  ${r.name.padEnd(36)} ${m.toFixed(0).padStart(6)} ms  ${(m / floor).toFixed(2).padStart(5)}x`);
+    console.log(`  ${r.name.padEnd(44)} ${m.toFixed(0).padStart(6)} ms  ${(m / floor).toFixed(2).padStart(5)}x`);
     out[r.name] = { ms: +m.toFixed(1), vsNode: +(m / floor).toFixed(3) };
   }
   if (opts.record !== false) recordResults('startup', out);

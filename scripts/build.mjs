@@ -2,50 +2,30 @@
 /**
  * The compiled package. tsc (tsconfig.build.json) emits src/ and arch/ as ESM JavaScript with
  * declarations and source maps into dist/, keeping their layout (dist/src, dist/arch) so their
- * relative imports resolve each other. bin/uniprobe.mjs and the package's exports load dist/:
- * nothing transpiles TypeScript at run time.
+ * relative imports resolve each other; the package's exports load them. Then esbuild bundles the
+ * command line from that output into dist/cli (scripts/bundle-cli.mjs), which bin/uniprobe.mjs
+ * loads: nothing transpiles TypeScript at run time, and a start reads a few files, not ~150.
  *
  * `node scripts/build.mjs` builds (npm run build; npm's `prepare`, so npm ci/install in a
- * checkout builds). distState() is the cheap check bin/uniprobe.mjs and scripts/ensure-deps.mjs
- * make first. Plain JavaScript: the bin imports it, so it runs without any dependency.
+ * checkout builds). distState() (scripts/dist-state.mjs) is the cheap check bin/uniprobe.mjs and
+ * scripts/ensure-deps.mjs make first. Plain JavaScript: it runs before any dependency exists.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { cpSync, existsSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { listInputs, MANIFEST, ROOT, STAMP } from './dist-state.mjs';
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-/** The build's stamp, under dist/: its mtime is when the build started (see buildDist). */
-const STAMP = join('src', 'cli', 'main.js');
-const INPUTS = ['src', 'arch', 'tsconfig.json', 'tsconfig.build.json'];
+export { distState, ROOT } from './dist-state.mjs';
 /**
  * Non-TypeScript sources the compiled code reads beside itself: the instruction counter's C
  * source, which the engine compiles on first use (src/emu/insn-counter.ts).
  */
 const ASSETS = [join('src', 'emu', 'native')];
 
-function newestMtime(path) {
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let newest = st.mtimeMs; // a deleted source shows as its directory's change
-  for (const e of readdirSync(path, { withFileTypes: true })) newest = Math.max(newest, newestMtime(join(path, e.name)));
-  return newest;
-}
-
 /**
- * 'missing', 'stale' (a source is newer than the build) or 'fresh'. An installed package ships no
- * src/: its dist/ is what was published, and fresh by definition.
- */
-export function distState(root = ROOT) {
-  const entry = join(root, 'dist', STAMP);
-  if (!existsSync(entry)) return 'missing';
-  if (!existsSync(join(root, 'src'))) return 'fresh';
-  const built = statSync(entry).mtimeMs;
-  return INPUTS.some((p) => existsSync(join(root, p)) && newestMtime(join(root, p)) > built) ? 'stale' : 'fresh';
-}
-
-/**
- * Build dist/ from scratch (no output of a deleted source survives); returns tsc's exit status.
+ * Build dist/ from scratch (no output of a deleted source survives); returns tsc's exit status
+ * (or the bundler's).
  * tsc writes into a sibling folder at dist/'s depth (source-map paths stay right) that replaces
  * dist/ by renames, so a CLI started meanwhile (a parallel test) never loads half a build: it
  * sees the old dist/, or none and falls back to tsx.
@@ -53,7 +33,12 @@ export function distState(root = ROOT) {
 export function buildDist(root = ROOT, stdio = 'inherit') {
   // An installed package has no sources to build from: its published dist/ must stay.
   if (!existsSync(join(root, 'src'))) return 0;
-  const start = new Date();
+  // The kernel dates a write by a coarse clock, up to a tick behind the one Date reads: a source
+  // saved just after this line could carry an earlier mtime. Dating the build a little earlier
+  // calls such a file stale (the cost: at most one needless rebuild).
+  const start = new Date(Date.now() - 100);
+  // Listed after `start`: a file added after the listing changes a listed folder's mtime.
+  const inputs = listInputs(root);
   const out = join(root, `.dist-new-${process.pid}`);
   const old = join(root, `.dist-old-${process.pid}`);
   rmSync(out, { recursive: true, force: true });
@@ -65,6 +50,19 @@ export function buildDist(root = ROOT, stdio = 'inherit') {
     return r.status ?? 1;
   }
   for (const a of ASSETS) cpSync(join(root, a), join(out, a), { recursive: true });
+  // The command line's one-file fast path (scripts/bundle-cli.mjs), bundled from tsc's output just
+  // written. esbuild is a devDependency: without it dist/ is complete but for the fast path, and
+  // bin/uniprobe.mjs runs dist/src/cli/main.js.
+  if (existsSync(join(root, 'node_modules', 'esbuild', 'package.json'))) {
+    const b = spawnSync(process.execPath, [join(root, 'scripts', 'bundle-cli.mjs'), out], { cwd: root, stdio });
+    if (b.status !== 0) {
+      rmSync(out, { recursive: true, force: true });
+      return b.status ?? 1;
+    }
+    // The bundle holds commander's code: reinstalling it makes dist/ stale too.
+    inputs.push(...JSON.parse(readFileSync(join(out, 'cli', 'modules.json'), 'utf8')).dependencyDirs);
+  }
+  writeFileSync(join(out, MANIFEST), inputs.join('\n') + '\n');
   // A source saved while tsc ran may not be in its output: date the stamp to the start, so the
   // next distState() calls it stale.
   utimesSync(join(out, STAMP), start, start);

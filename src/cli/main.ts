@@ -152,6 +152,9 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
   let sink: LineSink | undefined;
   // --stats-svg: opened before the run, so a path that cannot be written fails before anything runs.
   let svgSink: LineSink | undefined;
+  // Loaded before the guest runs, like every other module a run needs: a rebuild during a long
+  // run replaces dist/cli's chunks (their names hash their contents), so none may load after it.
+  const svgModule = o.statsSvg !== undefined ? await import('../report/stats-svg.js') : undefined;
   try {
     if (o.statsSvg !== undefined) svgSink = openSink(o.statsSvg);
     m.spawn(elfPath, [elfPath, ...args]);
@@ -176,8 +179,8 @@ async function runCommand(elfPath: string, args: string[], o: RunOpts): Promise<
       for (const line of formatProfile(session?.profile() ?? [], o.format)) sink.write(line);
       process.stderr.write(`uniprobe: ${r.reason}, status ${r.status}, ${r.quanta} quanta, ${r.insns} guest instructions\n`);
     }
-    if (svgSink) {
-      const { statsSvg } = await import('../report/stats-svg.js');
+    if (svgSink && svgModule) {
+      const { statsSvg } = svgModule;
       svgSink.write(statsSvg(session?.profile() ?? [], { title: `uniprobe run ${elfPath} (${target})` }).trimEnd());
     }
     return r.status;

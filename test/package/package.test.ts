@@ -35,7 +35,18 @@ function cliLoads(...args: string[]) {
     maxBuffer: 64 << 20,
     timeout: 60_000,
   });
-  return { status: r.status, stdout: r.stdout, trace: r.stderr };
+  return { status: r.status, stdout: r.stdout, trace: r.stderr, modules: bundledModules(r.stderr) };
+}
+
+/**
+ * The dist/ modules a start loaded from the CLI's bundle (dist/cli, scripts/bundle-cli.mjs): the
+ * bundle files in the trace, mapped to the modules each holds by the build's modules.json.
+ */
+function bundledModules(trace: string): Set<string> {
+  const { outputs } = JSON.parse(readFileSync(join(repoRoot, 'dist', 'cli', 'modules.json'), 'utf8')) as { outputs: Record<string, string[]> };
+  const loaded = new Set<string>();
+  for (const m of trace.matchAll(/\/dist\/cli\/([\w.-]+\.mjs)\b/g)) for (const mod of outputs[m[1]!] ?? []) loaded.add(mod);
+  return loaded;
 }
 
 interface PackFile {
@@ -57,9 +68,15 @@ describe('npm pack', () => {
 
   it('has the entry points package.json names', () => {
     expect(pkg.exports['.']).toEqual({ types: './dist/src/index.d.ts', default: './dist/src/index.js' });
-    const entries = [pkg.main, pkg.types, pkg.exports['.'].types, pkg.exports['.'].default, pkg.bin.uniprobe, 'dist/src/cli/main.js'];
+    const entries = [pkg.main, pkg.types, pkg.exports['.'].types, pkg.exports['.'].default, pkg.bin.uniprobe, 'dist/src/cli/main.js', 'dist/cli/main.mjs'];
     for (const e of entries) expect(files, e).toContain(e.replace(/^\.\//, ''));
     expect(files).toContain('scripts/unicorn-fetch.mjs'); // postinstall, and the engine's hint
+    // What the command and the build script import statically (scripts/dist-state.mjs).
+    for (const script of [pkg.bin.uniprobe, 'scripts/build.mjs']) {
+      for (const m of readFileSync(join(repoRoot, script), 'utf8').matchAll(/^import .* from '(\.{1,2}\/[^']+)';$/gm)) {
+        expect(files, `${script} imports ${m[1]}`).toContain(join(script, '..', m[1]!));
+      }
+    }
     expect(files).toContain('dist/src/emu/native/insn-counter.c'); // compiled on first use
     expect(pkg.scripts.postinstall).toContain('scripts/unicorn-fetch.mjs');
   });
@@ -81,7 +98,7 @@ describe('npm pack', () => {
     const allowed = new Set([...builtinModules, ...Object.keys(pkg.dependencies)]);
     const used = new Set<string>();
     for (const f of files) {
-      if (!f.endsWith('.js') || !f.startsWith('dist/')) continue;
+      if (!/\.m?js$/.test(f) || !f.startsWith('dist/')) continue;
       const text = readFileSync(join(repoRoot, f), 'utf8');
       // A specifier has no white space: this keeps a string that merely ends in "from" ('fetch
       // from', …) from being read as an import.
@@ -98,22 +115,34 @@ describe('npm pack', () => {
 describe('bin/uniprobe.mjs', () => {
   beforeAll(ensureFreshDist);
 
-  it('--help starts from dist/ without tsx and without the engine', () => {
+  it('--help starts from the bundle in dist/cli without tsx and without the engine', () => {
     const r = cliLoads('--help');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^Usage: uniprobe /);
-    expect(r.trace).toContain('/dist/src/cli/main.js');
+    expect(r.trace).toContain('/dist/cli/main.mjs');
+    expect(r.modules).toContain('src/cli/main.js');
+    // Neither the unbundled modules nor tsx.
+    expect(r.trace).not.toContain('/dist/src/');
     expect(r.trace).not.toContain('/node_modules/tsx/');
-    expect(r.trace).not.toContain('/dist/src/kernel/machine.js');
+    expect(r.modules).not.toContain('src/kernel/machine.js');
   });
 
-  it('run loads neither the placement map, the verifier, the regression runner nor tsx', () => {
+  it('run loads neither the placement map, the verifier, the regression runner, Capstone nor tsx', () => {
     const r = cliLoads('run', 'fixtures/x86_64/fib-nolibc');
     expect(r.status).toBe(55); // the guest's exit status: it ran
-    expect(r.trace).toContain('/dist/src/kernel/machine.js');
-    for (const mod of ['/node_modules/tsx/', '/dist/src/placement/', '/dist/src/verify/', '/dist/src/regress/', 'playwright-core', 'keystone-js']) {
-      expect(r.trace, mod).not.toContain(mod);
+    expect(r.modules).toContain('src/kernel/machine.js');
+    expect(r.trace).not.toContain('/dist/src/');
+    for (const mod of ['src/placement/', 'src/verify/', 'src/regress/', 'arch/decoders-ready.js']) {
+      expect([...r.modules].filter((m) => m.startsWith(mod)), mod).toEqual([]);
     }
+    for (const pkgDir of ['/node_modules/tsx/', 'playwright-core', 'keystone-js', 'capstone-js']) expect(r.trace, pkgDir).not.toContain(pkgDir);
+  });
+
+  it("a uprobe's run loads the decoders and Capstone, on demand", () => {
+    const r = cliLoads('run', 'fixtures/x86_64/fib-nolibc', '-e', 'p fixtures/x86_64/fib-nolibc:fib');
+    expect(r.status).toBe(55);
+    expect(r.modules).toContain('arch/decoders-ready.js');
+    expect(r.trace).toContain('capstone-js');
   });
 });
 
@@ -176,5 +205,12 @@ console.log(status, s, new Kprobe({ symbolName: 'ksys_write' }));
     const r = sh('npx', ['uniprobe', '--help']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^Usage: uniprobe /);
+  });
+
+  it('npx uniprobe run: the bundled command finds the kernel image and the C helpers of the installed package', () => {
+    const r = sh('npx', ['uniprobe', 'run', 'node_modules/uniprobe/fixtures/x86_64/fib-nolibc']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('fib(15) = 610\n');
+    expect(r.status).toBe(55);
   });
 });
