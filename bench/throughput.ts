@@ -16,8 +16,16 @@
  * - qemu-user: `qemu-<target> busybox sha256sum FILE`, spawned (skipped with one line when absent);
  * - floor (x86_64 only): the same image on a plain Unicorn engine, no uniprobe kernel
  *   (bench/bare-x86_64.ts).
- * Wall time for all three (qemu-user is another process, so thread CPU time cannot compare them).
- * THROUGHPUT_RUNS rounds (default 5), THROUGHPUT_TARGETS (default x86_64,i386).
+ * Each run is timed twice: CPU time — the main thread's for uniprobe and the floor (guest, Unicorn
+ * and kernel all run on it), user + system time of the qemu-user process (bash's `times`) — which
+ * is what the ratios use, because the machine is shared and wall time then counts other jobs; and
+ * wall time, printed and recorded alongside.
+ * THROUGHPUT_RUNS rounds (default 5), THROUGHPUT_TARGETS (default x86_64,i386; the floor exists for
+ * x86_64 only). THROUGHPUT_BREAKDOWN=1 adds two floor columns that show what uniprobe's run loop
+ * costs around the emulator: `floor+blk` (the engine's native block counter,
+ * src/emu/insn-counter.ts) and `floor+cnt` (uc_emu_start with an instruction count, in slices of
+ * the machine's lone-task slice, as Engine.run does: Unicorn then calls its counting hook before
+ * every instruction).
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
