@@ -151,6 +151,9 @@ function hasCommand(cmd: string): boolean {
 interface Figures {
   ms1: number;
   ms16: number;
+  /** Every run's time, per size, in the order taken. */
+  samples1: number[];
+  samples16: number[];
   marginalMs: number;
   mibPerS: number;
 }
@@ -169,7 +172,8 @@ function figures(ms: readonly (readonly number[])[]): Figures {
   const ms16 = median(ms[1]!);
   const marginalMs = ms16 - ms1;
   const mib = (SIZES[1] - SIZES[0]) / MiB;
-  return { ms1: +ms1.toFixed(1), ms16: +ms16.toFixed(1), marginalMs: +marginalMs.toFixed(1), mibPerS: +(mib / (marginalMs / 1000)).toFixed(2) };
+  const r1 = (xs: readonly number[]): number[] => xs.map((x) => +x.toFixed(1));
+  return { ms1: +ms1.toFixed(1), ms16: +ms16.toFixed(1), samples1: r1(ms[0]!), samples16: r1(ms[1]!), marginalMs: +marginalMs.toFixed(1), mibPerS: +(mib / (marginalMs / 1000)).toFixed(2) };
 }
 
 const over = (a: Figures | undefined, b: Figures | undefined): number | null =>
