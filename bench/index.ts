@@ -3,7 +3,8 @@
  * on every supported target, and the same binary under qemu-user as the reference when qemu-user
  * is installed (skipped cleanly when it is not). Figures are medians of several runs measured in
  * one process, so ratios between rows are meaningful; absolute numbers depend on the machine.
- * Then the command line's start-up against `node -e 0` (bench/startup.ts), the sync layer's costs (bench/sync.ts), the kprobes and uprobes benchmarks
+ * Then whole-program throughput against qemu-user and a bare Unicorn floor (bench/throughput.ts),
+ * the command line's start-up against `node -e 0` (bench/startup.ts), the sync layer's costs (bench/sync.ts), the kprobes and uprobes benchmarks
  * (bench/kprobes.ts, bench/uprobes.ts) and uprobe registration at scale (bench/uprobes-scale.ts).
  * Every figure also goes to a JSON file for tracking:
  * bench/results/latest.json (git-ignored), or the path given with `--json PATH` or BENCH_JSON.
@@ -19,6 +20,7 @@ import { benchOptprobes } from './optprobes.js';
 import { benchUprobes } from './uprobes.js';
 import { benchUprobesScale } from './uprobes-scale.js';
 import { benchStartup } from './startup.js';
+import { benchThroughput } from './throughput.js';
 import { recordResults } from './harness.js';
 import { supportedTargets } from '../arch/index.js';
 import type { Target } from '../arch/types.js';
@@ -116,6 +118,7 @@ async function main(): Promise<void> {
     ),
     true,
   );
+  recordResults('throughput', benchThroughput(undefined, { record: false }));
   recordResults('startup', benchStartup(undefined, { record: false }));
   recordResults('sync', await benchSync(RUNS));
   recordResults('kprobes', await benchKprobes({ record: false }));
