@@ -242,7 +242,9 @@ export class Engine {
 
   /** A trap hook lets the CPU run the instruction at `pc` again (see retryHooks). */
   retry(pc: bigint): void {
-    this.blockLeftAt(pc);
+    // The CPU enters a new block at `pc`, counted again: `pc` on never ran in this one, even
+    // when `pc` began it (a `save` opening a function).
+    this.takeBack(pc, true);
     for (const h of this.retryHooks) h(pc);
   }
 
@@ -253,12 +255,17 @@ export class Engine {
    * would count them twice.
    */
   blockLeftAt(next: bigint): void {
+    this.takeBack(next, false);
+  }
+
+  /** `next` = the first instruction of the counted block that did not run; `fromStart`: it may be the block's first. */
+  private takeBack(next: bigint, fromStart: boolean): void {
     const c = this.counter;
     if (!c) return;
     const v = c.view;
     const size = v.getBigUint64(COUNTER.lastSize, true);
     const start = v.getBigUint64(COUNTER.lastPc, true);
-    if (size === 0n || next <= start || next >= start + size) return;
+    if (size === 0n || next < start || (next === start && !fromStart) || next >= start + size) return;
     const untried = this.insnsToBlockEnd(next, start, start + size, Number(v.getBigUint64(COUNTER.lastIcount, true)));
     v.setBigUint64(COUNTER.retired, v.getBigUint64(COUNTER.retired, true) - BigInt(untried), true);
     v.setBigUint64(COUNTER.lastSize, 0n, true);

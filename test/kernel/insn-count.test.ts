@@ -29,7 +29,7 @@ const TARGETS = (['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'] as const).filte
 interface Counted {
   insns: number;
   hooked: number;
-  /** Instructions the hook saw twice: restarted after a copy-on-write fault, or replayed. */
+  /** Instructions the hook saw twice: restarted after a copy-on-write fault, replayed, or retried. */
   restarts: number;
   status: number;
   stdout: string;
@@ -56,6 +56,8 @@ function countBoth(target: Target, name: string, opts: { quantum?: number; cpus?
       if (seen.has(e)) continue;
       seen.add(e);
       e.hookCode(() => void hooked++);
+      // Run again by the CPU after a trap served in the hook (sparc64 window spills and fills).
+      e.retryHooks.push(() => void restarts++);
       // Raw runs are the engine's own stubs (sparc64 reads %ccr/%y through a 2-instruction stub
       // between runs), not the guest's instructions: the hook's count leaves them out.
       const start = e.start.bind(e);
