@@ -10,6 +10,8 @@
  *    the first stepped instruction after it, as a multiple of a bare one-address UC_HOOK_CODE hook
  *    with an empty callback on the same instruction; and the emulated probe as a multiple of the
  *    stepped one (emulation skips the out-of-line step and its second trap).
+ *    A uretprobe on fib (entry handler + return handler: the entry trap, then the trap at the XOL
+ *    trampoline when fib returns), per call of fib, as a multiple of the entry hook.
  * 2. The same stepped probe with 10,000 uprobes registered (the others on a file no process maps,
  *    so they only fill the uprobes tree), as a multiple of its cost with 1.
  * All variants of a target share one machine (see Bench), with an A/A control (the same
@@ -20,7 +22,8 @@
  *    ratio 100 ÷ 1.
  *
  * Environment: BENCH_RUNS (default 3; section 1–3 rounds: max(4 × BENCH_RUNS, 12)),
- * BENCH_UPROBES_TARGETS (comma list), BENCH_UPROBES_PROCS (10).
+ * BENCH_UPROBES_TARGETS (comma list), BENCH_UPROBES_PROCS (10), BENCH_UPROBES_QUICK=1 (section 1
+ * and the cold run only: no 10,000-probe machine, no registration costs).
  */
 import { realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -38,6 +41,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const ROUNDS = Math.max(4 * RUNS, 12);
 const PROCS = Number(process.env.BENCH_UPROBES_PROCS ?? 10);
 const COLD = 10_000;
+const QUICK = process.env.BENCH_UPROBES_QUICK === '1';
 const fixture = (t: Target, name: string) => realpathSync(join(root, 'fixtures', t, name));
 
 interface Site {
@@ -109,10 +113,11 @@ class Bench {
   }
 
   /** A variant: `probe` registered around each run, or a code hook on `hook` in every process. */
-  rig(label: string, opts: { probe?: Site; hook?: Site }): Rig {
+  rig(label: string, opts: { probe?: Site; hook?: Site; ret?: boolean }): Rig {
     const m = this.m;
     const up = this.up;
-    const consumer: UprobeConsumer = { handler: () => (this.hits++, 0) };
+    // A uretprobe counts calls (its entry handler); its return handler does nothing more.
+    const consumer: UprobeConsumer = opts.ret ? { handler: () => (this.hits++, 0), retHandler: () => 0 } : { handler: () => (this.hits++, 0) };
     return {
       label,
       run: async () => {
@@ -179,7 +184,7 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
     const hot = stepped ?? entry;
     const b = new Bench(target, path);
     // The scaling pair lives in a machine of its own, whose tree holds COLD − 1 more uprobes.
-    const big = await new Bench(target, path).registerCold(COLD - 1);
+    const big = QUICK ? undefined : await new Bench(target, path).registerCold(COLD - 1);
     const scaledLabel = `uprobe ${hot === stepped ? 'stepped' : 'entry'}, ${COLD} registered`;
     const rigs = [
       b.rig('plain', {}),
@@ -188,16 +193,16 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
       b.rig('hook entry', { hook: entry }),
       b.rig('uprobe entry', { probe: entry }),
       ...(stepped && stepped.vaddr !== entry.vaddr ? [b.rig('hook stepped', { hook: stepped }), b.rig('uprobe stepped', { probe: stepped })] : []),
+      b.rig('uretprobe entry', { probe: entry, ret: true }),
       b.rig('cold uprobe', { probe: cold }),
-      big.rig(`plain, ${COLD} registered`, {}),
-      big.rig(scaledLabel, { probe: hot }),
+      ...(big ? [big.rig(`plain, ${COLD} registered`, {}), big.rig(scaledLabel, { probe: hot })] : []),
     ];
     let samples;
     try {
       samples = await rounds(rigs, ROUNDS);
     } finally {
       b.close();
-      big.close();
+      big?.close();
     }
     const by = (l: string) => samples.find((s) => s.label === l);
     const base = by('plain')!;
@@ -207,8 +212,9 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
     };
     const rows: Array<[string, Site, string, string]> = [['fib entry', entry, 'uprobe entry', 'hook entry']];
     if (by('uprobe stepped')) rows.push([`fib+0x${(stepped!.vaddr - entry.vaddr).toString(16)}`, stepped!, 'uprobe stepped', 'hook stepped']);
+    rows.push(['fib (ret)', { ...entry, mode: 'return' }, 'uretprobe entry', 'hook entry']);
     const hotLabel = hot === stepped && by('uprobe stepped') ? 'uprobe stepped' : 'uprobe entry';
-    const scaled = perHitUs(by(scaledLabel)!, by(`plain, ${COLD} registered`)!);
+    const scaled = big ? perHitUs(by(scaledLabel)!, by(`plain, ${COLD} registered`)!) : NaN;
     const coldRun = low(by('cold uprobe')!.ms) / low(base.ms);
     const control = low(by('plain again')!.ms) / low(base.ms);
     const emulVsStep = entry.mode === 'emulate' && by('uprobe stepped') ? us('uprobe entry') / us('uprobe stepped') : NaN;
@@ -228,6 +234,7 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
       coldRunVsUnprobed: +coldRun.toFixed(4),
       controlRatio: +control.toFixed(4),
     };
+    if (QUICK) continue;
     const costs = [];
     for (const n of [1, 10, 100]) costs.push(await registerCost(target, path, n, entry.off, runs));
     reg.push(`  ${target.padEnd(8)} ${costs.map((c) => c.toFixed(2).padStart(9)).join('')}   ${ratio(costs[2]!, costs[0]!)}`);
