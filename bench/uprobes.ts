@@ -1,7 +1,9 @@
 /**
  * The uprobes benchmark, part of `npm run bench`; alone: `npx tsx bench/uprobes.ts [--json PATH]`.
  *
- * Workload: PROCS processes of fixtures/<target>/fib-nolibc (fib runs 1,177 times in each). Timing:
+ * Workload: PROCS processes of bench/guest/<target>/calls FIB (fib(FIB) by recursion, so fib runs
+ * thousands of times per process and little else does: the per-hit figures stand well above the
+ * noise of whole runs). Timing:
  * bench/harness.ts (main-thread CPU time of the guest run, interleaved rounds, each variant's
  * fastest third). Every figure is printed as a ratio of two measurements of the same run and
  * written to the results file.
@@ -22,7 +24,7 @@
  *    ratio 100 ÷ 1.
  *
  * Environment: BENCH_RUNS (default 3; section 1–3 rounds: max(4 × BENCH_RUNS, 12)),
- * BENCH_UPROBES_TARGETS (comma list), BENCH_UPROBES_PROCS (10), BENCH_UPROBES_QUICK=1 (section 1
+ * BENCH_UPROBES_TARGETS (comma list), BENCH_UPROBES_PROCS (2), BENCH_UPROBES_FIB (22), BENCH_UPROBES_QUICK=1 (section 1
  * and the cold run only: no 10,000-probe machine, no registration costs).
  */
 import { realpathSync } from 'node:fs';
@@ -39,7 +41,9 @@ import { collectGarbage, cpuMs, fixed, low, median, perHitUs, ratio, ratioValue,
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const ROUNDS = Math.max(4 * RUNS, 12);
-const PROCS = Number(process.env.BENCH_UPROBES_PROCS ?? 10);
+const PROCS = Number(process.env.BENCH_UPROBES_PROCS ?? 2);
+const FIB = String(Number(process.env.BENCH_UPROBES_FIB ?? 22));
+const program = (t: Target) => join(root, 'bench', 'guest', t, 'calls');
 const COLD = 10_000;
 const QUICK = process.env.BENCH_UPROBES_QUICK === '1';
 const fixture = (t: Target, name: string) => realpathSync(join(root, 'fixtures', t, name));
@@ -125,7 +129,7 @@ class Bench {
           const rc = await m.kernelCall('reg', (t) => up.register(t, m.inodeFor(this.path), opts.probe!.off, consumer));
           if (rc) throw new Error(`bench/uprobes: ${this.target}: uprobe_register failed with ${rc}`);
         }
-        const ps = Array.from({ length: PROCS }, () => m.spawn(this.path, [this.path]));
+        const ps = Array.from({ length: PROCS }, () => m.spawn(this.path, [this.path, FIB]));
         if (opts.hook) for (const p of ps) p.mm.engine.hookCode(() => void this.hits++, opts.hook.vaddr, opts.hook.vaddr);
         const before = this.hits;
         collectGarbage();
@@ -151,7 +155,7 @@ async function registerCost(target: Target, path: string, procs: number, off: bi
     const m = new Machine({ target, stdout: () => {}, report: () => {} });
     try {
       const up = new Uprobes(m);
-      for (let i = 0; i < procs; i++) m.spawn(path, [path]);
+      for (let i = 0; i < procs; i++) m.spawn(path, [path, FIB]);
       const inode = m.inodeFor(path);
       const uc = { handler: () => 0 };
       const t0 = performance.now();
@@ -168,9 +172,9 @@ async function registerCost(target: Target, path: string, procs: number, off: bi
 export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTargets(), opts: { record?: boolean } = {}): Promise<Record<string, unknown>> {
   const wanted = process.env.BENCH_UPROBES_TARGETS?.split(',') as Target[] | undefined;
   const list = wanted ? targets.filter((t) => wanted.includes(t)) : targets;
-  const json: Record<string, unknown> = { procs: PROCS, rounds: ROUNDS };
+  const json: Record<string, unknown> = { program: 'bench/guest/<target>/calls', fib: Number(FIB), procs: PROCS, rounds: ROUNDS };
   const perTarget: Record<string, unknown> = {};
-  console.log(`\nuprobes (1–3): ${PROCS} × fib-nolibc; main-thread CPU time, ${ROUNDS} interleaved rounds, each variant the mean of its fastest third`);
+  console.log(`\nuprobes (1–3): ${PROCS} × calls ${FIB}; main-thread CPU time, ${ROUNDS} interleaved rounds, each variant the mean of its fastest third`);
   console.log('  µs/hit = (run with the probe − unprobed run) / hits; vs hook = ÷ the bare UC_HOOK_CODE hook on the same instruction;');
   console.log(`  emul/step = fib-entry uprobe ÷ stepped uprobe; N=${COLD}/1 = stepped uprobe with ${COLD} registered ÷ with 1;`);
   console.log('  cold run = run with a uprobe on never-called waitpid ÷ unprobed run');
@@ -178,7 +182,7 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
   console.log('  target   probe        mode      hits   µs/hit  hook µs  vs hook | emul/step  N=10000/1  cold run      A/A');
   const reg: string[] = [];
   for (const target of list) {
-    const path = fixture(target, 'fib-nolibc');
+    const path = program(target);
     const elf = readElfFileSync(path);
     const { entry, stepped, cold } = sites(target, elf);
     const hot = stepped ?? entry;
@@ -241,9 +245,11 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
     (perTarget[target] as Record<string, unknown>).registerMs = { 1: +costs[0]!.toFixed(3), 10: +costs[1]!.toFixed(3), 100: +costs[2]!.toFixed(3), ratio100vs1: ratioValue(costs[2]!, costs[0]!) };
   }
   json.perTarget = perTarget;
-  console.log('\nuprobes (4): register one probe while N processes map the file (ms, median)');
-  console.log('  target       N=1     N=10    N=100   100 vs 1');
-  for (const l of reg) console.log(l);
+  if (!QUICK) {
+    console.log('\nuprobes (4): register one probe while N processes map the file (ms, median)');
+    console.log('  target       N=1     N=10    N=100   100 vs 1');
+    for (const l of reg) console.log(l);
+  }
   if (opts.record !== false) console.log(`\nuprobes: figures written to ${recordResults('uprobes', json)}`);
   return json;
 }
