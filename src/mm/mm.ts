@@ -568,7 +568,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
       }
       const off = Number(a & BigInt(this.pageSize - 1));
       const n = Math.min(bytes.length - done, this.pageSize - off);
-      pte.frame.bytes(this.pageSize).set(bytes.subarray(done, done + n), off);
+      pte.frame.block.mem.bytes.set(n === bytes.length ? bytes : bytes.subarray(done, done + n), pte.frame.offset + off); // no view per write: probe hits write words
       if (vma.prot & PROT.EXEC) {
         if (execStart < 0n) execStart = a;
         execEnd = a + BigInt(n);
