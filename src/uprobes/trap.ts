@@ -21,12 +21,14 @@ import type { HitCpu } from '../regs/probe-regs.js';
 import { UprobeRegs } from './regs.js';
 import { MAX_URETPROBE_DEPTH, UPROBE_HANDLER_IGNORE, UPROBE_HANDLER_REMOVE, type Uprobe } from './uprobe.js';
 import type { MmUprobes, Uprobes } from './uprobes.js';
-import { Utask } from './utask.js';
+import { Utask, type ReturnInstance } from './utask.js';
 import type { XolArea } from './xol.js';
 
 export class UprobeTrapPath {
   /** The resume action of a hit (see `resume`). */
   private readonly action: { pc: bigint | undefined; stop?: boolean } = { pc: undefined };
+  /** The return instances a trampoline hit is handling (see `trampoline`). */
+  private readonly group: ReturnInstance[] = [];
 
   constructor(private readonly core: Uprobes) {}
 
@@ -286,13 +288,23 @@ export class UprobeTrapPath {
       const valid = !next || core.arch.uretprobeIsAlive(cpu, next.stack, 'ret');
       const top = ris[ris.length - 1]!;
       arch.setPc(hit.engine, top.origRetVaddr);
-      const group = ris.splice(end);
-      for (const ri of group.reverse()) {
-        if (valid) {
-          const regs = (ut.regs ??= new UprobeRegs(arch, hit.engine, hit.mem, hit.task, hit.cpu, 0n)).rebind(hit.engine, hit.mem, hit.task, hit.cpu, top.origRetVaddr);
-          for (const c of ri.uprobe.consumers) c.retHandler?.(c, ri.func, regs);
+      // The group leaves the task's list before any handler runs; newest first. Through a reused
+      // array: handlers run synchronously and cannot trap, so trampoline hits never nest.
+      const group = this.group;
+      for (let j = ris.length - 1; j >= end; j--) group.push(ris[j]!);
+      ris.length = end;
+      try {
+        for (let j = 0; j < group.length; j++) {
+          const ri = group[j]!;
+          if (valid) {
+            const regs = (ut.regs ??= new UprobeRegs(arch, hit.engine, hit.mem, hit.task, hit.cpu, 0n)).rebind(hit.engine, hit.mem, hit.task, hit.cpu, top.origRetVaddr);
+            const cs = ri.uprobe.consumers;
+            for (let k = 0; k < cs.length; k++) cs[k]!.retHandler?.(cs[k]!, ri.func, regs);
+          }
+          core.putUprobe(ri.uprobe);
         }
-        core.putUprobe(ri.uprobe);
+      } finally {
+        group.length = 0;
       }
       if (valid || ris.length === 0) break;
     }
