@@ -19,7 +19,8 @@
  * All variants of a target share one machine (see Bench), with an A/A control (the same
  * unprobed run twice) printed beside the whole-run ratio.
  * 3. Code that is not probed: the run time with a uprobe installed on a function the program never
- *    calls (its page is the probed page's private copy) ÷ the unprobed run.
+ *    calls (its page is the probed page's private copy) ÷ the unprobed run, both of `calls` with
+ *    a larger N (COLD_FIB).
  * 4. Registering one uprobe while 1, 10 and 100 processes map the file (ms, median), and the
  *    ratio 100 ÷ 1.
  *
@@ -43,6 +44,12 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const ROUNDS = Math.max(4 * RUNS, 12);
 const PROCS = Number(process.env.BENCH_UPROBES_PROCS ?? 2);
 const FIB = String(Number(process.env.BENCH_UPROBES_FIB ?? 22));
+/**
+ * The cold-run pair computes longer (fib(27): ~100 ms per process on x86-64), so that what a
+ * registered probe costs a process at exec (its page copied, the breakpoint written, the
+ * translations of that page dropped) is small beside the unprobed code being compared.
+ */
+const COLD_FIB = String(Number(FIB) + 5);
 const program = (t: Target) => join(root, 'bench', 'guest', t, 'calls');
 const COLD = 10_000;
 const QUICK = process.env.BENCH_UPROBES_QUICK === '1';
@@ -117,7 +124,7 @@ class Bench {
   }
 
   /** A variant: `probe` registered around each run, or a code hook on `hook` in every process. */
-  rig(label: string, opts: { probe?: Site; hook?: Site; ret?: boolean }): Rig {
+  rig(label: string, opts: { probe?: Site; hook?: Site; ret?: boolean; fib?: string }): Rig {
     const m = this.m;
     const up = this.up;
     // A uretprobe counts calls (its entry handler); its return handler does nothing more.
@@ -129,7 +136,7 @@ class Bench {
           const rc = await m.kernelCall('reg', (t) => up.register(t, m.inodeFor(this.path), opts.probe!.off, consumer));
           if (rc) throw new Error(`bench/uprobes: ${this.target}: uprobe_register failed with ${rc}`);
         }
-        const ps = Array.from({ length: PROCS }, () => m.spawn(this.path, [this.path, FIB]));
+        const ps = Array.from({ length: PROCS }, () => m.spawn(this.path, [this.path, opts.fib ?? FIB]));
         if (opts.hook) for (const p of ps) p.mm.engine.hookCode(() => void this.hits++, opts.hook.vaddr, opts.hook.vaddr);
         const before = this.hits;
         collectGarbage();
@@ -177,7 +184,7 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
   console.log(`\nuprobes (1–3): ${PROCS} × calls ${FIB}; main-thread CPU time, ${ROUNDS} interleaved rounds, each variant the mean of its fastest third`);
   console.log('  µs/hit = (run with the probe − unprobed run) / hits; vs hook = ÷ the bare UC_HOOK_CODE hook on the same instruction;');
   console.log(`  emul/step = fib-entry uprobe ÷ stepped uprobe; N=${COLD}/1 = stepped uprobe with ${COLD} registered ÷ with 1;`);
-  console.log('  cold run = run with a uprobe on never-called waitpid ÷ unprobed run');
+  console.log(`  cold run = run of calls ${COLD_FIB} with a uprobe on never-called waitpid ÷ the same run unprobed`);
   console.log('  A/A = the same unprobed run twice in one machine: the noise of whole-run ratios in this run');
   console.log('  target   probe        mode      hits   µs/hit  hook µs  vs hook | emul/step  N=10000/1  cold run      A/A');
   const reg: string[] = [];
@@ -198,7 +205,8 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
       b.rig('uprobe entry', { probe: entry }),
       ...(stepped && stepped.vaddr !== entry.vaddr ? [b.rig('hook stepped', { hook: stepped }), b.rig('uprobe stepped', { probe: stepped })] : []),
       b.rig('uretprobe entry', { probe: entry, ret: true }),
-      b.rig('cold uprobe', { probe: cold }),
+      b.rig('plain, long', { fib: COLD_FIB }),
+      b.rig('cold uprobe, long', { probe: cold, fib: COLD_FIB }),
       ...(big ? [big.rig(`plain, ${COLD} registered`, {}), big.rig(scaledLabel, { probe: hot })] : []),
     ];
     let samples;
@@ -219,7 +227,7 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
     rows.push(['fib (ret)', { ...entry, mode: 'return' }, 'uretprobe entry', 'hook entry']);
     const hotLabel = hot === stepped && by('uprobe stepped') ? 'uprobe stepped' : 'uprobe entry';
     const scaled = big ? perHitUs(by(scaledLabel)!, by(`plain, ${COLD} registered`)!) : NaN;
-    const coldRun = low(by('cold uprobe')!.ms) / low(base.ms);
+    const coldRun = low(by('cold uprobe, long')!.ms) / low(by('plain, long')!.ms);
     const control = low(by('plain again')!.ms) / low(base.ms);
     const emulVsStep = entry.mode === 'emulate' && by('uprobe stepped') ? us('uprobe entry') / us('uprobe stepped') : NaN;
     for (const [i, [name, site, probe, hook]] of rows.entries()) {
