@@ -331,9 +331,10 @@ export class Kretprobes {
     }
     // A task's list stays in the map while the task lives (flushTask drops it): no list made and
     // dropped per call of a probed function that does not nest.
+    // (push/pop only: setting an array's length is a slow runtime call.)
     const mine = this.returning;
     for (let j = i; j < n; j++) mine.push(list[j]!);
-    list.length = i;
+    while (list.length > i) list.pop();
     const regs = (this.regs ??= new ProbeRegs(machine.arch, hit.engine, hit.mem, hit.task, hit.cpu, real)).rebind(hit.engine, hit.mem, hit.task, hit.cpu, real);
     const rcu = machine.sync.rcu;
     rcu.readLock(hit.task.kctx);
@@ -344,14 +345,13 @@ export class Kretprobes {
         if (rp?.handler) rp.handler(ri, regs);
       }
     } catch (e) {
-      mine.length = 0;
+      while (mine.length > 0) mine.pop();
       throw e;
     } finally {
       rcu.readUnlock(hit.task.kctx);
     }
     this.kprobes.arch.fixupKretprobeReturn(cpu, frame, real);
-    for (let j = 0; j < mine.length; j++) this.recycle(mine[j]!);
-    mine.length = 0;
+    while (mine.length > 0) this.recycle(mine.pop()!);
     this.action.pc = real;
     return this.action;
   }

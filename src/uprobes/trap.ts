@@ -290,9 +290,9 @@ export class UprobeTrapPath {
       arch.setPc(hit.engine, top.origRetVaddr);
       // The group leaves the task's list before any handler runs; newest first. Through a reused
       // array: handlers run synchronously and cannot trap, so trampoline hits never nest.
+      // (pop/push only: setting an array's length is a slow runtime call.)
       const group = this.group;
-      for (let j = ris.length - 1; j >= end; j--) group.push(ris[j]!);
-      ris.length = end;
+      while (ris.length > end) group.push(ris.pop()!);
       try {
         for (let j = 0; j < group.length; j++) {
           const ri = group[j]!;
@@ -304,7 +304,7 @@ export class UprobeTrapPath {
           core.putUprobe(ri.uprobe);
         }
       } finally {
-        group.length = 0;
+        while (group.length > 0) group.pop();
       }
       if (valid || ris.length === 0) break;
     }
