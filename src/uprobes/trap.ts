@@ -206,7 +206,7 @@ export class UprobeTrapPath {
     ut.vaddr = hit.addr;
     ut.slot = slot;
     ut.slotAddr = slotAddr;
-    ut.stepTrap = slotAddr + BigInt(prep.stepTrapOffset);
+    ut.stepTrap = xol.stepTrapOf(slot, prep.stepTrapOffset);
     ut.archState = prep.preXol(this.cpu(hit, ut), slotAddr, hit.addr);
     ut.state = 'sstep';
     return this.resume(this.machine.arch.getPc(hit.engine));
@@ -225,7 +225,9 @@ export class UprobeTrapPath {
     this.core.putUprobe(u);
     // A signal held by uprobe_deny_signal during the step is delivered now, on this return to
     // user mode: end the run so the scheduler's delivery point runs before the next instruction.
-    if (signalPending(hit.task)) return { pc: this.machine.arch.getPc(hit.engine), stop: true };
+    // (Nothing pending, the common case, is told without signalPending's BigInt arithmetic.)
+    const task = hit.task;
+    if ((task.signal.pending.set !== 0n || task.process.signal.shared.set !== 0n) && signalPending(task)) return { pc: this.machine.arch.getPc(hit.engine), stop: true };
     return this.resume(this.machine.arch.getPc(hit.engine));
   }
 
