@@ -1,7 +1,9 @@
 /**
  * The uprobes benchmark, part of `npm run bench`; alone: `npx tsx bench/uprobes.ts [--json PATH]`.
  *
- * Workload: PROCS processes of fixtures/<target>/fib-nolibc (fib runs 1,177 times in each). Timing:
+ * Workload: PROCS processes of bench/guest/<target>/calls FIB (fib(FIB) by recursion, so fib runs
+ * thousands of times per process and little else does: the per-hit figures stand well above the
+ * noise of whole runs). Timing:
  * bench/harness.ts (main-thread CPU time of the guest run, interleaved rounds, each variant's
  * fastest third). Every figure is printed as a ratio of two measurements of the same run and
  * written to the results file.
@@ -10,17 +12,21 @@
  *    the first stepped instruction after it, as a multiple of a bare one-address UC_HOOK_CODE hook
  *    with an empty callback on the same instruction; and the emulated probe as a multiple of the
  *    stepped one (emulation skips the out-of-line step and its second trap).
+ *    A uretprobe on fib (entry handler + return handler: the entry trap, then the trap at the XOL
+ *    trampoline when fib returns), per call of fib, as a multiple of the entry hook.
  * 2. The same stepped probe with 10,000 uprobes registered (the others on a file no process maps,
  *    so they only fill the uprobes tree), as a multiple of its cost with 1.
  * All variants of a target share one machine (see Bench), with an A/A control (the same
  * unprobed run twice) printed beside the whole-run ratio.
  * 3. Code that is not probed: the run time with a uprobe installed on a function the program never
- *    calls (its page is the probed page's private copy) ÷ the unprobed run.
+ *    calls (its page is the probed page's private copy) ÷ the unprobed run, both of `calls` with
+ *    a larger N (COLD_FIB).
  * 4. Registering one uprobe while 1, 10 and 100 processes map the file (ms, median), and the
  *    ratio 100 ÷ 1.
  *
  * Environment: BENCH_RUNS (default 3; section 1–3 rounds: max(4 × BENCH_RUNS, 12)),
- * BENCH_UPROBES_TARGETS (comma list), BENCH_UPROBES_PROCS (10).
+ * BENCH_UPROBES_TARGETS (comma list), BENCH_UPROBES_PROCS (2), BENCH_UPROBES_FIB (22), BENCH_UPROBES_QUICK=1 (section 1
+ * and the cold run only: no 10,000-probe machine, no registration costs).
  */
 import { realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -36,8 +42,17 @@ import { collectGarbage, cpuMs, fixed, low, median, perHitUs, ratio, ratioValue,
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const ROUNDS = Math.max(4 * RUNS, 12);
-const PROCS = Number(process.env.BENCH_UPROBES_PROCS ?? 10);
+const PROCS = Number(process.env.BENCH_UPROBES_PROCS ?? 2);
+const FIB = String(Number(process.env.BENCH_UPROBES_FIB ?? 22));
+/**
+ * The cold-run pair computes longer (fib(27): ~100 ms per process on x86-64), so that what a
+ * registered probe costs a process at exec (its page copied, the breakpoint written, the
+ * translations of that page dropped) is small beside the unprobed code being compared.
+ */
+const COLD_FIB = String(Number(FIB) + 5);
+const program = (t: Target) => join(root, 'bench', 'guest', t, 'calls');
 const COLD = 10_000;
+const QUICK = process.env.BENCH_UPROBES_QUICK === '1';
 const fixture = (t: Target, name: string) => realpathSync(join(root, 'fixtures', t, name));
 
 interface Site {
@@ -109,10 +124,11 @@ class Bench {
   }
 
   /** A variant: `probe` registered around each run, or a code hook on `hook` in every process. */
-  rig(label: string, opts: { probe?: Site; hook?: Site }): Rig {
+  rig(label: string, opts: { probe?: Site; hook?: Site; ret?: boolean; fib?: string }): Rig {
     const m = this.m;
     const up = this.up;
-    const consumer: UprobeConsumer = { handler: () => (this.hits++, 0) };
+    // A uretprobe counts calls (its entry handler); its return handler does nothing more.
+    const consumer: UprobeConsumer = opts.ret ? { handler: () => (this.hits++, 0), retHandler: () => 0 } : { handler: () => (this.hits++, 0) };
     return {
       label,
       run: async () => {
@@ -120,7 +136,7 @@ class Bench {
           const rc = await m.kernelCall('reg', (t) => up.register(t, m.inodeFor(this.path), opts.probe!.off, consumer));
           if (rc) throw new Error(`bench/uprobes: ${this.target}: uprobe_register failed with ${rc}`);
         }
-        const ps = Array.from({ length: PROCS }, () => m.spawn(this.path, [this.path]));
+        const ps = Array.from({ length: PROCS }, () => m.spawn(this.path, [this.path, opts.fib ?? FIB]));
         if (opts.hook) for (const p of ps) p.mm.engine.hookCode(() => void this.hits++, opts.hook.vaddr, opts.hook.vaddr);
         const before = this.hits;
         collectGarbage();
@@ -146,7 +162,7 @@ async function registerCost(target: Target, path: string, procs: number, off: bi
     const m = new Machine({ target, stdout: () => {}, report: () => {} });
     try {
       const up = new Uprobes(m);
-      for (let i = 0; i < procs; i++) m.spawn(path, [path]);
+      for (let i = 0; i < procs; i++) m.spawn(path, [path, FIB]);
       const inode = m.inodeFor(path);
       const uc = { handler: () => 0 };
       const t0 = performance.now();
@@ -163,23 +179,23 @@ async function registerCost(target: Target, path: string, procs: number, off: bi
 export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTargets(), opts: { record?: boolean } = {}): Promise<Record<string, unknown>> {
   const wanted = process.env.BENCH_UPROBES_TARGETS?.split(',') as Target[] | undefined;
   const list = wanted ? targets.filter((t) => wanted.includes(t)) : targets;
-  const json: Record<string, unknown> = { procs: PROCS, rounds: ROUNDS };
+  const json: Record<string, unknown> = { program: 'bench/guest/<target>/calls', fib: Number(FIB), procs: PROCS, rounds: ROUNDS };
   const perTarget: Record<string, unknown> = {};
-  console.log(`\nuprobes (1–3): ${PROCS} × fib-nolibc; main-thread CPU time, ${ROUNDS} interleaved rounds, each variant the mean of its fastest third`);
+  console.log(`\nuprobes (1–3): ${PROCS} × calls ${FIB}; main-thread CPU time, ${ROUNDS} interleaved rounds, each variant the mean of its fastest third`);
   console.log('  µs/hit = (run with the probe − unprobed run) / hits; vs hook = ÷ the bare UC_HOOK_CODE hook on the same instruction;');
   console.log(`  emul/step = fib-entry uprobe ÷ stepped uprobe; N=${COLD}/1 = stepped uprobe with ${COLD} registered ÷ with 1;`);
-  console.log('  cold run = run with a uprobe on never-called waitpid ÷ unprobed run');
+  console.log(`  cold run = run of calls ${COLD_FIB} with a uprobe on never-called waitpid ÷ the same run unprobed`);
   console.log('  A/A = the same unprobed run twice in one machine: the noise of whole-run ratios in this run');
   console.log('  target   probe        mode      hits   µs/hit  hook µs  vs hook | emul/step  N=10000/1  cold run      A/A');
   const reg: string[] = [];
   for (const target of list) {
-    const path = fixture(target, 'fib-nolibc');
+    const path = program(target);
     const elf = readElfFileSync(path);
     const { entry, stepped, cold } = sites(target, elf);
     const hot = stepped ?? entry;
     const b = new Bench(target, path);
     // The scaling pair lives in a machine of its own, whose tree holds COLD − 1 more uprobes.
-    const big = await new Bench(target, path).registerCold(COLD - 1);
+    const big = QUICK ? undefined : await new Bench(target, path).registerCold(COLD - 1);
     const scaledLabel = `uprobe ${hot === stepped ? 'stepped' : 'entry'}, ${COLD} registered`;
     const rigs = [
       b.rig('plain', {}),
@@ -188,16 +204,17 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
       b.rig('hook entry', { hook: entry }),
       b.rig('uprobe entry', { probe: entry }),
       ...(stepped && stepped.vaddr !== entry.vaddr ? [b.rig('hook stepped', { hook: stepped }), b.rig('uprobe stepped', { probe: stepped })] : []),
-      b.rig('cold uprobe', { probe: cold }),
-      big.rig(`plain, ${COLD} registered`, {}),
-      big.rig(scaledLabel, { probe: hot }),
+      b.rig('uretprobe entry', { probe: entry, ret: true }),
+      b.rig('plain, long', { fib: COLD_FIB }),
+      b.rig('cold uprobe, long', { probe: cold, fib: COLD_FIB }),
+      ...(big ? [big.rig(`plain, ${COLD} registered`, {}), big.rig(scaledLabel, { probe: hot })] : []),
     ];
     let samples;
     try {
       samples = await rounds(rigs, ROUNDS);
     } finally {
       b.close();
-      big.close();
+      big?.close();
     }
     const by = (l: string) => samples.find((s) => s.label === l);
     const base = by('plain')!;
@@ -207,9 +224,10 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
     };
     const rows: Array<[string, Site, string, string]> = [['fib entry', entry, 'uprobe entry', 'hook entry']];
     if (by('uprobe stepped')) rows.push([`fib+0x${(stepped!.vaddr - entry.vaddr).toString(16)}`, stepped!, 'uprobe stepped', 'hook stepped']);
+    rows.push(['fib (ret)', { ...entry, mode: 'return' }, 'uretprobe entry', 'hook entry']);
     const hotLabel = hot === stepped && by('uprobe stepped') ? 'uprobe stepped' : 'uprobe entry';
-    const scaled = perHitUs(by(scaledLabel)!, by(`plain, ${COLD} registered`)!);
-    const coldRun = low(by('cold uprobe')!.ms) / low(base.ms);
+    const scaled = big ? perHitUs(by(scaledLabel)!, by(`plain, ${COLD} registered`)!) : NaN;
+    const coldRun = low(by('cold uprobe, long')!.ms) / low(by('plain, long')!.ms);
     const control = low(by('plain again')!.ms) / low(base.ms);
     const emulVsStep = entry.mode === 'emulate' && by('uprobe stepped') ? us('uprobe entry') / us('uprobe stepped') : NaN;
     for (const [i, [name, site, probe, hook]] of rows.entries()) {
@@ -228,15 +246,18 @@ export async function benchUprobes(runs = RUNS, targets: Target[] = supportedTar
       coldRunVsUnprobed: +coldRun.toFixed(4),
       controlRatio: +control.toFixed(4),
     };
+    if (QUICK) continue;
     const costs = [];
     for (const n of [1, 10, 100]) costs.push(await registerCost(target, path, n, entry.off, runs));
     reg.push(`  ${target.padEnd(8)} ${costs.map((c) => c.toFixed(2).padStart(9)).join('')}   ${ratio(costs[2]!, costs[0]!)}`);
     (perTarget[target] as Record<string, unknown>).registerMs = { 1: +costs[0]!.toFixed(3), 10: +costs[1]!.toFixed(3), 100: +costs[2]!.toFixed(3), ratio100vs1: ratioValue(costs[2]!, costs[0]!) };
   }
   json.perTarget = perTarget;
-  console.log('\nuprobes (4): register one probe while N processes map the file (ms, median)');
-  console.log('  target       N=1     N=10    N=100   100 vs 1');
-  for (const l of reg) console.log(l);
+  if (!QUICK) {
+    console.log('\nuprobes (4): register one probe while N processes map the file (ms, median)');
+    console.log('  target       N=1     N=10    N=100   100 vs 1');
+    for (const l of reg) console.log(l);
+  }
   if (opts.record !== false) console.log(`\nuprobes: figures written to ${recordResults('uprobes', json)}`);
   return json;
 }

@@ -130,6 +130,10 @@ export class Kretprobes {
    */
   private readonly cpu: HitCpu = { engine: undefined!, mem: undefined!, pcAfter: undefined };
   private regs: ProbeRegs | undefined;
+  /** The instances a trampoline hit takes off the task's list (reused: hits never nest). */
+  private readonly returning: KretprobeInstance[] = [];
+  /** The trampoline's resume action, one object read by the arch trap hook at once. */
+  private readonly action: { pc: bigint | undefined } = { pc: undefined };
 
   constructor(readonly kprobes: Kprobes) {
     kprobes.machine.taskExitHooks.push((task) => this.flushTask(task));
@@ -325,8 +329,12 @@ export class Kretprobes {
         break;
       }
     }
-    const mine = list.splice(i);
-    if (!list.length) this.tasks.delete(hit.task);
+    // A task's list stays in the map while the task lives (flushTask drops it): no list made and
+    // dropped per call of a probed function that does not nest.
+    // (push/pop only: setting an array's length is a slow runtime call.)
+    const mine = this.returning;
+    for (let j = i; j < n; j++) mine.push(list[j]!);
+    while (list.length > i) list.pop();
     const regs = (this.regs ??= new ProbeRegs(machine.arch, hit.engine, hit.mem, hit.task, hit.cpu, real)).rebind(hit.engine, hit.mem, hit.task, hit.cpu, real);
     const rcu = machine.sync.rcu;
     rcu.readLock(hit.task.kctx);
@@ -336,12 +344,16 @@ export class Kretprobes {
         const rp = ri.rp;
         if (rp?.handler) rp.handler(ri, regs);
       }
+    } catch (e) {
+      while (mine.length > 0) mine.pop();
+      throw e;
     } finally {
       rcu.readUnlock(hit.task.kctx);
     }
     this.kprobes.arch.fixupKretprobeReturn(cpu, frame, real);
-    for (let j = 0; j < mine.length; j++) this.recycle(mine[j]!);
-    return { pc: real };
+    while (mine.length > 0) this.recycle(mine.pop()!);
+    this.action.pc = real;
+    return this.action;
   }
 
   /** recycle_rp_inst: back to the pool, or dropped once the kretprobe is gone. */

@@ -517,12 +517,13 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     const out = new Uint8Array(len);
     let done = 0;
     while (done < len) {
-      const a = addr + BigInt(done);
+      const a = done === 0 ? addr : addr + BigInt(done);
       const pte = this.ptes.get(this.vpn(a));
       if (!pte) throw new MmFault(a, 'read of unmapped memory');
-      const off = Number(a & BigInt(this.pageSize - 1));
+      const off = Number(BigInt.asUintN(Number(this.pageShift), a));
       const n = Math.min(len - done, this.pageSize - off);
-      out.set(pte.frame.bytes(this.pageSize).subarray(off, off + n), done);
+      const src = pte.frame.block.mem.bytes, at = pte.frame.offset + off; // no page view: probe hits read words
+      if (n > 16) out.set(src.subarray(at, at + n), done); else for (let i = 0; i < n; i++) out[done + i] = src[at + i]!;
       done += n;
     }
     return out;
@@ -568,7 +569,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
       }
       const off = Number(a & BigInt(this.pageSize - 1));
       const n = Math.min(bytes.length - done, this.pageSize - off);
-      pte.frame.bytes(this.pageSize).set(bytes.subarray(done, done + n), off);
+      pte.frame.block.mem.bytes.set(n === bytes.length ? bytes : bytes.subarray(done, done + n), pte.frame.offset + off); // no view per write: probe hits write words
       if (vma.prot & PROT.EXEC) {
         if (execStart < 0n) execStart = a;
         execEnd = a + BigInt(n);

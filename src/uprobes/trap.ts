@@ -21,12 +21,14 @@ import type { HitCpu } from '../regs/probe-regs.js';
 import { UprobeRegs } from './regs.js';
 import { MAX_URETPROBE_DEPTH, UPROBE_HANDLER_IGNORE, UPROBE_HANDLER_REMOVE, type Uprobe } from './uprobe.js';
 import type { MmUprobes, Uprobes } from './uprobes.js';
-import { Utask } from './utask.js';
+import { Utask, type ReturnInstance } from './utask.js';
 import type { XolArea } from './xol.js';
 
 export class UprobeTrapPath {
   /** The resume action of a hit (see `resume`). */
   private readonly action: { pc: bigint | undefined; stop?: boolean } = { pc: undefined };
+  /** The return instances a trampoline hit is handling (see `trampoline`). */
+  private readonly group: ReturnInstance[] = [];
 
   constructor(private readonly core: Uprobes) {}
 
@@ -204,7 +206,7 @@ export class UprobeTrapPath {
     ut.vaddr = hit.addr;
     ut.slot = slot;
     ut.slotAddr = slotAddr;
-    ut.stepTrap = slotAddr + BigInt(prep.stepTrapOffset);
+    ut.stepTrap = xol.stepTrapOf(slot, prep.stepTrapOffset);
     ut.archState = prep.preXol(this.cpu(hit, ut), slotAddr, hit.addr);
     ut.state = 'sstep';
     return this.resume(this.machine.arch.getPc(hit.engine));
@@ -223,7 +225,9 @@ export class UprobeTrapPath {
     this.core.putUprobe(u);
     // A signal held by uprobe_deny_signal during the step is delivered now, on this return to
     // user mode: end the run so the scheduler's delivery point runs before the next instruction.
-    if (signalPending(hit.task)) return { pc: this.machine.arch.getPc(hit.engine), stop: true };
+    // (Nothing pending, the common case, is told without signalPending's BigInt arithmetic.)
+    const task = hit.task;
+    if ((task.signal.pending.set !== 0n || task.process.signal.shared.set !== 0n) && signalPending(task)) return { pc: this.machine.arch.getPc(hit.engine), stop: true };
     return this.resume(this.machine.arch.getPc(hit.engine));
   }
 
@@ -286,13 +290,23 @@ export class UprobeTrapPath {
       const valid = !next || core.arch.uretprobeIsAlive(cpu, next.stack, 'ret');
       const top = ris[ris.length - 1]!;
       arch.setPc(hit.engine, top.origRetVaddr);
-      const group = ris.splice(end);
-      for (const ri of group.reverse()) {
-        if (valid) {
-          const regs = (ut.regs ??= new UprobeRegs(arch, hit.engine, hit.mem, hit.task, hit.cpu, 0n)).rebind(hit.engine, hit.mem, hit.task, hit.cpu, top.origRetVaddr);
-          for (const c of ri.uprobe.consumers) c.retHandler?.(c, ri.func, regs);
+      // The group leaves the task's list before any handler runs; newest first. Through a reused
+      // array: handlers run synchronously and cannot trap, so trampoline hits never nest.
+      // (pop/push only: setting an array's length is a slow runtime call.)
+      const group = this.group;
+      while (ris.length > end) group.push(ris.pop()!);
+      try {
+        for (let j = 0; j < group.length; j++) {
+          const ri = group[j]!;
+          if (valid) {
+            const regs = (ut.regs ??= new UprobeRegs(arch, hit.engine, hit.mem, hit.task, hit.cpu, 0n)).rebind(hit.engine, hit.mem, hit.task, hit.cpu, top.origRetVaddr);
+            const cs = ri.uprobe.consumers;
+            for (let k = 0; k < cs.length; k++) cs[k]!.retHandler?.(cs[k]!, ri.func, regs);
+          }
+          core.putUprobe(ri.uprobe);
         }
-        core.putUprobe(ri.uprobe);
+      } finally {
+        while (group.length > 0) group.pop();
       }
       if (valid || ris.length === 0) break;
     }

@@ -76,6 +76,19 @@ export class XolArea {
   private readonly addrs: readonly bigint[];
 
   /**
+   * Where the step trap of a copy `offset` bytes long sits in slot `i`, made once per slot and
+   * offset (the hit path asks at every step; a uprobe's offset never changes).
+   */
+  stepTrapOf(i: number, offset: number): bigint {
+    const key = i * 256 + offset;
+    let a = this.stepTraps.get(key);
+    if (a === undefined) this.stepTraps.set(key, (a = this.slotAddr(i) + BigInt(offset)));
+    return a;
+  }
+
+  private readonly stepTraps = new Map<number, bigint>();
+
+  /**
    * xol_take_insn_slot: a free slot index, or undefined when all are busy. Given the contents the
    * step needs, a free slot that already holds them comes first, then one never written, then the
    * first free one. Linux copies the instruction into its slot at every hit; here a slot whose

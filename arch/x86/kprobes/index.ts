@@ -34,20 +34,17 @@ export function x86ProbeArch(arch: Arch): ProbeArch {
   const long = regs.bits === 64;
   const wordBytes = regs.bits / 8;
 
+  // Little-endian words through one scratch DataView (kretprobes hijack and repair a return
+  // address at every hit): no byte arrays, no BigInt byte loops. Mm.write copies the bytes.
+  const view = new DataView(new ArrayBuffer(8));
+  const word = new Uint8Array(view.buffer, 0, wordBytes);
   const readWord = (cpu: ProbeCpu, at: bigint): bigint => {
-    const b = cpu.mem.read(at, wordBytes);
-    let v = 0n;
-    for (let k = wordBytes - 1; k >= 0; k--) v = (v << 8n) | BigInt(b[k]!);
-    return v;
+    word.set(cpu.mem.read(at, wordBytes));
+    return long ? view.getBigUint64(0, true) : BigInt(view.getUint32(0, true));
   };
   const writeWord = (cpu: ProbeCpu, at: bigint, value: bigint): void => {
-    const b = new Uint8Array(wordBytes);
-    let v = BigInt.asUintN(regs.bits, value);
-    for (let k = 0; k < wordBytes; k++) {
-      b[k] = Number(v & 0xffn);
-      v >>= 8n;
-    }
-    cpu.mem.write(at, b);
+    view.setBigUint64(0, BigInt.asUintN(64, value), true);
+    cpu.mem.write(at, word);
   };
 
   return {

@@ -26,11 +26,12 @@ export function x86UprobeArch(arch: Arch): UprobeArch {
   const regs = { ...base, word: arch.wordSize };
   const word = arch.wordSize;
 
+  // Words through one scratch DataView (little-endian): no BigInt byte loops at a hit.
+  const view = new DataView(new ArrayBuffer(8));
+  const wordBytes = new Uint8Array(view.buffer, 0, word);
   const readWord = (cpu: ProbeCpu, at: bigint): bigint => {
-    const b = cpu.mem.read(at, word);
-    let v = 0n;
-    for (let k = word - 1; k >= 0; k--) v = (v << 8n) | BigInt(b[k]!);
-    return v;
+    wordBytes.set(cpu.mem.read(at, word));
+    return word === 8 ? view.getBigUint64(0, true) : BigInt(view.getUint32(0, true));
   };
 
   return {
@@ -50,10 +51,9 @@ export function x86UprobeArch(arch: Arch): UprobeArch {
         return undefined;
       }
       if (orig === trampoline) return orig;
-      const b = new Uint8Array(word);
-      for (let k = 0; k < word; k++) b[k] = Number((trampoline >> BigInt(8 * k)) & 0xffn);
+      view.setBigUint64(0, BigInt.asUintN(64, trampoline), true);
       try {
-        cpu.mem.write(sp, b);
+        cpu.mem.write(sp, wordBytes);
       } catch {
         return undefined;
       }

@@ -244,9 +244,14 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
   const e = (cpu: ProbeCpu) => cpu.engine;
 
   const wordBig = BigInt(word);
+  // The pushed word goes through one buffer per probe (Mm.write copies it, or slices it when the
+  // write must wait for the run to stop): an emulated push allocates no bytes at the hit.
+  const pushView = new DataView(new ArrayBuffer(8));
+  const pushBytes = new Uint8Array(pushView.buffer, 0, word);
   const pushWord = (cpu: ProbeCpu, value: bigint): void => {
     const sp = mask(regs.bits, e(cpu).regRead(regs.sp) - wordBig);
-    cpu.mem.write(sp, leBytes(word, value));
+    pushView.setBigUint64(0, BigInt.asUintN(64, value), true);
+    cpu.mem.write(sp, pushBytes);
     e(cpu).regWrite(regs.sp, sp);
   };
 
