@@ -188,6 +188,9 @@ export function fetch(e: Engine, addr: bigint): number | undefined {
   return b ? ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0 : undefined;
 }
 
+/** sparc64's 8 KiB pages. */
+const PAGE_MASK = 0x1fffn;
+
 export const word32 = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 
 /**
@@ -196,6 +199,9 @@ export const word32 = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (
  * missing previous page go through the engine.
  */
 export function fetchPair(cpu: SparcCpu, a: bigint): { prev: number | undefined; w: number | undefined } {
+  // The first word of a page (a return-probe trampoline is one) often has nothing mapped before
+  // it: ask for the two words apart rather than through a failing read (an MmFault per trap).
+  if ((a & PAGE_MASK) === 0n) return { prev: fetch(cpu.engine, u64(a - 4n)), w: fetchOne(cpu, a) };
   if (cpu.sink && !cpu.inStubArea(a) && !cpu.inStubArea(a - 4n)) {
     try {
       const b = cpu.sink.memory().read(u64(a - 4n), 8);
