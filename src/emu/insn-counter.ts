@@ -105,3 +105,35 @@ export function nativeCounter(): NativeCounterLib | undefined {
   }
 }
 
+
+/**
+ * Take back, from the native counter's `retired`, the instructions of the last counted block from
+ * `next` on: they never ran (a trap hook left the block there, or lets the CPU retry `next` in a
+ * new block). `fromStart`: `next` may be the block's first instruction. `blockAt` asks Unicorn for
+ * the translated block at a PC, for variable-length instruction sets.
+ */
+export function takeBackBlock(
+  v: DataView,
+  next: bigint,
+  fromStart: boolean,
+  blockAt: (pc: bigint) => { pc: bigint; icount: number; size: number } | undefined,
+): void {
+  const size = v.getBigUint64(COUNTER.lastSize, true);
+  const start = v.getBigUint64(COUNTER.lastPc, true);
+  if (size === 0n || next < start || (next === start && !fromStart) || next >= start + size) return;
+  const end = start + size;
+  let untried: number;
+  if (next === start) untried = Number(v.getBigUint64(COUNTER.lastIcount, true));
+  else {
+    const width = Number(v.getBigUint64(COUNTER.fixedWidth, true));
+    if (width > 0) untried = Number((end - next) / BigInt(width));
+    else {
+      // Variable length: the block that starts at `next` (translated now, between runs) ends
+      // where the block left early ends unless something else cut it.
+      const tb = blockAt(next);
+      untried = tb && tb.pc === next && next + BigInt(tb.size) === end ? tb.icount : 0;
+    }
+  }
+  v.setBigUint64(COUNTER.retired, v.getBigUint64(COUNTER.retired, true) - BigInt(untried), true);
+  v.setBigUint64(COUNTER.lastSize, 0n, true);
+}

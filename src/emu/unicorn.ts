@@ -15,7 +15,7 @@
  *   so closing an engine frees its callbacks (koffi has a fixed pool of 8192 slots).
  */
 import { UniprobeError } from '../errors.js';
-import { COUNTER, nativeCounter, symbolAddress, type NativeCounterLib } from './insn-counter.js';
+import { COUNTER, nativeCounter, symbolAddress, takeBackBlock, type NativeCounterLib } from './insn-counter.js';
 import { mergeRegisters, TrapRegisterCache, type CachedRegister } from './regcache.js';
 import koffi from 'koffi';
 import { addr64, big, check, load, UNICORN_LIBRARY } from './ffi.js';
@@ -214,17 +214,9 @@ export class Engine {
     const before = v.getBigUint64(COUNTER.retired, true);
     v.setBigUint64(COUNTER.lastSize, 0n, true);
     const err = this.emuStart(begin, count);
+    // The last block from the PC the run stopped at on never ran.
+    if (v.getBigUint64(COUNTER.lastSize, true) > 0n) this.takeBack(pcAfter(), true);
     let after = v.getBigUint64(COUNTER.retired, true);
-    const size = v.getBigUint64(COUNTER.lastSize, true);
-    if (size > 0n) {
-      const start = v.getBigUint64(COUNTER.lastPc, true);
-      const pc = pcAfter();
-      if (pc >= start && pc < start + size) {
-        const untried = this.insnsToBlockEnd(pc, start, start + size, Number(v.getBigUint64(COUNTER.lastIcount, true)));
-        after -= BigInt(untried);
-        v.setBigUint64(COUNTER.retired, after, true);
-      }
-    }
     // A run that ended without error yet retired nothing executed one instruction that trapped
     // and was resumed at itself (a probe's breakpoint whose hit must wait): it did run, and
     // counting it keeps a task that traps forever moving towards its instruction budget.
@@ -260,26 +252,7 @@ export class Engine {
 
   /** `next` = the first instruction of the counted block that did not run; `fromStart`: it may be the block's first. */
   private takeBack(next: bigint, fromStart: boolean): void {
-    const c = this.counter;
-    if (!c) return;
-    const v = c.view;
-    const size = v.getBigUint64(COUNTER.lastSize, true);
-    const start = v.getBigUint64(COUNTER.lastPc, true);
-    if (size === 0n || next < start || (next === start && !fromStart) || next >= start + size) return;
-    const untried = this.insnsToBlockEnd(next, start, start + size, Number(v.getBigUint64(COUNTER.lastIcount, true)));
-    v.setBigUint64(COUNTER.retired, v.getBigUint64(COUNTER.retired, true) - BigInt(untried), true);
-    v.setBigUint64(COUNTER.lastSize, 0n, true);
-  }
-
-  /** Instructions of the block [start, end) from `pc` on, for taking back a block left early. */
-  private insnsToBlockEnd(pc: bigint, start: bigint, end: bigint, icount: number): number {
-    if (pc === start) return icount;
-    const width = Number(this.counter!.view.getBigUint64(COUNTER.fixedWidth, true));
-    if (width > 0) return Number((end - pc) / BigInt(width));
-    // Variable length: ask Unicorn for the block that starts at pc (translated now, between runs);
-    // it ends where the block left early ends unless something else cut it.
-    const tb = this.requestBlock(pc);
-    return tb && tb.pc === pc && pc + BigInt(tb.size) === end ? tb.icount : 0;
+    if (this.counter) takeBackBlock(this.counter.view, next, fromStart, (pc) => this.requestBlock(pc));
   }
 
   /** Unicorn's translated block at `pc` (uc_ctl TB_REQUEST_CACHE): its instruction count and size. */
