@@ -338,11 +338,11 @@ ${EXIT_HELP}`,
 
   program
     .command('demo')
-    .description('run the bundled sample programs on every supported target (what `npm start` does)')
+    .description('probe the bundled sample program on every supported target and print the trace (what `npm start` does)')
     .addHelpText('after', EXIT_HELP)
     .action(async () => {
       const { runDemo } = await import('./demo.js');
-      program.setOptionValue('__status', runDemo());
+      program.setOptionValue('__status', await runDemo());
     });
 
   program.addCommand(explainCommand(program));
