@@ -221,7 +221,7 @@ function windowTrap(cpu: SparcCpu, spill: boolean): boolean {
 
 function trapBody(cpu: SparcCpu, intno: number): void {
   const e = cpu.engine;
-  const pc = e.regRead(R.PC);
+  const pc = cpu.windows.cpuFile?.pc ?? e.regRead(R.PC);
   if (intno >= TT.TRAP) {
     const n = intno - TT.TRAP;
     if (cpu.inStubArea(pc)) {
@@ -234,6 +234,13 @@ function trapBody(cpu: SparcCpu, intno: number): void {
       }
       if (pc === STUB_SYSRET + 4n && n === ST.HYPERCALL) return softwareTrap(cpu, n, pc, pc + 4n);
       // Anything else in the stub area is a copied instruction trapping: handled as usual below.
+    }
+    // The CPU's own NPC, when its state is reachable: no reconstruction from the word before.
+    const file = cpu.windows.cpuFile;
+    if (file) {
+      const npc = cpu.takeDeferredNpc(pc) ?? file.npc;
+      e.blockLeftAt(pc + 4n);
+      return softwareTrap(cpu, n, pc, npc);
     }
     return atInstruction(cpu, pc, n);
   }

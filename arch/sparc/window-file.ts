@@ -32,6 +32,7 @@ export const MAX_RESIDENT = NWINDOWS - 2;
 
 const OFF_REGWPTR = 64;
 const OFF_PC = 72;
+const OFF_NPC = 80;
 const OFF_CWP = 408;
 const OFF_REGBASE = 440;
 /** Logical registers of the file: 16 per window; the 8 spare ones are the wrap copy. */
@@ -115,6 +116,14 @@ export class CpuWindowFile {
   /** The PC of the trapped instruction (QEMU restored it, and NPC, before the hook). */
   get pc(): bigint {
     return this.v.getBigUint64(OFF_PC, true);
+  }
+  /**
+   * Its next PC, exact inside a trap hook: a `ta` stores PC and NPC before raising, a helper's
+   * exception restores both from the instruction's own data. (Not between runs: Unicorn's PC
+   * write sets NPC = PC + 4.)
+   */
+  get npc(): bigint {
+    return this.v.getBigUint64(OFF_NPC, true);
   }
 
   /** CANRESTORE = n caller windows resident, CANSAVE = the rest. */
