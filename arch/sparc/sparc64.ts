@@ -10,7 +10,10 @@
  *   Linux leaves them (window-file.ts): the CPU runs the windows and the host serves only
  *   overflow and underflow, letting the CPU retry (windows.ts). Without that state it runs every
  *   window instruction itself (the fallback, also UNIPROBE_SPARC_HOST_WINDOWS=1).
- * - No NPC register: a PC write sets NPC = PC + 4, and NPC cannot be read. Where the engine takes
+ * - No NPC register: a PC write sets NPC = PC + 4, and NPC cannot be read through the API. A
+ *   software trap (system call, probe breakpoint) reads it from QEMU's CPU state, where the `ta`
+ *   stored it (window-file.ts). Elsewhere (a run stopped by its instruction count, the fallback
+ *   without that state), where the engine takes
  *   control inside a delay slot, the pending target is reconstructed from the delayed
  *   control-transfer instruction (DCTI) just before it (`pendingNpc`):
  *   `call` → its target (checked: %o7 = its address); `jmpl` → rs1 + op2 (rd must not be an
