@@ -2,7 +2,7 @@
  * Word, u32 and C-string accessors over an address space's byte read/write, in the target's
  * word size and byte order (Mm extends this).
  */
-import type { Arch } from '../../arch/types.js';
+import type { Arch, GuestMemoryAccess } from '../../arch/types.js';
 import { MmFault } from './fault.js';
 
 export abstract class GuestWords {
@@ -27,6 +27,23 @@ export abstract class GuestWords {
   }
 
   private userCopy = 0;
+
+  private userView: GuestMemoryAccess | undefined;
+
+  /**
+   * This address space as the user program reaches it: every access inside asUser. For what the
+   * kernel does in a trap on the program's behalf with the program's pointers — a uprobe's
+   * emulated push or call, its fix-ups after the step (Linux: put_user/copy_to_user, which fail
+   * for a kernel address; the emulation then declines and the step faults as the program would).
+   */
+  get user(): GuestMemoryAccess {
+    return (this.userView ??= {
+      read: (a, n) => this.asUser(() => this.read(a, n)),
+      write: (a, b) => this.asUser(() => this.write(a, b)),
+      readWord: (a) => this.asUser(() => this.readWord(a)),
+      writeWord: (a, v) => this.asUser(() => this.writeWord(a, v)),
+    });
+  }
 
   /** read()/write() call this first: access_ok while inside asUser. */
   protected checkUserCopy(addr: bigint, len: number): void {

@@ -6,7 +6,7 @@
  * cacheHitRegisters), so a handler's `reg`/`arg`/`sp` cost no FFI call of their own.
  */
 import type { HitRegisters } from '../../arch/probes.js';
-import type { Arch } from '../../arch/types.js';
+import type { Arch, GuestMemoryAccess } from '../../arch/types.js';
 import type { Engine } from '../emu/unicorn.js';
 import type { Mm } from '../mm/mm.js';
 import type { Task } from '../kernel/task.js';
@@ -21,7 +21,8 @@ export interface KernelCall {
 /** A ProbeCpu the trap path fills in for each hit instead of allocating one. */
 export interface HitCpu {
   engine: Engine;
-  mem: Mm;
+  /** The task's memory; for a uprobe, as its user program reaches it (Mm.user). */
+  mem: GuestMemoryAccess;
   pcAfter: bigint | undefined;
 }
 

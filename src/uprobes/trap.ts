@@ -68,7 +68,8 @@ export class UprobeTrapPath {
   private cpu(hit: BreakpointHit, ut: Utask): HitCpu {
     const cpu = ut.cpu;
     cpu.engine = hit.engine;
-    cpu.mem = hit.mem;
+    // The back-end's emulation and fix-ups write with the program's pointers: user accesses.
+    cpu.mem = hit.mem.user;
     cpu.pcAfter = hit.pcAfter;
     return cpu;
   }
@@ -142,8 +143,11 @@ export class UprobeTrapPath {
         core.putUprobe(u);
         return this.resume(this.machine.arch.getPc(hit.engine));
       }
-      // An emulation that declined (x86: the call's push would fault) steps after all.
-      const img = image ?? (xol ? this.image(u, xol) : undefined);
+      // An emulation that declined (x86: the call's push would fault) steps after all; a task
+      // that never stepped has no XOL area yet: it is made once the run stops (get_xol_area in
+      // pre_ssout), and the handlers, which already ran, do not run again.
+      if (!xol) return this.finishStopped(hit, u, ut, -1, false);
+      const img = image ?? this.image(u, xol);
       if (slot < 0) slot = xol?.take(img) ?? -1;
       if (slot < 0) {
         core.putUprobe(u);
@@ -170,9 +174,9 @@ export class UprobeTrapPath {
     const mm = hit.mem;
     const task = hit.task;
     const prep = u.prepared!;
-    const xol = core.state(mm).xol;
     let slot = slotIn;
     this.machine.runAfterStop(() => {
+      let xol = core.state(mm).xol;
       if (mm.destroyed || task.state === 'dead') {
         if (slot >= 0) xol?.free(slot);
         core.putUprobe(u);
@@ -183,6 +187,10 @@ export class UprobeTrapPath {
         if (slot >= 0) xol!.free(slot);
         core.putUprobe(u);
         return;
+      }
+      if (!xol) {
+        core.ensureXol(task);
+        xol = core.state(mm).xol;
       }
       const img = xol ? this.image(u, xol) : undefined;
       if (slot < 0) slot = xol?.take(img) ?? -1;

@@ -535,7 +535,7 @@ export class Uprobes {
     const ut = task.utask instanceof Utask ? task.utask : undefined;
     if (!ut || ut.state !== 'sstep' || !ut.active || pc < ut.slotAddr || pc >= ut.slotAddr + BigInt(this.arch.xolSlotBytes)) return undefined;
     const mm = task.mm;
-    ut.active.prepared!.abortXol({ engine: mm.engine, mem: mm }, ut.slotAddr, ut.vaddr, ut.archState);
+    ut.active.prepared!.abortXol({ engine: mm.engine, mem: mm.user }, ut.slotAddr, ut.vaddr, ut.archState);
     // The step is over (handle_singlestep after UTASK_SSTEP_TRAPPED): the slot is freed and the
     // task runs again, so the fault's signal can reach a handler, whose frame names vaddr.
     const vaddr = ut.vaddr;
