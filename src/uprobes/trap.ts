@@ -141,7 +141,8 @@ export class UprobeTrapPath {
       if (prep.mode === 'emulate' && prep.emulate!(cpu, bp)) {
         if (slot >= 0) xol!.free(slot);
         core.putUprobe(u);
-        return this.resume(this.machine.arch.getPc(hit.engine));
+        // A signal a handler sent is delivered with the PC after the emulated instruction.
+        return this.toUser(hit);
       }
       // An emulation that declined (x86: the call's push would fault) steps after all; a task
       // that never stepped has no XOL area yet: it is made once the run stops (get_xol_area in
@@ -231,9 +232,17 @@ export class UprobeTrapPath {
     ut.slot = -1;
     ut.archState = undefined;
     this.core.putUprobe(u);
-    // A signal held by uprobe_deny_signal during the step is delivered now, on this return to
-    // user mode: end the run so the scheduler's delivery point runs before the next instruction.
-    // (Nothing pending, the common case, is told without signalPending's BigInt arithmetic.)
+    // A signal held by uprobe_deny_signal during the step is delivered now.
+    return this.toUser(hit);
+  }
+
+  /**
+   * The return to user mode that ends a hit (after the step, or after an emulated instruction):
+   * a signal pending now — held during the step, or sent by a handler — is delivered here, so the
+   * run ends and the scheduler's delivery point runs before the next instruction. (Nothing
+   * pending, the common case, is told without signalPending's BigInt arithmetic.)
+   */
+  private toUser(hit: BreakpointHit): TrapAction {
     const task = hit.task;
     if ((task.signal.pending.set !== 0n || task.process.signal.shared.set !== 0n) && signalPending(task)) return { pc: this.machine.arch.getPc(hit.engine), stop: true };
     return this.resume(this.machine.arch.getPc(hit.engine));

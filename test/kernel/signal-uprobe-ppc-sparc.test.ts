@@ -2,8 +2,10 @@
  * A signal during a uprobe single-step on ppc32, ppc64 and sparc64 (signal-uprobe.test.ts does
  * x86_64, where the stepped instruction is the `syscall` itself). powerpc's uprobes refuse `sc`
  * (can_single_step), so here the probed instruction is the one before the system call in
- * getpid_() (ppc `li r8,0`, sparc64 `clr %o5`: objdump -d of fixtures/<target>/signals-nolibc),
- * an ordinary instruction stepped in the XOL slot. The consumer plays bpf_send_signal: once eintr()
+ * getpid_() (ppc `li r8,0`, sparc64 `clr %o5`: objdump -d of fixtures/<target>/signals-nolibc):
+ * on sparc64 an ordinary instruction stepped in the XOL slot, on ppc one that emulate_step carries
+ * out at the hit (arch/ppc/uprobes/emulate-int.ts), after which the signal is delivered before
+ * the next instruction runs. The consumer plays bpf_send_signal: once eintr()
  * has been entered twice, the second getpid_() of init after that (in errors(), where SIGUSR1's
  * handler is on_plain) gets SIGUSR1 from the probe handler, just before the step. Linux holds it
  * until the step is done (uprobe_deny_signal): on_plain's frame must save the instruction after

@@ -10,9 +10,11 @@
  *   -EINVAL; what can_single_step() rejects (trap forms, sc, the rfi/power-saving family,
  *   mtmsr/mtmsrd) → -ENOTSUPP.
  * - Emulated (arch_uprobe_skip_sstep → emulate_step): every branch (b, bc, bclr, bcctr with their
- *   LK/AA/CTR/CR semantics, shared with the kprobe back-end) and addpcis; they depend on where
- *   they run. Linux's emulate_step also does most integer, load and store instructions; those are
- *   stepped here instead, with the same result (only the second trap's cost differs).
+ *   LK/AA/CTR/CR semantics, shared with the kprobe back-end) and addpcis, which depend on where
+ *   they run; and the integer instructions function entries are made of (addi, addis, mr, mflr,
+ *   stw/stwu, std/stdu: emulate-int.ts), one trap instead of two. Linux's emulate_step does most
+ *   other integer, load and store instructions too; those are stepped here instead, with the same
+ *   result (only the second trap's cost differs).
  * - Stepped: slot = [copy][trap] (8 bytes = UPROBE_XOL_SLOT_BYTES). Linux steps with MSR_SE; the
  *   engine has no single-step, so the trap after the copy ends the step inside the same run.
  *   post_xol: PC = vaddr + 4; abort_xol: PC = vaddr.
@@ -40,6 +42,7 @@ import { PPC_BREAKPOINT, isPpcTrap } from '../common.js';
 import { applyAddpcis, applyBranch, ppcHitRegisters } from '../kprobes/emulate.js';
 import { BO, bo, bi, branchClass, cannotSingleStep, isAddpcis, isBctar, isPrefix, lkBit } from '../kprobes/tables.js';
 import { be32, disasmText, wordText, wordsBytes } from '../kprobes/disasm.js';
+import { applyIntOp, intOp } from './emulate-int.js';
 
 /** Linux errno values: EINVAL, and the kernel-internal ENOTSUPP uprobes answer with. */
 export const ERRNO = { EINVAL: 22, ENOTSUPP: 524 } as const;
@@ -78,6 +81,7 @@ export function ppcUprobeArch(arch: Arch): UprobeArch {
   const is64 = arch.wordSize === 8;
   const bits: 32 | 64 = is64 ? 64 : 32;
   const kind = is64 ? 'ppc64' : 'ppc32';
+  const pageSize = arch.layout.pageSize;
 
   /** How `w` runs here: emulated, stepped, or refused (see the module comment). */
   function classify(w: number): 'emulate' | 'step' | ProbeRefusal {
@@ -88,7 +92,7 @@ export function ppcUprobeArch(arch: Arch): UprobeArch {
     if (cls === 'bcctr' && (bo(w) & BO.NO_CTR) === 0) return is64 ? 'emulate' : 'step';
     if (cls !== undefined) return 'emulate';
     if (isAddpcis(w)) return is64 ? 'emulate' : 'step';
-    return 'step';
+    return intOp(w, is64) ? 'emulate' : 'step';
   }
 
   function analyzeUprobe(vaddr: bigint, bytes: Uint8Array): PreparedUprobe | ProbeRefusal {
@@ -107,9 +111,11 @@ export function ppcUprobeArch(arch: Arch): UprobeArch {
     const slot = wordsBytes(w, PPC_BREAKPOINT);
     const lk = branchClass(w) !== undefined && lkBit(w);
     const testThenDecrement = branchClass(w) === 'bcctr' && (bo(w) & BO.NO_CTR) === 0;
+    const int = branchClass(w) === undefined && !isAddpcis(w) ? intOp(w, is64) : undefined;
     const emulate =
       how === 'emulate'
         ? (cpu: ProbeCpu, at: bigint = vaddr): boolean => {
+            if (int) return applyIntOp(int, cpu, at, bits, pageSize);
             if (testThenDecrement) bcctrDecrementing(cpu, w, at, bits);
             else if (branchClass(w) !== undefined) applyBranch(cpu, w, at, bits);
             else applyAddpcis(cpu, w, at, bits);
