@@ -23,7 +23,7 @@
  *   152, the same fields that put the PC at 72, which the sentinel check verified), gsr 40 bytes
  *   after fprs. test/arch/sparc64-fpu.test.ts checks them through guest loads and stores.
  */
-import koffi from 'koffi';
+import { hostMemcpy } from '../host-memcpy.js';
 import { openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import type { Engine } from '../../src/emu/unicorn.js';
@@ -65,18 +65,7 @@ const SENTINEL_PC = 0x5eed_0000n;
 /** Where uc_struct keeps the CPU pointer and where the env sits in the CPU: one layout per library. */
 let layout: { cpuField: number; envInCpu: number } | undefined;
 
-type Memcpy = (dst: unknown, src: unknown, n: number) => unknown;
-let copyIn: Memcpy | undefined;
-let copyOut: Memcpy | undefined;
-
-function libc(): { copyIn: Memcpy; copyOut: Memcpy } {
-  if (!copyIn || !copyOut) {
-    const l = koffi.load('libc.so.6');
-    copyIn = l.func('memcpy', 'uint64_t', ['uint64_t', 'const uint8_t *', 'size_t']) as Memcpy;
-    copyOut = l.func('memcpy', 'uint64_t', ['_Out_ uint8_t *', 'uint64_t', 'size_t']) as Memcpy;
-  }
-  return { copyIn, copyOut };
-}
+const libc = hostMemcpy;
 
 /** Reads of guessed addresses: /proc/self/mem fails cleanly where a pointer guess is wrong. */
 class SelfMemory {

@@ -23,7 +23,7 @@
  *
  * The same state holds QEMU's `old_exception`, which the interrupt hook must reset (afterException).
  */
-import koffi from 'koffi';
+import { hostMemcpy } from '../host-memcpy.js';
 import { openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import type { Engine } from '../../src/emu/unicorn.js';
@@ -61,17 +61,7 @@ let layout: { cpuField: number; envInCpu: number } | undefined;
 /** Why the CPL cannot be set in this process (reported once by the caller), once known. */
 let failed: string | undefined;
 
-type Memcpy = (dst: unknown, src: unknown, n: number) => unknown;
-let copyIn: Memcpy | undefined;
-let copyOut: Memcpy | undefined;
-function libc(): { copyIn: Memcpy; copyOut: Memcpy } {
-  if (!copyIn || !copyOut) {
-    const l = koffi.load('libc.so.6');
-    copyIn = l.func('memcpy', 'uint64_t', ['uint64_t', 'const uint8_t *', 'size_t']) as Memcpy;
-    copyOut = l.func('memcpy', 'uint64_t', ['_Out_ uint8_t *', 'uint64_t', 'size_t']) as Memcpy;
-  }
-  return { copyIn, copyOut };
-}
+const libc = hostMemcpy;
 
 /** One /proc/self/mem descriptor for the process; reads of a wrong guess fail instead of crashing. */
 let selfFd: number | null | undefined;
