@@ -12,8 +12,8 @@
  *
  * Here the scheduler's return to a task (the end of the timer interrupt, a switch, a signal
  * handler's entry) runs one `stwcx. r0,0,r3` at a word of the engine-private trampoline page: an
- * address no user lwarx can reserve, so it always fails and only drops the reservation. The
- * registers it touches (r3, CR0, PC) are put back.
+ * address no user lwarx can reserve, so it always fails and only drops the reservation; a `b .+4`
+ * after it ends the stub (Engine.runStub). The registers it touches (r3, CR0, PC) are put back.
  */
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UniprobeError } from '../../src/errors.js';
@@ -23,10 +23,13 @@ import { UC_PPC_REG as R } from './ucregs.js';
 export const DROP_RESERVATION_OFFSET = 0x40n;
 /** stwcx. r0,0,r3 (X-form: opcode 31, XO 150, Rc = 1; rA = 0 means no base register). */
 const STWCX_R0_0_R3 = 0x7c00192d;
+/** b .+4: ends the stub's block (Engine.runStub). */
+const B_NEXT = 0x48000004;
 
 export function installDropReservation(e: Engine, page: bigint): void {
-  const b = new Uint8Array(4);
+  const b = new Uint8Array(8);
   new DataView(b.buffer).setUint32(0, STWCX_R0_0_R3);
+  new DataView(b.buffer).setUint32(4, B_NEXT);
   e.memWrite(page + DROP_RESERVATION_OFFSET, b);
 }
 
@@ -34,8 +37,8 @@ export function dropReservation(e: Engine, page: bigint): void {
   const at = page + DROP_RESERVATION_OFFSET;
   const saved = e.regReadBatch([R.R3, R.CR, R.PC]);
   e.regWrite(R.R3, at);
-  // until = 0: the count alone stops it (a new end address would make Unicorn flush its translations).
-  const { err } = e.start(at, 0n, 1);
+  // No end address: a new one would make Unicorn flush its translations.
+  const err = e.runStub(at, 2);
   e.regWriteBatch([R.R3, R.CR, R.PC], saved);
   if (err !== 0) throw new UniprobeError('INTERNAL', `ppc: the reservation-dropping stwcx. at 0x${at.toString(16)} failed (Unicorn error ${err})`);
 }

@@ -86,10 +86,10 @@ export const ADDRESS_MASK = (1n << 41n) - 1n;
 /** Engine-private executable memory for stubs and trampolines (below 2^41, above every user and alias range). */
 export const STUB_AREA = 0x180_0000_0000n;
 export const STUB_AREA_SIZE = 1 << 20;
-export const STUB_READ_STATE = STUB_AREA; // rd %ccr,%g1 ; rd %y,%g2
-export const STUB_WRITE_STATE = STUB_AREA + 0x10n; // wr %g1,%ccr ; wr %g2,%y
+export const STUB_READ_STATE = STUB_AREA; // rd %ccr,%g1 ; rd %y,%g2 ; STUB_END
+export const STUB_WRITE_STATE = STUB_AREA + 0x10n; // wr %g1,%ccr ; wr %g2,%y ; STUB_END
 export const STUB_SYSRET = STUB_AREA + 0x20n; // wr %g1,%ccr ; ta 0x6e
-export const STUB_FPU_PROBE = STUB_AREA + 0x30n; // wr %g0,0x82,%asi ; wr %g0,FEF,%fprs (cpu-state.ts)
+export const STUB_FPU_PROBE = STUB_AREA + 0x30n; // wr %g0,0x82,%asi ; wr %g0,FEF,%fprs ; STUB_END (cpu-state.ts)
 export const STUB_DYNAMIC = STUB_AREA + 0x40n;
 
 /** What a `ta` inside the stub area means. */
@@ -239,12 +239,13 @@ export const op2 = (w: number, r: readonly bigint[]): bigint => (iBit(w) ? simm1
  * put back. Only used where no emulation run is in progress.
  */
 export function runStub(e: Engine, at: bigint, count: number, g1: bigint, g2: bigint): [bigint, bigint] {
-  const saved = e.regReadBatch([R.G1, R.G2, R.PC]);
-  e.regWriteBatch([R.G1, R.G2], [g1, g2]);
-  const r = e.start(at, 0n, count);
+  const saved = e.regReadBatch([R.G1, R.G2, R.G3, R.PC]);
+  e.regWriteBatch([R.G1, R.G2, R.G3], [g1, g2, STUB_READ_STATE]);
+  // The stub's words, then its STUB_END, which ends it (Engine.runStub).
+  const r = { err: e.runStub(at, count + STUB_END.length) };
   if (r.err !== 0) throw new UniprobeError('UNICORN', `sparc64: state stub at 0x${at.toString(16)} failed: ${e.strerror(r.err)}`);
   const out = e.regReadBatch([R.G1, R.G2]);
-  e.regWriteBatch([R.G1, R.G2, R.PC], saved);
+  e.regWriteBatch([R.G1, R.G2, R.G3, R.PC], saved);
   return [out[0]!, out[1]!];
 }
 
@@ -255,6 +256,14 @@ export function readCcrY(e: Engine): [bigint, bigint] | undefined {
 
 export function writeCcrY(e: Engine, ccr: bigint, y: bigint | undefined): void {
   if (e.isRunning) return;
-  runStub(e, STUB_WRITE_STATE, y === undefined ? 1 : 2, ccr & 0xffn, y ?? 0n);
+  // The stub writes both: %y keeps its value when only %ccr is given.
+  runStub(e, STUB_WRITE_STATE, 2, ccr & 0xffn, y ?? runStub(e, STUB_READ_STATE, 2, 0n, 0n)[1]);
 }
+
+/**
+ * `jmpl %g3, %g0; nop`: the two words after each state stub, which end its block (Engine.runStub)
+ * at %g3 = STUB_READ_STATE, code that is never rewritten. A register jump, because QEMU goes on
+ * translating through a static branch (`ba,a`) into the code at its target, in the same block.
+ */
+export const STUB_END = [0x81c0e000, 0x01000000];
 

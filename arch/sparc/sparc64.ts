@@ -64,7 +64,7 @@ import { sparcRlimitResource } from './resource.js';
 import * as isa from './isa.js';
 import { STAT64_SPARC64, STAT_SPARC64 } from './stat.js';
 import { SPARC_OPEN_FLAGS } from './fcntl.js';
-import { table, R32, R31_PC, R32_PC, SYSCALL_ARG_REGS, ST, CCR_CARRY, FORK_LIKE, ADDRESS_MASK, STUB_AREA, STUB_AREA_SIZE, STUB_READ_STATE, STUB_WRITE_STATE, STUB_SYSRET, STUB_FPU_PROBE, runStub, SparcCpu, cpus, cpuOf, be32, u64, fetch, readCcrY, writeCcrY } from './cpu.js';
+import { table, R32, R31_PC, R32_PC, SYSCALL_ARG_REGS, ST, CCR_CARRY, FORK_LIKE, ADDRESS_MASK, STUB_AREA, STUB_AREA_SIZE, STUB_READ_STATE, STUB_WRITE_STATE, STUB_SYSRET, STUB_FPU_PROBE, STUB_END, runStub, SparcCpu, cpus, cpuOf, be32, u64, fetch, readCcrY, writeCcrY } from './cpu.js';
 import { LazyRegs, onTrap, pendingNpc, returnStubFor } from './traps.js';
 import { GENERIC_POLL } from '../../src/kernel/sys/poll.js';
 import { FPRS_FEF, FRESH_FP_STATE, FP_STATE_WORDS } from './cpu-state.js';
@@ -138,10 +138,10 @@ export const sparc64: Arch = {
     const cpu = new SparcCpu(e);
     cpus.set(e, cpu);
     support.mapPrivate(STUB_AREA, STUB_AREA_SIZE, true);
-    e.memWrite(STUB_READ_STATE, be32([encRdCcr(REG.G1), encRdY(REG.G2)]));
-    e.memWrite(STUB_WRITE_STATE, be32([encWrCcr(REG.G1), encWrY(REG.G2)]));
+    e.memWrite(STUB_READ_STATE, be32([encRdCcr(REG.G1), encRdY(REG.G2), ...STUB_END]));
+    e.memWrite(STUB_WRITE_STATE, be32([encWrCcr(REG.G1), encWrY(REG.G2), ...STUB_END]));
     e.memWrite(STUB_SYSRET, be32([encWrCcr(REG.G1), encTa(ST.HYPERCALL)]));
-    e.memWrite(STUB_FPU_PROBE, be32([0x87802082, 0x8d802000 | Number(FPRS_FEF)]));
+    e.memWrite(STUB_FPU_PROBE, be32([0x87802082, 0x8d802000 | Number(FPRS_FEF), ...STUB_END]));
     // Give the lazy condition-code state a defined value before any guest instruction reads it.
     writeCcrY(e, 0n, 0n);
     cpu.fpu.locate(() => void runStub(e, STUB_FPU_PROBE, 2, 0n, 0n));

@@ -9,6 +9,10 @@
  * exit from the guest kernel; the TLB is flushed on the way to user mode (kernel-mode entries
  * would let user code through), and on the way in only if a refused entry may be cached.
  *
+ * The same callback makes faults precise while a run is on (EngineMmu, src/emu/mmu.ts): fills
+ * carry each page's real permissions from the engine's mapping table and refuse what they forbid,
+ * so Unicorn raises the fault at the faulting instruction (native/boundary.c, point 2).
+ *
  * Measured (docs/unicorn.md): about +1.5–2 µs per system call round trip, nothing on compute
  * whose pages stay in the TLB. Without a C compiler there is no boundary (`boundaryUnavailable`).
  */
@@ -18,11 +22,31 @@ import { check, load } from './ffi.js';
 import { HostMemory } from './host-memory.js';
 import { symbolAddress } from './insn-counter.js';
 import { buildNative, nativeSource } from './native-build.js';
+import type { EngineMmu, Refusal } from './mmu.js';
 import type { Engine } from './unicorn.js';
 import { ctlWrite } from './uc-const.js';
 
 /** Byte offsets of struct boundary's fields (native/boundary.c). */
-const B = { user: 0, physMask: 8, hole: 16, deniedPage: 24, deniedSinceFlush: 32, denied: 40, fills: 48, nranges: 56, ranges: 64 } as const;
+const B = {
+  user: 0,
+  physMask: 8,
+  hole: 16,
+  deniedPage: 24,
+  deniedSinceFlush: 32,
+  denied: 40,
+  fills: 48,
+  nranges: 56,
+  ranges: 64,
+  strict: 192,
+  refused: 200,
+  refusedPage: 208,
+  refusedType: 216,
+  refusedPerms: 224,
+  refusedDenied: 232,
+  loose: 240,
+} as const;
+/** uniprobe_mmu_set's "unmapped". */
+const UNMAPPED = (1n << 64n) - 1n;
 const MAX_RANGES = 8;
 const UC_HOOK_TLB_FILL = 1 << 17;
 const UC_CTL_TLB_FLUSH = 11;
@@ -32,6 +56,8 @@ const UC_TLB_VIRTUAL = 1;
 interface BoundaryLib {
   fillHook: bigint;
   size: number;
+  set: (b: bigint, first: bigint, last: bigint, perms: bigint) => number;
+  free: (b: bigint) => void;
 }
 
 let loaded: BoundaryLib | null | undefined;
@@ -57,7 +83,9 @@ function boundaryLib(): BoundaryLib | undefined {
   try {
     const l = koffi.load(built.lib);
     const size = Number((l.func('uint64_t uniprobe_boundary_size(void)') as () => bigint)());
-    loaded = { fillHook: symbolAddress(built.lib, 'uniprobe_tlb_fill'), size };
+    const set = l.func('int uniprobe_mmu_set(uint64_t b, uint64_t first, uint64_t last, uint64_t perms)') as BoundaryLib['set'];
+    const free = l.func('void uniprobe_mmu_free(uint64_t b)') as BoundaryLib['free'];
+    loaded = { fillHook: symbolAddress(built.lib, 'uniprobe_tlb_fill'), size, set, free };
     return loaded;
   } catch (e) {
     whyNot = `cannot load ${built.lib}: ${(e as Error).message}`;
@@ -75,11 +103,15 @@ export interface BoundaryConfig {
   denied: Array<[bigint, bigint]>;
 }
 
-export class Boundary {
+export class Boundary implements EngineMmu {
   private user = false;
+  /** A run is on (beginRun … endRun), and how many loosely() calls are open. */
+  private inRun = false;
+  private looseDepth = 0;
 
   private constructor(
     private readonly engine: Engine,
+    private readonly lib: BoundaryLib,
     private readonly mem: HostMemory,
     private readonly view: DataView,
     private readonly cfg: BoundaryConfig,
@@ -96,9 +128,11 @@ export class Boundary {
     const view = new DataView(mem.bytes.buffer, mem.bytes.byteOffset, lib.size);
     view.setBigUint64(B.physMask, cfg.physMask, true);
     view.setBigUint64(B.hole, cfg.hole, true);
-    const b = new Boundary(engine, mem, view, cfg);
+    const b = new Boundary(engine, lib, mem, view, cfg);
     b.setDenied(cfg.denied);
     engine.privileged = (fn) => b.asKernel(fn);
+    // UNIPROBE_PRECISE_TLB=0: Unicorn's own (imprecise) checks only, and every run counted.
+    if (process.env.UNIPROBE_PRECISE_TLB !== '0') engine.attachMmu(b);
     const l = load();
     const h = engine.nativeHandle();
     try {
@@ -162,6 +196,7 @@ export class Boundary {
 
   private flush(): void {
     this.view.setBigUint64(B.deniedSinceFlush, 0n, true);
+    this.view.setBigUint64(B.loose, 0n, true);
     check('uc_ctl(TLB_FLUSH)', load().uc_ctl(this.engine.nativeHandle(), ctlWrite(UC_CTL_TLB_FLUSH, 0)));
   }
 
@@ -175,6 +210,59 @@ export class Boundary {
     return this.view.getBigUint64(B.deniedPage, true) + (addr - this.cfg.hole);
   }
 
+  // --- precise faults (EngineMmu; native/boundary.c, point 2) ----------------------------------
+
+  // A changed mapping may be in the TLB with its old permissions: the next run starts with a flush.
+  mapped(first: bigint, last: bigint, perms: number): void {
+    if (this.lib.set(this.mem.ptr, first, last, BigInt(perms)) !== 0) throw new UniprobeError('INTERNAL', 'boundary: out of memory for the mapping table');
+    this.view.setBigUint64(B.loose, 1n, true);
+  }
+
+  unmapped(first: bigint, last: bigint): void {
+    this.lib.set(this.mem.ptr, first, last, UNMAPPED);
+    this.view.setBigUint64(B.loose, 1n, true);
+  }
+
+  beginRun(): void {
+    const v = this.view;
+    if (this.looseDepth === 0 && v.getBigUint64(B.loose, true) !== 0n) this.flush();
+    v.setBigUint64(B.refused, 0n, true);
+    this.inRun = true;
+    v.setBigUint64(B.strict, this.looseDepth === 0 ? 1n : 0n, true);
+  }
+
+  endRun(): void {
+    this.inRun = false;
+    this.view.setBigUint64(B.strict, 0n, true);
+  }
+
+  takeRefusal(): Refusal | undefined {
+    const v = this.view;
+    if (v.getBigUint64(B.refused, true) === 0n) return undefined;
+    v.setBigUint64(B.refused, 0n, true);
+    return {
+      page: v.getBigUint64(B.refusedPage, true),
+      type: Number(v.getBigUint64(B.refusedType, true)),
+      perms: Number(v.getBigUint64(B.refusedPerms, true)),
+      denied: v.getBigUint64(B.refusedDenied, true) !== 0n,
+    };
+  }
+
+  loosely<T>(fn: () => T): T {
+    const v = this.view;
+    this.looseDepth++;
+    v.setBigUint64(B.strict, 0n, true);
+    try {
+      return fn();
+    } finally {
+      this.looseDepth--;
+      const strict = this.inRun && this.looseDepth === 0;
+      v.setBigUint64(B.strict, strict ? 1n : 0n, true);
+      // Inside a run, loose entries must not outlive the call (the run goes on strictly).
+      if (strict && v.getBigUint64(B.loose, true) !== 0n) this.flush();
+    }
+  }
+
   /** Fills and refusals so far (statistics, tests). */
   get stats(): { fills: number; denied: number } {
     return { fills: Number(this.view.getBigUint64(B.fills, true)), denied: Number(this.view.getBigUint64(B.denied, true)) };
@@ -182,6 +270,7 @@ export class Boundary {
 
   /** After uc_close. */
   free(): void {
+    this.lib.free(this.mem.ptr);
     this.mem.free();
   }
 }

@@ -22,11 +22,13 @@ import { buildNative, nativeSource } from './native-build.js';
 /** Byte offsets of struct counter's fields (native/insn-counter.c). */
 export const COUNTER = {
   retired: 0,
+  stopAt: 8,
   fixedWidth: 24,
   lastPc: 32,
   lastSize: 40,
   lastIcount: 48,
   misses: 56,
+  emuStop: 64,
   ctl: 72,
   ctlRequest: 80,
 } as const;

@@ -84,8 +84,10 @@ export const UC_CTL_TCG_BUFFER_SIZE = 13;
  * Translation buffer per engine. QEMU's default is 1 GiB of address space per engine, which a
  * machine with dozens of address spaces (fork, tests) turns into gigabytes of resident code
  * buffers; when a smaller buffer fills, QEMU flushes it and translates again (slower, never wrong).
+ * A flush touches the whole buffer the first time (its RSS, docs/unicorn.md), and an engine that
+ * switches between counted and uncounted runs flushes: 32 MiB keeps that to 32 MiB per engine.
  */
-export const DEFAULT_TRANSLATION_BUFFER = 64 << 20;
+export const DEFAULT_TRANSLATION_BUFFER = 32 << 20;
 export const ctlCode = (type: number, nargs: number, io: number): number => (type | (nargs << 26) | (io << 30)) >>> 0;
 export const ctlWrite = (type: number, nargs: number): number => ctlCode(type, nargs, UC_CTL_IO_WRITE);
 

@@ -15,12 +15,15 @@
  *   so closing an engine frees its callbacks (koffi has a fixed pool of 8192 slots).
  */
 import { UniprobeError } from '../errors.js';
-import { COUNTER, nativeCounter, symbolAddress, takeBackBlock, type NativeCounterLib } from './insn-counter.js';
+import { nativeCounter } from './insn-counter.js';
+import { Runs, type BudgetRun } from './runs.js';
 import { mergeRegisters, TrapRegisterCache, type CachedRegister } from './regcache.js';
 import koffi from 'koffi';
 import { addr64, big, check, load, UNICORN_LIBRARY } from './ffi.js';
 import { HostMemory } from './host-memory.js';
-import { ctlCode, DEFAULT_TRANSLATION_BUFFER, ctlWrite, UC_CTL_IO_READ_WRITE, UC_CTL_TB_FLUSH, UC_CTL_TB_REMOVE_CACHE, UC_CTL_TB_REQUEST_CACHE, UC_CTL_TCG_BUFFER_SIZE, UC_ERR, UC_HOOK, UC_HOOK_MEM_INVALID } from './uc-const.js';
+import { DEFAULT_TRANSLATION_BUFFER, ctlWrite, UC_CTL_TB_FLUSH, UC_CTL_TB_REMOVE_CACHE, UC_CTL_TCG_BUFFER_SIZE, UC_ERR, UC_HOOK, UC_HOOK_MEM_INVALID } from './uc-const.js';
+import { contextRestore, contextSave } from './context.js';
+import type { EngineMmu } from './mmu.js';
 
 export { DEFAULT_TRANSLATION_BUFFER, UC_ARCH, UC_ERR, UC_HOOK, UC_HOOK_MEM_INVALID, UC_MEM, UC_MODE, UC_PROT } from './uc-const.js';
 export { UNICORN_LIBRARY, UnicornError, unicornAvailable, unicornVersionLoaded } from './ffi.js';
@@ -45,6 +48,8 @@ export interface StartResult {
 }
 
 let liveEngines = 0;
+/** A stub's blocks lie in its 4 KiB (a range from an unmapped page removes nothing). */
+const STUB_REACH = 0xfffn;
 
 export interface EngineOptions {
   /**
@@ -62,14 +67,11 @@ export interface EngineOptions {
    * derives a block's count from its size; absent = variable length (x86: Unicorn's own count).
    */
   fixedInsnBytes?: number;
+  /** The arch's PC (Engine.start reruns a faulting instruction there: src/emu/mmu.ts). */
+  readPc?: (e: Engine) => bigint;
 }
 
-/** What one budgeted run did (see `Engine.run`). */
-export interface BudgetRun {
-  err: number;
-  /** Instructions executed (exact with the native counter; else the budget, an upper bound). */
-  retired: number;
-}
+export type { BudgetRun } from './runs.js';
 
 
 /** One Unicorn engine: in uniprobe, one per address space (mm). */
@@ -96,12 +98,19 @@ export class Engine {
    * `EngineOptions.addressAlias`). Every mapping change is applied at both addresses.
    */
   private readonly alias: ((addr: bigint) => bigint | undefined) | undefined;
+  private readonly readPc: ((e: Engine) => bigint) | undefined;
   /** Host memory the engine allocated itself for aliased `memMap`s, freed on close. */
   private readonly owned: HostMemory[] = [];
-  /** The native instruction counter's state (struct counter), when it is in use. */
-  private counter: { lib: NativeCounterLib; mem: HostMemory; view: DataView } | undefined;
+  private readonly runs: Runs; // budgets, the native counter and refused accesses (runs.ts)
   /** Registers served from one batched read per trap hook (cacheTrapRegisters), if any. */
   private rc: TrapRegisterCache | undefined;
+  private mmu: EngineMmu | undefined; // the TLB-fill callback that makes faults precise (mmu.ts)
+  private mappedAny = false; // the MMU's copy must see every mapping
+  private stopRequested = false; // a hook asked this run to stop (stop())
+  private countHookLive = false; // Unicorn's counting hook is installed (the last run was counted)
+  private uncountedCode = false; // translated without it since the last flush (an uncounted run)
+  /** A store refused on a mapped page: true when its owner (Mm) copies it on write (Runs). */
+  onWriteRefusal: ((page: bigint) => boolean) | undefined;
 
   constructor(arch: number, mode: number, opts: EngineOptions = {}) {
     const l = load();
@@ -111,6 +120,21 @@ export class Engine {
     this.arch = arch;
     this.mode = mode;
     this.alias = opts.addressAlias;
+    const self = this;
+    this.runs = new Runs({
+      handle: () => self.h(),
+      emuStart: (begin, count, stub) => self.emuStart(begin, count, 0n, stub),
+      get mmu() {
+        return self.mmu;
+      },
+      get stopRequested() {
+        return self.stopRequested;
+      },
+      get onWriteRefusal() {
+        return self.onWriteRefusal;
+      },
+    });
+    this.readPc = opts.readPc;
     liveEngines++;
     try {
       // Must precede anything that initialises the emulator (the buffer is sized once, at init).
@@ -119,7 +143,7 @@ export class Engine {
       // The block hook must exist before the first translation: Unicorn decides at translation
       // time whether a block calls it.
       const lib = nativeCounter();
-      if (lib) this.attachCounter(lib, opts.fixedInsnBytes ?? 0);
+      if (lib) this.runs.attachCounter(lib, opts.fixedInsnBytes ?? 0);
     } catch (e) {
       this.close();
       throw e;
@@ -167,61 +191,30 @@ export class Engine {
     this.rc?.free();
     this.rc = undefined;
     for (const m of this.owned.splice(0)) m.free();
-    this.counter?.mem.free();
-    this.counter = undefined;
+    this.runs.free();
     liveEngines--;
   }
 
-  // --- instruction counting (insn-counter.ts) -------------------------------------------------
-
-  private attachCounter(lib: NativeCounterLib, fixedWidth: number): void {
-    const mem = HostMemory.alloc(lib.size, false);
-    const view = new DataView(mem.bytes.buffer, mem.bytes.byteOffset, lib.size);
-    view.setBigUint64(COUNTER.fixedWidth, BigInt(fixedWidth), true);
-    view.setBigUint64(COUNTER.ctl, symbolAddress(UNICORN_LIBRARY, 'uc_ctl'), true);
-    view.setBigUint64(COUNTER.ctlRequest, BigInt(ctlCode(UC_CTL_TB_REQUEST_CACHE, 2, UC_CTL_IO_READ_WRITE)), true);
-    this.counter = { lib, mem, view };
-    const out: unknown[] = [null];
-    const err = load().uc_hook_add_raw(this.h(), out, UC_HOOK.BLOCK, lib.blockHook, mem.ptr, 1n, 0n);
-    if (err !== 0) {
-      this.counter = undefined;
-      mem.free();
-      check('uc_hook_add(block counter)', err);
-    }
-  }
+  // --- runs: budgets, instruction counting, refused accesses (runs.ts) -------------------------
 
   /** True when runs are counted exactly (the native block counter), not charged their budget. */
   get countsNatively(): boolean {
-    return this.counter !== undefined;
+    return this.runs.countsNatively;
   }
 
   /** Instructions counted so far by the native counter (0 without it). */
   get retired(): number {
-    return this.counter ? Number(this.counter.view.getBigUint64(COUNTER.retired, true)) : 0;
+    return this.runs.retired;
   }
 
-  /**
-   * Run from `begin` for at most `budget` instructions (Unicorn's count: exact stops, exact PCs).
-   * `retired` is what really ran: with the native counter, counted per block, less what a run
-   * that ended inside its last block never reached (`pcAfter` reads the PC once the run is over);
-   * without it, the whole budget (an upper bound when the run ended early).
-   */
-  run(begin: bigint, budget: number, pcAfter: () => bigint): BudgetRun {
-    const c = this.counter;
-    const count = Math.max(1, budget);
-    if (!c) return { err: this.start(begin, 0n, count).err, retired: count };
-    const v = c.view;
-    const before = v.getBigUint64(COUNTER.retired, true);
-    v.setBigUint64(COUNTER.lastSize, 0n, true);
-    const err = this.emuStart(begin, count);
-    // The last block from the PC the run stopped at on never ran.
-    if (v.getBigUint64(COUNTER.lastSize, true) > 0n) this.takeBack(pcAfter(), true);
-    let after = v.getBigUint64(COUNTER.retired, true);
-    // A run that ended without error yet retired nothing executed one instruction that trapped
-    // and was resumed at itself (a probe's breakpoint whose hit must wait): it did run, and
-    // counting it keeps a task that traps forever moving towards its instruction budget.
-    if (after === before && err === UC_ERR.OK) v.setBigUint64(COUNTER.retired, (after += 1n), true);
-    return { err, retired: Number(after - before) };
+  /** Run from `begin` for at most `budget` instructions (Runs.run). */
+  run(begin: bigint, budget: number, pcAfter: () => bigint, uncounted = false): BudgetRun {
+    return this.runs.run(begin, budget, pcAfter, uncounted);
+  }
+
+  /** Run a host stub that ends in a branch (Runs.runStub). */
+  runStub(begin: bigint, insns: number): number {
+    return this.runs.runStub(begin, insns, this.countHookLive);
   }
 
   /**
@@ -236,7 +229,7 @@ export class Engine {
   retry(pc: bigint): void {
     // The CPU enters a new block at `pc`, counted again: `pc` on never ran in this one, even
     // when `pc` began it (a `save` opening a function).
-    this.takeBack(pc, true);
+    this.runs.takeBack(pc, true);
     for (const h of this.retryHooks) h(pc);
   }
 
@@ -247,21 +240,12 @@ export class Engine {
    * would count them twice.
    */
   blockLeftAt(next: bigint): void {
-    this.takeBack(next, false);
-  }
-
-  /** `next` = the first instruction of the counted block that did not run; `fromStart`: it may be the block's first. */
-  private takeBack(next: bigint, fromStart: boolean): void {
-    if (this.counter) takeBackBlock(this.counter.view, next, fromStart, (pc) => this.requestBlock(pc));
+    this.runs.takeBack(next, false);
   }
 
   /** Unicorn's translated block at `pc` (uc_ctl TB_REQUEST_CACHE): its instruction count and size. */
   requestBlock(pc: bigint): { pc: bigint; icount: number; size: number } | undefined {
-    const buf = new Uint8Array(16);
-    const err = load().uc_ctl(this.h(), ctlCode(UC_CTL_TB_REQUEST_CACHE, 2, UC_CTL_IO_READ_WRITE), 'uint64_t', pc, 'uint8_t *', buf);
-    if (err !== 0) return undefined;
-    const dv = new DataView(buf.buffer);
-    return { pc: dv.getBigUint64(0, true), icount: dv.getUint16(8, true), size: dv.getUint16(10, true) };
+    return this.runs.requestBlock(pc);
   }
 
   // --- memory ---------------------------------------------------------------------------------
@@ -275,6 +259,23 @@ export class Engine {
       return;
     }
     check(`uc_mem_map(0x${address.toString(16)}, 0x${size.toString(16)})`, load().uc_mem_map(this.h(), address, size, perms));
+    this.noteMap(address, size, perms);
+  }
+
+  /** The MMU's copy of the mappings follows every change (at the alias too). */
+  private noteMap(address: bigint, size: number, perms: number | undefined): void {
+    this.mappedAny = true;
+    const m = this.mmu;
+    if (!m) return;
+    const last = address + BigInt(size) - 1n;
+    if (perms === undefined) m.unmapped(address, last);
+    else m.mapped(address, last, perms);
+  }
+
+  /** Attach the TLB-fill callback (before anything is mapped or translated). */
+  attachMmu(mmu: EngineMmu): void {
+    if (this.mappedAny) throw new UniprobeError('INTERNAL', 'Engine.attachMmu after memory was mapped');
+    this.mmu = mmu;
   }
 
   /** Map host memory (not owned by the engine) at `address`; writes through either side are shared. */
@@ -287,19 +288,29 @@ export class Engine {
       const err = load().uc_mem_map_ptr(this.h(), alias, size, perms, ptr);
       if (err !== 0) load().uc_mem_unmap(this.h(), address, size);
       check(`uc_mem_map_ptr(alias 0x${alias.toString(16)} of 0x${address.toString(16)}, 0x${size.toString(16)})`, err);
+      this.noteMap(alias, size, perms);
     }
+    this.noteMap(address, size, perms);
   }
 
   memUnmap(address: bigint, size: number): void {
     check(`uc_mem_unmap(0x${address.toString(16)}, 0x${size.toString(16)})`, load().uc_mem_unmap(this.h(), address, size));
+    this.noteMap(address, size, undefined);
     const alias = this.aliasOf(address);
-    if (alias !== undefined) check(`uc_mem_unmap(alias 0x${alias.toString(16)})`, load().uc_mem_unmap(this.h(), alias, size));
+    if (alias !== undefined) {
+      check(`uc_mem_unmap(alias 0x${alias.toString(16)})`, load().uc_mem_unmap(this.h(), alias, size));
+      this.noteMap(alias, size, undefined);
+    }
   }
 
   memProtect(address: bigint, size: number, perms: number): void {
     check(`uc_mem_protect(0x${address.toString(16)}, 0x${size.toString(16)})`, load().uc_mem_protect(this.h(), address, size, perms));
+    this.noteMap(address, size, perms);
     const alias = this.aliasOf(address);
-    if (alias !== undefined) check(`uc_mem_protect(alias 0x${alias.toString(16)})`, load().uc_mem_protect(this.h(), alias, size, perms));
+    if (alias !== undefined) {
+      check(`uc_mem_protect(alias 0x${alias.toString(16)})`, load().uc_mem_protect(this.h(), alias, size, perms));
+      this.noteMap(alias, size, perms);
+    }
   }
 
   memRead(address: bigint, size: number): Uint8Array {
@@ -412,17 +423,41 @@ export class Engine {
    * kernel decides what a fault means. An exception thrown by a hook is re-thrown here.
    */
   start(begin: bigint, until: bigint, count = 0): StartResult {
-    return { err: this.emuStart(begin, count, until) };
+    const err = this.emuStart(begin, count, until);
+    const pc = this.readPc;
+    return { err: pc ? this.runs.afterRefusal(err, () => pc(this)) : err };
   }
 
-  private emuStart(begin: bigint, count: number, until = 0n): number {
+  /**
+   * One uc_emu_start. Blocks translated for an uncounted run would ignore a later count: a counted
+   * run after uncounted ones flushes first (Unicorn flushes when it takes the hook out). Flushes
+   * are costly (docs/unicorn.md): a `stub` run (Runs.runStub) drops only its own blocks.
+   */
+  private emuStart(begin: bigint, count: number, until = 0n, stub = false): number {
     if (this.running) throw new UniprobeError('INTERNAL', 'Engine.start re-entered');
+    if (count > 0 && this.uncountedCode) {
+      this.flushAllTranslations();
+      this.uncountedCode = false;
+    }
+    if (count > 0 || !stub) this.countHookLive = count > 0;
+    if (count === 0 && !stub) this.uncountedCode = true;
+    try {
+      return this.emuStartRaw(begin, count, until);
+    } finally {
+      if (count === 0 && stub) this.flushTranslations(begin & ~STUB_REACH, (begin & ~STUB_REACH) + STUB_REACH + 1n);
+    }
+  }
+
+  private emuStartRaw(begin: bigint, count: number, until: bigint): number {
     this.running = true;
+    this.stopRequested = false;
     this.pendingError = undefined;
     let err: number;
+    this.mmu?.beginRun();
     try {
       err = load().uc_emu_start(this.h(), begin, until, 0, count);
     } finally {
+      this.mmu?.endRun();
       this.running = false;
       const writes = this.afterStop.splice(0);
       for (const w of writes) w();
@@ -436,6 +471,7 @@ export class Engine {
   }
 
   stop(): void {
+    this.stopRequested = true;
     check('uc_emu_stop', load().uc_emu_stop(this.h()));
   }
 
@@ -620,39 +656,18 @@ export class Engine {
   /** Save the CPU context into a host-side blob (used for ppc64's MSR[HV] fix-up, see arch/ppc). */
   contextSaveBytes(): Uint8Array {
     if (this.rc?.open) this.rc.flush();
-    const l = load();
-    const out: unknown[] = [null];
-    check('uc_context_alloc', l.uc_context_alloc(this.h(), out));
-    const ctx = big(out[0] as bigint);
-    try {
-      check('uc_context_save', l.uc_context_save(this.h(), ctx));
-      const size = Number(l.uc_context_size(this.h()));
-      return new Uint8Array(koffi.view(ctx as never, size) as ArrayBuffer).slice();
-    } finally {
-      l.uc_free(ctx);
-    }
+    return contextSave(this.h());
   }
 
   contextRestoreBytes(blob: Uint8Array): void {
     if (this.rc?.open) this.rc.invalidate();
-    const l = load();
-    const out: unknown[] = [null];
-    check('uc_context_alloc', l.uc_context_alloc(this.h(), out));
-    const ctx = big(out[0] as bigint);
-    try {
-      const size = Number(l.uc_context_size(this.h()));
-      if (blob.length !== size) throw new UniprobeError('UNICORN', `context blob size ${blob.length} != ${size}`);
-      new Uint8Array(koffi.view(ctx as never, size) as ArrayBuffer).set(blob);
-      check('uc_context_restore', l.uc_context_restore(this.h(), ctx));
-    } finally {
-      l.uc_free(ctx);
-    }
+    contextRestore(this.h(), blob);
   }
 
   /** The emulator's flush_icache_range: drop translated blocks covering [begin, end). */
   flushTranslations(begin: bigint, end: bigint): void {
     // Instruction boundaries may have changed (a breakpoint written): forget cached block counts.
-    if (this.counter) this.counter.lib.flush(this.counter.mem.ptr);
+    this.runs.flushed();
     const remove = (): void => {
       check('uc_ctl(TB_REMOVE_CACHE)', load().uc_ctl(this.h(), ctlWrite(UC_CTL_TB_REMOVE_CACHE, 2), 'uint64_t', begin, 'uint64_t', end));
       const alias = this.aliasOf(begin);
@@ -663,15 +678,16 @@ export class Engine {
     };
     // Unicorn finds the blocks through the TLB (virtual to physical): kernel text must be seen
     // as the kernel sees it, not through a user-mode refusal (src/emu/boundary.ts).
-    if (this.privileged) this.privileged(remove);
-    else remove();
+    const seen = (): void => (this.privileged ? this.privileged(remove) : remove());
+    if (this.mmu) this.mmu.loosely(seen);
+    else seen();
   }
 
   /** Run `fn` with the CPU's view of memory in kernel mode (set by the user/kernel boundary). */
   privileged: ((fn: () => void) => void) | undefined;
 
   flushAllTranslations(): void {
-    if (this.counter) this.counter.lib.flush(this.counter.mem.ptr);
+    this.runs.flushed();
     check('uc_ctl(TB_FLUSH)', load().uc_ctl(this.h(), ctlWrite(UC_CTL_TB_FLUSH, 0)));
   }
 

@@ -8,7 +8,9 @@
  * - machine-state.ts — the state they share (current task and vCPU, loaded registers, mms).
  *
  * Execution model (DESIGN.md):
- * - One Unicorn engine per mm. A quantum is one `uc_emu_start` with an instruction count.
+ * - One Unicorn engine per mm. A quantum is one `uc_emu_start` bounded by an instruction count:
+ *   Unicorn's own (exact, ~3x slower code) while tasks share the machine, the native block
+ *   counter's (block granularity) for a task alone. Faults are exact either way (src/emu/mmu.ts).
  * - A user system call traps into the arch hook, which enters the guest kernel image at
  *   `entry_syscall` *inside the same run*; kernel C code runs (kprobes can hit it), reaches the
  *   host through hypercalls, and HC_SYSRET returns to user mode. A run is only stopped when the
@@ -82,6 +84,8 @@ export type { RunResult } from './run-result.js';
  * costs nothing measurable, short enough that the host event loop turns every few milliseconds.
  */
 const LONE_SLICE = 1 << 24;
+const MAX_BLOCK_INSNS = 512; // QEMU's TCG_MAX_INSNS: how far an uncounted run may overshoot
+const UNCOUNTED = process.env.UNIPROBE_COUNT_ALL !== '1'; // =1: count every run (to compare)
 
 export class Machine {
   readonly arch: Arch;
@@ -519,7 +523,10 @@ export class Machine {
         const at = this.arch.runStart?.(mm.engine) ?? { pc: this.arch.getPc(mm.engine), replay: 0 };
         // User mode unless in a system call or in kernel code (a probe handler's kernel call).
         mm.boundary?.setUser(!task.inKernel && !mm.isKernelAddress(at.pc));
-        result = mm.engine.run(at.pc, count + at.replay, () => this.arch.getPc(mm.engine));
+        // Alone, where the slice ends (a block boundary) is unobservable: no count (Engine.run).
+        // Shared machines and --max-insns' last slice stop exactly (docs/unicorn.md: why).
+        const uncounted = UNCOUNTED && this.st.loneQuantum && this.opts.maxInsns - this.insns > count + at.replay + MAX_BLOCK_INSNS;
+        result = mm.engine.run(at.pc, count + at.replay, () => this.arch.getPc(mm.engine), uncounted);
         // Instructions replayed to rebuild the CPU state (sparc64 delay slots) ran before.
         retired = Math.max(0, result.retired - at.replay);
       } catch (e) {

@@ -111,7 +111,8 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
         },
       });
       if (this.boundary) allowPrivateAreas(this.boundary, arch, kernel, privates);
-      this.engine.hookMemInvalid((type, addr) => this.handleProtFault(type, addr), UC_HOOK.MEM_WRITE_PROT);
+      this.engine.hookMemInvalid((_type, addr) => (this.notePendingCow(addr), false), UC_HOOK.MEM_WRITE_PROT);
+      this.engine.onWriteRefusal = (page) => this.notePendingCow(page);
     } catch (e) {
       this.engine.close();
       throw e;
@@ -447,16 +448,15 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
   }
 
   /**
-   * UC_HOOK_MEM_WRITE_PROT: a guest write to a COW page. The copy cannot be mapped while the
-   * engine runs, so the run ends here (return false) and settle() makes the copy; the run loop
-   * then restarts the faulting instruction.
+   * A guest store faulted at `addr` (MMU refusal, UC_HOOK_MEM_WRITE_PROT): true for a COW page.
+   * The run ends, settle() makes the copy, the run loop restarts the faulting instruction.
    */
-  private handleProtFault(_type: number, addr: bigint): boolean {
+  private notePendingCow(addr: bigint): boolean {
     const pte = this.ptes.get(this.vpn(addr));
     const vma = this.findVma(addr);
     if (!pte || !vma || !pte.cow || !(vma.prot & PROT.WRITE)) return false;
     this.pendingCow = addr;
-    return false;
+    return true;
   }
 
   /** Work queued while the engine ran: true when there was some (the run must go on). */

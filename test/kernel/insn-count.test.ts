@@ -59,7 +59,8 @@ function countBoth(target: Target, name: string, opts: { quantum?: number; cpus?
       // Run again by the CPU after a trap served in the hook (sparc64 window spills and fills).
       e.retryHooks.push(() => void restarts++);
       // Raw runs are the engine's own stubs (sparc64 reads %ccr/%y through a 2-instruction stub
-      // between runs), not the guest's instructions: the hook's count leaves them out.
+      // between runs, ppc drops its reservation with one), not the guest's instructions: the
+      // hook's count leaves them out.
       const start = e.start.bind(e);
       e.start = (begin, until, count) => {
         const h0 = hooked;
@@ -67,9 +68,16 @@ function countBoth(target: Target, name: string, opts: { quantum?: number; cpus?
         hooked = h0;
         return r;
       };
+      const runStub = e.runStub.bind(e);
+      e.runStub = (begin, insns) => {
+        const h0 = hooked;
+        const r = runStub(begin, insns);
+        hooked = h0;
+        return r;
+      };
       const run = e.run.bind(e);
-      e.run = (begin, budget, pcAfter) => {
-        const r = run(begin, budget, pcAfter);
+      e.run = (begin, budget, pcAfter, uncounted) => {
+        const r = run(begin, budget, pcAfter, uncounted);
         if (r.err === UC_ERR.WRITE_PROT) restarts++;
         return r;
       };

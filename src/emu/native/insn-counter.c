@@ -22,8 +22,12 @@
  * entered in the jump cache without translating), remembered in a direct-mapped cache keyed by
  * (pc, size) that the engine clears whenever it flushes translations.
  *
- * No header from Unicorn is needed: uc_ctl is passed in as a pointer by the engine (dlsym on the
- * library it loaded), so this file links against nothing.
+ * Budgets without Unicorn's count (issue 15): a run with count = 0 has no per-instruction hook,
+ * which costs about 3x on all code; the engine then bounds the run here instead (`stop_at`), at
+ * block granularity: the run ends before the first block entered once the budget is spent.
+ *
+ * No header from Unicorn is needed: uc_ctl and uc_emu_stop are passed in as pointers by the engine
+ * (dlsym on the library it loaded), so this file links against nothing.
  */
 #include <stdint.h>
 
@@ -34,6 +38,7 @@ typedef struct {
 } uc_tb; /* Unicorn 2.1's struct uc_tb */
 
 typedef int (*uc_ctl_t)(void *uc, int control, ...);
+typedef int (*uc_emu_stop_t)(void *uc);
 
 #define CACHE_SLOTS 8192 /* power of two */
 
@@ -46,14 +51,14 @@ struct cache_entry {
 /* Shared with JavaScript: the layout is mirrored by src/emu/insn-counter.ts (offsets in bytes). */
 struct counter {
   uint64_t retired;      /*  0: instructions counted so far (monotonic) */
-  uint64_t unused;       /*  8 */
+  uint64_t stop_at;      /*  8: end the run at the first block entered once retired >= stop_at (0: never) */
   uint64_t unused3;      /* 16 */
   uint64_t fixed_width;  /* 24: bytes per instruction (ppc, sparc); 0 = variable length (x86) */
   uint64_t last_pc;      /* 32: the last block counted: its pc, */
   uint64_t last_size;    /* 40: size in bytes */
   uint64_t last_icount;  /* 48: and instruction count */
   uint64_t misses;       /* 56: cache misses (statistics) */
-  void *unused2;         /* 64 */
+  void *emu_stop;        /* 64: uc_emu_stop */
   void *ctl;             /* 72: uc_ctl */
   uint64_t ctl_request;  /* 80: the uc_ctl code for a TB_REQUEST_CACHE read-write with 2 args */
   uint64_t reserved[5];  /* 88..127 */
@@ -82,6 +87,12 @@ static uint32_t lookup(struct counter *c, void *uc, uint64_t pc, uint32_t size)
 void uniprobe_count_block(void *uc, uint64_t pc, uint32_t size, void *user_data)
 {
   struct counter *c = user_data;
+  /* An uncounted run's budget (Engine.run): Unicorn checks the stop before the block
+   * runs, so the run ends at this block's first instruction, which the engine takes back. */
+  if (c->stop_at != 0 && c->retired >= c->stop_at) {
+    c->stop_at = 0;
+    ((uc_emu_stop_t)c->emu_stop)(uc);
+  }
   uint32_t n = c->fixed_width ? (size + (uint32_t)c->fixed_width - 1) / (uint32_t)c->fixed_width : lookup(c, uc, pc, size);
   c->last_pc = pc;
   c->last_size = size;

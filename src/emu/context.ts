@@ -1,0 +1,35 @@
+/**
+ * The CPU context as a host-side blob (uc_context_save / uc_context_restore): what Unicorn's
+ * context holds is the engine's business; callers keep and compare opaque bytes.
+ */
+import koffi from 'koffi';
+import { UniprobeError } from '../errors.js';
+import { big, check, load } from './ffi.js';
+
+/** Run `fn` with a fresh uc_context of engine `h`, freed afterwards. */
+function withContext<T>(h: bigint, fn: (ctx: bigint, size: number) => T): T {
+  const l = load();
+  const out: unknown[] = [null];
+  check('uc_context_alloc', l.uc_context_alloc(h, out));
+  const ctx = big(out[0] as bigint);
+  try {
+    return fn(ctx, Number(l.uc_context_size(h)));
+  } finally {
+    l.uc_free(ctx);
+  }
+}
+
+export function contextSave(h: bigint): Uint8Array {
+  return withContext(h, (ctx, size) => {
+    check('uc_context_save', load().uc_context_save(h, ctx));
+    return new Uint8Array(koffi.view(ctx as never, size) as ArrayBuffer).slice();
+  });
+}
+
+export function contextRestore(h: bigint, blob: Uint8Array): void {
+  withContext(h, (ctx, size) => {
+    if (blob.length !== size) throw new UniprobeError('UNICORN', `context blob size ${blob.length} != ${size}`);
+    new Uint8Array(koffi.view(ctx as never, size) as ArrayBuffer).set(blob);
+    check('uc_context_restore', load().uc_context_restore(h, ctx));
+  });
+}
