@@ -85,7 +85,8 @@ export const UC_CTL_TCG_BUFFER_SIZE = 13;
  * machine with dozens of address spaces (fork, tests) turns into gigabytes of resident code
  * buffers; when a smaller buffer fills, QEMU flushes it and translates again (slower, never wrong).
  * A flush touches the whole buffer the first time (its RSS, docs/unicorn.md), and an engine that
- * switches between counted and uncounted runs flushes: 32 MiB keeps that to 32 MiB per engine.
+ * switches from uncounted to counted runs flushes (Unicorn clears the buffer). 16 MiB crashed a
+ * test worker (likely a buffer filling while a hook asks Unicorn for a block: docs/unicorn.md).
  */
 export const DEFAULT_TRANSLATION_BUFFER = 32 << 20;
 export const ctlCode = (type: number, nargs: number, io: number): number => (type | (nargs << 26) | (io << 30)) >>> 0;

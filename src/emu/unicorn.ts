@@ -101,7 +101,7 @@ export class Engine {
   private readonly readPc: ((e: Engine) => bigint) | undefined;
   /** Host memory the engine allocated itself for aliased `memMap`s, freed on close. */
   private readonly owned: HostMemory[] = [];
-  private readonly runs: Runs; // budgets, the native counter and refused accesses (runs.ts)
+  private readonly runs: Runs; // budgets, the native counter, refusals (runs.ts)
   /** Registers served from one batched read per trap hook (cacheTrapRegisters), if any. */
   private rc: TrapRegisterCache | undefined;
   private mmu: EngineMmu | undefined; // the TLB-fill callback that makes faults precise (mmu.ts)
@@ -155,13 +155,12 @@ export class Engine {
     return a === undefined || a === address ? undefined : a;
   }
 
-  static get live(): number {
-    return liveEngines;
-  }
+  static get live(): number { return liveEngines; } // prettier-ignore
 
-  get closed(): boolean {
-    return this.handle === 0n;
-  }
+  get closed(): boolean { return this.handle === 0n; } // prettier-ignore
+
+  /** The last run was counted (Unicorn's counting hook is in its translated code). */
+  get counting(): boolean { return this.countHookLive; } // prettier-ignore
 
   /** True while `start()` is on the stack: patching text is not allowed then (see DESIGN). */
   get isRunning(): boolean {

@@ -523,9 +523,9 @@ export class Machine {
         const at = this.arch.runStart?.(mm.engine) ?? { pc: this.arch.getPc(mm.engine), replay: 0 };
         // User mode unless in a system call or in kernel code (a probe handler's kernel call).
         mm.boundary?.setUser(!task.inKernel && !mm.isKernelAddress(at.pc));
-        // Alone, where the slice ends (a block boundary) is unobservable: no count (Engine.run).
-        // Shared machines and --max-insns' last slice stop exactly (docs/unicorn.md: why).
-        const uncounted = UNCOUNTED && this.st.loneQuantum && this.opts.maxInsns - this.insns > count + at.replay + MAX_BLOCK_INSNS;
+        // Alone, where the slice ends (a block boundary) is unobservable: no count (Engine.run), unless
+        // the engine already counts (a switch flushes: docs/unicorn.md); else exact stops.
+        const uncounted = UNCOUNTED && this.st.loneQuantum && !mm.engine.counting && this.opts.maxInsns - this.insns > count + at.replay + MAX_BLOCK_INSNS;
         result = mm.engine.run(at.pc, count + at.replay, () => this.arch.getPc(mm.engine), uncounted);
         // Instructions replayed to rebuild the CPU state (sparc64 delay slots) ran before.
         retired = Math.max(0, result.retired - at.replay);
