@@ -40,6 +40,8 @@ export interface Lib {
   uc_hook_del: (uc: bigint, hh: bigint | number) => number;
   /** uc_hook_add with a native callback and user-data pointer (the instruction counter). */
   uc_hook_add_raw: (uc: bigint, out: unknown[], type: number, cb: bigint, ud: bigint, b: bigint, e: bigint) => number;
+  /** The same for UC_HOOK_INSN, whose instruction id follows as a variadic argument. */
+  uc_hook_add_raw_insn: (uc: bigint, out: unknown[], type: number, cb: bigint, ud: bigint, b: bigint, e: bigint, ...v: unknown[]) => number;
   uc_context_alloc: (uc: bigint, out: unknown[]) => number;
   uc_context_save: (uc: bigint, ctx: bigint) => number;
   uc_context_restore: (uc: bigint, ctx: bigint) => number;
@@ -109,6 +111,7 @@ export function load(): Lib {
     uc_hook_add: f(`int uc_hook_add(${p} uc, _Out_ size_t *hh, int type, void *callback, void *user_data, uint64_t begin, uint64_t end, ...)`),
     uc_hook_del: f(`int uc_hook_del(${p} uc, size_t hh)`),
     uc_hook_add_raw: f(`int uc_hook_add(${p} uc, _Out_ size_t *hh, int type, ${p} callback, ${p} user_data, uint64_t begin, uint64_t end)`),
+    uc_hook_add_raw_insn: f(`int uc_hook_add(${p} uc, _Out_ size_t *hh, int type, ${p} callback, ${p} user_data, uint64_t begin, uint64_t end, ...)`),
     uc_context_alloc: f(`int uc_context_alloc(${p} uc, _Out_ ${p} *ctx)`),
     uc_context_save: f(`int uc_context_save(${p} uc, ${p} ctx)`),
     uc_context_restore: f(`int uc_context_restore(${p} uc, ${p} ctx)`),

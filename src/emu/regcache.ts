@@ -67,6 +67,23 @@ class BlockPool {
 
 const pool = new BlockPool();
 
+/** A zeroed block of host memory from the caches' pool (the native trap hooks' structs too). */
+export const takeBlock = (size: number): { ptr: bigint; bytes: Uint8Array } => pool.take(size);
+export const giveBlock = (block: { ptr: bigint; bytes: Uint8Array }): void => pool.give(block);
+
+/**
+ * Where a cache's arrays are, as host addresses (all below 2^47: exact Numbers), for a trap hook
+ * in C that reads the set before the JavaScript hook and writes the dirty list back after it
+ * (src/emu/trap-hook.ts).
+ */
+export interface CacheLayout {
+  readonly n: number;
+  readonly idsAt: number;
+  readonly ptrsAt: number;
+  readonly dirtyIdsAt: number;
+  readonly dirtyPtrsAt: number;
+}
+
 /** One register of a cached set: Unicorn id and width in bits. */
 export interface CachedRegister {
   readonly id: number;
@@ -171,6 +188,33 @@ export class TrapRegisterCache {
     this.open = true;
     this.loaded = false;
     this.nDirty = 0;
+  }
+
+  /** Its arrays, for a native trap hook (see CacheLayout). */
+  get layout(): CacheLayout {
+    return { n: this.ids.length, idsAt: this.idsAt, ptrsAt: this.ptrsAt, dirtyIdsAt: this.dirtyIdsAt, dirtyPtrsAt: this.dirtyPtrsAt };
+  }
+
+  /** A hook begins whose native trampoline already read the set (`loaded`: the read succeeded). */
+  beginLoaded(loaded: boolean): void {
+    this.open = true;
+    this.loaded = loaded;
+    this.nDirty = 0;
+    if (loaded) this.reads++;
+  }
+
+  /**
+   * The hook returns to a native trampoline that writes the dirty list back: how many entries it
+   * holds (the ids and cells are already in place). The cache closes as `end` closes it.
+   */
+  handOff(): number {
+    const n = this.nDirty;
+    this.nDirty = 0;
+    for (let k = 0; k < n; k++) this.dirty[this.slotOf[this.dirtyIds[k]!]!] = 0;
+    if (n > 0) this.writes++;
+    this.open = false;
+    this.loaded = false;
+    return n;
   }
 
   /** The hook returns: write back what it changed. */

@@ -18,6 +18,7 @@ import { UniprobeError } from '../errors.js';
 import { nativeCounter } from './insn-counter.js';
 import { Runs, type BudgetRun } from './runs.js';
 import { mergeRegisters, TrapRegisterCache, type CachedRegister } from './regcache.js';
+import { NativeTrapHooks, PLAIN_INSN_HOOKS } from './trap-hook.js';
 import koffi from 'koffi';
 import { addr64, big, check, load, UNICORN_LIBRARY } from './ffi.js';
 import { HostMemory } from './host-memory.js';
@@ -39,7 +40,7 @@ export type InsnInvalidHook = () => boolean;
 
 interface HookRecord {
   handle: bigint;
-  callback: unknown; // the koffi registered callback, unregistered on delete
+  callback: unknown; // the koffi registered callback, unregistered on delete (undefined: native trap hook)
 }
 
 export interface StartResult {
@@ -102,6 +103,7 @@ export class Engine {
   /** Host memory the engine allocated itself for aliased `memMap`s, freed on close. */
   private readonly owned: HostMemory[] = [];
   private readonly runs: Runs; // budgets, the native counter, refusals (runs.ts)
+  private readonly traps = NativeTrapHooks.open({ cache: () => this.rc, failed: (e) => this.hookFailed(e) }); // trap-hook.ts
   /** Registers served from one batched read per trap hook (cacheTrapRegisters), if any. */
   private rc: TrapRegisterCache | undefined;
   private mmu: EngineMmu | undefined; // the TLB-fill callback that makes faults precise (mmu.ts)
@@ -466,6 +468,7 @@ export class Engine {
       this.pendingError = undefined;
       throw e;
     }
+    this.traps?.checkWrites();
     return err;
   }
 
@@ -561,6 +564,7 @@ export class Engine {
       writeBatch: l.uc_reg_write_batch_n,
       check,
     });
+    this.traps?.cacheChanged();
     old?.free();
   }
 
@@ -583,12 +587,21 @@ export class Engine {
     return id;
   }
 
+  /** A trap hook through the native trampoline (trap-hook.ts: registers read and written in C). */
+  private addNativeTrap(handle: bigint): number {
+    const id = this.nextHookId++;
+    this.hooks.set(id, { handle, callback: undefined });
+    return id;
+  }
+
   hookIntr(fn: IntrHook): number {
+    if (this.traps) return this.addNativeTrap(this.traps.add(this.h(), 'intr', fn));
     return this.addHook(UC_HOOK.INTR, load().protos.intr, this.guardTrap((_uc, intno) => fn(intno as number), undefined), 1n, 0n, []);
   }
 
   /** UC_HOOK_INSN for an instruction id (x86 syscall/sysenter/cpuid). */
   hookInsn(insnId: number, fn: InsnHook): number {
+    if (this.traps && PLAIN_INSN_HOOKS.has(insnId)) return this.addNativeTrap(this.traps.add(this.h(), 'insn', () => fn(), insnId));
     return this.addHook(UC_HOOK.INSN, load().protos.insn, this.guardTrap(() => fn(), undefined), 1n, 0n, ['int', insnId]);
   }
 
@@ -643,7 +656,8 @@ export class Engine {
     if (!rec) return;
     this.hooks.delete(id);
     if (this.handle !== 0n) load().uc_hook_del(this.handle, rec.handle);
-    koffi.unregister(rec.callback as never);
+    if (rec.callback === undefined) this.traps?.remove(rec.handle);
+    else koffi.unregister(rec.callback as never);
   }
 
   get hookCount(): number {

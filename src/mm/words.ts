@@ -37,11 +37,41 @@ export abstract class GuestWords {
    * for a kernel address; the emulation then declines and the step faults as the program would).
    */
   get user(): GuestMemoryAccess {
+    // Spelled out rather than through asUser(() => …): emulated pushes and fix-ups call these at
+    // every probe hit, and a closure per call is garbage per hit.
     return (this.userView ??= {
-      read: (a, n) => this.asUser(() => this.read(a, n)),
-      write: (a, b) => this.asUser(() => this.write(a, b)),
-      readWord: (a) => this.asUser(() => this.readWord(a)),
-      writeWord: (a, v) => this.asUser(() => this.writeWord(a, v)),
+      read: (a, n) => {
+        this.userCopy++;
+        try {
+          return this.read(a, n);
+        } finally {
+          this.userCopy--;
+        }
+      },
+      write: (a, b) => {
+        this.userCopy++;
+        try {
+          this.write(a, b);
+        } finally {
+          this.userCopy--;
+        }
+      },
+      readWord: (a) => {
+        this.userCopy++;
+        try {
+          return this.readWord(a);
+        } finally {
+          this.userCopy--;
+        }
+      },
+      writeWord: (a, v) => {
+        this.userCopy++;
+        try {
+          this.writeWord(a, v);
+        } finally {
+          this.userCopy--;
+        }
+      },
     });
   }
 

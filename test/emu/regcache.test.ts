@@ -4,9 +4,10 @@
  * exactly what direct register accesses would have left — aliases, narrow widths, exceptions in
  * the hook and PC redirects included.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Engine, UC_ARCH, UC_MODE } from '../../src/emu/unicorn.js';
 import { UC_X86_REG as R } from '../../arch/x86/ucregs.js';
+import { nativeTrapHooksUnavailable } from '../../src/emu/trap-hook.js';
 
 const CODE = 0x10000n;
 const HIT64 = [R.RIP, R.RSP, R.RAX, R.RBX, R.RCX, R.RDX, R.RSI, R.RDI].map((id) => ({ id, bits: 64 as const }));
@@ -21,7 +22,27 @@ function engine(code: number[], hook: (e: Engine) => void, cache = true): Engine
   return e;
 }
 
-describe('trap register cache', () => {
+// Every case runs with the trap hooks' native trampoline (src/emu/trap-hook.ts: the batches done
+// in C around the JavaScript hook) and without it (the JavaScript hook reads and writes itself).
+describe.each(['native', 'js'] as const)('trap register cache (%s trap hooks)', (mode) => {
+  beforeEach(() => {
+    if (mode === 'js') process.env.UNIPROBE_NATIVE_TRAP = '0';
+    else delete process.env.UNIPROBE_NATIVE_TRAP;
+  });
+  afterEach(() => {
+    delete process.env.UNIPROBE_NATIVE_TRAP;
+  });
+
+  it('uses the trampoline when it can be built (a C compiler is part of the set-up)', () => {
+    const e = engine([0xcc], () => undefined);
+    try {
+      e.start(CODE, CODE + 1n);
+      expect(nativeTrapHooksUnavailable()).toBeUndefined();
+    } finally {
+      e.close();
+    }
+  });
+
   it('serves a hook from one batched read and writes back once, with the PC redirect honoured', () => {
     // int3; mov eax, 1 (skipped by the redirect); nop; nop (lands here)
     const code = [0xcc, 0xb8, 1, 0, 0, 0, 0x90, 0x90];
