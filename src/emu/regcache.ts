@@ -88,6 +88,11 @@ export interface CacheLayout {
 export interface CachedRegister {
   readonly id: number;
   readonly bits: 32 | 64;
+  /**
+   * Writing it does more than set its value (sparc64's PC: Unicorn also sets NPC = PC + 4), so a
+   * write of the value it already holds is still written back. Other registers skip such writes.
+   */
+  readonly writeAlways?: boolean;
 }
 
 /**
@@ -110,6 +115,7 @@ export class TrapRegisterCache {
   private readonly slotOf: Int16Array;
   private readonly ids: Int32Array;
   private readonly wide: Uint8Array;
+  private readonly always: Uint8Array;
   /**
    * Outside the JS heap, one block (Unicorn is given addresses in it): the set's ids, pointers to
    * the value cells, the ids and pointers of the registers to write back, and the value cells
@@ -145,6 +151,7 @@ export class TrapRegisterCache {
     for (const r of regs) max = Math.max(max, r.id);
     this.slotOf = new Int16Array(max + 1).fill(-1);
     this.wide = new Uint8Array(n);
+    this.always = new Uint8Array(n);
     this.dirty = new Uint8Array(n);
     // Layout of the block: ids, pointers, dirty ids, dirty pointers, values (8-byte aligned).
     const w = 8 * Math.ceil(n / 2);
@@ -174,6 +181,7 @@ export class TrapRegisterCache {
       this.slotOf[r.id] = i;
       this.ids[i] = r.id;
       this.wide[i] = r.bits === 64 ? 1 : 0;
+      this.always[i] = r.writeAlways ? 1 : 0;
       this.ptrs[i] = this.mem.ptr + BigInt(valsOff + 8 * i);
     });
   }
@@ -232,9 +240,17 @@ export class TrapRegisterCache {
     return this.vals[i]!;
   }
 
-  /** Only when loaded (a write with nothing cached goes straight to Unicorn). */
+  /**
+   * Only when loaded (a write with nothing cached goes straight to Unicorn). A write of the value
+   * Unicorn already holds is not written back: it would change nothing but cost, for the PC, a
+   * restart of Unicorn's CPU loop (a PC write ends the loop so that the new PC takes effect; in a
+   * trap hook the CPU resumes at its PC anyway). An emulated one-byte push or nop resumes right
+   * after the breakpoint, where the trap left the PC.
+   */
   write(i: number, value: bigint): void {
-    this.vals[i] = this.wide[i] ? BigInt.asUintN(64, value) : BigInt.asUintN(32, value);
+    const v = this.wide[i] ? BigInt.asUintN(64, value) : BigInt.asUintN(32, value);
+    if (!this.dirty[i] && !this.always[i] && this.vals[i] === v) return;
+    this.vals[i] = v;
     if (this.dirty[i]) return;
     this.dirty[i] = 1;
     const k = this.nDirty++;
@@ -309,9 +325,13 @@ export class TrapRegisterCache {
   }
 }
 
-/** `a` followed by the registers of `b` not already in it (the first width given wins). */
+/** `a` followed by the registers of `b` not already in it (the first width given wins; writeAlways if either says so). */
 export function mergeRegisters(a: readonly CachedRegister[], b: readonly CachedRegister[]): CachedRegister[] {
   const out = [...a];
-  for (const r of b) if (!out.some((x) => x.id === r.id)) out.push(r);
+  for (const r of b) {
+    const k = out.findIndex((x) => x.id === r.id);
+    if (k < 0) out.push(r);
+    else if (r.writeAlways && !out[k]!.writeAlways) out[k] = { ...out[k]!, writeAlways: true };
+  }
   return out;
 }

@@ -555,7 +555,7 @@ export class Engine {
     const old = this.rc;
     if (old?.open) throw new UniprobeError('INTERNAL', 'cacheTrapRegisters inside a hook');
     const merged = mergeRegisters(old?.regs ?? [], regs);
-    if (old && merged.length === old.regs.length) return;
+    if (old && merged.every((r, i) => r === old.regs[i])) return;
     const l = load();
     this.rc = new TrapRegisterCache(merged, {
       // A host pointer (below 2^47): exact as a Number. The cache is freed before uc_close.

@@ -66,6 +66,27 @@ describe.each(['native', 'js'] as const)('trap register cache (%s trap hooks)', 
     }
   });
 
+  it('writes nothing back for values Unicorn already holds, so an unchanged PC keeps a stop', () => {
+    // int3; int3; mov eax, 7; nop: the first hook rewrites what it read, the second stops the run
+    // after writing its own PC back; a written PC would restart the CPU loop and drop that stop.
+    let traps = 0;
+    const e = engine([0xcc, 0xcc, 0xb8, 7, 0, 0, 0, 0x90], (en) => {
+      traps++;
+      en.regWrite(R.RIP, en.regRead(R.RIP));
+      en.regWrite(R.RAX, en.regRead(R.RAX));
+      if (traps === 2) en.stop();
+    });
+    try {
+      e.start(CODE, CODE + 8n);
+      expect(traps).toBe(2);
+      expect(e.regRead(R.RIP)).toBe(CODE + 2n);
+      expect(e.regRead(R.RAX)).toBe(0n);
+      expect(e.trapRegisterBatches).toEqual({ reads: 2, writes: 0 });
+    } finally {
+      e.close();
+    }
+  });
+
   it('writes back before an aliasing register is read, and re-reads after one is written', () => {
     const e = engine([0xcc, 0x90], (en) => {
       en.regRead(R.RIP);

@@ -35,8 +35,9 @@ const u64 = (v: bigint): bigint => BigInt.asUintN(64, v);
  * The hit registers (arch/probes.ts HitRegisters): PC and r0–r31 of the live window, the only
  * window Unicorn has (windows.ts keeps the others, so CWP never changes under a cached copy). All
  * of r0–r31, so the window traps' whole-file reads and writes are served by the cache as well.
+ * Unicorn's PC write also sets NPC = PC + 4: it is written back even when the value is unchanged.
  */
-export const SPARC_HIT_REGISTERS: HitRegisters = [R.PC, ...R32].map((id) => ({ id, bits: 64 as const }));
+export const SPARC_HIT_REGISTERS: HitRegisters = [R.PC, ...R32].map((id) => ({ id, bits: 64 as const, writeAlways: id === R.PC }));
 
 /** Where to continue after the step: PC, and NPC when it is not PC + 4. */
 export interface Resume {
