@@ -32,6 +32,8 @@ export interface Lib {
   uc_reg_read_batch: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
   uc_reg_write_batch: (uc: bigint, regs: Int32Array, vals: BigUint64Array, n: number) => number;
   /** The same two calls on plain addresses (handle and arrays as Numbers): the trap cache's. */
+  uc_reg_read_n: (uc: number, reg: number, value: number) => number;
+  uc_reg_write_n: (uc: number, reg: number, value: number) => number;
   uc_reg_read_batch_n: (uc: number, regs: number, vals: number, n: number) => number;
   uc_reg_write_batch_n: (uc: number, regs: number, vals: number, n: number) => number;
   uc_emu_start: (uc: bigint, begin: bigint, until: bigint, timeout: number, count: number) => number;
@@ -104,6 +106,8 @@ export function load(): Lib {
     // below as a BigUint64Array of host addresses inside one scratch buffer.
     uc_reg_read_batch: f(`int uc_reg_read_batch(${p} uc, const int32_t *regs, const uint64_t *vals, int count)`),
     uc_reg_write_batch: f(`int uc_reg_write_batch(${p} uc, const int32_t *regs, const uint64_t *vals, int count)`),
+    uc_reg_read_n: f('int uc_reg_read(uintptr_t uc, int regid, uintptr_t value)'),
+    uc_reg_write_n: f('int uc_reg_write(uintptr_t uc, int regid, uintptr_t value)'),
     uc_reg_read_batch_n: f('int uc_reg_read_batch(uintptr_t uc, uintptr_t regs, uintptr_t vals, int count)'),
     uc_reg_write_batch_n: f('int uc_reg_write_batch(uintptr_t uc, uintptr_t regs, uintptr_t vals, int count)'),
     uc_emu_start: f(`int uc_emu_start(${p} uc, uint64_t begin, uint64_t until, uint64_t timeout, size_t count)`),

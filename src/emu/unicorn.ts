@@ -19,6 +19,7 @@ import { nativeCounter } from './insn-counter.js';
 import { Runs, type BudgetRun } from './runs.js';
 import { mergeRegisters, TrapRegisterCache, type CachedRegister } from './regcache.js';
 import { NativeTrapHooks, PLAIN_INSN_HOOKS } from './trap-hook.js';
+import { RegisterIo } from './registers.js';
 import koffi from 'koffi';
 import { addr64, big, check, load, UNICORN_LIBRARY } from './ffi.js';
 import { HostMemory } from './host-memory.js';
@@ -81,13 +82,8 @@ export class Engine {
   private hooks = new Map<number, HookRecord>();
   private nextHookId = 1;
   private pendingError: unknown = undefined;
-  private scratch = new Uint8Array(64);
-  private scratchView = new DataView(this.scratch.buffer);
-  // Batch register transfer: one buffer for values and one array of pointers into it.
-  private batchMem: HostMemory | undefined;
-  private batchPtrs: BigUint64Array | undefined;
-  private batchIds: Int32Array | undefined;
-  private batchVals: BigUint64Array | undefined;
+  private readonly regs = new RegisterIo(); // registers outside the trap cache (registers.ts)
+  private handleNum: number; // the handle as a Number (a host pointer, below 2^47), for regs
   readonly arch: number;
   readonly mode: number;
   private running = false;
@@ -119,6 +115,7 @@ export class Engine {
     const out: unknown[] = [null];
     check('uc_open', l.uc_open(arch, mode, out));
     this.handle = big(out[0] as bigint);
+    this.handleNum = Number(this.handle);
     this.arch = arch;
     this.mode = mode;
     this.alias = opts.addressAlias;
@@ -182,13 +179,19 @@ export class Engine {
     return this.handle;
   }
 
+  private hn(): number {
+    if (this.handleNum === 0) throw new UniprobeError('UNICORN', 'engine is closed');
+    return this.handleNum;
+  }
+
   close(): void {
     if (this.handle === 0n) return;
     const l = load();
     for (const [id] of this.hooks) this.hookDel(id);
     l.uc_close(this.handle);
     this.handle = 0n;
-    if (this.batchMem) this.batchMem.free();
+    this.handleNum = 0;
+    this.regs.free();
     this.rc?.free();
     this.rc = undefined;
     for (const m of this.owned.splice(0)) m.free();
@@ -345,16 +348,12 @@ export class Engine {
       const v = this.rc.tryRead(reg);
       if (v !== undefined) return v;
     }
-    this.scratch.fill(0, 0, 16);
-    check('uc_reg_read', load().uc_reg_read(this.h(), reg, this.scratch));
-    return this.scratchView.getBigUint64(0, true);
+    return this.regs.read(this.hn(), reg);
   }
 
   regWrite(reg: number, value: bigint): void {
     if (this.rc?.open && this.rc.tryWrite(reg, value)) return;
-    this.scratchView.setBigUint64(0, BigInt.asUintN(64, value), true);
-    this.scratchView.setBigUint64(8, 0n, true);
-    check('uc_reg_write', load().uc_reg_write(this.h(), reg, this.scratch));
+    this.regs.write(this.hn(), reg, value);
   }
 
   /** Raw register bytes (for registers wider than 64 bits, or the sparc64 CWP/window state). */
@@ -372,48 +371,14 @@ export class Engine {
     check('uc_reg_write', load().uc_reg_write(this.h(), reg, buf));
   }
 
-  private ensureBatch(n: number): void {
-    if (this.batchIds && this.batchIds.length >= n) return;
-    this.batchMem?.free();
-    const cap = Math.max(n, 64);
-    // Each value gets a 16-byte cell: some registers (x87, segment descriptors) are written wider.
-    // Internal scratch, owned by the engine, not counted as a guest allocation.
-    this.batchMem = HostMemory.alloc(cap * 16, false);
-    this.batchPtrs = new BigUint64Array(cap);
-    for (let i = 0; i < cap; i++) this.batchPtrs[i] = this.batchMem.ptr + BigInt(i * 16);
-    this.batchIds = new Int32Array(cap);
-    this.batchVals = new BigUint64Array(this.batchMem.bytes.buffer, this.batchMem.bytes.byteOffset, cap * 2);
-  }
-
   regReadBatch(regs: readonly number[]): bigint[] {
-    const n = regs.length;
     const cached = this.rc?.open ? this.rc.tryReadBatch(regs) : undefined;
-    if (cached) return cached;
-    this.ensureBatch(n);
-    const ids = this.batchIds!;
-    const vals = this.batchVals!;
-    for (let i = 0; i < n; i++) {
-      ids[i] = regs[i]!;
-      vals[i * 2] = 0n;
-    }
-    check('uc_reg_read_batch', load().uc_reg_read_batch(this.h(), ids, this.batchPtrs!, n));
-    const out = new Array<bigint>(n);
-    for (let i = 0; i < n; i++) out[i] = vals[i * 2]!;
-    return out;
+    return cached ?? this.regs.readBatch(this.hn(), regs);
   }
 
   regWriteBatch(regs: readonly number[], values: readonly bigint[]): void {
-    const n = regs.length;
     if (this.rc?.open && this.rc.tryWriteBatch(regs, values)) return;
-    this.ensureBatch(n);
-    const ids = this.batchIds!;
-    const vals = this.batchVals!;
-    for (let i = 0; i < n; i++) {
-      ids[i] = regs[i]!;
-      vals[i * 2] = BigInt.asUintN(64, values[i]!);
-      vals[i * 2 + 1] = 0n;
-    }
-    check('uc_reg_write_batch', load().uc_reg_write_batch(this.h(), ids, this.batchPtrs!, n));
+    this.regs.writeBatch(this.hn(), regs, values);
   }
 
   // --- execution --------------------------------------------------------------------------------
