@@ -174,14 +174,17 @@ export function onTrap(cpu: SparcCpu, intno: number): void {
 
 /** The task's memory for the window fast paths: faults come back as "not now", never as errors. */
 class WindowStackOf implements WindowStack {
-  mem: (WindowMemory & { readonly unsettled: boolean; asUser?<T>(fn: () => T): T }) | undefined;
+  mem: (WindowMemory & { readonly unsettled: boolean; asUser?<T>(fn: () => T): T; readInto?(addr: bigint, out: Uint8Array): Uint8Array }) | undefined;
   user = false;
-  readNow(addr: bigint, len: number): Uint8Array | undefined {
+  readNow(addr: bigint, into: Uint8Array): boolean {
     const m = this.mem!;
+    const read = (): unknown => (m.readInto ? m.readInto(addr, into) : into.set(m.read(addr, into.length)));
     try {
-      return this.user && m.asUser ? m.asUser(() => m.read(addr, len)) : m.read(addr, len);
+      if (this.user && m.asUser) m.asUser(read);
+      else read();
+      return true;
     } catch (err) {
-      if (err instanceof UniprobeError && err.code === 'MM') return undefined;
+      if (err instanceof UniprobeError && err.code === 'MM') return false;
       throw err;
     }
   }

@@ -511,10 +511,15 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
   }
 
   read(addr: bigint, len: number): Uint8Array {
+    return this.readInto(addr, new Uint8Array(len));
+  }
+
+  /** read() into `out` (its length is the count): hot paths reuse a buffer, as a typed array over 64 bytes costs 1–3 µs to allocate. */
+  readInto(addr: bigint, out: Uint8Array): Uint8Array {
+    const len = out.length;
     this.checkUserCopy(addr, len);
     const kern = this.kernelAt(addr, len);
-    if (kern) return kern.k.mem.bytes.slice(kern.off, kern.off + len);
-    const out = new Uint8Array(len);
+    if (kern) return (out.set(kern.k.mem.bytes.subarray(kern.off, kern.off + len)), out);
     let done = 0;
     while (done < len) {
       const a = done === 0 ? addr : addr + BigInt(done);
