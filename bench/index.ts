@@ -4,6 +4,7 @@
  * is installed (skipped cleanly when it is not). Figures are medians of several runs measured in
  * one process, so ratios between rows are meaningful; absolute numbers depend on the machine.
  * Then whole-program throughput against qemu-user and a bare Unicorn floor (bench/throughput.ts),
+ * the cost of one system call against qemu-user (bench/syscalls.ts),
  * the command line's start-up against `node -e 0` (bench/startup.ts), the sync layer's costs (bench/sync.ts), the kprobes and uprobes benchmarks
  * (bench/kprobes.ts, bench/uprobes.ts) and uprobe registration at scale (bench/uprobes-scale.ts).
  * Every figure also goes to a JSON file for tracking:
@@ -21,6 +22,7 @@ import { benchUprobes } from './uprobes.js';
 import { benchUprobesScale } from './uprobes-scale.js';
 import { benchStartup } from './startup.js';
 import { benchThroughput } from './throughput.js';
+import { benchSyscalls } from './syscalls.js';
 import { recordResults } from './harness.js';
 import { supportedTargets } from '../arch/index.js';
 import type { Target } from '../arch/types.js';
@@ -119,6 +121,7 @@ async function main(): Promise<void> {
     true,
   );
   recordResults('throughput', benchThroughput(undefined, { record: false }));
+  recordResults('syscalls', benchSyscalls(undefined, { record: false }));
   recordResults('startup', benchStartup(undefined, { record: false }));
   recordResults('sync', await benchSync(RUNS));
   recordResults('kprobes', await benchKprobes({ record: false }));
