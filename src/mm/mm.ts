@@ -505,7 +505,9 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
 
   private kernelAt(addr: bigint, len: number): { k: KernelMapping; off: number } | undefined {
     for (const k of this.kernel) {
-      if (addr >= k.addr && addr + BigInt(len) <= k.addr + BigInt(k.mem.size)) return { k, off: Number(addr - k.addr) };
+      if (addr < k.addr) continue; // BigInt sums allocate: a user address costs no arithmetic here
+      const off = Number(addr - k.addr); // inexact only past 2^53, far beyond any mapping's size
+      if (off + len <= k.mem.size) return { k, off };
     }
     return undefined;
   }
