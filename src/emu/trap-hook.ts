@@ -183,7 +183,11 @@ export class NativeTrapHooks {
     return this.traps.has(handle);
   }
 
-  /** Take a hook out (uc_hook_del already done by the engine, or the engine is closing). */
+  /**
+   * Take a hook out (uc_hook_del already done by the engine, or the engine is closing). Not from
+   * inside the hook itself: its trampoline still reads the struct after the JavaScript returns.
+   * (The arch layers install their trap hooks once per engine; they go when the engine closes.)
+   */
   remove(handle: bigint): void {
     const t = this.traps.get(handle);
     if (!t) return;
