@@ -295,8 +295,13 @@ export interface Arch {
    * (arch/x86/cpu-state.ts). Called at every switch (system call entry, sysret, each run's
    * start). Absent: the CPU's mode never changes (sparc64 runs with PSTATE.PRIV clear
    * throughout) and only the memory boundary separates the modes.
+   *
+   * Returns true when the switch also switched QEMU's MMU index (x86: the CPL; ppc: MSR[PR]), so
+   * the CPU keeps TLB entries per mode and none filled in kernel mode is seen in user mode: the
+   * return to user mode then needs no TLB flush (src/emu/boundary.ts). False when the mode could
+   * not be set (x86 without its CPL field: user code at CPL 0).
    */
-  setCpuMode?(e: Engine, user: boolean): void;
+  setCpuMode?(e: Engine, user: boolean): boolean;
 
   /** Bytes per instruction on a fixed-width ISA (the instruction counter's shortcut); absent = variable. */
   readonly fixedInsnBytes?: number;

@@ -137,11 +137,15 @@ export function writeSyscallResultPpc(engine: Engine, value: bigint, width: 32 |
 export const MSR_PR = 1n << 14n;
 
 export const ppcSharedMembers = {
-  /** User code runs with MSR[PR] set, as under Linux: mfmsr, mtmsr, rfi, privileged SPRs trap. */
-  setCpuMode(e: Engine, user: boolean): void {
+  /**
+   * User code runs with MSR[PR] set, as under Linux: mfmsr, mtmsr, rfi, privileged SPRs trap.
+   * QEMU's ppc MMU index includes MSR[PR] (hreg_compute_mem_idx): each mode has its own TLB.
+   */
+  setCpuMode(e: Engine, user: boolean): boolean {
     const msr = e.regRead(R.MSR);
     const want = user ? msr | MSR_PR : msr & ~MSR_PR;
     if (want !== msr) e.regWrite(R.MSR, want);
+    return true;
   },
   getPc: (e: Engine): bigint => e.regRead(R.PC),
   setPc: (e: Engine, pc: bigint): void => e.regWrite(R.PC, pc),

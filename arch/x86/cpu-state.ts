@@ -259,10 +259,15 @@ export function x86ExceptionTaken(e: Engine, vector: number): void {
   if (s !== undefined && typeof s !== 'string') s.afterException(vector);
 }
 
-/** Arch.setCpuMode for x86: CPL 3 for user mode, 0 for the kernel. */
-export function setX86CpuMode(e: Engine, user: boolean): void {
+/**
+ * Arch.setCpuMode for x86: CPL 3 for user mode, 0 for the kernel. QEMU's x86 MMU index follows
+ * the CPL (MMU_USER_IDX at 3): true when the CPL could be set.
+ */
+export function setX86CpuMode(e: Engine, user: boolean): boolean {
   const s = states.get(e);
-  if (s !== undefined && typeof s !== 'string') s.setCpl(user ? 3 : 0);
+  if (s === undefined || typeof s === 'string') return false;
+  s.setCpl(user ? 3 : 0);
+  return true;
 }
 
 /** The engine's CPL, or undefined when it cannot be reached (tests). */

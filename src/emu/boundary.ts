@@ -168,19 +168,28 @@ export class Boundary implements EngineMmu {
    */
   setUser(user: boolean): void {
     if (user === this.user) return;
-    this.setView(user);
-    this.onSwitch?.(user);
+    const tlbApart = this.onSwitch?.(user) === true;
+    this.setView(user, tlbApart);
   }
 
-  /** Called at every switch of setUser (not for asKernel's memory-only switch). */
-  onSwitch: ((user: boolean) => void) | undefined;
+  /**
+   * Called at every switch of setUser (not for asKernel's memory-only switch): switch the CPU's
+   * own mode; true when that gave it a TLB of its own for the mode (Arch.setCpuMode).
+   */
+  onSwitch: ((user: boolean) => boolean) | undefined;
 
-  private setView(user: boolean): void {
+  /**
+   * To user mode: entries filled in kernel mode must go, unless the CPU keeps them apart
+   * (`tlbApart`: its MMU index changed with the mode) and no mapping changed meanwhile (a system
+   * call's mprotect, munmap or copy-on-write copy: `loose`). A flush there was ~1 µs of every
+   * system call in TLB refills (README, "System calls"). To kernel mode: only hole entries hurt.
+   */
+  private setView(user: boolean, tlbApart = false): void {
     this.user = user;
     const v = this.view;
     v.setBigUint64(B.user, user ? 1n : 0n, true);
-    // To user: kernel-mode entries must go. To kernel: only hole entries would hurt.
-    if (user || v.getBigUint64(B.deniedSinceFlush, true) !== 0n) this.flush();
+    const stale = user && (!tlbApart || v.getBigUint64(B.loose, true) !== 0n);
+    if (stale || v.getBigUint64(B.deniedSinceFlush, true) !== 0n) this.flush();
   }
 
   /** Run `fn` in kernel mode, then go back to the mode before. */

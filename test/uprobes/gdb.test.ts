@@ -27,6 +27,21 @@ const ARG: Record<Target, { fetch: string; gdb: string }> = {
 };
 const GDB = has('gdb-multiarch');
 
+/**
+ * Until qemu-user's gdb stub listens on `port` (a LISTEN socket in /proc/net/tcp), at most 20 s.
+ * Polling the table leaves the stub's one connection to gdb; a fixed 300 ms wait lost the race
+ * on a loaded machine (gdb found no stub, and the reference had no hits).
+ */
+async function listening(port: number): Promise<void> {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  for (let waited = 0; waited < 20_000; waited += 50) {
+    const table = readFileSync('/proc/net/tcp', 'utf8') + readFileSync('/proc/net/tcp6', 'utf8');
+    if (table.split('\n').some((l) => { const f = l.trim().split(/\s+/); return f[1]?.endsWith(`:${hex}`) && f[3] === '0A'; })) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`qemu-user's gdb stub never listened on port ${port}`);
+}
+
 /** Breakpoint hits under gdb + qemu-user: the argument at each hit, in order. */
 async function gdbHits(target: Target, path: string, vaddr: bigint, port: number): Promise<number[]> {
   const dir = mkdtempSync(join(tmpdir(), 'uniprobe-gdb-'));
@@ -50,7 +65,7 @@ async function gdbHits(target: Target, path: string, vaddr: bigint, port: number
   );
   const qemu = spawn(QEMU[target], ['-g', String(port), path], { stdio: 'ignore' });
   try {
-    await new Promise((r) => setTimeout(r, 300));
+    await listening(port);
     const g = spawnSync('gdb-multiarch', ['-nx', '-batch', '-x', script], { encoding: 'utf8', timeout: 120_000 });
     return [...g.stdout.matchAll(/^HIT (-?\d+)$/gm)].map((m) => Number(m[1]));
   } finally {
