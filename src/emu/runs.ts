@@ -72,6 +72,12 @@ export class Runs {
     return this.counter ? Number(this.counter.view.getBigUint64(COUNTER.retired, true)) : 0;
   }
 
+  /** `retired` less the block counted last (the one running now, inside a hook): see RunClock. */
+  get retiredBeforeBlock(): number {
+    const v = this.counter?.view;
+    return v ? Number(v.getBigUint64(COUNTER.retired, true) - v.getBigUint64(COUNTER.lastIcount, true)) : 0;
+  }
+
   /**
    * Run from `begin` for at most `budget` instructions. `retired` is what really ran: with the
    * native counter, counted per block, less what a run that ended inside its last block never

@@ -211,6 +211,11 @@ export class Engine {
     return this.runs.retired;
   }
 
+  /** `retired` without the block running now (src/kernel/run-clock.ts). */
+  get retiredBeforeBlock(): number {
+    return this.runs.retiredBeforeBlock;
+  }
+
   /** Run from `begin` for at most `budget` instructions (Runs.run). */
   run(begin: bigint, budget: number, pcAfter: () => bigint, uncounted = false): BudgetRun {
     return this.runs.run(begin, budget, pcAfter, uncounted);

@@ -50,6 +50,7 @@ import type { MachineOptions } from './machine-options.js';
 import { ProcessTable } from './process-table.js';
 import { TrapDispatch } from './trap-dispatch.js';
 import { KernelCalls } from './kernel-calls.js';
+import { RunClock } from './run-clock.js';
 
 export { Vcpu } from './machine-state.js';
 export { signalName } from './process-table.js';
@@ -133,7 +134,8 @@ export class Machine {
   readonly vfs: Vfs;
   /** Futex wait queues, and timers on the guest clock (futex timeouts, nanosleep). */
   readonly futex = new FutexTable();
-  readonly timers = new Timers(() => this.insns);
+  readonly timers = new Timers(() => this.insnsNow());
+  private readonly clock = new RunClock(); // the clock inside a run (run-clock.ts)
   private readonly view: View;
   /** Every live address space (the same set as `st.mms`). */
   private readonly mms: Set<Mm>;
@@ -216,6 +218,9 @@ export class Machine {
     });
     this.vfs = this.view.vfs;
   }
+
+  /** Instructions retired so far, also inside a run (at block granularity there: run-clock.ts). */
+  insnsNow(): number { return this.clock.insns(this.insns); } // prettier-ignore
 
   /** The deterministic clock: nanoseconds since the run began — instructions retired, plus idle jumps. */
   clockNs(): bigint {
@@ -526,10 +531,13 @@ export class Machine {
         // Alone, where the slice ends (a block boundary) is unobservable: no count (Engine.run), unless
         // the engine already counts (a switch flushes: docs/unicorn.md); else exact stops.
         const uncounted = UNCOUNTED && this.st.loneQuantum && !mm.engine.counting && this.opts.maxInsns - this.insns > count + at.replay + MAX_BLOCK_INSNS;
+        this.clock.begin(mm.engine, at.replay);
         result = mm.engine.run(at.pc, count + at.replay, () => this.arch.getPc(mm.engine), uncounted);
+        this.clock.end();
         // Instructions replayed to rebuild the CPU state (sparc64 delay slots) ran before.
         retired = Math.max(0, result.retired - at.replay);
       } catch (e) {
+        this.clock.end();
         this.st.current = undefined;
         cpu.current = undefined;
         // An exception from our own hook code: the engine is consistent (the hook was unwound

@@ -425,7 +425,7 @@ export class TraceSession {
       comm: task.process.comm,
       ip,
       ...(func !== undefined ? { func } : {}),
-      timestamp: this.machine.insns,
+      timestamp: this.machine.insnsNow(),
       args: def.args.map((a) => ({ name: a.name, type: a.type, value: evaluateArg(a, env, def.flavor) })),
     };
   }
