@@ -98,12 +98,13 @@ export const x86_64: Arch = {
 
   installTrapHooks(engine: Engine, sink: TrapSink): void {
     installX86IoHooks(engine, sink, R.RIP);
+    // Unicorn's syscall hook is uc_cb_insn_syscall_t, (uc, user_data): a plain trap hook.
     engine.hookInsn(UC_X86_INS_SYSCALL, () => {
       const at = engine.regRead(R.RIP);
       const action = sink.syscall(at + 2n);
       if (action?.pc !== undefined) engine.regWrite(R.RIP, action.pc - 2n);
       if (action?.stop) engine.stop();
-    });
+    }, true);
     engine.hookIntr((vector) => {
       x86ExceptionTaken(engine, vector);
       const after = engine.regRead(R.RIP);

@@ -70,15 +70,23 @@ export class RegisterIo {
     if (err !== 0) check('uc_reg_write', err);
   }
 
-  readBatch(uc: number, regs: readonly number[]): bigint[] {
+  /** `regs` into the id array, each value cell set to `values[i]` (0 when absent). */
+  private stage(regs: readonly number[], values?: readonly bigint[]): void {
     const n = regs.length;
     this.ensure(n);
     const ids = this.ids;
     const vals = this.vals;
     for (let i = 0; i < n; i++) {
       ids[i] = regs[i]!;
-      vals[i * 2] = 0n;
+      vals[i * 2] = values ? BigInt.asUintN(64, values[i]!) : 0n;
+      vals[i * 2 + 1] = 0n;
     }
+  }
+
+  readBatch(uc: number, regs: readonly number[]): bigint[] {
+    const n = regs.length;
+    this.stage(regs);
+    const vals = this.vals;
     const err = load().uc_reg_read_batch_n(uc, this.idsAt, this.ptrsAt, n);
     if (err !== 0) check('uc_reg_read_batch', err);
     const out = new Array<bigint>(n);
@@ -88,14 +96,7 @@ export class RegisterIo {
 
   writeBatch(uc: number, regs: readonly number[], values: readonly bigint[]): void {
     const n = regs.length;
-    this.ensure(n);
-    const ids = this.ids;
-    const vals = this.vals;
-    for (let i = 0; i < n; i++) {
-      ids[i] = regs[i]!;
-      vals[i * 2] = BigInt.asUintN(64, values[i]!);
-      vals[i * 2 + 1] = 0n;
-    }
+    this.stage(regs, values);
     const err = load().uc_reg_write_batch_n(uc, this.idsAt, this.ptrsAt, n);
     if (err !== 0) check('uc_reg_write_batch', err);
   }

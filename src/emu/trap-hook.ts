@@ -17,13 +17,6 @@ import { buildNative, nativeSource } from './native-build.js';
 import { giveBlock, takeBlock, type TrapRegisterCache } from './regcache.js';
 import { UC_HOOK } from './uc-const.js';
 
-/**
- * Unicorn instruction hooks whose callback is `void (uc, user_data)` (uc_cb_insn_syscall_t): x86
- * `syscall` (699) and `sysenter` (700). Others pass more arguments (in/out: the port, the size,
- * the value) and keep the JavaScript hook, whose trampoline reads no argument.
- */
-export const PLAIN_INSN_HOOKS: ReadonlySet<number> = new Set([699, 700]);
-
 /** Byte offsets of struct trap_hook's fields (native/trap-hook.c). */
 const F = { readBatch: 0, writeBatch: 8, js: 16, n: 24, ndirty: 28, loaded: 32, err: 36, ids: 40, ptrs: 48, dirtyIds: 56, dirtyPtrs: 64 } as const;
 

@@ -18,7 +18,7 @@ import { UniprobeError } from '../errors.js';
 import { nativeCounter } from './insn-counter.js';
 import { Runs, type BudgetRun } from './runs.js';
 import { mergeRegisters, TrapRegisterCache, type CachedRegister } from './regcache.js';
-import { NativeTrapHooks, PLAIN_INSN_HOOKS } from './trap-hook.js';
+import { NativeTrapHooks } from './trap-hook.js';
 import { RegisterIo } from './registers.js';
 import koffi from 'koffi';
 import { addr64, big, check, load, UNICORN_LIBRARY } from './ffi.js';
@@ -569,9 +569,13 @@ export class Engine {
     return this.addHook(UC_HOOK.INTR, load().protos.intr, this.guardTrap((_uc, intno) => fn(intno as number), undefined), 1n, 0n, []);
   }
 
-  /** UC_HOOK_INSN for an instruction id (x86 syscall/sysenter/cpuid). */
-  hookInsn(insnId: number, fn: InsnHook): number {
-    if (this.traps && PLAIN_INSN_HOOKS.has(insnId)) return this.addNativeTrap(this.traps.add(this.h(), 'insn', () => fn(), insnId));
+  /**
+   * UC_HOOK_INSN for an instruction id (x86 syscall/sysenter/cpuid). `plain`: Unicorn calls this
+   * instruction's hook with (uc, user_data) only, as for x86 `syscall`, so it may go through the
+   * native trampoline (trap-hook.ts); others (in/out: port, size, value) stay JavaScript hooks.
+   */
+  hookInsn(insnId: number, fn: InsnHook, plain = false): number {
+    if (this.traps && plain) return this.addNativeTrap(this.traps.add(this.h(), 'insn', () => fn(), insnId));
     return this.addHook(UC_HOOK.INSN, load().protos.insn, this.guardTrap(() => fn(), undefined), 1n, 0n, ['int', insnId]);
   }
 

@@ -138,6 +138,16 @@ export class KernelImage {
     return addr >= this.insnAreaBase && addr + BigInt(len) <= this.insnAreaBase + BigInt(this.insnArea.size);
   }
 
+  /**
+   * The host bytes that hold [addr, addr + len) of the kernel text or the slot area, from `at`
+   * (what kprobes read and patch); anywhere else is a bug of the caller.
+   */
+  textBytes(addr: bigint, len: number): { bytes: Uint8Array; at: number } {
+    if (addr >= this.base && addr + BigInt(len) <= this.end) return { bytes: this.mem.bytes, at: Number(addr - this.base) };
+    if (this.isInsnArea(addr, len)) return { bytes: this.insnArea.bytes, at: Number(addr - this.insnAreaBase) };
+    throw new UniprobeError('INTERNAL', `0x${addr.toString(16)} is neither kernel text nor the insn slot area`);
+  }
+
   isText(pc: bigint): boolean {
     return pc >= this.textStart && pc < this.textEnd;
   }

@@ -601,23 +601,15 @@ export class Machine {
    */
   patchKernelText(addr: bigint, bytes: Uint8Array): void {
     if (this.st.current) throw new UniprobeError('INTERNAL', `kernel text patched at 0x${addr.toString(16)} while ${this.st.current.process.comm} runs`);
-    const k = this.kernel;
-    const len = BigInt(bytes.length);
-    if (addr >= k.base && addr + len <= k.end) k.mem.bytes.set(bytes, Number(addr - k.base));
-    else if (k.isInsnArea(addr, bytes.length)) k.insnArea.bytes.set(bytes, Number(addr - k.insnAreaBase));
-    else throw new UniprobeError('INTERNAL', `0x${addr.toString(16)} is neither kernel text nor the insn slot area`);
-    for (const mm of this.mms) {
-      if (mm.destroyed) continue;
-      mm.engine.flushTranslations(addr, addr + len);
-    }
+    const t = this.kernel.textBytes(addr, bytes.length);
+    t.bytes.set(bytes, t.at);
+    for (const mm of this.mms) if (!mm.destroyed) mm.engine.flushTranslations(addr, addr + BigInt(bytes.length));
   }
 
   /** Read kernel text or slot-area bytes as they are now (breakpoints included). */
   readKernelText(addr: bigint, len: number): Uint8Array {
-    const k = this.kernel;
-    if (addr >= k.base && addr + BigInt(len) <= k.end) return k.mem.bytes.slice(Number(addr - k.base), Number(addr - k.base) + len);
-    if (k.isInsnArea(addr, len)) return k.insnArea.bytes.slice(Number(addr - k.insnAreaBase), Number(addr - k.insnAreaBase) + len);
-    throw new UniprobeError('INTERNAL', `0x${addr.toString(16)} is neither kernel text nor the insn slot area`);
+    const t = this.kernel.textBytes(addr, len);
+    return t.bytes.slice(t.at, t.at + len);
   }
 
   kernelSymbolize(addr: bigint): string {

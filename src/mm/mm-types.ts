@@ -12,6 +12,16 @@ export interface KernelMapping {
   perms: number;
 }
 
+/** The kernel mapping that holds all of [addr, addr + len), and the offset in it. */
+export function kernelMappingAt(kernel: readonly KernelMapping[], addr: bigint, len: number): { k: KernelMapping; off: number } | undefined {
+  for (const k of kernel) {
+    if (addr < k.addr) continue; // BigInt sums allocate: a user address costs no arithmetic here
+    const off = Number(addr - k.addr); // inexact only past 2^53, far beyond any mapping's size
+    if (off + len <= k.mem.size) return { k, off };
+  }
+  return undefined;
+}
+
 export interface MmapRequest {
   addr: bigint;
   len: bigint;

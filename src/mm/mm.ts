@@ -34,7 +34,7 @@ import type { RmapLock } from './rmap-lock.js';
 import type { Boundary } from '../emu/boundary.js';
 import { allowPrivateAreas, attachUserBoundary } from './user-boundary.js';
 import { E } from '../kernel/errno.js';
-import type { InvalidateReason, KernelMapping, MmInvalidateHook, MmapRequest } from './mm-types.js';
+import { kernelMappingAt, type InvalidateReason, type KernelMapping, type MmInvalidateHook, type MmapRequest } from './mm-types.js';
 import { chooseAddress, fixedAddressError, unmappedArea } from './mmap-addr.js';
 
 export type { InvalidateReason, KernelMapping, MmInvalidateHook, MmapRequest } from './mm-types.js';
@@ -503,15 +503,6 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
 
   // --- host access to guest memory --------------------------------------------------------------
 
-  private kernelAt(addr: bigint, len: number): { k: KernelMapping; off: number } | undefined {
-    for (const k of this.kernel) {
-      if (addr < k.addr) continue; // BigInt sums allocate: a user address costs no arithmetic here
-      const off = Number(addr - k.addr); // inexact only past 2^53, far beyond any mapping's size
-      if (off + len <= k.mem.size) return { k, off };
-    }
-    return undefined;
-  }
-
   read(addr: bigint, len: number): Uint8Array {
     return this.readInto(addr, new Uint8Array(len));
   }
@@ -520,7 +511,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
   readInto(addr: bigint, out: Uint8Array): Uint8Array {
     const len = out.length;
     this.checkUserCopy(addr, len);
-    const kern = this.kernelAt(addr, len);
+    const kern = kernelMappingAt(this.kernel, addr, len);
     if (kern) return (out.set(kern.k.mem.bytes.subarray(kern.off, kern.off + len)), out);
     let done = 0;
     while (done < len) {
@@ -542,7 +533,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
    */
   write(addr: bigint, bytes: Uint8Array, force = false): void {
     this.checkUserCopy(addr, bytes.length);
-    const kern = this.kernelAt(addr, bytes.length);
+    const kern = kernelMappingAt(this.kernel, addr, bytes.length);
     if (kern) {
       kern.k.mem.bytes.set(bytes, kern.off);
       return;
@@ -588,13 +579,13 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
 
   /** Is `addr` in one of the kernel's regions (text, stacks, insn slots) every mm maps? */
   isKernelAddress(addr: bigint): boolean {
-    return this.kernelAt(addr, 1) !== undefined;
+    return kernelMappingAt(this.kernel, addr, 1) !== undefined;
   }
 
   /** Is [addr, addr+len) readable by the guest? */
   isMapped(addr: bigint, len = 1): boolean {
     for (let a = this.pageAlignDown(addr); a < addr + BigInt(len); a += BigInt(this.pageSize)) {
-      if (!this.ptes.has(this.vpn(a)) && !this.kernelAt(a, 1)) return false;
+      if (!this.ptes.has(this.vpn(a)) && !kernelMappingAt(this.kernel, a, 1)) return false;
     }
     return true;
   }
