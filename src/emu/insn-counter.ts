@@ -23,6 +23,7 @@ import { buildNative, nativeSource } from './native-build.js';
 export const COUNTER = {
   retired: 0,
   stopAt: 8,
+  fixedShift: 16,
   fixedWidth: 24,
   lastPc: 32,
   lastSize: 40,
@@ -34,8 +35,10 @@ export const COUNTER = {
 } as const;
 
 export interface NativeCounterLib {
-  /** Address of uniprobe_count_block, the UC_HOOK_BLOCK callback. */
+  /** Address of uniprobe_count_block, the UC_HOOK_BLOCK callback for variable-length instructions. */
   blockHook: bigint;
+  /** Address of uniprobe_count_block_fixed, the callback for fixed-width instruction sets. */
+  blockHookFixed: bigint;
   /** sizeof(struct counter). */
   size: number;
   flush: (counter: bigint) => void;
@@ -97,9 +100,10 @@ export function nativeCounter(): NativeCounterLib | undefined {
   try {
     const l = koffi.load(lib);
     const blockHook = symbolAddress(lib, 'uniprobe_count_block');
+    const blockHookFixed = symbolAddress(lib, 'uniprobe_count_block_fixed');
     const size = Number((l.func('uint64_t uniprobe_counter_size(void)') as () => bigint)());
     const flush = l.func('void uniprobe_counter_flush(uint64_t counter)') as (c: bigint) => void;
-    loaded = { blockHook, size, flush };
+    loaded = { blockHook, blockHookFixed, size, flush };
     return loaded;
   } catch (e) {
     whyNot = `cannot load ${lib}: ${(e as Error).message}`;

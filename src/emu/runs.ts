@@ -39,13 +39,16 @@ export class Runs {
   attachCounter(lib: NativeCounterLib, fixedWidth: number): void {
     const mem = HostMemory.alloc(lib.size, false);
     const view = new DataView(mem.bytes.buffer, mem.bytes.byteOffset, lib.size);
+    // Fixed widths are powers of two (4 on ppc and sparc): the hook shifts instead of dividing.
+    if (fixedWidth !== 0 && (fixedWidth & (fixedWidth - 1)) !== 0) throw new Error(`INTERNAL: instruction width ${fixedWidth} is not a power of two`);
     view.setBigUint64(COUNTER.fixedWidth, BigInt(fixedWidth), true);
+    view.setBigUint64(COUNTER.fixedShift, BigInt(fixedWidth === 0 ? 0 : Math.log2(fixedWidth)), true);
     view.setBigUint64(COUNTER.ctl, symbolAddress(UNICORN_LIBRARY, 'uc_ctl'), true);
     view.setBigUint64(COUNTER.emuStop, symbolAddress(UNICORN_LIBRARY, 'uc_emu_stop'), true);
     view.setBigUint64(COUNTER.ctlRequest, BigInt(ctlCode(UC_CTL_TB_REQUEST_CACHE, 2, UC_CTL_IO_READ_WRITE)), true);
     this.counter = { lib, mem, view };
     const out: unknown[] = [null];
-    const err = load().uc_hook_add_raw(this.host.handle(), out, UC_HOOK.BLOCK, lib.blockHook, mem.ptr, 1n, 0n);
+    const err = load().uc_hook_add_raw(this.host.handle(), out, UC_HOOK.BLOCK, fixedWidth === 0 ? lib.blockHook : lib.blockHookFixed, mem.ptr, 1n, 0n);
     if (err !== 0) {
       this.counter = undefined;
       mem.free();

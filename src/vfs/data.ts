@@ -26,8 +26,9 @@ export class SparseData {
     return BigInt(this.pages.size) * (PAGE_N / 512n);
   }
 
-  read(offset: bigint, len: number): Uint8Array {
-    const out = new Uint8Array(len);
+  /** `len` bytes at `offset` (holes read as zeros), into `into` when it is large enough. */
+  read(offset: bigint, len: number, into?: Uint8Array): Uint8Array {
+    const out = into !== undefined && into.length >= len ? into.subarray(0, len).fill(0) : new Uint8Array(len);
     let done = 0;
     while (done < len) {
       const pos = offset + BigInt(done);

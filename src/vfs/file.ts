@@ -57,13 +57,17 @@ export class FileDescription {
     return r;
   }
 
-  pread(offset: bigint, len: number, positional = false): Uint8Array | number {
+  /**
+   * pread(2): bytes, or -errno. `into`: a buffer a regular file's bytes may be read into (see
+   * RegNode.read); the result is then a view of it.
+   */
+  pread(offset: bigint, len: number, positional = false, into?: Uint8Array): Uint8Array | number {
     if (!this.readable) return -E.EBADF;
     const n = this.node;
     if (n instanceof DirNode) return -E.EISDIR;
     if (n instanceof DevNode) return n.ops.read(len);
     if (!positional && offset < 0n) return -E.EINVAL;
-    if (n instanceof RegNode) return n.read(offset, len);
+    if (n instanceof RegNode) return n.read(offset, len, into);
     if (n instanceof ProcFile) {
       this.generated ??= n.generate();
       const start = offset > BigInt(this.generated.length) ? this.generated.length : Number(offset);

@@ -10,7 +10,7 @@
  * Kinds follow Linux's S_IFMT: directories, regular files, symbolic links and character devices
  * (the synthetic /dev nodes). Pipes are not inodes of this tree (they live in src/kernel/pipe).
  */
-import { closeSync, lstatSync, openSync, opendirSync, readSync, readlinkSync, constants as fsc, type BigIntStats } from 'node:fs';
+import { lstatSync, opendirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { E } from '../kernel/errno.js';
 import { VfsError } from './errors.js';
 import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Stat } from './stat.js';
@@ -18,6 +18,7 @@ import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Stat } from './stat.js
 /** A FIFO, as pipefs inodes show themselves. */
 const S_IFIFO = 0o010000;
 import { SparseData } from './data.js';
+import { hostPread } from './host-fds.js';
 
 /** What every node needs from the filesystem it belongs to. */
 export interface VfsContext {
@@ -157,6 +158,9 @@ export class RegNode extends VNode {
   /** Host file still unchanged (read through positional host reads), or undefined once copied up. */
   private hostPath: string | undefined;
   private hostSize: bigint;
+  /** The host inode the node was looked up as (host-fds.ts reads only that one). */
+  private readonly hostDev: bigint;
+  private readonly hostIno: bigint;
   private data: SparseData | undefined;
   /** Bumped by every change of the contents (a mapping's page cache made earlier is stale). */
   version = 0;
@@ -165,6 +169,8 @@ export class RegNode extends VNode {
     super(ctx, meta);
     this.hostPath = hostPath;
     this.hostSize = hostSize;
+    this.hostDev = meta.dev;
+    this.hostIno = meta.ino;
     if (!hostPath) this.data = new SparseData(ctx);
   }
 
@@ -191,12 +197,17 @@ export class RegNode extends VNode {
     return this.data ? this.data.blocks512() : (this.hostSize + 511n) / 512n;
   }
 
-  read(offset: bigint, len: number): Uint8Array {
+  /**
+   * Up to `len` bytes at `offset`. With `into`, the bytes are read into it (a view of it is
+   * returned, valid until the caller reuses it) instead of into a fresh array: V8 allocates any
+   * typed array over 64 bytes outside its heap, several microseconds for a 4 KiB read.
+   */
+  read(offset: bigint, len: number, into?: Uint8Array): Uint8Array {
     const size = this.size;
     if (offset >= size || len <= 0) return new Uint8Array(0);
     const n = Number(size - offset < BigInt(len) ? size - offset : BigInt(len));
-    if (this.data) return this.data.read(offset, n);
-    return hostRead(this.hostPath!, offset, n);
+    if (this.data) return this.data.read(offset, n, into);
+    return hostRead(this.hostPath!, this.hostDev, this.hostIno, offset, n, into);
   }
 
   /** Write at `offset`; returns bytes written or -errno (ENOSPC when guest memory is full, like tmpfs). */
@@ -233,7 +244,7 @@ export class RegNode extends VNode {
     const d = new SparseData(this.ctx);
     const chunk = 1 << 20;
     for (let off = 0n; off < this.hostSize; off += BigInt(chunk)) {
-      const bytes = hostRead(this.hostPath!, off, Number(this.hostSize - off < BigInt(chunk) ? this.hostSize - off : BigInt(chunk)));
+      const bytes = hostRead(this.hostPath!, this.hostDev, this.hostIno, off, Number(this.hostSize - off < BigInt(chunk) ? this.hostSize - off : BigInt(chunk)));
       const r = d.write(off, bytes);
       if (r < 0) {
         d.truncate(0n);
@@ -254,25 +265,16 @@ export class RegNode extends VNode {
   }
 }
 
-function hostRead(path: string, offset: bigint, len: number): Uint8Array {
-  const out = new Uint8Array(len);
-  let fd: number;
+/** `len` bytes at `offset` of the node's host file, into `into` when it is large enough. */
+function hostRead(path: string, dev: bigint, ino: bigint, offset: bigint, len: number, into?: Uint8Array): Uint8Array {
+  const out = into !== undefined && into.length >= len ? into.subarray(0, len) : new Uint8Array(len);
+  let got: number;
   try {
-    fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    got = hostPread(path, dev, ino, out, offset);
   } catch {
     throw new VfsError(E.EIO, `host file ${path} is no longer readable`);
   }
-  try {
-    let got = 0;
-    while (got < len) {
-      const n = readSync(fd, out, got, len - got, offset + BigInt(got));
-      if (n === 0) break;
-      got += n;
-    }
-    return got === len ? out : out.subarray(0, got);
-  } finally {
-    closeSync(fd);
-  }
+  return got === len ? out : out.subarray(0, got);
 }
 
 // --- symbolic links ------------------------------------------------------------------------------

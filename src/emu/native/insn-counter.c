@@ -52,7 +52,7 @@ struct cache_entry {
 struct counter {
   uint64_t retired;      /*  0: instructions counted so far (monotonic) */
   uint64_t stop_at;      /*  8: end the run at the first block entered once retired >= stop_at (0: never) */
-  uint64_t unused3;      /* 16 */
+  uint64_t fixed_shift;  /* 16: log2 of bytes per instruction, for uniprobe_count_block_fixed */
   uint64_t fixed_width;  /* 24: bytes per instruction (ppc, sparc); 0 = variable length (x86) */
   uint64_t last_pc;      /* 32: the last block counted: its pc, */
   uint64_t last_size;    /* 40: size in bytes */
@@ -65,39 +65,82 @@ struct counter {
   struct cache_entry cache[CACHE_SLOTS]; /* 128 */
 };
 
-static uint32_t lookup(struct counter *c, void *uc, uint64_t pc, uint32_t size)
+/*
+ * The hook runs at the entry of every translated block, so its cost is part of the engine's floor.
+ * The common case is kept a leaf that saves no registers: the stop and the cache miss go to an
+ * out-of-line function by a tail call. Measured on busybox sha256sum (68 M blocks): an empty
+ * callback costs about 1.06x the bare run; this hook's first version, with its slow paths inline
+ * (six register saves per block) and a division for the fixed width, cost 1.5x.
+ */
+static inline void count(struct counter *c, uint64_t pc, uint32_t size, uint32_t n)
 {
-  uint64_t h = (pc ^ (pc >> 13) ^ ((uint64_t)size << 7)) & (CACHE_SLOTS - 1);
-  struct cache_entry *e = &c->cache[h];
-  if (e->icount != 0 && e->pc == pc && e->size == size)
-    return e->icount;
+  c->last_pc = pc;
+  c->last_size = size;
+  c->last_icount = n;
+  c->retired += n;
+}
+
+#define BUDGET_SPENT(c) ((c)->stop_at != 0 && (c)->retired >= (c)->stop_at)
+
+static inline struct cache_entry *slot(struct counter *c, uint64_t pc, uint32_t size)
+{
+  return &c->cache[(pc ^ (pc >> 13) ^ ((uint64_t)size << 7)) & (CACHE_SLOTS - 1)];
+}
+
+static __attribute__((noinline, cold)) void count_slowly(void *uc, uint64_t pc, uint32_t size, struct counter *c)
+{
+  /* An uncounted run's budget (Engine.run) is spent: Unicorn checks the stop before the block
+   * runs, so the run ends at this block's first instruction, which the engine takes back. */
+  if (BUDGET_SPENT(c)) {
+    c->stop_at = 0;
+    ((uc_emu_stop_t)c->emu_stop)(uc);
+  }
+  if (c->fixed_width) {
+    count(c, pc, size, (size + (1u << c->fixed_shift) - 1) >> c->fixed_shift);
+    return;
+  }
+  struct cache_entry *e = slot(c, pc, size);
+  if (e->icount != 0 && e->pc == pc && e->size == size) {
+    count(c, pc, size, e->icount);
+    return;
+  }
+  /* A miss: ask Unicorn for the block being entered (found in its jump cache, not translated). */
   c->misses++;
   uc_tb tb = {0, 0, 0};
   uint32_t n = 0;
   if (((uc_ctl_t)c->ctl)(uc, (int)c->ctl_request, pc, &tb) == 0 && tb.pc == pc && tb.icount != 0)
     n = tb.icount;
-  if (n == 0)
-    return 1; /* unknown: count the block as one instruction, never cache a guess */
+  if (n == 0) {
+    count(c, pc, size, 1); /* unknown: count the block as one instruction, never cache a guess */
+    return;
+  }
   e->pc = pc;
   e->size = size;
   e->icount = n;
-  return n;
+  count(c, pc, size, n);
 }
 
+/* Variable-length instruction sets (x86): the count comes from the cache keyed by (pc, size). */
 void uniprobe_count_block(void *uc, uint64_t pc, uint32_t size, void *user_data)
 {
   struct counter *c = user_data;
-  /* An uncounted run's budget (Engine.run): Unicorn checks the stop before the block
-   * runs, so the run ends at this block's first instruction, which the engine takes back. */
-  if (c->stop_at != 0 && c->retired >= c->stop_at) {
-    c->stop_at = 0;
-    ((uc_emu_stop_t)c->emu_stop)(uc);
+  struct cache_entry *e = slot(c, pc, size);
+  if (__builtin_expect(BUDGET_SPENT(c) || e->icount == 0 || e->pc != pc || e->size != size, 0)) {
+    count_slowly(uc, pc, size, c);
+    return;
   }
-  uint32_t n = c->fixed_width ? (size + (uint32_t)c->fixed_width - 1) / (uint32_t)c->fixed_width : lookup(c, uc, pc, size);
-  c->last_pc = pc;
-  c->last_size = size;
-  c->last_icount = n;
-  c->retired += n;
+  count(c, pc, size, e->icount);
+}
+
+/* Fixed-width instruction sets (ppc, sparc): size >> fixed_shift, no division. */
+void uniprobe_count_block_fixed(void *uc, uint64_t pc, uint32_t size, void *user_data)
+{
+  struct counter *c = user_data;
+  if (__builtin_expect(BUDGET_SPENT(c), 0)) {
+    count_slowly(uc, pc, size, c);
+    return;
+  }
+  count(c, pc, size, (size + (1u << c->fixed_shift) - 1) >> c->fixed_shift);
 }
 
 /* The engine flushed translations: instruction boundaries may have changed (a breakpoint). */
