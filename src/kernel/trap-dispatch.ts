@@ -22,7 +22,7 @@ import { UniprobeError } from '../errors.js';
 import { E, err } from './errno.js';
 import { HC, KSYS } from './kernel-image.js';
 import type { KernelCalls } from './kernel-calls.js';
-import type { Machine, MachineOptions, MappingLockHook } from './machine.js';
+import type { BreakpointHit, Machine, MachineOptions, MappingLockHook } from './machine.js';
 import type { MachineState } from './machine-state.js';
 import { signalName, type ProcessTable } from './process-table.js';
 import { UNBLOCKABLE } from './signal/numbers.js';
@@ -111,8 +111,11 @@ export class TrapDispatch {
     const { machine, state } = this.d;
     const task = state.current!;
     // The die-notifier chain of Linux's trap handler: kprobes, then uprobes, get their chance.
-    for (const h of machine.breakpointHandlers) {
-      const action = h({ task, cpu: state.currentCpu!.id, addr, pcAfter, engine: task.mm.engine, mem: task.mm });
+    // One hit for the whole chain (a handler may keep it past the trap: it is never reused).
+    const hit: BreakpointHit = { task, cpu: state.currentCpu!.id, addr, pcAfter, engine: task.mm.engine, mem: task.mm };
+    const handlers = machine.breakpointHandlers;
+    for (let i = 0; i < handlers.length; i++) {
+      const action = handlers[i]!(hit);
       if (action) return action;
     }
     // No probe owns this trap: it is the program's own breakpoint, SIGTRAP as Linux delivers it.

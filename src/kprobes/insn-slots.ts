@@ -129,11 +129,12 @@ export class InsnSlotCache {
    * poisoned slot it is a use after free — recorded, then left to the default (SIGTRAP kills
    * the task, as an oops would). Never claims the trap.
    */
-  noteTrap(addr: bigint, cpu: number, task: string): void {
+  noteTrap(addr: bigint, cpu: number, task: { readonly process: { readonly comm: string }; readonly tid: number }): void {
+    // Every breakpoint trap passes here: nothing is formatted unless a poisoned slot was hit.
     if (this.poisoned.size === 0) return;
     const slot = this.area.base + ((addr - this.area.base) / BigInt(this.slotSize)) * BigInt(this.slotSize);
     if (!this.poisoned.has(slot)) return;
-    this.poisonHits.push({ slot, addr, cpu, task });
+    this.poisonHits.push({ slot, addr, cpu, task: `${task.process.comm}[${task.tid}]` });
   }
 
   private poisonSlot(slot: bigint): void {

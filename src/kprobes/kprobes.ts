@@ -88,7 +88,7 @@ export class Kprobes {
     this.optimizer = new KprobeOptimizer(this, opts.optimization ?? kprobesOptimizationDefault());
     machine.breakpointHandlers.push((hit) => this.trap.onBreakpoint(hit));
     // After the trap path: a trap in a freed slot is recorded as a use after free (insn-slots.ts).
-    machine.breakpointHandlers.push((hit) => void this.slots.noteTrap(hit.addr, hit.cpu, `${hit.task.process.comm}[${hit.task.tid}]`));
+    machine.breakpointHandlers.push((hit) => void this.slots.noteTrap(hit.addr, hit.cpu, hit.task));
     // A task killed mid-step (a fault in the slot): its vCPU's control block must not stay busy.
     machine.taskExitHooks.push((task) => this.trap.taskExit(task));
     // Every engine serves a hit's registers from one batched read and one batched write.
