@@ -109,29 +109,40 @@ export function copyOut(ctx: SyscallCtx, addr: bigint, bytes: Uint8Array): bigin
  * ENAMETOOLONG, an empty path ENOENT (unless the call allows it: AT_EMPTY_PATH).
  */
 export function readPath(ctx: SyscallCtx, ptr: bigint, allowEmpty = false): string | bigint {
+  const r = readUserString(ctx, ptr, PATH_MAX);
+  if (r === undefined) return err(E.ENAMETOOLONG);
+  if (r === '' && !allowEmpty) return err(E.ENOENT);
+  return r;
+}
+
+/**
+ * A NUL-terminated user string of at most `max` bytes counting its NUL (strncpy_from_user /
+ * strnlen_user): the string, -EFAULT, or undefined when no NUL comes within `max` bytes. Read a
+ * page at a time: only pages the string reaches are touched, as the kernel's word-at-a-time
+ * copy faults only where the string goes on.
+ */
+export function readUserString(ctx: SyscallCtx, ptr: bigint, max: number): string | bigint | undefined {
   const mm = mmOf(ctx);
   const page = BigInt(mm.pageSize);
   const parts: Uint8Array[] = [];
   let got = 0;
   let at = ptr;
-  while (got < PATH_MAX) {
+  while (got < max) {
     if (!accessOk(ctx, at, 1n)) return err(E.EFAULT);
     const chunk = Number(page - (at % page));
-    const n = Math.min(chunk, PATH_MAX - got);
+    const n = Math.min(chunk, max - got);
     const bytes = user(() => mm.read(at, n));
     if (typeof bytes === 'bigint') return bytes;
     const nul = bytes.indexOf(0);
     if (nul >= 0) {
       parts.push(bytes.subarray(0, nul));
-      const s = Buffer.concat(parts).toString('utf8');
-      if (s.length === 0 && !allowEmpty) return err(E.ENOENT);
-      return s;
+      return parts.length === 1 ? Buffer.from(parts[0]!.buffer, parts[0]!.byteOffset, parts[0]!.length).toString('utf8') : Buffer.concat(parts).toString('utf8');
     }
     parts.push(bytes);
     got += n;
     at += BigInt(n);
   }
-  return err(E.ENAMETOOLONG);
+  return undefined;
 }
 
 /**

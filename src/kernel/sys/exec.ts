@@ -17,7 +17,7 @@ import type { Inode } from '../../mm/inode.js';
 import { MAY_EXEC, mayAccess } from '../../vfs/access.js';
 import { DirNode, RegNode } from '../../vfs/node.js';
 import { E, err } from '../errno.js';
-import { mmOf, procOf, readPath, s32, user, type Handler, type SyscallCtx, type SyscallResult } from './common.js';
+import { mmOf, procOf, readPath, readUserString, s32, user, type Handler, type SyscallCtx, type SyscallResult } from './common.js';
 import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, fileOf, pageCacheOf, startDir } from './files.js';
 
 /** MAX_ARG_STRLEN: one argument or environment string (32 pages). */
@@ -62,16 +62,46 @@ function readStrings(ctx: SyscallCtx, ptr: bigint, budget: { left: number }): st
   }
 }
 
+/** One argument or environment string: valid_arg_len allows MAX_ARG_STRLEN bytes with the NUL. */
 function readArg(ctx: SyscallCtx, ptr: bigint): string | bigint {
-  const mm = mmOf(ctx);
-  const bytes: number[] = [];
-  for (let at = ptr; bytes.length <= MAX_ARG_STRLEN; at++) {
-    const b = user(() => mm.read(at, 1)[0]!);
-    if (typeof b === 'bigint') return b;
-    if (b === 0) return Buffer.from(bytes).toString('utf8');
-    bytes.push(b);
+  const s = readUserString(ctx, ptr, MAX_ARG_STRLEN);
+  return s === undefined ? err(E.E2BIG) : s;
+}
+
+/**
+ * Programs parsed by recent execs, per file: a shell that runs `cat` in a loop read and parsed the
+ * whole binary (2 MB for busybox) at every exec, 4 ms each. Valid while the file's contents are
+ * the same (RegNode.version moves with every change made through the VFS; a host file's node
+ * stands for the contents it was looked up with) and for the same path (ElfFile names its file).
+ * Bounded, so that no guest can pin host memory with it: PARSED_MAX files of at most
+ * PARSED_MAX_BYTES each, the least recently executed dropped first.
+ */
+const parsed = new Map<RegNode, { version: number; size: bigint; path: string; elf: ElfFile }>();
+const PARSED_MAX = 8;
+const PARSED_MAX_BYTES = 32 << 20;
+
+function parseProgram(node: RegNode, path: string): ElfFile | bigint {
+  const hit = parsed.get(node);
+  if (hit !== undefined) {
+    parsed.delete(node);
+    if (hit.version === node.version && hit.size === node.size && hit.path === path) {
+      parsed.set(node, hit);
+      return hit.elf;
+    }
   }
-  return err(E.E2BIG);
+  const bytes = node.read(0n, Number(node.size));
+  let elf: ElfFile;
+  try {
+    elf = parseElf(bytes, path);
+  } catch (e) {
+    if (e instanceof UniprobeError) return err(E.ENOEXEC);
+    throw e;
+  }
+  if (bytes.length <= PARSED_MAX_BYTES) {
+    if (parsed.size >= PARSED_MAX) parsed.delete(parsed.keys().next().value!);
+    parsed.set(node, { version: node.version, size: node.size, path, elf });
+  }
+  return elf;
 }
 
 /** Find, check and load the program (following `#!` lines); an image or -errno. */
@@ -96,14 +126,8 @@ function prepare(ctx: SyscallCtx, start: DirNode, path: string, follow: boolean,
     const nextArgv = [interp, ...(arg ? [arg] : []), path, ...argv.slice(1)];
     return prepare(ctx, procOf(ctx).fs.cwd, interp, true, nextArgv, envp, depth + 1);
   }
-  const bytes = node.read(0n, Number(node.size));
-  let elf: ElfFile;
-  try {
-    elf = parseElf(bytes, path);
-  } catch (e) {
-    if (e instanceof UniprobeError) return err(E.ENOEXEC);
-    throw e;
-  }
+  const elf = parseProgram(node, path);
+  if (typeof elf === 'bigint') return elf;
   if (elf.target !== ctx.host.arch.target) return err(E.ENOEXEC);
   // A dynamically linked program: the interpreter it names is not in the guest's view.
   if (elf.interp !== undefined) {
