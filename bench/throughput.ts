@@ -20,12 +20,13 @@
  * and kernel all run on it), user + system time of the qemu-user process (bash's `times`) — which
  * is what the ratios use, because the machine is shared and wall time then counts other jobs; and
  * wall time, printed and recorded alongside.
+ * - floor+blk (x86_64 only): the floor with the engine's native block counter
+ *   (src/emu/insn-counter.ts), the price of exact instruction counts on stock Unicorn. Its ratio,
+ *   uniprobe/floor+blk, is what uniprobe adds around an emulator that counts instructions.
  * THROUGHPUT_RUNS rounds (default 5), THROUGHPUT_TARGETS (default x86_64,i386; the floor exists for
- * x86_64 only). THROUGHPUT_BREAKDOWN=1 adds two floor columns that show what uniprobe's run loop
- * costs around the emulator: `floor+blk` (the engine's native block counter,
- * src/emu/insn-counter.ts) and `floor+cnt` (uc_emu_start with an instruction count, in slices of
- * the machine's lone-task slice, as Engine.run does: Unicorn then calls its counting hook before
- * every instruction).
+ * x86_64 only). THROUGHPUT_BREAKDOWN=1 adds `floor+cnt` (uc_emu_start with an instruction count,
+ * in slices of the machine's lone-task slice, as Engine.run did: Unicorn then calls its counting
+ * hook before every instruction).
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -165,6 +166,8 @@ export interface ThroughputRow {
   /** uniprobe's marginal time over qemu-user's and over the floor's, on each clock. */
   vsQemu: { cpu: number | null; wall: number | null };
   vsFloor: { cpu: number | null; wall: number | null };
+  /** ... and over the floor with the native block counter (exact instruction counts). */
+  vsFloorCounter: { cpu: number | null; wall: number | null };
 }
 
 function figures(ms: readonly (readonly number[])[]): Figures {
@@ -191,12 +194,10 @@ function benchTarget(target: Target, files: readonly { path: string; digest: str
   else console.log(`  ${target}: ${qemu ?? 'qemu-user'} not installed, qemu-user column skipped`);
   if (target === 'x86_64') {
     cols.push(floorColumn(busybox));
-    if (process.env.THROUGHPUT_BREAKDOWN === '1') {
-      // What uniprobe's run loop adds around the emulator, one ingredient at a time.
-      const counter = nativeBlockCounter();
-      if (counter) cols.push(floorColumn(busybox, 'floor+blk', { blockHook: counter }));
-      cols.push(floorColumn(busybox, 'floor+cnt', { count: LONE_SLICE }));
-    }
+    // What uniprobe's run loop adds around the emulator, one ingredient at a time.
+    const counter = nativeBlockCounter();
+    if (counter) cols.push(floorColumn(busybox, 'floor+blk', { blockHook: counter }));
+    if (process.env.THROUGHPUT_BREAKDOWN === '1') cols.push(floorColumn(busybox, 'floor+cnt', { count: LONE_SLICE }));
   }
 
   const cpu = cols.map(() => SIZES.map((): number[] => []));
@@ -225,11 +226,13 @@ function benchTarget(target: Target, files: readonly { path: string; digest: str
   const u = columns.uniprobe!;
   const q = columns['qemu-user'];
   const fl = columns.floor;
+  const fb = columns['floor+blk'];
   return {
     target,
     columns,
     vsQemu: { cpu: over(u.cpu, q?.cpu), wall: over(u.wall, q?.wall) },
     vsFloor: { cpu: over(u.cpu, fl?.cpu), wall: over(u.wall, fl?.wall) },
+    vsFloorCounter: { cpu: over(u.cpu, fb?.cpu), wall: over(u.wall, fb?.wall) },
   };
 }
 
@@ -245,7 +248,7 @@ export function benchThroughput(runs = Number(process.env.THROUGHPUT_RUNS ?? 5),
       return { path, digest: createHash('sha256').update(bytes).digest('hex') };
     });
     console.log(`\nthroughput: busybox sha256sum FILE, marginal time t(16 MiB) - t(1 MiB), medians of ${runs} interleaved rounds`);
-    console.log('  (CPU ms: the main thread for uniprobe and the floor, user+sys of the process for qemu-user; bars: <= 4x qemu-user, <= 1.15x floor)');
+    console.log('  (CPU ms: the main thread for uniprobe and the floor, user+sys of the process for qemu-user; bars: <= 4x qemu-user, <= 1.15x floor+blk)');
     console.log('  target   column       1 MiB ms   16 MiB ms   marginal ms     MiB/s   marginal wall ms');
     const r = (x: number | null): string => (x === null ? '—' : `${x.toFixed(2)}x`);
     for (const target of targets) {
@@ -256,8 +259,10 @@ export function benchThroughput(runs = Number(process.env.THROUGHPUT_RUNS ?? 5),
           `  ${target.padEnd(8)} ${name.padEnd(10)} ${c.cpu.ms1.toFixed(1).padStart(10)} ${c.cpu.ms16.toFixed(1).padStart(11)} ${c.cpu.marginalMs.toFixed(1).padStart(13)} ${c.cpu.mibPerS.toFixed(1).padStart(9)} ${c.wall.marginalMs.toFixed(1).padStart(18)}`,
         );
       }
-      console.log(`  ${target.padEnd(8)} uniprobe/qemu-user ${r(row.vsQemu.cpu)} (wall ${r(row.vsQemu.wall)})   uniprobe/floor ${r(row.vsFloor.cpu)} (wall ${r(row.vsFloor.wall)})`);
-      out[target] = { columns: row.columns, vsQemu: row.vsQemu, vsFloor: row.vsFloor };
+      console.log(
+        `  ${target.padEnd(8)} uniprobe/qemu-user ${r(row.vsQemu.cpu)} (wall ${r(row.vsQemu.wall)})   uniprobe/floor ${r(row.vsFloor.cpu)} (wall ${r(row.vsFloor.wall)})   uniprobe/floor+blk ${r(row.vsFloorCounter.cpu)} (wall ${r(row.vsFloorCounter.wall)})`,
+      );
+      out[target] = { columns: row.columns, vsQemu: row.vsQemu, vsFloor: row.vsFloor, vsFloorCounter: row.vsFloorCounter };
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

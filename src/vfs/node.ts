@@ -19,6 +19,7 @@ import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Stat } from './stat.js
 const S_IFIFO = 0o010000;
 import { SparseData } from './data.js';
 import { hostPread } from './host-fds.js';
+import { ReadAhead, SMALL_READ } from './read-ahead.js';
 
 /** What every node needs from the filesystem it belongs to. */
 export interface VfsContext {
@@ -161,6 +162,8 @@ export class RegNode extends VNode {
   /** The host inode the node was looked up as (host-fds.ts reads only that one). */
   private readonly hostDev: bigint;
   private readonly hostIno: bigint;
+  /** Small sequential reads of the host file, served a window at a time (read-ahead.ts). */
+  private readAhead: ReadAhead | undefined;
   private data: SparseData | undefined;
   /** Bumped by every change of the contents (a mapping's page cache made earlier is stale). */
   version = 0;
@@ -207,7 +210,7 @@ export class RegNode extends VNode {
     if (offset >= size || len <= 0) return new Uint8Array(0);
     const n = Number(size - offset < BigInt(len) ? size - offset : BigInt(len));
     if (this.data) return this.data.read(offset, n, into);
-    return hostRead(this.hostPath!, this.hostDev, this.hostIno, offset, n, into);
+    return hostRead(this.hostPath!, this.hostDev, this.hostIno, offset, n, into, (this.readAhead ??= new ReadAhead()));
   }
 
   /** Write at `offset`; returns bytes written or -errno (ENOSPC when guest memory is full, like tmpfs). */
@@ -255,6 +258,8 @@ export class RegNode extends VNode {
     if (d.size < this.hostSize) d.truncate(this.hostSize);
     this.data = d;
     this.hostPath = undefined;
+    this.readAhead?.drop();
+    this.readAhead = undefined;
     this.meta = { ...this.meta, dev: this.ctx.memDev };
     return d;
   }
@@ -266,11 +271,12 @@ export class RegNode extends VNode {
 }
 
 /** `len` bytes at `offset` of the node's host file, into `into` when it is large enough. */
-function hostRead(path: string, dev: bigint, ino: bigint, offset: bigint, len: number, into?: Uint8Array): Uint8Array {
+function hostRead(path: string, dev: bigint, ino: bigint, offset: bigint, len: number, into?: Uint8Array, ra?: ReadAhead): Uint8Array {
   const out = into !== undefined && into.length >= len ? into.subarray(0, len) : new Uint8Array(len);
   let got: number;
   try {
-    got = hostPread(path, dev, ino, out, offset);
+    const fill = (b: Uint8Array, at: bigint): number => hostPread(path, dev, ino, b, at);
+    got = ra !== undefined && len <= SMALL_READ ? ra.read(out, offset, fill) : fill(out, offset);
   } catch {
     throw new VfsError(E.EIO, `host file ${path} is no longer readable`);
   }
