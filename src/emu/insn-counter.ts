@@ -5,8 +5,9 @@
  * run ended earlier (a blocking system call, a copy-on-write fault, an exit): the engine charged
  * such a run its whole budget, an upper bound. A UC_HOOK_BLOCK callback in C
  * (native/insn-counter.c, built on first use with the machine's C compiler into uniprobe's cache)
- * counts what really runs, per translated block, at no measurable cost. Without a C compiler the
- * engine keeps the upper bound (and says why: `nativeCounterUnavailable()`).
+ * counts what really runs, per translated block, at the price of a call at every block entry (see
+ * the C file). Without a C compiler the engine keeps the upper bound (and says why:
+ * `nativeCounterUnavailable()`).
  *
  * Accounting (README, "Instruction counts"): blocks are counted as they are entered; a run that
  * ends inside the last block counted gives back the instructions from the resume PC to the
