@@ -67,6 +67,7 @@ export class KernelImage {
    */
   readonly insnArea: HostMemory;
   readonly insnAreaBase: bigint;
+  private readonly insnAreaEnd: bigint;
   readonly stackArenaBase: bigint;
   readonly textStart: bigint;
   readonly textEnd: bigint;
@@ -124,6 +125,7 @@ export class KernelImage {
 
     this.insnAreaBase = this.end;
     this.insnArea = HostMemory.alloc(INSN_AREA_SIZE);
+    this.insnAreaEnd = this.insnAreaBase + BigInt(INSN_AREA_SIZE);
     this.stackArenaBase = arch.layout.kernelStackArena;
     this.stackArena = HostMemory.alloc(KERNEL_STACK_SIZE * KERNEL_STACKS);
     for (let i = KERNEL_STACKS - 1; i >= 0; i--) this.freeStacks.push(i);
@@ -135,7 +137,9 @@ export class KernelImage {
 
   /** Is `addr` (len bytes) inside the kprobe slot area? */
   isInsnArea(addr: bigint, len = 1): boolean {
-    return addr >= this.insnAreaBase && addr + BigInt(len) <= this.insnAreaBase + BigInt(this.insnArea.size);
+    // Every breakpoint trap asks (uprobes: is this kprobes' trap?): no BigInt made for one byte.
+    if (addr < this.insnAreaBase || addr >= this.insnAreaEnd) return false;
+    return len === 1 || addr + BigInt(len) <= this.insnAreaEnd;
   }
 
   /**

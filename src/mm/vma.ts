@@ -50,8 +50,20 @@ export class Vma {
 
   /** File offset backing `addr` (uprobes' vaddr → offset). */
   fileOffset(addr: bigint, pageSize: number): bigint {
-    return addr - this.start + BigInt(this.pgoff * pageSize);
+    // Asked at every uprobe hit: offset − address, made again only when start or pgoff changed.
+    if (this.baseStart !== this.start || this.basePgoff !== this.pgoff || this.basePageSize !== pageSize) {
+      this.baseStart = this.start;
+      this.basePgoff = this.pgoff;
+      this.basePageSize = pageSize;
+      this.offsetBase = BigInt(this.pgoff * pageSize) - this.start;
+    }
+    return addr + this.offsetBase;
   }
+
+  private baseStart = -1n;
+  private basePgoff = -1;
+  private basePageSize = 0;
+  private offsetBase = 0n;
 
   /** VM_MAYEXEC-style test uprobes use: private file mapping that is executable. */
   get isPrivateExecFile(): boolean {
