@@ -33,6 +33,8 @@ export const COUNTER = {
   emuStop: 64,
   ctl: 72,
   ctlRequest: 80,
+  stopped: 88,
+  stoppedPc: 96,
 } as const;
 
 export interface NativeCounterLib {

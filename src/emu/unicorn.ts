@@ -217,8 +217,8 @@ export class Engine {
   }
 
   /** Run from `begin` for at most `budget` instructions (Runs.run). */
-  run(begin: bigint, budget: number, pcAfter: () => bigint, uncounted = false): BudgetRun {
-    return this.runs.run(begin, budget, pcAfter, uncounted);
+  run(begin: bigint, budget: number, pcAfter: () => bigint, uncounted = false, setPc?: (pc: bigint) => void): BudgetRun {
+    return this.runs.run(begin, budget, pcAfter, uncounted, setPc);
   }
 
   /** Run a host stub that ends in a branch (Runs.runStub). */

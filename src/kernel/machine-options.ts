@@ -17,6 +17,12 @@ export interface MachineOptions extends Partial<Limits> {
   maxInsns?: number;
   /** Mean quantum length in instructions (default 20000). */
   quantum?: number;
+  /**
+   * Instructions a task alone on the machine runs per slice, at least a quantum (default 2^24).
+   * Where a slice ends is unobservable by the guest; smaller slices only end runs more often
+   * (tests use that to stop a program at many block boundaries).
+   */
+  loneSlice?: number;
   stdout?: (bytes: Uint8Array) => void;
   stderr?: (bytes: Uint8Array) => void;
   /** One-line reports of guest faults and budget stops (default: to stderr). */

@@ -81,8 +81,9 @@ export interface MappingLockHook {
 export type { RunResult } from './run-result.js';
 
 /**
- * Instructions a lone task runs per slice (runQuantum): long enough that restarting the engine
- * costs nothing measurable, short enough that the host event loop turns every few milliseconds.
+ * Instructions a lone task runs per slice by default (runQuantum, MachineOptions.loneSlice): long
+ * enough that restarting the engine costs nothing measurable, short enough that the host event
+ * loop turns every few milliseconds.
  */
 const LONE_SLICE = 1 << 24;
 const MAX_BLOCK_INSNS = 512; // QEMU's TCG_MAX_INSNS: how far an uncounted run may overshoot
@@ -128,7 +129,7 @@ export class Machine {
   readonly faultFixups: Array<(task: Task, pc: bigint) => bigint | undefined> = [];
   /** Signal delivery to a task is held while one of these says so (uprobe_deny_signal). */
   readonly signalHoldHooks: Array<(task: Task) => boolean> = [];
-  private readonly opts: Required<Pick<MachineOptions, 'maxInsns' | 'quantum'>> & MachineOptions;
+  private readonly opts: Required<Pick<MachineOptions, 'maxInsns' | 'quantum' | 'loneSlice'>> & MachineOptions;
   private readonly inodes = new Map<string, Inode>();
   /** The guest's filesystem (src/vfs): a view of the host and the guest's in-memory changes. */
   readonly vfs: Vfs;
@@ -160,10 +161,11 @@ export class Machine {
     this.arch = arch;
     this.target = opts.target;
     // `?? default`, not spread: an explicit `undefined` option must not erase the default.
-    this.opts = { ...opts, maxInsns: opts.maxInsns ?? 2e9, quantum: opts.quantum ?? 20000 };
+    this.opts = { ...opts, maxInsns: opts.maxInsns ?? 2e9, quantum: opts.quantum ?? 20000, loneSlice: opts.loneSlice ?? LONE_SLICE };
     // Checked here, as USAGE errors: a NaN or 0 would otherwise surface later as a raw RangeError.
     checkInt('maxInsns', this.opts.maxInsns, 1, Number.MAX_SAFE_INTEGER);
     checkInt('quantum', this.opts.quantum, 1, 1e9);
+    checkInt('loneSlice', this.opts.loneSlice, 1, 1e9);
     if (opts.seed !== undefined) checkInt('seed', opts.seed, 0, Number.MAX_SAFE_INTEGER);
     this.limits = resolveLimits(opts);
     this.memory = new MemCharge(this.limits.maxMemory);
@@ -516,7 +518,7 @@ export class Machine {
     this.st.loneQuantum = this.st.runsAlone();
     this.arch.interruptReturn?.(mm.engine);
     const budgetLeft = Math.max(1, this.opts.maxInsns - this.insns);
-    let count = Math.min(this.st.loneQuantum ? Math.max(q, LONE_SLICE) : q, budgetLeft);
+    let count = Math.min(this.st.loneQuantum ? Math.max(q, this.opts.loneSlice) : q, budgetLeft);
     let quantumRetired = 0;
     // One quantum may take several runs: a run ends early for work that cannot be done while
     // the engine executes (a COW copy, a mapping system call); the task then goes on.
@@ -532,7 +534,7 @@ export class Machine {
         // the engine already counts (a switch flushes: docs/unicorn.md); else exact stops.
         const uncounted = UNCOUNTED && this.st.loneQuantum && !mm.engine.counting && this.opts.maxInsns - this.insns > count + at.replay + MAX_BLOCK_INSNS;
         this.clock.begin(mm.engine, at.replay);
-        result = mm.engine.run(at.pc, count + at.replay, () => this.arch.getPc(mm.engine), uncounted);
+        result = mm.engine.run(at.pc, count + at.replay, () => this.arch.getPc(mm.engine), uncounted, (pc) => this.arch.setPc(mm.engine, pc));
         this.clock.end();
         // Instructions replayed to rebuild the CPU state (sparc64 delay slots) ran before.
         retired = Math.max(0, result.retired - at.replay);

@@ -63,7 +63,9 @@ struct counter {
   void *emu_stop;        /* 64: uc_emu_stop */
   void *ctl;             /* 72: uc_ctl */
   uint64_t ctl_request;  /* 80: the uc_ctl code for a TB_REQUEST_CACHE read-write with 2 args */
-  uint64_t reserved[5];  /* 88..127 */
+  uint64_t stopped;      /* 88: 1 once this hook ended a run (the engine clears it before each run) */
+  uint64_t stopped_pc;   /* 96: the block it ended the run at */
+  uint64_t reserved[3];  /* 104..127 */
   struct cache_entry cache[CACHE_SLOTS]; /* 128 */
 };
 
@@ -95,6 +97,8 @@ static __attribute__((noinline, cold)) void count_slowly(void *uc, uint64_t pc, 
    * runs, so the run ends at this block's first instruction, which the engine takes back. */
   if (BUDGET_SPENT(c)) {
     c->stop_at = 0;
+    c->stopped = 1;
+    c->stopped_pc = pc;
     ((uc_emu_stop_t)c->emu_stop)(uc);
   }
   if (c->fixed_width) {
