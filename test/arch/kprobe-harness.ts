@@ -10,6 +10,13 @@
  */
 import '../../arch/decoders-ready.js'; // the back-ends decode with Capstone
 import { openEngine } from '../../arch/engine.js';
+
+/**
+ * The differential runs execute a few hundred instructions per engine, thousands of engines per
+ * file: a 1 MiB translation buffer instead of 32 MiB (Unicorn clears the whole buffer when it
+ * sets it up and at every flush).
+ */
+const SMALL_ENGINE = { translationBufferBytes: 1 << 20 };
 import { Engine, UC_HOOK, UC_PROT } from '../../src/emu/unicorn.js';
 import { countExecutions } from './executions.js';
 import type { Arch, GuestMemoryAccess, TrapSink } from '../../arch/types.js';
@@ -84,7 +91,7 @@ export function runOnce(
   probe?: { pa: ProbeArch; prepared: PreparedInsn },
   maxSteps = 500,
 ): Outcome {
-  const e = openEngine(arch);
+  const e = openEngine(arch, SMALL_ENGINE);
   try {
     arch.setupEngine(e, { mapPrivate: (a, s, x) => e.memMap(a, s, x ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE) });
     e.memMap(0n, layout.size, UC_PROT.ALL);

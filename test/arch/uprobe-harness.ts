@@ -15,6 +15,13 @@
  */
 import '../../arch/decoders-ready.js'; // the back-ends decode with Capstone
 import { openEngine } from '../../arch/engine.js';
+
+/**
+ * The differential runs execute a few hundred instructions per engine, thousands of engines per
+ * file: a 1 MiB translation buffer instead of 32 MiB (Unicorn clears the whole buffer when it
+ * sets it up and at every flush).
+ */
+const SMALL_ENGINE = { translationBufferBytes: 1 << 20 };
 import { Buffer } from 'node:buffer';
 import { readElfFileSync } from '../../src/elf/index.js';
 import { UniprobeError } from '../../src/errors.js';
@@ -123,7 +130,7 @@ function pageRound(arch: Arch, n: number): number {
 }
 
 function freshEngine(s: UprobeScenario): Engine {
-  const e = openEngine(s.arch);
+  const e = openEngine(s.arch, SMALL_ENGINE);
   s.arch.setupEngine(e, { mapPrivate: (a, size, x) => e.memMap(a, size, x ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE) });
   for (const r of s.regions) {
     e.memMap(r.base, pageRound(s.arch, r.bytes.length), UC_PROT.ALL);
