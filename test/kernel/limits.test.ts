@@ -32,6 +32,9 @@ describe('Machine options', () => {
   it.each<[string, Partial<MachineOptions>]>([
     ['quantum 0', { quantum: 0 }],
     ['quantum NaN', { quantum: NaN }],
+    ['loneSlice 0', { loneSlice: 0 }],
+    ['loneSlice 2.5', { loneSlice: 2.5 }],
+    ['loneSlice 2^40', { loneSlice: 2 ** 40 }],
     ['seed NaN', { seed: NaN }],
     ['seed 1.5', { seed: 1.5 }],
     ['maxInsns -1', { maxInsns: -1 }],
