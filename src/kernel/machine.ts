@@ -80,11 +80,7 @@ export interface MappingLockHook {
 
 export type { RunResult } from './run-result.js';
 
-/**
- * Instructions a lone task runs per slice by default (runQuantum, MachineOptions.loneSlice): long
- * enough that restarting the engine costs nothing measurable, short enough that the host event
- * loop turns every few milliseconds.
- */
+/** A lone task's slice by default (MachineOptions.loneSlice): restarts cost nothing, the event loop turns. */
 const LONE_SLICE = 1 << 24;
 const MAX_BLOCK_INSNS = 512; // QEMU's TCG_MAX_INSNS: how far an uncounted run may overshoot
 const UNCOUNTED = process.env.UNIPROBE_COUNT_ALL !== '1'; // =1: count every run (to compare)
