@@ -69,12 +69,20 @@ function jumpsToZero(w: number, variant: number): boolean {
 
 const REG_NAMES = [...['g', 'o', 'l', 'i'].flatMap((g) => Array.from({ length: 8 }, (_, k) => `%${g}${k}`)), 'pc', 'ccr', 'y'];
 
-function scenario(words: number[], at: bigint, probe: bigint, variant: number, extra: Partial<UprobeScenario> = {}): UprobeScenario {
+/** The windows' contents, made once: a scenario copies the text and shares the data (only read). */
+const STOP_TEXT = (() => {
   const text = new Uint8Array(TEXT_SIZE);
   const v = new DataView(text.buffer);
   for (let o = 0; o < TEXT_SIZE; o += 4) v.setUint32(o, STOP);
+  return text;
+})();
+const DATA_BYTES = new Uint8Array(DATA_SIZE).map((_, i) => (i * 37 + 11) & 0xff);
+
+function scenario(words: number[], at: bigint, probe: bigint, variant: number, extra: Partial<UprobeScenario> = {}): UprobeScenario {
+  const text = STOP_TEXT.slice();
+  const v = new DataView(text.buffer);
   words.forEach((w, i) => v.setUint32(Number(at - TEXT) + 4 * i, w >>> 0));
-  const data = Uint8Array.from({ length: DATA_SIZE }, (_, i) => (i * 37 + 11) & 0xff);
+  const data = DATA_BYTES;
   return {
     arch: sparc64,
     ua,
