@@ -255,6 +255,9 @@ export function attachX86CpuState(e: Engine, mode64: boolean): void {
 
 /** Call first in the x86 interrupt hook: see X86CpuState.afterException. */
 export function x86ExceptionTaken(e: Engine, vector: number): void {
+  // Only the contributory faults and #PF can double-fault: the breakpoint and syscall vectors of
+  // every probe hit and system call skip the per-engine lookup.
+  if (!(vector === 0 || vector === 8 || (vector >= 10 && vector <= 14))) return;
   const s = states.get(e);
   if (s !== undefined && typeof s !== 'string') s.afterException(vector);
 }
