@@ -191,7 +191,7 @@ export class X86CpuState {
    * located and now holds the vector (5464 in 2.1.1, preferred; else the only one).
    */
   afterException(vector: number): void {
-    if (!(vector === 0 || vector === 8 || (vector >= 10 && vector <= 14))) return;
+    if (!canDoubleFault(vector)) return;
     const env = this.at - BigInt(OFF_HFLAGS);
     if (oldExceptionOff === undefined) {
       if (!this.minusOnes) return;
@@ -253,11 +253,15 @@ export function attachX86CpuState(e: Engine, mode64: boolean): void {
   if (typeof s === 'string') warnOnce(`x86 user code runs at CPL 0 (privileged instructions do not fault): ${s}`);
 }
 
+/** #DE, #DF and the contributory faults #TS-#PF: the vectors whose old_exception matters. */
+function canDoubleFault(vector: number): boolean {
+  return vector === 0 || vector === 8 || (vector >= 10 && vector <= 14);
+}
+
 /** Call first in the x86 interrupt hook: see X86CpuState.afterException. */
 export function x86ExceptionTaken(e: Engine, vector: number): void {
-  // Only the contributory faults and #PF can double-fault: the breakpoint and syscall vectors of
-  // every probe hit and system call skip the per-engine lookup.
-  if (!(vector === 0 || vector === 8 || (vector >= 10 && vector <= 14))) return;
+  // The breakpoint and syscall vectors of every probe hit and system call skip the lookup.
+  if (!canDoubleFault(vector)) return;
   const s = states.get(e);
   if (s !== undefined && typeof s !== 'string') s.afterException(vector);
 }
