@@ -28,6 +28,7 @@ import { PageFrame, allocAnonFrames } from './page.js';
 import type { MemCharge } from './charge.js';
 import { COLLAPSE_AT, MAX_ENGINE_REGIONS, RegionMap } from './regions.js';
 import { GuestWords } from './words.js';
+import { HostTlb, plainlyWritable } from './host-tlb.js';
 import { MmFault, MmOom } from './fault.js';
 import { PROT, Vma } from './vma.js';
 import type { RmapLock } from './rmap-lock.js';
@@ -56,6 +57,8 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
   private readonly pageShift: bigint;
   readonly vmas: Vma[] = [];
   private readonly ptes = new Map<bigint, Pte>();
+  /** Where the host's last word accesses landed (host-tlb.ts); flushed by unmapPages. */
+  private readonly tlb: HostTlb;
   readonly kernel: KernelMapping[];
   brkStart = 0n;
   brk = 0n;
@@ -92,6 +95,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     super();
     this.arch = arch;
     this.pageSize = arch.layout.pageSize;
+    this.tlb = new HostTlb(this.pageSize, arch.layout.taskSize);
     this.pageShift = BigInt(Math.log2(this.pageSize));
     this.kernel = kernel;
     this.engine = openEngine(arch);
@@ -196,6 +200,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
 
   /** Unmap whatever pages of [start, end) are mapped in the engine (PTEs stay as they are). */
   private unmapPages(start: bigint, end: bigint): void {
+    this.tlb.flush(); // host-tlb.ts: every change to a present page comes through here
     const ps = BigInt(this.pageSize);
     let runStart = -1n;
     for (let a = start; a <= end; a += ps) {
@@ -510,6 +515,8 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
   /** read() into `out` (its length is the count): hot paths reuse a buffer, as a typed array over 64 bytes costs 1–3 µs to allocate. */
   readInto(addr: bigint, out: Uint8Array): Uint8Array {
     const len = out.length;
+    const an = this.tlb.address(addr, len, this.userCopying);
+    if (an >= 0 && this.tlb.read(an, out)) return out;
     this.checkUserCopy(addr, len);
     const kern = kernelMappingAt(this.kernel, addr, len);
     if (kern) return (out.set(kern.k.mem.bytes.subarray(kern.off, kern.off + len)), out);
@@ -522,6 +529,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
       const n = Math.min(len - done, this.pageSize - off);
       const src = pte.frame.block.mem.bytes, at = pte.frame.offset + off; // no page view: probe hits read words
       if (n > 16) out.set(src.subarray(at, at + n), done); else for (let i = 0; i < n; i++) out[done + i] = src[at + i]!;
+      if (an >= 0 && n === len) this.tlb.enter(an, src, pte.frame.offset, plainlyWritable(this.findVma(a)?.prot, pte.cow));
       done += n;
     }
     return out;
@@ -532,6 +540,8 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
    * mappings, as ptrace and uprobes do); without it a non-writable page faults.
    */
   write(addr: bigint, bytes: Uint8Array, force = false): void {
+    const an = this.tlb.address(addr, bytes.length, this.userCopying);
+    if (an >= 0 && !force && this.tlb.write(an, bytes)) return;
     this.checkUserCopy(addr, bytes.length);
     const kern = kernelMappingAt(this.kernel, addr, bytes.length);
     if (kern) {
@@ -568,6 +578,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
       const off = Number(a & BigInt(this.pageSize - 1));
       const n = Math.min(bytes.length - done, this.pageSize - off);
       pte.frame.block.mem.bytes.set(n === bytes.length ? bytes : bytes.subarray(done, done + n), pte.frame.offset + off); // no view per write: probe hits write words
+      if (an >= 0 && n === bytes.length) this.tlb.enter(an, pte.frame.block.mem.bytes, pte.frame.offset, plainlyWritable(vma.prot, pte.cow));
       if (vma.prot & PROT.EXEC) {
         if (execStart < 0n) execStart = a;
         execEnd = a + BigInt(n);
@@ -615,12 +626,14 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
           const pte = this.ptes.get(k);
           if (!pte) continue;
           pte.frame.get();
-          const cow = !v.flags.shared && (pte.cow || (v.prot & PROT.WRITE) !== 0);
+          // is_cow_mapping: a private page is shared copy-on-write whatever the VMA allows now
+          // (a later mprotect(PROT_WRITE) in either mm must not make the shared frame writable).
+          const cow = !v.flags.shared;
           if (cow && !pte.cow) {
             pte.cow = true;
-            changed = true;
+            if (v.prot & PROT.WRITE) changed = true; // otherwise the engine's mapping stays read-only as it is
           }
-          child.ptes.set(k, { frame: pte.frame, cow: !v.flags.shared && (pte.cow || cow) });
+          child.ptes.set(k, { frame: pte.frame, cow });
         }
         if (changed) {
           this.invalidateStart(v.start, v.end, 'fork');
@@ -643,6 +656,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     for (const h of this.invalidateHooks) h.release?.();
     for (const pte of this.ptes.values()) pte.frame.put();
     this.ptes.clear();
+    this.tlb.flush();
     for (const v of [...this.vmas]) this.removeVma(v);
     this.engine.close();
     this.boundary?.free();

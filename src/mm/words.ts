@@ -28,6 +28,11 @@ export abstract class GuestWords {
 
   private userCopy = 0;
 
+  /** Inside asUser (access_ok applies to host reads and writes). */
+  protected get userCopying(): boolean {
+    return this.userCopy !== 0;
+  }
+
   private userView: GuestMemoryAccess | undefined;
 
   /**

@@ -141,6 +141,24 @@ describe('private file mappings share the page cache until written', () => {
 });
 
 describe('fork shares private pages copy-on-write', () => {
+  it('also a page read-only at fork: made writable later by mprotect in one mm, a write stays there (is_cow_mapping)', () => {
+    // Found by test/mm/host-tlb.test.ts: the read-only page was shared plainly, so the child's
+    // mprotect(PROT_WRITE) mapped the parent's frame writable and its write showed in the parent.
+    const parent = newMm();
+    const a = 0x10000000n;
+    expect(parent.mmap({ addr: a, len: P, prot: RW, fixed: true, shared: false })).toBe(a);
+    parent.write(a, text('parent'));
+    expect(parent.mprotect(a, P, PROT.READ)).toBe(0);
+    const child = forkOf(parent);
+    expect(child.frameAt(a)).toBe(parent.frameAt(a));
+    expect(child.mprotect(a, P, RW)).toBe(0);
+    child.write(a, text('child!'));
+    expect(child.read(a, 6)).toEqual(text('child!'));
+    expect(parent.read(a, 6)).toEqual(text('parent'));
+    expect(parent.engine.memRead(a, 6)).toEqual(text('parent'));
+    expect(child.frameAt(a)).not.toBe(parent.frameAt(a));
+  });
+
   it('same frame in both until one writes; each write stays in its own address space', () => {
     const parent = newMm();
     const a = 0x10000000n;
