@@ -242,6 +242,22 @@ export interface PreparedUprobe {
   postXol(cpu: ProbeCpu, slotAddr: bigint, vaddr: bigint, state: unknown): void;
   /** arch_uprobe_abort_xol: the step faulted or was interrupted; PC = vaddr, state undone. */
   abortXol(cpu: ProbeCpu, slotAddr: bigint, vaddr: bigint, state: unknown): void;
+  /**
+   * Set when postXol does nothing but put the PC at vaddr + this many bytes, whatever the hit
+   * (no register fixed up, nothing kept from preXol): such a step may be finished by the engine's
+   * native trap hook without calling postXol (UprobeArch.nativeStepTrap). Absent: postXol runs.
+   */
+  readonly plainStepNext?: number;
+}
+
+/**
+ * How the step trap behind a slot copy reaches the engine's UC_HOOK_INTR hook: its interrupt
+ * number, the PC register (Unicorn's id) and how far past the trap instruction the PC reads there.
+ */
+export interface NativeStepTrapSpec {
+  readonly intno: number;
+  readonly pcReg: number;
+  readonly pcAfterTrap: number;
 }
 
 /**
@@ -284,6 +300,12 @@ export interface UprobeArch {
   uretprobeIsAlive(cpu: ProbeCpu, riStack: bigint, ctx: UretprobeCheck): boolean;
   /** The stack pointer recorded in a return instance (return_instance.stack). */
   userSp(cpu: ProbeCpu): bigint;
+  /**
+   * Where the engine's native trap hook may finish plain steps (PreparedUprobe.plainStepNext)
+   * itself; absent: every step trap goes through the JavaScript trap path (sparc64, whose step
+   * trap also carries the delay-slot NPC).
+   */
+  readonly nativeStepTrap?: NativeStepTrapSpec;
 }
 
 // --- optprobes (arch_prepare_optimized_kprobe, arch_optimize_kprobes) ---------------------------

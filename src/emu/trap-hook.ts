@@ -18,12 +18,15 @@ import { giveBlock, takeBlock, type TrapRegisterCache } from './regcache.js';
 import { UC_HOOK } from './uc-const.js';
 
 /** Byte offsets of struct trap_hook's fields (native/trap-hook.c). */
-const F = { readBatch: 0, writeBatch: 8, js: 16, n: 24, ndirty: 28, loaded: 32, err: 36, ids: 40, ptrs: 48, dirtyIds: 56, dirtyPtrs: 64 } as const;
+const F = { readBatch: 0, writeBatch: 8, js: 16, n: 24, ndirty: 28, loaded: 32, err: 36, ids: 40, ptrs: 48, dirtyIds: 56, dirtyPtrs: 64, step: 72 } as const;
+/** Byte offsets of struct native_step's fields. */
+const S = { armed: 0, done: 4, intno: 8, pcReg: 12, pcAt: 16, resume: 24 } as const;
 
 interface TrapHookLib {
   intr: bigint;
   insn: bigint;
   size: number;
+  stepSize: number;
   readBatch: bigint;
   writeBatch: bigint;
   jsProto: unknown;
@@ -52,6 +55,7 @@ function trapHookLib(): TrapHookLib | undefined {
       intr: symbolAddress(built.lib, 'uniprobe_trap_intr'),
       insn: symbolAddress(built.lib, 'uniprobe_trap_insn'),
       size: Number((l.func('uint64_t uniprobe_trap_hook_size(void)') as () => bigint)()),
+      stepSize: Number((l.func('uint64_t uniprobe_native_step_size(void)') as () => bigint)()),
       readBatch: symbolAddress(UNICORN_LIBRARY, 'uc_reg_read_batch'),
       writeBatch: symbolAddress(UNICORN_LIBRARY, 'uc_reg_write_batch'),
       jsProto: koffi.pointer(koffi.proto('void uniprobe_trap_js(uint32_t arg)')),
@@ -80,14 +84,70 @@ interface NativeTrap {
   handle: bigint;
 }
 
+/**
+ * A single-step finished in C (native/trap-hook.c, struct native_step): the probe core arms it
+ * when the step's post-step fix-up is only a PC move, and learns of the completion through
+ * `onDone`, called before any other JavaScript of the engine runs (the next trap hook, or the end
+ * of the run). Guest-visible state is the same as when the JavaScript trap path completes the
+ * step: the same instructions run, the PC is written the same way at the same trap.
+ */
+export class NativeStepTrap {
+  /** The core's completion (set once per engine by the core that arms it). */
+  onDone: (() => void) | undefined;
+  /** Steps finished here so far (tests and benchmarks tell the two paths apart by it). */
+  completed = 0;
+  private readonly i32: Int32Array;
+  private readonly u32: Uint32Array;
+  private readonly u64: BigUint64Array;
+
+  constructor(readonly block: { ptr: bigint; bytes: Uint8Array }) {
+    const b = block.bytes;
+    this.i32 = new Int32Array(b.buffer, b.byteOffset, 8);
+    this.u32 = new Uint32Array(b.buffer, b.byteOffset, 8);
+    this.u64 = new BigUint64Array(b.buffer, b.byteOffset, 4);
+    this.i32.fill(0);
+  }
+
+  /** At trap `intno` with the PC (register `pcReg`) at `pcAt`, move the PC to `resume`. */
+  arm(intno: number, pcReg: number, pcAt: bigint, resume: bigint): void {
+    this.u32[S.intno >> 2] = intno;
+    this.i32[S.pcReg >> 2] = pcReg;
+    this.u64[S.pcAt >> 3] = pcAt;
+    this.u64[S.resume >> 3] = resume;
+    this.i32[S.armed >> 2] = 1;
+  }
+
+  get armed(): boolean {
+    return this.i32[S.armed >> 2] !== 0;
+  }
+
+  /** Report a completed step (if any) to the core. */
+  settle(): void {
+    if (this.i32[S.done >> 2] === 0) return;
+    this.i32[S.done >> 2] = 0;
+    this.completed++;
+    this.onDone?.();
+  }
+
+  /** The run ended: an armed step that did not come is the JavaScript path's again. */
+  endRun(): void {
+    this.i32[S.armed >> 2] = 0;
+    this.settle();
+  }
+}
+
 /** An engine's native trap hooks (Engine.hookIntr / hookInsn when the library is there). */
 export class NativeTrapHooks {
   private readonly traps = new Map<bigint, NativeTrap>();
+  /** The engine's native step completion, shared by its UC_HOOK_INTR hooks. */
+  readonly step: NativeStepTrap;
 
   private constructor(
     private readonly lib: TrapHookLib,
     private readonly host: TrapHookHost,
-  ) {}
+  ) {
+    this.step = new NativeStepTrap(takeBlock(lib.stepSize));
+  }
 
   /** Undefined when the trampolines cannot be had (the engine then hooks JavaScript directly). */
   static open(host: TrapHookHost): NativeTrapHooks | undefined {
@@ -111,6 +171,7 @@ export class NativeTrapHooks {
     view.setBigUint64(F.readBatch, lib.readBatch, true);
     view.setBigUint64(F.writeBatch, lib.writeBatch, true);
     view.setBigUint64(F.js, BigInt(koffi.address(callback) as bigint), true);
+    view.setBigUint64(F.step, kind === 'intr' ? this.step.block.ptr : 0n, true);
     this.point(trap, this.host.cache());
     const out: unknown[] = [null];
     const l = load();
@@ -133,7 +194,9 @@ export class NativeTrapHooks {
    */
   private wrap(fn: (arg: number) => void, i32: Int32Array): (arg: number) => void {
     const host = this.host;
+    const step = this.step;
     return (arg: number): void => {
+      step.settle();
       const rc = host.cache();
       if (rc !== undefined) rc.beginLoaded(i32[F.loaded >> 2] === 1);
       try {
@@ -186,6 +249,11 @@ export class NativeTrapHooks {
     if (!t) return;
     this.traps.delete(handle);
     this.release(t);
+  }
+
+  /** The engine closed (its hooks are gone): give back the step block. */
+  free(): void {
+    giveBlock(this.step.block);
   }
 
   private release(t: NativeTrap): void {

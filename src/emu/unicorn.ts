@@ -18,7 +18,7 @@ import { UniprobeError } from '../errors.js';
 import { nativeCounter } from './insn-counter.js';
 import { Runs, type BudgetRun } from './runs.js';
 import { mergeRegisters, TrapRegisterCache, type CachedRegister } from './regcache.js';
-import { NativeTrapHooks } from './trap-hook.js';
+import { NativeTrapHooks, type NativeStepTrap } from './trap-hook.js';
 import { RegisterIo } from './registers.js';
 import koffi from 'koffi';
 import { addr64, big, check, load, UNICORN_LIBRARY } from './ffi.js';
@@ -194,9 +194,15 @@ export class Engine {
     this.regs.free();
     this.rc?.free();
     this.rc = undefined;
+    this.traps?.free();
     for (const m of this.owned.splice(0)) m.free();
     this.runs.free();
     liveEngines--;
+  }
+
+  /** Single-steps completed by the native trap hook (trap-hook.ts); undefined without it. */
+  get nativeSteps(): NativeStepTrap | undefined {
+    return this.traps?.step;
   }
 
   // --- runs: budgets, instruction counting, refused accesses (runs.ts) -------------------------
@@ -430,6 +436,8 @@ export class Engine {
     } finally {
       this.mmu?.endRun();
       this.running = false;
+      this.traps?.step.endRun(); // a step completed in C is the core's before anything else
+
       const writes = this.afterStop.splice(0);
       for (const w of writes) w();
     }

@@ -218,13 +218,46 @@ export class UprobeTrapPath {
     ut.stepTrap = xol.stepTrapOf(slot, prep.stepTrapOffset);
     ut.archState = prep.preXol(this.cpu(hit, ut), slotAddr, hit.addr);
     ut.state = 'sstep';
+    this.armNativeStep(hit, prep.plainStepNext, ut);
     return this.resume(this.machine.arch.getPc(hit.engine));
+  }
+
+  /**
+   * A step whose post_xol only moves the PC, by a task with no signal to take after it, may be
+   * finished by the engine's native trap hook (src/emu/trap-hook.ts NativeStepTrap): it moves
+   * the PC at the step trap as postXol would, and `stepFinished` does the rest before any other
+   * JavaScript of the engine runs, so nothing can see the task between the two. (The signal check
+   * is the only other thing handle_singlestep does; no signal can become pending in between: the
+   * task's own system calls and faults reach JavaScript first, other tasks run after the run.)
+   */
+  private armNativeStep(hit: BreakpointHit, next: number | undefined, ut: Utask): void {
+    const spec = this.core.arch.nativeStepTrap;
+    const ns = hit.engine.nativeSteps;
+    const task = hit.task;
+    if (next === undefined || !spec || !ns || task.signal.pending.set !== 0n || task.process.signal.shared.set !== 0n) return;
+    const st = this.core.state(hit.mem);
+    st.nativeStepper = ut;
+    ns.onDone ??= () => {
+      const done = st.nativeStepper;
+      st.nativeStepper = undefined;
+      if (done?.state === 'sstep') this.stepFinished(done);
+    };
+    const bits = this.machine.arch.wordSize * 8;
+    ns.arm(spec.intno, spec.pcReg, BigInt.asUintN(bits, ut.stepTrap + BigInt(spec.pcAfterTrap)), BigInt.asUintN(bits, hit.addr + BigInt(next)));
   }
 
   /** handle_singlestep: the step trap behind the slot copy. */
   private singlestep(hit: BreakpointHit, ut: Utask): TrapAction {
     const u = ut.active!;
     u.prepared!.postXol(this.cpu(hit, ut), ut.slotAddr, ut.vaddr, ut.archState);
+    this.stepFinished(ut);
+    // A signal held by uprobe_deny_signal during the step is delivered now.
+    return this.toUser(hit);
+  }
+
+  /** The end of handle_singlestep once the PC is back in the text: the slot and the uprobe go. */
+  private stepFinished(ut: Utask): void {
+    const u = ut.active!;
     ut.xol?.free(ut.slot);
     ut.state = 'running';
     ut.active = undefined;
@@ -232,8 +265,6 @@ export class UprobeTrapPath {
     ut.slot = -1;
     ut.archState = undefined;
     this.core.putUprobe(u);
-    // A signal held by uprobe_deny_signal during the step is delivered now.
-    return this.toUser(hit);
   }
 
   /**

@@ -41,7 +41,9 @@ describe.each(TARGETS)('regress on a broken fixup, %s', (target: Target) => {
       const prep = analyze.call(up, addr, bytes);
       if (addr !== entry || isRefusal(prep)) return prep;
       broken++;
-      const b = Object.create(prep) as PreparedUprobe & { emulate?: PreparedUprobe['emulate']; postXol: PreparedUprobe['postXol'] };
+      const b = Object.create(prep) as PreparedUprobe & { emulate?: PreparedUprobe['emulate']; postXol: PreparedUprobe['postXol']; plainStepNext?: number };
+      // A fixup that does more than move the PC is not plain: the engine must call it.
+      b.plainStepNext = undefined;
       if (prep.mode === 'emulate') {
         b.emulate = (cpu, vaddr) => {
           const ok = prep.emulate!(cpu, vaddr);

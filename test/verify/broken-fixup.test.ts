@@ -27,8 +27,10 @@ function breakPostXol(up: UprobeArch, vaddr: bigint, post: (orig: PreparedUprobe
   up.analyzeUprobe = (addr, bytes) => {
     const prep = analyze.call(up, addr, bytes);
     if (addr !== vaddr || isRefusal(prep)) return prep;
-    const broken = Object.create(prep) as PreparedUprobe & { postXol: PreparedUprobe['postXol'] };
+    const broken = Object.create(prep) as PreparedUprobe & { postXol: PreparedUprobe['postXol']; plainStepNext?: number };
     broken.postXol = (cpu, slot, va, state) => post(prep, cpu, slot, va, state);
+    // A fixup that does more than move the PC is not plain: the engine must call it.
+    broken.plainStepNext = undefined;
     return broken;
   };
   restore = () => {

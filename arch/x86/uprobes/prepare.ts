@@ -361,6 +361,8 @@ export function analyzeX86Uprobe(vaddr: bigint, bytes: Uint8Array, regs: Regs): 
       : {}),
     slotBytes: () => slot.slice(),
     stepTrapOffset: copy.length,
+    // default_post_xol_op of an instruction with nothing to fix up: IP = vaddr + len.
+    ...(kind === 'default' && scratch === undefined && rep === undefined ? { plainStepNext: insn.length } : {}),
     preXol(cpu: ProbeCpu, slotAddr: bigint, vaddrNow: bigint): XolState {
       // Most copies put nothing aside: they share one empty state (no allocation per hit).
       const st: XolState = keepsState ? {} : NO_STATE;

@@ -24,6 +24,23 @@
 typedef int (*batch_t)(void *uc, int32_t *ids, void **vals, int32_t count);
 typedef void (*js_hook_t)(uint32_t arg);
 
+/*
+ * A single-step the probe core armed (src/emu/trap-hook.ts NativeStepTrap): the trap behind an
+ * out-of-line copy whose post-step fix-up only moves the PC (arch_uprobe_post_xol of an ordinary
+ * instruction: PC = vaddr + length). When that trap comes — this interrupt number, the PC where
+ * the trap leaves it — the PC is moved here and the JavaScript hook is not called; the core's
+ * bookkeeping (slot freed, task back to running) runs before any other JavaScript of the engine
+ * does: at the next trap hook, or when the run ends. One per engine, shared by its trap hooks.
+ */
+struct native_step {
+  int32_t armed;     /*  0 */
+  int32_t done;      /*  4: a step completed here since the core last looked */
+  uint32_t intno;    /*  8 */
+  int32_t pc_reg;    /* 12: Unicorn's id of the PC */
+  uint64_t pc_at;    /* 16: the PC as the trap leaves it */
+  uint64_t resume;   /* 24: where the task goes on */
+};
+
 /* Shared with JavaScript: the layout is mirrored by src/emu/trap-hook.ts (offsets in bytes). */
 struct trap_hook {
   batch_t read_batch;   /*  0: uc_reg_read_batch */
@@ -37,6 +54,7 @@ struct trap_hook {
   void **ptrs;          /* 48: its value cells */
   int32_t *dirty_ids;   /* 56: the registers written */
   void **dirty_ptrs;    /* 64: their value cells */
+  struct native_step *step; /* 72: the engine's armed step (UC_HOOK_INTR only) */
 };
 
 static void around(struct trap_hook *t, void *uc, uint32_t arg)
@@ -56,7 +74,22 @@ static void around(struct trap_hook *t, void *uc, uint32_t arg)
 /* UC_HOOK_INTR: void (*)(uc_engine *, uint32_t intno, void *user_data) */
 void uniprobe_trap_intr(void *uc, uint32_t intno, void *user_data)
 {
-  around(user_data, uc, intno);
+  struct trap_hook *t = user_data;
+  struct native_step *s = t->step;
+  if (s != 0 && s->armed && intno == s->intno) {
+    uint64_t pc = 0; /* a 32-bit PC fills the low half (the host is little-endian) */
+    int32_t id = s->pc_reg;
+    void *cell = &pc;
+    if (t->read_batch(uc, &id, &cell, 1) == 0 && pc == s->pc_at) {
+      cell = &s->resume;
+      if (t->write_batch(uc, &id, &cell, 1) == 0) {
+        s->armed = 0;
+        s->done = 1;
+        return;
+      }
+    }
+  }
+  around(t, uc, intno);
 }
 
 /* UC_HOOK_INSN (x86 syscall, sysenter): void (*)(uc_engine *, void *user_data) */
@@ -68,4 +101,9 @@ void uniprobe_trap_insn(void *uc, void *user_data)
 uint64_t uniprobe_trap_hook_size(void)
 {
   return sizeof(struct trap_hook);
+}
+
+uint64_t uniprobe_native_step_size(void)
+{
+  return sizeof(struct native_step);
 }
