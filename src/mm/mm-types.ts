@@ -12,12 +12,23 @@ export interface KernelMapping {
   perms: number;
 }
 
-/** The kernel mapping that holds all of [addr, addr + len), and the offset in it. */
+/**
+ * kernelMappingAt's answer. One object, overwritten by every call: the callers (Mm's host
+ * accesses) use it at once, and each system call and kprobe hit makes several such accesses.
+ */
+const found: { k: KernelMapping; off: number } = { k: undefined!, off: 0 };
+
+/** The kernel mapping that holds all of [addr, addr + len), and the offset in it (valid until the next call). */
 export function kernelMappingAt(kernel: readonly KernelMapping[], addr: bigint, len: number): { k: KernelMapping; off: number } | undefined {
-  for (const k of kernel) {
+  for (let i = 0; i < kernel.length; i++) {
+    const k = kernel[i]!;
     if (addr < k.addr) continue; // BigInt sums allocate: a user address costs no arithmetic here
     const off = Number(addr - k.addr); // inexact only past 2^53, far beyond any mapping's size
-    if (off + len <= k.mem.size) return { k, off };
+    if (off + len <= k.mem.size) {
+      found.k = k;
+      found.off = off;
+      return found;
+    }
   }
   return undefined;
 }

@@ -519,7 +519,11 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     if (an >= 0 && this.tlb.read(an, out)) return out;
     this.checkUserCopy(addr, len);
     const kern = kernelMappingAt(this.kernel, addr, len);
-    if (kern) return (out.set(kern.k.mem.bytes.subarray(kern.off, kern.off + len)), out);
+    if (kern) {
+      const src = kern.k.mem.bytes, at = kern.off; // words by loop: a subarray is an object per read
+      if (len > 16) out.set(src.subarray(at, at + len)); else for (let i = 0; i < len; i++) out[i] = src[at + i]!;
+      return out;
+    }
     let done = 0;
     while (done < len) {
       const a = done === 0 ? addr : addr + BigInt(done);
