@@ -32,6 +32,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
 import { Machine } from '../src/kernel/machine.js';
+import { readElfFileSync } from '../src/elf/index.js';
 import { Kprobes } from '../src/kprobes/kprobes.js';
 import { Kprobe } from '../src/kprobes/kprobe.js';
 import { Kretprobe, Kretprobes } from '../src/kprobes/kretprobe.js';
@@ -55,6 +56,8 @@ const fromEnv = (name: string, dflt: Target[]): Target[] =>
 const TARGETS = fromEnv('BENCH_KPROBES_TARGETS', ALL);
 const SCALE_TARGETS = fromEnv('BENCH_KPROBES_SCALE_TARGETS', TARGETS);
 const SCALE = [1, 100, 10_000];
+/** fib(FIB) in bench/guest/<target>/calls: ~75,000 calls, the hook reference's workload. */
+const FIB = String(Number(process.env.BENCH_KPROBES_FIB ?? 24));
 const SCALE_WRITES = Number(process.env.BENCH_KPROBES_SCALE_WRITES ?? 3000);
 /** write(2)s for 10,000 Unicorn hooks: each costs milliseconds there, so a few dozen are plenty. */
 const HEAVY_WRITES = Math.max(20, Math.floor(SCALE_WRITES / 100));
@@ -82,6 +85,8 @@ interface Variant {
   mode?: () => string;
   /** write(2)s per run (default WRITES): fewer for variants that slow every instruction down. */
   writes?: number;
+  /** Another workload: bench/guest/<target>/<program> with these arguments (the hook reference). */
+  other?: { program: string; args: string[] };
 }
 
 /** A machine shared by several variants, set up once (cold probes). */
@@ -108,7 +113,9 @@ class Bench {
       label: v.label,
       run: async () => {
         await v.apply?.(this.m, this.kprobes);
-        const proc = this.m.spawn(program(this.target), ['writes', String(v.writes ?? WRITES)]);
+        const proc = v.other
+          ? this.m.spawn(join(root, 'bench', 'guest', this.target, v.other.program), [v.other.program, ...v.other.args])
+          : this.m.spawn(program(this.target), ['writes', String(v.writes ?? WRITES)]);
         v.attach?.(proc.mm.engine);
         const before = v.hits();
         collectGarbage();
@@ -237,7 +244,7 @@ interface HitRow {
   us: number;
 }
 
-const LABELS = { hook: 'bare UC_HOOK_CODE', step: 'kprobe, stepped (pre+post)', boost: 'kprobe, boosted (pre only)', emulate: 'kprobe, emulated (call)', ret: 'kretprobe' } as const;
+const LABELS = { hook: 'bare UC_HOOK_CODE (fib entry)', step: 'kprobe, stepped (pre+post)', boost: 'kprobe, boosted (pre only)', emulate: 'kprobe, emulated (call)', ret: 'kretprobe' } as const;
 
 async function perHit(target: Target): Promise<{ unprobedMs: number; control: number; rows: HitRow[] }> {
   const b = await new Bench(target).setup();
@@ -267,11 +274,18 @@ async function perHit(target: Target): Promise<{ unprobedMs: number; control: nu
     let retMode = '';
     let rp: Kretprobe | undefined;
     const krp = new Kretprobes(k);
+    // The reference: a bare one-address code hook with an empty callback, measured where its hits
+    // dominate the run (fib's entry in bench/guest/<target>/calls, as bench/uprobes.ts measures
+    // it). On ksys_write its 3,000 hits cost ~0.7 ms in a ~25 ms run, within the run-to-run noise:
+    // the hook measured there came out anywhere from 0.03 to 0.44 µs in one afternoon.
+    const fib = readElfFileSync(join(root, 'bench', 'guest', target, 'calls')).symbolByName('fib')!.localEntry;
+    const calls = { program: 'calls', args: [FIB] };
     const variants: Array<Variant | string> = [
       { label: 'unprobed', hits: () => 0 },
       // An A/A control: the same unprobed run again. Its ratio to the first is the noise of the run.
       { label: 'unprobed again', hits: () => 0 },
-      { label: LABELS.hook, attach: (e) => void e.hookCode(() => void hookHits++, hot, hot), hits: () => hookHits, mode: () => 'hook' },
+      { label: 'calls, unprobed', hits: () => 0, other: calls },
+      { label: LABELS.hook, attach: (e) => void e.hookCode(() => void hookHits++, fib, fib), hits: () => hookHits, mode: () => 'hook', other: calls },
       probeVariant(LABELS.step, () => new Kprobe({ addr: hot, preHandler: () => 0, postHandler: () => {} })),
       // Variants that do not apply to this target are named but not run.
       boostable ? probeVariant(LABELS.boost, () => new Kprobe({ addr: hot, preHandler: () => 0 })) : LABELS.boost,
@@ -291,10 +305,10 @@ async function perHit(target: Target): Promise<{ unprobedMs: number; control: nu
     const run = variants.filter((v): v is Variant => typeof v !== 'string');
     const samples = await rounds(run.map((v) => b.rig(v)), KRUNS);
     const base = samples[0]!;
-    const rows: HitRow[] = variants.slice(2).map((v) => {
+    const rows: HitRow[] = variants.slice(3).map((v) => {
       if (typeof v === 'string') return { label: v, mode: 'n/a', hits: 0, us: NaN };
       const sm = samples[run.indexOf(v)]!;
-      return { label: v.label, mode: v.mode?.() ?? '', hits: sm.hits, us: perHitUs(sm, base) };
+      return { label: v.label, mode: v.mode?.() ?? '', hits: sm.hits, us: perHitUs(sm, typeof v !== 'string' && v.other ? samples[2]! : base) };
     });
     return { unprobedMs: low(base.ms), control: low(samples[1]!.ms) / low(base.ms), rows };
   } finally {
@@ -497,7 +511,7 @@ export async function benchKprobes(opts: { record?: boolean } = {}): Promise<Rec
     const step = byLabel(r.rows, LABELS.step).us;
     for (const row of r.rows) {
       const vsStep = row.label === LABELS.boost || row.label === LABELS.emulate ? ratio(row.us, step, 2) : '';
-      console.log(`    ${row.label.padEnd(28)} ${row.mode.padEnd(18)} ${String(row.hits || '—').padStart(5)} ${fixed(row.us, 8)} ${(row.label === LABELS.hook ? '1.0x' : ratio(row.us, hook)).padStart(8)} ${vsStep.padStart(11)}`);
+      console.log(`    ${row.label.padEnd(28)} ${row.mode.padEnd(18)} ${String(row.hits || "—").padStart(6)} ${fixed(row.us, 8)} ${(row.label === LABELS.hook ? '1.0x' : ratio(row.us, hook)).padStart(8)} ${vsStep.padStart(11)}`);
     }
     const us = (l: string) => byLabel(r.rows, l).us;
     summary.push(
