@@ -96,6 +96,8 @@ export class NativeStepTrap {
   onDone: (() => void) | undefined;
   /** Steps finished here so far (tests and benchmarks tell the two paths apart by it). */
   completed = 0;
+  /** UNIPROBE_NATIVE_STEP=0 (read when the engine opens): every step trap goes to JavaScript. */
+  readonly usable = process.env.UNIPROBE_NATIVE_STEP !== '0';
   private readonly i32: Int32Array;
   private readonly u32: Uint32Array;
   private readonly u64: BigUint64Array;

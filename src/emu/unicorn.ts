@@ -200,9 +200,9 @@ export class Engine {
     liveEngines--;
   }
 
-  /** Single-steps completed by the native trap hook (trap-hook.ts); undefined without it. */
+  /** Single-steps completed by the native trap hook (trap-hook.ts); undefined without it or with UNIPROBE_NATIVE_STEP=0. */
   get nativeSteps(): NativeStepTrap | undefined {
-    return this.traps?.step;
+    return this.traps?.step.usable ? this.traps.step : undefined;
   }
 
   // --- runs: budgets, instruction counting, refused accesses (runs.ts) -------------------------

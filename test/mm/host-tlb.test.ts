@@ -65,7 +65,7 @@ afterEach(() => {
 });
 
 describe.each(TARGETS)('%s: host reads and writes through the host TLB', (target: Target) => {
-  const arch = archFor(target);
+  const arch = archFor(target)!;
   const ps = arch.layout.pageSize;
   const P = BigInt(ps);
 

@@ -3,7 +3,7 @@
  * out-of-line copy whose post_xol only moves the PC, the step trap is handled in C and the core's
  * bookkeeping runs before any other JavaScript of the engine. It must not show:
  * - the same program, probes and runs give the same output, hit counts and retired instruction
- *   count as with every step trap going through JavaScript (UNIPROBE_NATIVE_TRAP=0), also when
+ *   count as with every step trap going through JavaScript (UNIPROBE_NATIVE_STEP=0), also when
  *   the runs are cut every few hundred instructions (a step armed when a run ends is the
  *   JavaScript path's again);
  * - the next probe hit, right behind the stepped instruction, finds the task back in
@@ -84,19 +84,20 @@ async function run(target: Target, opts: { loneSlice?: number; quantum?: number;
   }
 }
 
-const saved = process.env.UNIPROBE_NATIVE_TRAP;
-afterEach(() => {
-  if (saved === undefined) delete process.env.UNIPROBE_NATIVE_TRAP;
-  else process.env.UNIPROBE_NATIVE_TRAP = saved;
-});
+const saved = process.env.UNIPROBE_NATIVE_STEP;
+const restore = (): void => {
+  if (saved === undefined) delete process.env.UNIPROBE_NATIVE_STEP;
+  else process.env.UNIPROBE_NATIVE_STEP = saved;
+};
+afterEach(restore);
 
+/** The same with every step trap handled in JavaScript (the trap trampolines stay). */
 async function viaJavaScript(target: Target, opts: Parameters<typeof run>[1]): Promise<Outcome> {
-  process.env.UNIPROBE_NATIVE_TRAP = '0'; // read when each engine opens
+  process.env.UNIPROBE_NATIVE_STEP = '0'; // read when each engine opens
   try {
     return await run(target, opts);
   } finally {
-    if (saved === undefined) delete process.env.UNIPROBE_NATIVE_TRAP;
-    else process.env.UNIPROBE_NATIVE_TRAP = saved;
+    restore();
   }
 }
 
