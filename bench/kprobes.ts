@@ -24,7 +24,7 @@
  * 3. Registering and unregistering 1,000 probes one by one vs register/unregisterBatch.
  *
  * Environment: BENCH_RUNS (runs of section 3, default 3), BENCH_KPROBES_RUNS (rounds of
- * section 1, default max(4 × BENCH_RUNS, 12); section 2: max(3 × BENCH_RUNS, 9)), BENCH_KPROBES_WRITES (3,000), BENCH_KPROBES_SCALE_WRITES
+ * section 1, default max(4 × BENCH_RUNS, 12); section 2: max(3 × BENCH_RUNS, 9)), BENCH_KPROBES_WRITES (10,000), BENCH_KPROBES_SCALE_WRITES
  * (3,000), BENCH_KPROBES_TARGETS and BENCH_KPROBES_SCALE_TARGETS (comma lists; default all five).
  */
 import { existsSync } from 'node:fs';
@@ -49,7 +49,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const KRUNS = Number(process.env.BENCH_KPROBES_RUNS ?? Math.max(4 * RUNS, 12));
 /** Rounds of section 2 (its per-hit figures are differences too). */
 const SRUNS = Math.max(3 * RUNS, 9);
-const WRITES = Number(process.env.BENCH_KPROBES_WRITES ?? 3000);
+const WRITES = Number(process.env.BENCH_KPROBES_WRITES ?? 10000);
 const ALL: Target[] = ['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'];
 const fromEnv = (name: string, dflt: Target[]): Target[] =>
   (process.env[name] ? (process.env[name]!.split(',') as Target[]) : dflt).filter((t) => supportedTargets().includes(t));
@@ -276,7 +276,7 @@ async function perHit(target: Target): Promise<{ unprobedMs: number; control: nu
     const krp = new Kretprobes(k);
     // The reference: a bare one-address code hook with an empty callback, measured where its hits
     // dominate the run (fib's entry in bench/guest/<target>/calls, as bench/uprobes.ts measures
-    // it). On ksys_write its 3,000 hits cost ~0.7 ms in a ~25 ms run, within the run-to-run noise:
+    // it). On ksys_write, 3,000 hits cost ~0.7 ms in a ~25 ms run, within the run-to-run noise:
     // the hook measured there came out anywhere from 0.03 to 0.44 µs in one afternoon.
     const fib = readElfFileSync(join(root, 'bench', 'guest', target, 'calls')).symbolByName('fib')!.localEntry;
     const calls = { program: 'calls', args: [FIB] };
