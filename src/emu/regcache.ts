@@ -129,9 +129,15 @@ export class TrapRegisterCache {
   private readonly dirtyPtrsAt: number;
   private readonly ptrs: BigUint64Array;
   private readonly vals: BigUint64Array;
+  /** The same cells as 32-bit halves (little-endian host): compared and copied without a BigInt. */
+  private readonly vals32: Uint32Array;
+  private readonly ptrs32: Uint32Array;
+  private readonly dirtyPtrs32: Uint32Array;
+  /** Where a written value is wrapped to 64 bits (a store into a BigUint64Array wraps it). */
+  private readonly scratch64 = new BigUint64Array(1);
+  private readonly scratch32 = new Uint32Array(this.scratch64.buffer);
   private readonly dirty: Uint8Array;
   private readonly dirtyIds: Int32Array;
-  private readonly dirtyPtrs: BigUint64Array;
   private nDirty = 0;
   /** Inside a trap hook of the engine. */
   open = false;
@@ -170,8 +176,10 @@ export class TrapRegisterCache {
     this.ids = new Int32Array(buf, base + idsOff, n);
     this.ptrs = new BigUint64Array(buf, base + ptrsOff, n);
     this.dirtyIds = new Int32Array(buf, base + dIdsOff, n);
-    this.dirtyPtrs = new BigUint64Array(buf, base + dPtrsOff, n);
     this.vals = new BigUint64Array(buf, base + valsOff, n);
+    this.vals32 = new Uint32Array(buf, base + valsOff, 2 * n);
+    this.ptrs32 = new Uint32Array(buf, base + ptrsOff, 2 * n);
+    this.dirtyPtrs32 = new Uint32Array(buf, base + dPtrsOff, 2 * n);
     this.idsAt = ptr + idsOff;
     this.ptrsAt = ptr + ptrsOff;
     this.dirtyIdsAt = ptr + dIdsOff;
@@ -248,14 +256,21 @@ export class TrapRegisterCache {
    * after the breakpoint, where the trap left the PC.
    */
   write(i: number, value: bigint): void {
-    const v = this.wide[i] ? BigInt.asUintN(64, value) : BigInt.asUintN(32, value);
-    if (!this.dirty[i] && !this.always[i] && this.vals[i] === v) return;
-    this.vals[i] = v;
+    // Wrapped to the register's width through the scratch cell, compared and stored by halves:
+    // no BigInt made (reading a BigUint64Array element makes one).
+    this.scratch64[0] = value;
+    const lo = this.scratch32[0]!;
+    const hi = this.wide[i] ? this.scratch32[1]! : 0;
+    const v32 = this.vals32;
+    if (!this.dirty[i] && !this.always[i] && v32[2 * i] === lo && v32[2 * i + 1] === hi) return;
+    v32[2 * i] = lo;
+    v32[2 * i + 1] = hi;
     if (this.dirty[i]) return;
     this.dirty[i] = 1;
     const k = this.nDirty++;
     this.dirtyIds[k] = this.ids[i]!;
-    this.dirtyPtrs[k] = this.ptrs[i]!;
+    this.dirtyPtrs32[2 * k] = this.ptrs32[2 * i]!;
+    this.dirtyPtrs32[2 * k + 1] = this.ptrs32[2 * i + 1]!;
   }
 
   // --- what Engine's register accessors do while `open` ---------------------------------------

@@ -92,30 +92,37 @@ interface NativeTrap {
  * step: the same instructions run, the PC is written the same way at the same trap.
  */
 export class NativeStepTrap {
-  /** The core's completion (set once per engine by the core that arms it). */
-  onDone: (() => void) | undefined;
+  /** The core's completion, given what it armed the step for (set once per engine by the core). */
+  onDone: ((owner: unknown) => void) | undefined;
+  /** What the armed (or completed, not yet reported) step belongs to: the core's task state. */
+  private owner: unknown;
   /** Steps finished here so far (tests and benchmarks tell the two paths apart by it). */
   completed = 0;
   /** UNIPROBE_NATIVE_STEP=0 (read when the engine opens): every step trap goes to JavaScript. */
   readonly usable = process.env.UNIPROBE_NATIVE_STEP !== '0';
   private readonly i32: Int32Array;
   private readonly u32: Uint32Array;
-  private readonly u64: BigUint64Array;
 
   constructor(readonly block: { ptr: bigint; bytes: Uint8Array }) {
     const b = block.bytes;
     this.i32 = new Int32Array(b.buffer, b.byteOffset, 8);
     this.u32 = new Uint32Array(b.buffer, b.byteOffset, 8);
-    this.u64 = new BigUint64Array(b.buffer, b.byteOffset, 4);
     this.i32.fill(0);
   }
 
-  /** At trap `intno` with the PC (register `pcReg`) at `pcAt`, move the PC to `resume`. */
-  arm(intno: number, pcReg: number, pcAt: bigint, resume: bigint): void {
-    this.u32[S.intno >> 2] = intno;
+  /**
+   * At trap `intno` with the PC (register `pcReg`) at `pcAt`, move the PC to `resume`. Addresses
+   * as Numbers (user addresses, below 2^53), stored as 32-bit halves: no BigInt per hit.
+   */
+  arm(intno: number, pcReg: number, pcAt: number, resume: number, owner: unknown): void {
+    this.owner = owner;
+    const u = this.u32;
+    u[S.intno >> 2] = intno;
     this.i32[S.pcReg >> 2] = pcReg;
-    this.u64[S.pcAt >> 3] = pcAt;
-    this.u64[S.resume >> 3] = resume;
+    u[S.pcAt >> 2] = pcAt % 0x1_0000_0000;
+    u[(S.pcAt >> 2) + 1] = Math.floor(pcAt / 0x1_0000_0000);
+    u[S.resume >> 2] = resume % 0x1_0000_0000;
+    u[(S.resume >> 2) + 1] = Math.floor(resume / 0x1_0000_0000);
     this.i32[S.armed >> 2] = 1;
   }
 
@@ -128,13 +135,16 @@ export class NativeStepTrap {
     if (this.i32[S.done >> 2] === 0) return;
     this.i32[S.done >> 2] = 0;
     this.completed++;
-    this.onDone?.();
+    const owner = this.owner;
+    this.owner = undefined;
+    this.onDone?.(owner);
   }
 
   /** The run ended: an armed step that did not come is the JavaScript path's again. */
   endRun(): void {
     this.i32[S.armed >> 2] = 0;
     this.settle();
+    this.owner = undefined;
   }
 }
 

@@ -27,6 +27,11 @@ import type { XolArea } from './xol.js';
 export class UprobeTrapPath {
   /** The resume action of a hit (see `resume`). */
   private readonly action: { pc: bigint | undefined; stop?: boolean } = { pc: undefined };
+  /** A step armed by armNativeStep finished in C: the rest of handle_singlestep. */
+  private readonly nativeDone = (owner: unknown): void => {
+    const ut = owner as Utask;
+    if (ut.state === 'sstep') this.stepFinished(ut);
+  };
   /** The return instances a trampoline hit is handling (see `trampoline`). */
   private readonly group: ReturnInstance[] = [];
 
@@ -235,15 +240,13 @@ export class UprobeTrapPath {
     const ns = hit.engine.nativeSteps;
     const task = hit.task;
     if (next === undefined || !spec || !ns || task.signal.pending.set !== 0n || task.process.signal.shared.set !== 0n) return;
-    const st = this.core.state(hit.mem);
-    st.nativeStepper = ut;
-    ns.onDone ??= () => {
-      const done = st.nativeStepper;
-      st.nativeStepper = undefined;
-      if (done?.state === 'sstep') this.stepFinished(done);
-    };
-    const bits = this.machine.arch.wordSize * 8;
-    ns.arm(spec.intno, spec.pcReg, BigInt.asUintN(bits, ut.stepTrap + BigInt(spec.pcAfterTrap)), BigInt.asUintN(bits, hit.addr + BigInt(next)));
+    // User addresses: exact as Numbers; a 32-bit task's wrap at 2^32 is kept.
+    const top = this.machine.arch.wordSize === 4 ? 0x1_0000_0000 : 2 ** 64;
+    const pcAt = (Number(ut.stepTrap) + spec.pcAfterTrap) % top;
+    const resume = (Number(hit.addr) + next) % top;
+    if (!(pcAt <= Number.MAX_SAFE_INTEGER && resume <= Number.MAX_SAFE_INTEGER)) return;
+    ns.onDone = this.nativeDone;
+    ns.arm(spec.intno, spec.pcReg, pcAt, resume, ut);
   }
 
   /** handle_singlestep: the step trap behind the slot copy. */

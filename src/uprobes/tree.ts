@@ -47,8 +47,12 @@ export class UprobeTree {
   /** Non-empty sorted runs; every key of runs[i] ≤ every key of runs[i + 1]. */
   private readonly runs: Uprobe[][] = [];
   private count = 0;
-  /** inode → offset → uprobe: the same keys as the runs, changed with them. */
-  private readonly index = new Map<Inode, Map<bigint, Uprobe>>();
+  /**
+   * inode → offset → uprobe: the same keys as the runs, changed with them. Offsets as Numbers
+   * (exact: uprobe_register refuses one past the file's size); a BigInt key costs a hash of the
+   * BigInt at every hit.
+   */
+  private readonly index = new Map<Inode, Map<number, Uprobe>>();
 
   get size(): number {
     return this.count;
@@ -69,7 +73,7 @@ export class UprobeTree {
   }
 
   find(inode: Inode, offset: bigint): Uprobe | undefined {
-    return this.index.get(inode)?.get(offset);
+    return this.index.get(inode)?.get(Number(offset));
   }
 
   /** Uprobes of `inode` with first ≤ offset ≤ last, in offset order. */
@@ -104,7 +108,7 @@ export class UprobeTree {
     this.count++;
     let m = this.index.get(u.inode);
     if (!m) this.index.set(u.inode, (m = new Map()));
-    m.set(u.offset, u);
+    m.set(Number(u.offset), u);
   }
 
   /** Caller holds the treelock. Erasing a uprobe that is not in the tree does nothing. */
@@ -125,7 +129,7 @@ export class UprobeTree {
     if (run.length === 0) runs.splice(r, 1);
     else if (run.length < RUN / 4) this.mergeSmall(r);
     const m = this.index.get(u.inode);
-    if (m?.get(u.offset) === u) m.delete(u.offset);
+    if (m?.get(Number(u.offset)) === u) m.delete(Number(u.offset));
     if (m?.size === 0) this.index.delete(u.inode);
   }
 

@@ -37,8 +37,6 @@ export interface MmUprobes {
   xol: XolArea | undefined;
   /** delayed_uprobe_list entries of this mm: counters to raise once their data VMA is mapped. */
   readonly delayed: Set<Uprobe>;
-  /** The task whose step the engine's native trap hook may finish (trap.ts armNativeStep). */
-  nativeStepper?: Utask | undefined;
 }
 
 /** Hash buckets of uprobes_mmap_mutex (UPROBES_HASH_SZ). */
