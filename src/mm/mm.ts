@@ -281,9 +281,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     const filePages = req.file ? Math.max(0, Math.min(pages, req.file.inode.pageCount - req.file.pgoff)) : 0;
     const anon = pages > filePages ? allocAnonFrames(pages - filePages, this.pageSize, this.charge) : [];
     if (!anon) return -BigInt(ENOMEM);
-    const giveBack = (): void => {
-      if (anon.length > 0) anon[0]!.block.free();
-    };
+    const giveBack = (): void => void (anon.length > 0 && anon[0]!.block.free());
     let addr: bigint;
     if (req.fixed) {
       const e = fixedAddressError(this, req.addr, len);
@@ -295,16 +293,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
       if (found === undefined) return giveBack(), -BigInt(ENOMEM);
       addr = found;
     }
-    const vma = new Vma(
-      this,
-      addr,
-      addr + len,
-      req.prot,
-      { shared: req.shared, ...req.flags },
-      req.file?.inode,
-      req.file?.pgoff ?? 0,
-      req.name ?? req.file?.inode.path ?? '',
-    );
+    const vma = new Vma(this, addr, addr + len, req.prot, { shared: req.shared, ...req.flags }, req.file?.inode, req.file?.pgoff ?? 0, req.name ?? req.file?.inode.path ?? '');
     this.insertVma(vma);
     for (let i = 0; i < pages; i++) {
       const frame = i < filePages ? req.file!.inode.page(req.file!.pgoff + i)! : anon[i - filePages]!;
@@ -464,6 +453,13 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     return true;
   }
 
+  /** A copy refused over the memory limit (MmOom) marks this mm for the OOM killer; anything else is thrown on. */
+  private noteOom(e: unknown): void {
+    if (!(e instanceof MmOom)) throw e;
+    this.oom = true;
+    this.oomReason = e.message;
+  }
+
   /** Work queued while the engine ran: true when there was some (the run must go on). */
   get unsettled(): boolean {
     return this.pendingCow !== undefined || this.deferredWrites.length > 0;
@@ -487,9 +483,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
           this.breakCow(k, pte, vma);
           cow = true;
         } catch (e) {
-          if (!(e instanceof MmOom)) throw e;
-          this.oom = true; // the store cannot complete: the machine OOM-kills the process
-          this.oomReason = e.message;
+          this.noteOom(e); // the store cannot complete: the machine OOM-kills the process
         }
       }
     }
@@ -498,9 +492,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
       try {
         this.write(w.addr, w.bytes, w.force);
       } catch (e) {
-        if (!(e instanceof MmOom)) throw e;
-        this.oom = true;
-        this.oomReason = e.message;
+        this.noteOom(e);
       }
     }
     return cow;
@@ -704,9 +696,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
 
   /** Pages this mm has privately (its own copies): for tests and listings. */
   privatePageCount(): number {
-    let n = 0;
-    for (const p of this.ptes.values()) if (!p.frame.isPageCache && !p.cow) n++;
-    return n;
+    return [...this.ptes.values()].filter((p) => !p.frame.isPageCache && !p.cow).length;
   }
 
   /** The frame mapped at `addr` (tests check sharing and COW with it). */
