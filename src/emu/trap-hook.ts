@@ -126,10 +126,6 @@ export class NativeStepTrap {
     this.i32[S.armed >> 2] = 1;
   }
 
-  get armed(): boolean {
-    return this.i32[S.armed >> 2] !== 0;
-  }
-
   /** Report a completed step (if any) to the core. */
   settle(): void {
     if (this.i32[S.done >> 2] === 0) return;
