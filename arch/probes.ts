@@ -86,6 +86,12 @@ export interface PreparedInsn {
    * slot); `cpu.pcAfter` = the step trap's own.
    */
   postStep?(cpu: ProbeCpu, slotAddr: bigint, hitPcAfter?: bigint): void;
+  /**
+   * Set when postStep does nothing but put the PC here (x86's resume_singlestep of an instruction
+   * that falls through, every ppc step): a probe with no post handler may have its step finished
+   * by the engine's native trap hook (ProbeArch.nativeStepTrap). Absent: postStep runs.
+   */
+  readonly plainStepResume?: bigint;
 }
 
 /** `size` bytes of `insn` repeated: a poison fill that traps at every instruction boundary. */
@@ -143,6 +149,8 @@ export interface ProbeArch {
   readonly slotPoison: Uint8Array;
   /** What a hit reads and writes (see HitRegisters). */
   readonly hitRegisters: HitRegisters;
+  /** Where the engine's native trap hook may finish plain steps (PreparedInsn.plainStepResume); absent on sparc64. */
+  readonly nativeStepTrap?: NativeStepTrapSpec;
   /** Decode the instruction starting at bytes[0] (located at addr), or undefined when invalid. */
   decode(addr: bigint, bytes: Uint8Array): DecodedInsn | undefined;
   /**

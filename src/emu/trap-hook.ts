@@ -102,12 +102,24 @@ export class NativeStepTrap {
   readonly usable = process.env.UNIPROBE_NATIVE_STEP !== '0';
   private readonly i32: Int32Array;
   private readonly u32: Uint32Array;
+  private readonly u64: BigUint64Array;
 
   constructor(readonly block: { ptr: bigint; bytes: Uint8Array }) {
     const b = block.bytes;
     this.i32 = new Int32Array(b.buffer, b.byteOffset, 8);
     this.u32 = new Uint32Array(b.buffer, b.byteOffset, 8);
+    this.u64 = new BigUint64Array(b.buffer, b.byteOffset, 4);
     this.i32.fill(0);
+  }
+
+  /** `arm` for addresses past 2^53 (kprobes in x86-64's kernel half): stored as they are. */
+  armAt(intno: number, pcReg: number, pcAt: bigint, resume: bigint, owner: unknown): void {
+    this.owner = owner;
+    this.u32[S.intno >> 2] = intno;
+    this.i32[S.pcReg >> 2] = pcReg;
+    this.u64[S.pcAt >> 3] = pcAt;
+    this.u64[S.resume >> 3] = resume;
+    this.i32[S.armed >> 2] = 1;
   }
 
   /**

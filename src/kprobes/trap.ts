@@ -15,6 +15,7 @@ import type { KprobeHitState, ProbeCpu } from '../../arch/probes.js';
 import type { TrapAction } from '../../arch/types.js';
 import type { BreakpointHit } from '../kernel/machine.js';
 import type { Task } from '../kernel/task.js';
+import type { ExecContext } from '../sync/context.js';
 import { UniprobeError } from '../errors.js';
 import { isAggr, type HandlerCalls, type Kprobe } from './kprobe.js';
 import type { Kprobes } from './kprobes.js';
@@ -42,6 +43,8 @@ interface Ctlblk {
   stepSlot: bigint;
   stepTrap: bigint | undefined;
   hitPcAfter: bigint | undefined;
+  /** The stepping task's context while the engine may finish its step natively (armNativeStep). */
+  stepCtx: ExecContext | undefined;
   /**
    * pt_regs and the CPU view of the current (non-reentrant) hit, rebound at each one: valid
    * while its handlers run, like the pt_regs pointer Linux hands them.
@@ -50,12 +53,21 @@ interface Ctlblk {
   readonly cpu: HitCpu;
 }
 
+/** Does the owner at an address have a post handler (its own, or any child's for an aggregate)? */
+function hasPostHandler(p: Kprobe): boolean {
+  if (!isAggr(p)) return p.postHandler !== undefined;
+  const cs = p.children;
+  for (let i = 0; i < cs.length; i++) if (cs[i]!.postHandler) return true;
+  return false;
+}
+
 function resetCtlblk(kcb: Ctlblk): void {
   kcb.status = KPROBE_STATUS.NONE;
   kcb.current = kcb.prevKp = kcb.stepping = undefined;
   kcb.prevStatus = KPROBE_STATUS.NONE;
   kcb.stepSlot = 0n;
   kcb.stepTrap = kcb.hitPcAfter = undefined;
+  kcb.stepCtx = undefined;
 }
 
 export class KprobeTrapPath {
@@ -74,6 +86,7 @@ export class KprobeTrapPath {
       stepSlot: 0n,
       stepTrap: undefined,
       hitPcAfter: undefined,
+      stepCtx: undefined,
       regs: new ProbeRegs(machine.arch, undefined!, undefined!, undefined!, c.id, 0n),
       cpu: { engine: undefined!, mem: undefined!, pcAfter: undefined },
     }));
@@ -317,8 +330,40 @@ export class KprobeTrapPath {
     // Tests may force a switch between the trap and the step: the run ends with the PC on the
     // slot; the task stays pinned (atomic) and resumes there.
     if (this.machine.sync.sched.forcedSwitch('kprobe:before-step', hit.task.kctx)) return { pc: ai.slot, stop: true };
+    if (!reenter && prep.plainStepResume !== undefined && !hasPostHandler(p)) this.armNativeStep(hit, kcb, ai.stepTrap!, prep.plainStepResume);
     return this.resume(ai.slot!);
   }
+
+  /**
+   * A step whose fix-up only moves the PC, of a probe with no post handler, may be finished by the
+   * engine's native trap hook (src/emu/trap-hook.ts NativeStepTrap): it puts the PC at `resume`
+   * at the step trap, as postStep would, and `nativeDone` does the rest of the step's end (the
+   * control block back to idle, the RCU read side left) before any other JavaScript of the engine
+   * runs — the next trap hook, or the end of the run — so nothing can see the vCPU in between.
+   * A reentered step keeps the JavaScript path (its end restores the interrupted hit).
+   */
+  private armNativeStep(hit: BreakpointHit, kcb: Ctlblk, stepTrap: bigint, resume: bigint): void {
+    const spec = this.core.arch.nativeStepTrap;
+    const ns = hit.engine.nativeSteps;
+    if (!spec || !ns) return;
+    kcb.stepCtx = hit.task.kctx;
+    ns.onDone = this.nativeDone;
+    ns.armAt(spec.intno, spec.pcReg, stepTrap + BigInt(spec.pcAfterTrap), resume, kcb);
+  }
+
+  /** The end of a natively finished step: what stepDone → finishHit → leave do, with no post handler. */
+  private readonly nativeDone = (owner: unknown): void => {
+    const kcb = owner as Ctlblk;
+    const ctx = kcb.stepCtx;
+    if (kcb.stepping === undefined || ctx === undefined) return;
+    kcb.stepping = undefined;
+    kcb.stepTrap = undefined;
+    kcb.hitPcAfter = undefined;
+    kcb.stepCtx = undefined;
+    kcb.current = undefined;
+    kcb.status = KPROBE_STATUS.NONE;
+    this.machine.sync.rcu.readUnlock(ctx);
+  };
 
   private stepDone(hit: BreakpointHit, kcb: Ctlblk): TrapAction {
     const p = kcb.stepping!;

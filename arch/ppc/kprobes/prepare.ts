@@ -63,5 +63,6 @@ export function preparePpcKprobe(insn: DecodedInsn, bits: 32 | 64): PreparedInsn
     // Nothing the copy did depends on where it ran (branches and addpcis were emulated): only the
     // PC goes back, to the instruction after the probe.
     postStep: (cpu: ProbeCpu) => cpu.engine.regWrite(R.PC, next),
+    plainStepResume: next,
   };
 }

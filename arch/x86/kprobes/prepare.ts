@@ -78,5 +78,6 @@ export function prepareX86Kprobe(
     // resume_singlestep maps the IP after the copy (slot + len) back to addr + len. Only
     // instructions that fall through are ever stepped, so that is where execution continues.
     postStep: (cpu: ProbeCpu) => cpu.engine.regWrite(regs.ip, resume),
+    plainStepResume: resume,
   };
 }
