@@ -124,7 +124,7 @@ describe.each(TARGETS)('%s: kprobe steps finished by the native trap hook', (tar
       const { native: j, plain: _p, ...seenJs } = js;
       expect(seen).toEqual(seenJs);
       expect(j).toBe(0);
-      if (plain) expect(n).toBeGreaterThan(native.hits[0] / 2);
+      if (plain) expect(n).toBeGreaterThan(native.hits[0]! / 2);
       else expect(n).toBe(0);
       expect(plain).toBe(target !== 'sparc64');
     }
