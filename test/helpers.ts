@@ -88,3 +88,18 @@ export function corpusFixture(file: string): boolean {
   if (file.endsWith('-nolibc')) return FULL || CORPUS_PROGRAMS.has(file.slice(0, -'-nolibc'.length));
   return FULL && file.endsWith('-nolibc-O1');
 }
+
+/**
+ * `fn` with environment variable `name` set to `value` (read by what `fn` opens, e.g. an engine's
+ * UNIPROBE_NATIVE_STEP), put back as it was afterwards, also when `fn` throws.
+ */
+export async function withEnv<T>(name: string, value: string, fn: () => Promise<T>): Promise<T> {
+  const saved = process.env[name];
+  process.env[name] = value;
+  try {
+    return await fn();
+  } finally {
+    if (saved === undefined) delete process.env[name];
+    else process.env[name] = saved;
+  }
+}

@@ -6,6 +6,7 @@
 import { errnoTranslator } from '../../src/kernel/errno.js';
 import { PPC_ERRNO } from './errno.js';
 import type { Engine } from '../../src/emu/unicorn.js';
+import type { NativeStepTrapSpec } from '../probes.js';
 import { SIG, type Arch, type AuxvContext, type GuestFault, type TrapAction, type TrapSink } from '../types.js';
 import { UC_PPC_REG as R } from './ucregs.js';
 import { emulatePrivileged } from './emulate.js';
@@ -17,6 +18,12 @@ import { emulatePrivileged } from './emulate.js';
  * a program check on a CPU without a hypervisor, but the hook sees the raw number.
  */
 export const PPC_EXCP = { DSI: 2, ISI: 3, ALIGN: 5, PROGRAM: 6, FPU: 7, SYSCALL: 8, HV_EMU: 96 } as const;
+
+/**
+ * The step trap behind a probe's slot copy (kprobes and uprobes alike) as the engine's native trap
+ * hook sees it: a `trap` word, a program check, with the PC 4 bytes past it (installPpcTrapHooks).
+ */
+export const PPC_STEP_TRAP: NativeStepTrapSpec = { intno: PPC_EXCP.PROGRAM, pcReg: R.PC, pcAfterTrap: 4 };
 
 /** `tw 31,0,0`: the kprobe/uprobe breakpoint (BREAKPOINT_INSTRUCTION). */
 export const PPC_BREAKPOINT = 0x7fe00008;

@@ -2,11 +2,18 @@
  * Facts shared by x86-64 and i386: exception vectors and how Linux turns them into signals.
  */
 import type { Engine } from '../../src/emu/unicorn.js';
+import type { NativeStepTrapSpec } from '../probes.js';
 import { SIG, type GuestFault, type TrapAction, type TrapSink } from '../types.js';
 
 /** Vector used by the guest kernel image's hypercall stub (`int $0x81`, fixtures/kernel/ABI.md). */
 export const HYPERCALL_VECTOR = 0x81;
 export const BREAKPOINT_VECTOR = 3; // int3
+
+/**
+ * The step trap behind a probe's slot copy (kprobes and uprobes alike) as the engine's native trap
+ * hook sees it: the slot's trailing int3, vector 3, the IP (register `ip`) one byte past it.
+ */
+export const x86StepTrap = (ip: number): NativeStepTrapSpec => ({ intno: BREAKPOINT_VECTOR, pcReg: ip, pcAfterTrap: 1 });
 export const INT80_VECTOR = 0x80;
 
 /**

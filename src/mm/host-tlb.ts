@@ -23,6 +23,15 @@ const ENTRIES = 8;
 /** Addresses up to here convert to a Number exactly; above (x86-64's kernel half) stay slow. */
 const SAFE_LIMIT = 1n << 53n;
 
+/**
+ * Copy `n` bytes from `src` at `from` to `dst` at `to`. Words go by loop: a `subarray` view is an
+ * object made per access, and the host's accesses of guest memory are mostly words.
+ */
+export function copyBytes(dst: Uint8Array, to: number, src: Uint8Array, from: number, n: number): void {
+  if (n > 16) dst.set(src.subarray(from, from + n), to);
+  else for (let j = 0; j < n; j++) dst[to + j] = src[from + j]!;
+}
+
 /** May a plain host write go straight to this page: its VMA allows writes, it is not COW, not text. */
 export function plainlyWritable(prot: number | undefined, cow: boolean): boolean {
   return prot !== undefined && (prot & PROT.WRITE) !== 0 && (prot & PROT.EXEC) === 0 && !cow;
@@ -70,33 +79,38 @@ export class HostTlb {
     this.writable[i] = writable ? 1 : 0;
   }
 
-  /** Copy `out.length` bytes at `addr` into `out`; false (nothing copied) unless one cached page holds them. */
-  read(addr: number, out: Uint8Array): boolean {
+  /** The entry of the last `find`. */
+  private hit = 0;
+
+  /**
+   * Where [addr, addr + len) lies on the host when one cached page holds it (and, for `write`,
+   * may be written plainly): its index in `bytes[this.hit]`, else -1.
+   */
+  private find(addr: number, len: number, write: boolean): number {
     const ps = this.pageSize;
     const vpn = Math.floor(addr / ps);
     const i = vpn % ENTRIES;
     const off = addr - vpn * ps;
+    if (this.vpn[i] !== vpn || off + len > ps || (write && this.writable[i] === 0)) return -1;
+    this.hit = i;
+    return this.base[i]! + off;
+  }
+
+  /** Copy `out.length` bytes at `addr` into `out`; false (nothing copied) unless one cached page holds them. */
+  read(addr: number, out: Uint8Array): boolean {
     const len = out.length;
-    if (this.vpn[i] !== vpn || off + len > ps) return false;
-    const src = this.bytes[i]!;
-    const at = this.base[i]! + off;
-    if (len > 16) out.set(src.subarray(at, at + len));
-    else for (let j = 0; j < len; j++) out[j] = src[at + j]!;
+    const at = this.find(addr, len, false);
+    if (at < 0) return false;
+    copyBytes(out, 0, this.bytes[this.hit]!, at, len);
     return true;
   }
 
   /** Store `data` at `addr`; false (nothing stored) unless one cached page holds it and is plainly writable. */
   write(addr: number, data: Uint8Array): boolean {
-    const ps = this.pageSize;
-    const vpn = Math.floor(addr / ps);
-    const i = vpn % ENTRIES;
-    const off = addr - vpn * ps;
     const len = data.length;
-    if (this.vpn[i] !== vpn || this.writable[i] === 0 || off + len > ps) return false;
-    const dst = this.bytes[i]!;
-    const at = this.base[i]! + off;
-    if (len > 16) dst.set(data, at);
-    else for (let j = 0; j < len; j++) dst[at + j] = data[j]!;
+    const at = this.find(addr, len, true);
+    if (at < 0) return false;
+    copyBytes(this.bytes[this.hit]!, at, data, 0, len);
     return true;
   }
 }

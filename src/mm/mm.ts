@@ -12,13 +12,11 @@
  * - Changing guest text from the host flushes this engine's translations for the range (the
  *   emulator's flush_icache_range); callers must not do it while the engine is running
  *   (see DESIGN: patching happens between quanta).
- * - The engine's mappings never change while it runs: Unicorn 2.0.1 crashed the host when a
- *   region was unmapped from inside a hook (measured: a COW remap in a WRITE_PROT hook, then a
- *   guest store, segfaults in a softmmu helper; 2.1.1's store helper still uses the region it
- *   looked up before calling the hook, docs/unicorn.md). So a guest write to a COW page ends the run
- *   (`pendingCow`), a host write that needs a copy while the engine runs is queued
- *   (`deferredWrites`), and `settle()` does both once the run has returned. The guest cannot
- *   tell: it is stopped on the faulting instruction, or right after the system call.
+ * - The engine's mappings never change while it runs: a region unmapped from inside a hook
+ *   crashes the host (a store helper still uses the region it looked up before calling the hook:
+ *   docs/unicorn.md). So a guest write to a COW page ends the run (`pendingCow`), a host write
+ *   that needs a copy while the engine runs is queued (`deferredWrites`), and `settle()` does both
+ *   once the run has returned: the guest is stopped on the faulting insn or after the syscall.
  */
 import { openEngine } from '../../arch/engine.js';
 import { Engine, UC_HOOK, UC_PROT } from '../emu/unicorn.js';
@@ -28,7 +26,7 @@ import { PageFrame, allocAnonFrames } from './page.js';
 import type { MemCharge } from './charge.js';
 import { COLLAPSE_AT, MAX_ENGINE_REGIONS, RegionMap } from './regions.js';
 import { GuestWords } from './words.js';
-import { HostTlb, plainlyWritable } from './host-tlb.js';
+import { copyBytes, HostTlb, plainlyWritable } from './host-tlb.js';
 import { MmFault, MmOom } from './fault.js';
 import { PROT, Vma } from './vma.js';
 import type { RmapLock } from './rmap-lock.js';
@@ -511,11 +509,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     if (an >= 0 && this.tlb.read(an, out)) return out;
     this.checkUserCopy(addr, len);
     const kern = kernelMappingAt(this.kernel, addr, len);
-    if (kern) {
-      const src = kern.k.mem.bytes, at = kern.off; // words by loop: a subarray is an object per read
-      if (len > 16) out.set(src.subarray(at, at + len)); else for (let i = 0; i < len; i++) out[i] = src[at + i]!;
-      return out;
-    }
+    if (kern) return (copyBytes(out, 0, kern.k.mem.bytes, kern.off, len), out);
     let done = 0;
     while (done < len) {
       const a = done === 0 ? addr : addr + BigInt(done);
@@ -523,8 +517,8 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
       if (!pte) throw new MmFault(a, 'read of unmapped memory');
       const off = Number(BigInt.asUintN(Number(this.pageShift), a));
       const n = Math.min(len - done, this.pageSize - off);
-      const src = pte.frame.block.mem.bytes, at = pte.frame.offset + off; // no page view: probe hits read words
-      if (n > 16) out.set(src.subarray(at, at + n), done); else for (let i = 0; i < n; i++) out[done + i] = src[at + i]!;
+      const src = pte.frame.block.mem.bytes;
+      copyBytes(out, done, src, pte.frame.offset + off, n);
       if (an >= 0 && n === len) this.tlb.enter(an, src, pte.frame.offset, plainlyWritable(this.findVma(a)?.prot, pte.cow));
       done += n;
     }

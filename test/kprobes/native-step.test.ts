@@ -10,14 +10,14 @@
  * - after the run no task is left pinned or inside an RCU read-side section;
  * - the native path is taken on x86 and ppc, never on sparc64.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { Machine } from '../../src/kernel/machine.js';
 import { Kprobes } from '../../src/kprobes/kprobes.js';
 import { Kprobe } from '../../src/kprobes/kprobe.js';
 import { isRefusal } from '../../arch/probes.js';
 import type { Target } from '../../arch/types.js';
-import { repoRoot, supported } from '../helpers.js';
+import { repoRoot, supported, withEnv } from '../helpers.js';
 
 const TARGETS = (['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'] as const).filter((t) => supported.has(t));
 const WRITES = '300';
@@ -85,13 +85,6 @@ async function run(target: Target, opts: { loneSlice?: number; quantum?: number;
   }
 }
 
-const saved = process.env.UNIPROBE_NATIVE_STEP;
-const restore = (): void => {
-  if (saved === undefined) delete process.env.UNIPROBE_NATIVE_STEP;
-  else process.env.UNIPROBE_NATIVE_STEP = saved;
-};
-afterEach(restore);
-
 describe.each(TARGETS)('%s: kprobe steps finished by the native trap hook', (target) => {
   it('change nothing the program or the probes see, with long runs and with runs cut every few hundred instructions', async () => {
     // The stepped site of the write path hit most (x86-64 boosts all of it but do_syscall's exit
@@ -113,8 +106,7 @@ describe.each(TARGETS)('%s: kprobe steps finished by the native trap hook', (tar
     if (target !== 'x86_64') expect(most).toBeGreaterThan(Number(WRITES));
     for (const opts of [{}, { loneSlice: 1, quantum: 300, seed: 5 }]) {
       const native = await run(target, opts, pair);
-      process.env.UNIPROBE_NATIVE_STEP = '0'; // read when each engine opens
-      const js = await run(target, opts, pair).finally(restore);
+      const js = await withEnv('UNIPROBE_NATIVE_STEP', '0', () => run(target, opts, pair)); // read when each engine opens
       expect(native.hits[0]).toBe(most);
       // The next instruction's probe is hit as often, and never as a reentry.
       expect(native.hits[1]).toBe(native.hits[0]);

@@ -11,7 +11,7 @@
  * - the native path is really taken where the arch allows it (x86, ppc), and never on sparc64,
  *   whose step trap also carries the delay-slot NPC.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { Machine } from '../../src/kernel/machine.js';
 import { readElfFileSync } from '../../src/elf/index.js';
@@ -19,7 +19,7 @@ import { Uprobes } from '../../src/uprobes/index.js';
 import type { Utask } from '../../src/uprobes/utask.js';
 import { isRefusal } from '../../arch/probes.js';
 import type { Target } from '../../arch/types.js';
-import { repoRoot, supported } from '../helpers.js';
+import { repoRoot, supported, withEnv } from '../helpers.js';
 
 const TARGETS = (['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'] as const).filter((t) => supported.has(t));
 
@@ -84,22 +84,9 @@ async function run(target: Target, opts: { loneSlice?: number; quantum?: number;
   }
 }
 
-const saved = process.env.UNIPROBE_NATIVE_STEP;
-const restore = (): void => {
-  if (saved === undefined) delete process.env.UNIPROBE_NATIVE_STEP;
-  else process.env.UNIPROBE_NATIVE_STEP = saved;
-};
-afterEach(restore);
-
 /** The same with every step trap handled in JavaScript (the trap trampolines stay). */
-async function viaJavaScript(target: Target, opts: Parameters<typeof run>[1]): Promise<Outcome> {
-  process.env.UNIPROBE_NATIVE_STEP = '0'; // read when each engine opens
-  try {
-    return await run(target, opts);
-  } finally {
-    restore();
-  }
-}
+const viaJavaScript = (target: Target, opts: Parameters<typeof run>[1]): Promise<Outcome> =>
+  withEnv('UNIPROBE_NATIVE_STEP', '0', () => run(target, opts)); // read when each engine opens
 
 describe.each(TARGETS)('%s: steps finished by the native trap hook', (target) => {
   it('change nothing the program or the probes see, with long runs and with runs cut every few hundred instructions', async () => {

@@ -14,7 +14,7 @@ import type { Arch } from '../../types.js';
 import { optprobesNotSupported, type DecodedInsn, type PreparedInsn, type ProbeArch, type ProbeCpu, type ProbeRefusal } from '../../probes.js';
 import { poisonFill } from '../../probes.js';
 import { UC_PPC_REG as R } from '../ucregs.js';
-import { PPC_BREAKPOINT, PPC_EXCP } from '../common.js';
+import { PPC_BREAKPOINT, PPC_STEP_TRAP } from '../common.js';
 import { disasmText, wordText, be32, wordsBytes } from './disasm.js';
 import { PPC_SLOT_SIZE, preparePpcKprobe } from './prepare.js';
 import { ppcHitRegisters } from './emulate.js';
@@ -44,8 +44,7 @@ export function ppcProbeArch(arch: Arch): ProbeArch {
     // The breakpoint again and again: a CPU stepping a freed slot traps wherever it is.
     slotPoison: poisonFill(wordsBytes(PPC_BREAKPOINT), PPC_SLOT_SIZE),
     hitRegisters: ppcHitRegisters(bits),
-    // The step trap is a `trap` word: a program check, with the PC 4 bytes past it (common.ts).
-    nativeStepTrap: { intno: PPC_EXCP.PROGRAM, pcReg: R.PC, pcAfterTrap: 4 },
+    nativeStepTrap: PPC_STEP_TRAP,
     decode,
     // powerpc has no can_probe(): every address passes here and arch_prepare_kprobe refuses a
     // misaligned one with -EINVAL (not x86's -EILSEQ).

@@ -38,7 +38,7 @@ import type { Arch } from '../../types.js';
 import type { DecodedInsn, PreparedUprobe, ProbeCpu, ProbeRefusal, UprobeArch } from '../../probes.js';
 import { poisonFill } from '../../probes.js';
 import { UC_PPC_REG as R } from '../ucregs.js';
-import { PPC_BREAKPOINT, PPC_EXCP, isPpcTrap } from '../common.js';
+import { PPC_BREAKPOINT, PPC_STEP_TRAP, isPpcTrap } from '../common.js';
 import { applyAddpcis, applyBranch, ppcHitRegisters } from '../kprobes/emulate.js';
 import { BO, bo, bi, branchClass, cannotSingleStep, isAddpcis, isBctar, isPrefix, lkBit } from '../kprobes/tables.js';
 import { be32, disasmText, wordText, wordsBytes } from '../kprobes/disasm.js';
@@ -154,8 +154,7 @@ export function ppcUprobeArch(arch: Arch): UprobeArch {
     xolPoison: poisonFill(wordsBytes(PPC_BREAKPOINT), PPC_XOL_SLOT_BYTES),
     hitRegisters: ppcHitRegisters(bits),
     isTrapInsn: (bytes) => bytes.length >= 4 && isPpcTrap(be32(bytes), is64),
-    // The step trap is a `trap` word: a program check, with the PC 4 bytes past it (common.ts).
-    nativeStepTrap: { intno: PPC_EXCP.PROGRAM, pcReg: R.PC, pcAfterTrap: 4 },
+    nativeStepTrap: PPC_STEP_TRAP,
     analyzeUprobe,
     hijackUserReturn(cpu, trampoline) {
       const orig = cpu.engine.regRead(R.LR);

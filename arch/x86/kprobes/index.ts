@@ -11,7 +11,7 @@ import { decodeX86, EMULATE_PREFIX_LEN, MAX_INSN_LEN } from './decode.js';
 import { REGS_32, REGS_64, x86HitRegisters } from './emulate.js';
 import { prepareX86Kprobe } from './prepare.js';
 import { INT3, SLOT_SIZE } from './tables.js';
-import { BREAKPOINT_VECTOR } from '../common.js';
+import { x86StepTrap } from '../common.js';
 import { x86OptProbeArch } from './optimize.js';
 
 export { decodeX86, type X86Insn } from './decode.js';
@@ -58,8 +58,7 @@ export function x86ProbeArch(arch: Arch): ProbeArch {
     // The breakpoint again and again: a CPU stepping a freed slot traps wherever it is.
     slotPoison: poisonFill(Uint8Array.of(INT3), SLOT_SIZE),
     hitRegisters: x86HitRegisters(regs),
-    // The step trap is the slot's trailing int3: vector 3, the IP one byte past it.
-    nativeStepTrap: { intno: BREAKPOINT_VECTOR, pcReg: regs.ip, pcAfterTrap: 1 },
+    nativeStepTrap: x86StepTrap(regs.ip),
     decode: (addr, bytes) => decodeX86(addr, bytes, long),
     isInsnBoundary(read, funcStart, addr) {
       // can_probe: decode from the symbol's start; the walk must land exactly on addr.

@@ -17,7 +17,7 @@ import type { Arch } from '../../types.js';
 import { REGS_32, REGS_64, x86HitRegisters } from '../kprobes/emulate.js';
 import { analyzeX86Uprobe } from './prepare.js';
 import { INT3, MAX_UINSN_BYTES, XOL_SLOT_BYTES } from './tables.js';
-import { BREAKPOINT_VECTOR } from '../common.js';
+import { x86StepTrap } from '../common.js';
 
 export { ERRNO } from './tables.js';
 
@@ -42,8 +42,7 @@ export function x86UprobeArch(arch: Arch): UprobeArch {
     xolPoison: poisonFill(Uint8Array.of(INT3), XOL_SLOT_BYTES),
     hitRegisters: x86HitRegisters(base),
     isTrapInsn: (bytes) => bytes[0] === INT3,
-    // The step trap is the slot's trailing int3: vector 3, the IP one byte past it.
-    nativeStepTrap: { intno: BREAKPOINT_VECTOR, pcReg: base.ip, pcAfterTrap: 1 },
+    nativeStepTrap: x86StepTrap(base.ip),
     analyzeUprobe: (vaddr, bytes) => analyzeX86Uprobe(vaddr, bytes, regs),
     hijackUserReturn(cpu, trampoline) {
       const sp = cpu.engine.regRead(regs.sp);
