@@ -149,7 +149,7 @@ export interface ProbeArch {
   readonly slotPoison: Uint8Array;
   /** What a hit reads and writes (see HitRegisters). */
   readonly hitRegisters: HitRegisters;
-  /** Where the engine's native trap hook may finish plain steps (PreparedInsn.plainStepResume); absent on sparc64. */
+  /** Where the engine's native trap hook may finish plain steps (PreparedInsn.plainStepResume); absent: never. */
   readonly nativeStepTrap?: NativeStepTrapSpec;
   /** Decode the instruction starting at bytes[0] (located at addr), or undefined when invalid. */
   decode(addr: bigint, bytes: Uint8Array): DecodedInsn | undefined;
@@ -266,6 +266,13 @@ export interface NativeStepTrapSpec {
   readonly intno: number;
   readonly pcReg: number;
   readonly pcAfterTrap: number;
+  /**
+   * The breakpoint hit's `pcAfter` is the probed instruction's architectural next PC (sparc64's
+   * NPC), which a plain step continues from: only a hit whose pcAfter is the plain resume address
+   * (the instruction runs in sequence) may be finished natively. A probe in a delay slot goes on
+   * at the pending branch target instead, which the fix-up in JavaScript takes from the hit.
+   */
+  readonly hitPcAfterIsNext?: boolean;
 }
 
 /**
@@ -310,8 +317,7 @@ export interface UprobeArch {
   userSp(cpu: ProbeCpu): bigint;
   /**
    * Where the engine's native trap hook may finish plain steps (PreparedUprobe.plainStepNext)
-   * itself; absent: every step trap goes through the JavaScript trap path (sparc64, whose step
-   * trap also carries the delay-slot NPC).
+   * itself; absent: every step trap goes through the JavaScript trap path.
    */
   readonly nativeStepTrap?: NativeStepTrapSpec;
 }

@@ -8,6 +8,7 @@
 import type { Engine } from '../../src/emu/unicorn.js';
 import { UniprobeError } from '../../src/errors.js';
 import { type TrapSink } from '../types.js';
+import type { NativeStepTrapSpec } from '../probes.js';
 import { SyscallTable } from '../syscall-table.js';
 import { UC_SPARC_REG as R } from './ucregs.js';
 import { SYSCALLS_SPARC64 } from './syscalls-sparc64.js';
@@ -57,6 +58,15 @@ export const TT = {
   FILL: 0xc0, // fill_n_normal: restore, return
   TRAP: 0x100, // + software trap number (Tcc)
 } as const;
+
+/**
+ * A probe's step trap (`ta n` behind the copy in its slot) as the engine's native trap hook sees
+ * it: intno TT.TRAP + n with the PC still on the `ta` (traps.ts reads it there too). An
+ * unconditional `ta` ends QEMU's translated block, so the host skipping the JavaScript trap path
+ * leaves no instruction count to give back (traps.ts's blockLeftAt finds none there either), and
+ * the register windows are untouched: the host holds none while the guest runs (windows.ts).
+ */
+export const sparcStepTrap = (n: number): NativeStepTrapSpec => ({ intno: TT.TRAP + n, pcReg: R.PC, pcAfterTrap: 0, hitPcAfterIsNext: true });
 
 /** Software trap numbers (`ta N`). */
 export const ST = {

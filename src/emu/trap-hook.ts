@@ -131,10 +131,14 @@ export class NativeStepTrap {
     const u = this.u32;
     u[S.intno >> 2] = intno;
     this.i32[S.pcReg >> 2] = pcReg;
-    u[S.pcAt >> 2] = pcAt % 0x1_0000_0000;
-    u[(S.pcAt >> 2) + 1] = Math.floor(pcAt / 0x1_0000_0000);
-    u[S.resume >> 2] = resume % 0x1_0000_0000;
-    u[(S.resume >> 2) + 1] = Math.floor(resume / 0x1_0000_0000);
+    // Halves without a floating-point remainder: `>>> 0` is the low word of an integer below
+    // 2^53, and what is left divides by 2^32 exactly.
+    const pcLo = pcAt >>> 0;
+    const resumeLo = resume >>> 0;
+    u[S.pcAt >> 2] = pcLo;
+    u[(S.pcAt >> 2) + 1] = (pcAt - pcLo) / 0x1_0000_0000;
+    u[S.resume >> 2] = resumeLo;
+    u[(S.resume >> 2) + 1] = (resume - resumeLo) / 0x1_0000_0000;
     this.i32[S.armed >> 2] = 1;
   }
 

@@ -345,7 +345,7 @@ export class KprobeTrapPath {
   private armNativeStep(hit: BreakpointHit, kcb: Ctlblk, stepTrap: bigint, resume: bigint): void {
     const spec = this.core.arch.nativeStepTrap;
     const ns = hit.engine.nativeSteps;
-    if (!spec || !ns) return;
+    if (!spec || !ns || (spec.hitPcAfterIsNext && hit.pcAfter !== resume)) return;
     kcb.stepCtx = hit.task.kctx;
     ns.onDone = this.nativeDone;
     ns.armAt(spec.intno, spec.pcReg, stepTrap + BigInt(spec.pcAfterTrap), resume, kcb);

@@ -240,11 +240,15 @@ export class UprobeTrapPath {
     const ns = hit.engine.nativeSteps;
     const task = hit.task;
     if (next === undefined || !spec || !ns || task.signal.pending.set !== 0n || task.process.signal.shared.set !== 0n) return;
-    // User addresses: exact as Numbers; a 32-bit task's wrap at 2^32 is kept.
-    const top = this.machine.arch.wordSize === 4 ? 0x1_0000_0000 : 2 ** 64;
-    const pcAt = (Number(ut.stepTrap) + spec.pcAfterTrap) % top;
-    const resume = (Number(hit.addr) + next) % top;
-    if (!(pcAt <= Number.MAX_SAFE_INTEGER && resume <= Number.MAX_SAFE_INTEGER)) return;
+    if (spec.hitPcAfterIsNext && hit.pcAfter !== hit.addr + BigInt(next)) return;
+    // User addresses: exact as Numbers; a 32-bit task's wrap at 2^32 is kept (`>>> 0` is exact
+    // below 2^53 and, unlike `%`, no floating-point remainder call).
+    let pcAt = Number(ut.stepTrap) + spec.pcAfterTrap;
+    let resume = Number(hit.addr) + next;
+    if (this.machine.arch.wordSize === 4) {
+      pcAt >>>= 0;
+      resume >>>= 0;
+    } else if (!(pcAt <= Number.MAX_SAFE_INTEGER && resume <= Number.MAX_SAFE_INTEGER)) return;
     ns.onDone = this.nativeDone;
     ns.arm(spec.intno, spec.pcReg, pcAt, resume, ut);
   }

@@ -16,7 +16,8 @@ import { poisonFill } from '../../probes.js';
 import { STACK_BIAS } from '../isa.js';
 import { UC_SPARC_REG as R } from '../ucregs.js';
 import { be32, disasmText, wordText, wordsBytes } from '../../ppc/kprobes/disasm.js';
-import { KPROBE_BP } from './tables.js';
+import { KPROBE_BP, KPROBE_STEP } from './tables.js';
+import { sparcStepTrap } from '../cpu.js';
 import { SPARC_SLOT_SIZE, prepareSparcKprobe } from './prepare.js';
 import { SPARC_HIT_REGISTERS } from './fixup.js';
 
@@ -43,6 +44,7 @@ export function sparcProbeArch(arch: Arch): ProbeArch {
     // The breakpoint again and again: a CPU stepping a freed slot traps wherever it is.
     slotPoison: poisonFill(wordsBytes(KPROBE_BP), SPARC_SLOT_SIZE),
     hitRegisters: SPARC_HIT_REGISTERS,
+    nativeStepTrap: sparcStepTrap(KPROBE_STEP & 0x7f),
     decode,
     isInsnBoundary: (_read, _funcStart, addr) => (addr & 3n) === 0n,
     prepareKprobe(addr: bigint, bytes: Uint8Array): PreparedInsn | ProbeRefusal {

@@ -74,6 +74,9 @@ export function prepareSparcKprobe(insn: DecodedInsn): PreparedInsn | ProbeRefus
     mode: 'step',
     stepTrapOffset: SPARC_STEP_TRAP_OFFSET,
     slotBytes: () => wordsBytes(copy, KPROBE_STEP),
+    // Not a DCTI: postStep only resumes at the hit's next PC, addr + 4 outside a delay slot (the
+    // native hook is told to check that: sparcStepTrap).
+    ...(dctiClass(w) === undefined ? { plainStepResume: u64(addr + 4n) } : {}),
     postStep(cpu: ProbeCpu, slot: bigint, hitPcAfter?: bigint) {
       const tnpc = cpu.pcAfter;
       if (tnpc === undefined && dctiClass(w) !== undefined) {

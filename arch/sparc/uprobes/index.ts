@@ -45,6 +45,7 @@ import { poisonFill } from '../../probes.js';
 import * as isa from '../isa.js';
 import { UC_SPARC_REG as R } from '../ucregs.js';
 import { sparcResumeAt } from '../sparc64.js';
+import { sparcStepTrap } from '../cpu.js';
 import { be32, disasmText, wordText, wordsBytes } from '../../ppc/kprobes/disasm.js';
 import { ANNUL, dctiClass } from '../kprobes/tables.js';
 import { R32, SPARC_HIT_REGISTERS, applyLink, resumeAfterStep } from '../kprobes/fixup.js';
@@ -101,6 +102,9 @@ export function sparcUprobeArch(arch: Arch): UprobeArch {
         : {}),
       slotBytes: () => slot.slice(),
       stepTrapOffset: SPARC_UPROBE_STEP_TRAP_OFFSET,
+      // Not a DCTI, not `rd %pc`: postXol only resumes at the saved tnpc, vaddr + 4 for a probe
+      // outside a delay slot (the native hook is told to check that: sparcStepTrap).
+      ...(!isDcti && rdPc === undefined ? { plainStepNext: 4 } : {}),
       preXol(cpu: ProbeCpu, slotAddr: bigint, v: bigint): bigint {
         const savedTnpc = cpu.pcAfter ?? u64(v + 4n);
         cpu.engine.regWrite(R.PC, slotAddr);
@@ -138,5 +142,6 @@ export function sparcUprobeArch(arch: Arch): UprobeArch {
     },
     uretprobeIsAlive: () => true,
     userSp: (cpu) => cpu.engine.regRead(R.SP),
+    nativeStepTrap: sparcStepTrap(UPROBE_STP & 0x7f),
   };
 }
