@@ -75,6 +75,21 @@ export function applyBranch(cpu: ProbeCpu, w: number, addr: bigint, bits: 32 | 6
   cpu.engine.regWriteBatch([R.PC, R.LR, R.CTR], [out.pc, out.lr, out.ctr]);
 }
 
+/**
+ * The branch `w` probed at `addr` as an emulate function. An unconditional `b`/`bl` reads nothing
+ * and has its target (and link) worked out here, once: the hit only writes them (the common
+ * emulated kprobe, a call, then allocates nothing).
+ */
+export function branchEmulator(w: number, addr: bigint, bits: 32 | 64): (cpu: ProbeCpu) => void {
+  if (branchClass(w) !== 'b') return (cpu) => applyBranch(cpu, w, addr, bits);
+  const { pc, lr } = branchStep(w, addr, { pc: addr, lr: 0n, ctr: 0n, cr: 0n }, bits);
+  if (!lkBit(w)) return (cpu) => cpu.engine.regWrite(R.PC, pc);
+  return (cpu) => {
+    cpu.engine.regWrite(R.LR, lr);
+    cpu.engine.regWrite(R.PC, pc);
+  };
+}
+
 /** `addpcis rD, D`: rD = addr + 4 + (D << 16), like a slot could never compute. */
 export function applyAddpcis(cpu: ProbeCpu, w: number, addr: bigint, bits: 32 | 64): void {
   const rd = (w >>> 21) & 0x1f;

@@ -22,7 +22,7 @@
 import type { OptFunction, OptimizedInsn, OptProbeArch, ProbeCpu, ProbeRefusal } from '../../probes.js';
 import { PPC_BREAKPOINT } from '../common.js';
 import { be32, wordsBytes } from './disasm.js';
-import { applyBranch } from './emulate.js';
+import { branchEmulator } from './emulate.js';
 import { aaBit, branchClass, ERRNO, liDisp, primaryOp, xo } from './tables.js';
 
 export const ERANGE = 34;
@@ -86,7 +86,7 @@ export function ppcOptProbeArch(bits: 32 | 64): OptProbeArch {
         if (!emulated && !inBranchRange(nip - (body + 4n))) return refuse(ERANGE, 'the branch back from the detour buffer is out of a `b`\'s 32 MiB reach');
         return undefined;
       },
-      ...(emulated ? { emulate: (cpu: ProbeCpu) => applyBranch(cpu, w, addr, bits) } : {}),
+      ...(emulated ? { emulate: branchEmulator(w, addr, bits) } : {}),
     };
   }
   return { entrySize: 8, prepareOptimized };

@@ -19,7 +19,7 @@
 import type { DecodedInsn, PreparedInsn, ProbeCpu, ProbeRefusal } from '../../probes.js';
 import { UC_PPC_REG as R } from '../ucregs.js';
 import { PPC_BREAKPOINT } from '../common.js';
-import { applyAddpcis, applyBranch } from './emulate.js';
+import { applyAddpcis, branchEmulator } from './emulate.js';
 import { BO, ERRNO, bo, branchClass, cannotSingleStep, isAddpcis, isBctar, isPrefix } from './tables.js';
 import { be32, wordsBytes } from './disasm.js';
 
@@ -47,7 +47,7 @@ export function preparePpcKprobe(insn: DecodedInsn, bits: 32 | 64): PreparedInsn
     throw new Error('an emulated instruction has no slot');
   };
   if (cls !== undefined) {
-    return { insn, mode: 'emulate', slotBytes: noSlot, emulate: (cpu: ProbeCpu) => applyBranch(cpu, w, addr, bits) };
+    return { insn, mode: 'emulate', slotBytes: noSlot, emulate: branchEmulator(w, addr, bits) };
   }
   if (isAddpcis(w)) {
     return { insn, mode: 'emulate', slotBytes: noSlot, emulate: (cpu: ProbeCpu) => applyAddpcis(cpu, w, addr, bits) };
