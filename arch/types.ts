@@ -89,6 +89,8 @@ export interface TrapSink {
     readonly unsettled: boolean;
     /** Run `fn` with access_ok on every read and write (a user-mode trap's work: sparc64 window spills). */
     asUser?<T>(fn: () => T): T;
+    /** `read` into a buffer the caller keeps (no allocation per trap). */
+    readInto?(addr: bigint, out: Uint8Array): Uint8Array;
   };
   /**
    * The running task's blocked mask as a user sigset_t (the target's numbering), for traps that

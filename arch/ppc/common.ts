@@ -84,9 +84,10 @@ export function ppcFault(excp: number): GuestFault {
  * hit here (it translates through the engine). An address the task's mm does not describe is
  * read from the engine.
  */
-function insnBytes(engine: Engine, sink: TrapSink, at: bigint): Uint8Array | undefined {
+function insnBytes(engine: Engine, sink: TrapSink, at: bigint, into: Uint8Array): Uint8Array | undefined {
   try {
-    return sink.memory().read(at, 4);
+    const mem = sink.memory();
+    return mem.readInto ? mem.readInto(at, into) : mem.read(at, 4);
   } catch {
     return engine.tryMemRead(at, 4);
   }
@@ -98,6 +99,7 @@ function insnBytes(engine: Engine, sink: TrapSink, at: bigint): Uint8Array | und
  * A `sc` in guest kernel text is a hypercall, anywhere else a user system call.
  */
 export function installPpcTrapHooks(engine: Engine, sink: TrapSink, is64: boolean): void {
+  const word4 = new Uint8Array(4); // the trapping word, read at every program check
   engine.hookIntr((excp) => {
     const after = engine.regRead(R.PC);
     const at = after - 4n;
@@ -105,7 +107,7 @@ export function installPpcTrapHooks(engine: Engine, sink: TrapSink, is64: boolea
     if (excp === PPC_EXCP.SYSCALL) {
       action = sink.isKernelText(at) ? sink.hypercall(after) : sink.syscall(after);
     } else if (excp === PPC_EXCP.PROGRAM) {
-      const word = insnBytes(engine, sink, at);
+      const word = insnBytes(engine, sink, at, word4);
       const insn = word ? ((word[0]! << 24) | (word[1]! << 16) | (word[2]! << 8) | word[3]!) >>> 0 : 0;
       const resume = word && !isPpcTrap(insn, is64) ? emulatePrivileged(engine, insn, at) : undefined;
       if (word && isPpcTrap(insn, is64)) action = sink.breakpoint(at, after);
