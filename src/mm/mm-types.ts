@@ -20,6 +20,16 @@ const found: { k: KernelMapping; off: number } = { k: undefined!, off: 0 };
 
 /** The kernel mapping that holds all of [addr, addr + len), and the offset in it (valid until the next call). */
 export function kernelMappingAt(kernel: readonly KernelMapping[], addr: bigint, len: number): { k: KernelMapping; off: number } | undefined {
+  // The mapping of the last answer first: a system call or a kprobe hit makes its accesses in
+  // runs on one mapping (the kernel stack, a frame), and every mapping tried costs a BigInt sum.
+  const last = found.k;
+  if (last !== undefined && addr >= last.addr && kernel.includes(last)) {
+    const off = Number(addr - last.addr);
+    if (off + len <= last.mem.size) {
+      found.off = off;
+      return found;
+    }
+  }
   for (let i = 0; i < kernel.length; i++) {
     const k = kernel[i]!;
     if (addr < k.addr) continue; // BigInt sums allocate: a user address costs no arithmetic here

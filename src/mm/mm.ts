@@ -534,10 +534,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     if (an >= 0 && !force && this.tlb.write(an, bytes)) return;
     this.checkUserCopy(addr, bytes.length);
     const kern = kernelMappingAt(this.kernel, addr, bytes.length);
-    if (kern) {
-      kern.k.mem.bytes.set(bytes, kern.off);
-      return;
-    }
+    if (kern) return copyBytes(kern.k.mem.bytes, kern.off, bytes, 0, bytes.length);
     let done = 0;
     let execStart = -1n;
     let execEnd = -1n;
