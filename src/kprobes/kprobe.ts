@@ -34,6 +34,11 @@ export interface Ainsn {
   readonly prep: PreparedInsn;
   readonly slot: bigint | undefined;
   readonly stepTrap: bigint | undefined;
+  /**
+   * A plain step (PreparedInsn.plainStepResume) the engine's native trap hook may finish: the PC
+   * its step trap leaves (stepTrap + the arch's NativeStepTrapSpec.pcAfterTrap). Undefined: never.
+   */
+  readonly nativePcAt: bigint | undefined;
 }
 
 export interface KprobeInit {

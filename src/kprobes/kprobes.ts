@@ -328,7 +328,7 @@ export class Kprobes {
   private async prepareInsn(t: Kthread, addr: bigint, hasPostHandler: boolean): Promise<Ainsn | number> {
     const prep = this.arch.prepareKprobe(addr, this.originalText(addr, this.arch.maxInsnLength), { hasPostHandler });
     if (isRefusal(prep)) return -prep.errno;
-    if (prep.mode === 'emulate') return { prep, slot: undefined, stepTrap: undefined };
+    if (prep.mode === 'emulate') return { prep, slot: undefined, stepTrap: undefined, nativePcAt: undefined };
     const slot = await this.slots.get(t);
     const refused = prep.slotRefusal?.(slot);
     if (refused) {
@@ -343,7 +343,9 @@ export class Kprobes {
     }
     // Where the step ends, decided once: the hit only compares against it.
     const stepTrap = prep.mode === 'step' ? slot + BigInt(prep.stepTrapOffset!) : undefined;
-    return { prep, slot, stepTrap };
+    const native = this.arch.nativeStepTrap;
+    const nativePcAt = stepTrap !== undefined && native && prep.plainStepResume !== undefined ? stepTrap + BigInt(native.pcAfterTrap) : undefined;
+    return { prep, slot, stepTrap, nativePcAt };
   }
 
   /** register_aggr_kprobe: the second probe at an address. */

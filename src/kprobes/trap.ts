@@ -330,7 +330,7 @@ export class KprobeTrapPath {
     // Tests may force a switch between the trap and the step: the run ends with the PC on the
     // slot; the task stays pinned (atomic) and resumes there.
     if (this.machine.sync.sched.forcedSwitch('kprobe:before-step', hit.task.kctx)) return { pc: ai.slot, stop: true };
-    if (!reenter && prep.plainStepResume !== undefined && !hasPostHandler(p)) this.armNativeStep(hit, kcb, ai.stepTrap!, prep.plainStepResume);
+    if (!reenter && ai.nativePcAt !== undefined && !hasPostHandler(p)) this.armNativeStep(hit, kcb, ai.nativePcAt, prep.plainStepResume!);
     return this.resume(ai.slot!);
   }
 
@@ -342,13 +342,13 @@ export class KprobeTrapPath {
    * runs — the next trap hook, or the end of the run — so nothing can see the vCPU in between.
    * A reentered step keeps the JavaScript path (its end restores the interrupted hit).
    */
-  private armNativeStep(hit: BreakpointHit, kcb: Ctlblk, stepTrap: bigint, resume: bigint): void {
-    const spec = this.core.arch.nativeStepTrap;
+  private armNativeStep(hit: BreakpointHit, kcb: Ctlblk, pcAt: bigint, resume: bigint): void {
+    const spec = this.core.arch.nativeStepTrap!;
     const ns = hit.engine.nativeSteps;
-    if (!spec || !ns || (spec.hitPcAfterIsNext && hit.pcAfter !== resume)) return;
+    if (!ns || (spec.hitPcAfterIsNext && hit.pcAfter !== resume)) return;
     kcb.stepCtx = hit.task.kctx;
     ns.onDone = this.nativeDone;
-    ns.armAt(spec.intno, spec.pcReg, stepTrap + BigInt(spec.pcAfterTrap), resume, kcb);
+    ns.armAt(spec.intno, spec.pcReg, pcAt, resume, kcb);
   }
 
   /** The end of a natively finished step: what stepDone → finishHit → leave do, with no post handler. */
