@@ -189,9 +189,14 @@ export class Scheduler {
 
   /** Does a forced-switch rule fire at this point for a trap context (ends its guest run)? */
   forcedSwitch(point: string, ctx: ExecContext): boolean {
-    const hit = this.switchRules.some((r) => r(point, ctx));
-    if (hit && ctx.cpu !== undefined) this.avoid = ctx.cpu;
-    return hit;
+    // A loop, not `some` with a closure: every stepped kprobe hit asks, and almost never a rule.
+    const rules = this.switchRules;
+    for (let i = 0; i < rules.length; i++) {
+      if (!rules[i]!(point, ctx)) continue;
+      if (ctx.cpu !== undefined) this.avoid = ctx.cpu;
+      return true;
+    }
+    return false;
   }
 
   // --- choosing and running steps ------------------------------------------------------------
