@@ -20,6 +20,8 @@ export class RegisterIo {
   private cap = 0;
   private ids!: Int32Array;
   private vals!: BigUint64Array;
+  /** The same cells as 32-bit words: zeroed without a BigInt conversion per cell. */
+  private vals32!: Uint32Array;
   private idsAt = 0;
   private ptrsAt = 0;
   private valsAt = 0;
@@ -37,6 +39,7 @@ export class RegisterIo {
     this.ids = new Int32Array(buf, base, cap);
     const ptrs = new BigUint64Array(buf, base + ptrsOff, cap);
     this.vals = new BigUint64Array(buf, base + valsOff, cap * 2);
+    this.vals32 = new Uint32Array(buf, base + valsOff, cap * 4);
     for (let i = 0; i < cap; i++) ptrs[i] = block.ptr + BigInt(valsOff + i * CELL);
     const at = Number(block.ptr);
     this.idsAt = at;
@@ -55,32 +58,33 @@ export class RegisterIo {
 
   read(uc: number, reg: number): bigint {
     const v = this.vals;
-    v[0] = 0n;
-    v[1] = 0n;
+    this.vals32.fill(0, 0, 4);
     const err = load().uc_reg_read_n(uc, reg, this.valsAt);
     if (err !== 0) check('uc_reg_read', err);
     return v[0]!;
   }
 
   write(uc: number, reg: number, value: bigint): void {
-    const v = this.vals;
-    v[0] = BigInt.asUintN(64, value);
-    v[1] = 0n;
+    this.vals32.fill(0, 0, 4);
+    this.vals[0] = value; // wrapped modulo 2^64 by the store
     const err = load().uc_reg_write_n(uc, reg, this.valsAt);
     if (err !== 0) check('uc_reg_write', err);
   }
 
-  /** `regs` into the id array, each value cell set to `values[i]` (0 when absent). */
+  /**
+   * `regs` into the id array, each value cell set to `values[i]` (0 when absent). A BigUint64Array
+   * store already wraps a value modulo 2^64 (ToBigUint64), so negative values need no asUintN;
+   * the zeroing goes through the 32-bit view (a system call stages two batches of ~20-40).
+   */
   private stage(regs: readonly number[], values?: readonly bigint[]): void {
     const n = regs.length;
     this.ensure(n);
     const ids = this.ids;
+    for (let i = 0; i < n; i++) ids[i] = regs[i]!;
+    this.vals32.fill(0, 0, 4 * n);
+    if (!values) return;
     const vals = this.vals;
-    for (let i = 0; i < n; i++) {
-      ids[i] = regs[i]!;
-      vals[i * 2] = values ? BigInt.asUintN(64, values[i]!) : 0n;
-      vals[i * 2 + 1] = 0n;
-    }
+    for (let i = 0; i < n; i++) vals[i * 2] = values[i]!;
   }
 
   readBatch(uc: number, regs: readonly number[]): bigint[] {
