@@ -161,6 +161,9 @@ export class SparcCpu {
 
   private readonly returnStubs = new Map<number, Map<number, bigint>>();
 
+  /** The system-call entry trampoline by kernel entry point (traps.ts): found without its key string. */
+  readonly entryStubs = new Map<bigint, bigint>();
+
   /** `[jmpl][delay insn]` (see resumeAt), memoised without building a key string: one per `return`. */
   returnStub(jmpl: number, delay: number): bigint {
     let byDelay = this.returnStubs.get(jmpl);

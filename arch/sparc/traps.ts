@@ -409,7 +409,11 @@ export function softwareTrap(cpu: SparcCpu, n: number, a: bigint, npc: bigint): 
       const action = sink.syscall(npc);
       if (action?.pc !== undefined && sink.isKernelText(action.pc)) {
         // Into the guest kernel through the entry trampoline: %g7 = the user's %ccr.
-        const enter = cpu.stub([encRdCcr(REG.G7), ...encSetx(action.pc, REG.G1, REG.G2), encJmplImm(REG.G1, 0, 0), NOP]);
+        let enter = cpu.entryStubs.get(action.pc);
+        if (enter === undefined) {
+          enter = cpu.stub([encRdCcr(REG.G7), ...encSetx(action.pc, REG.G1, REG.G2), encJmplImm(REG.G1, 0, 0), NOP]);
+          cpu.entryStubs.set(action.pc, enter);
+        }
         return finish(cpu, { ...action, pc: enter }, npc);
       }
       return finish(cpu, action, npc);

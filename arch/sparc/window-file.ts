@@ -160,18 +160,37 @@ export class CpuWindowFile {
     return this.v.getBigUint64(this.at(16 * ((cwp + NWINDOWS - 1) % NWINDOWS) + n - REG.O0, cwp), true);
   }
 
+  /** Zero the file's physical registers [r0, r1) (regbase indices). */
+  private zeroRegs(r0: number, r1: number): void {
+    if (r1 > r0) this.b.fill(0, OFF_REGBASE + 8 * r0, OFF_REGBASE + 8 * r1);
+  }
+
   /** Make `windows` (oldest first, at most six) the resident callers; zero every other window. */
   place(windows: readonly Window[]): void {
     const cwp = this.cwp;
     const n = windows.length;
     // Registers of the current window (%o, %l and %i: 24 from 16 cwp) stay; every other one
     // becomes a caller's or zero, as Linux's clean_window handler would leave it.
-    for (let l = 24; l < FILE_REGS; l++) this.v.setBigUint64(this.at(16 * cwp + l, cwp), 0n, true);
+    // Every system call's return does this, so the 104 registers go as (at most) two byte ranges
+    // of the file: logical 16·cwp + 24 … 16·cwp + 127, wrapping at FILE_REGS; what wraps below 8
+    // lives past the file for the last window (see `at`). setBigUint64 below wraps a value
+    // modulo 2^64 by itself.
+    const start = (16 * cwp + 24) % FILE_REGS;
+    const end = start + FILE_REGS - 24;
+    this.zeroRegs(start, Math.min(end, FILE_REGS));
+    if (end > FILE_REGS) {
+      const wrapped = end - FILE_REGS;
+      if (cwp === NWINDOWS - 1) {
+        this.zeroRegs(FILE_REGS, FILE_REGS + Math.min(wrapped, 8));
+        this.zeroRegs(8, wrapped);
+      } else this.zeroRegs(0, wrapped);
+    }
+    const v = this.v;
     for (let j = 1; j <= n; j++) {
       const win = windows[n - j]!;
       const w = (cwp + j) % NWINDOWS;
-      for (let k = 0; k < 8; k++) this.v.setBigUint64(this.at(16 * w + 8 + k, cwp), BigInt.asUintN(64, win[k]!), true);
-      for (let k = 0; k < 8; k++) this.v.setBigUint64(this.at(16 * (w + 1) + k, cwp), BigInt.asUintN(64, win[8 + k]!), true);
+      for (let k = 0; k < 8; k++) v.setBigUint64(this.at(16 * w + 8 + k, cwp), win[k]!, true);
+      for (let k = 0; k < 8; k++) v.setBigUint64(this.at(16 * (w + 1) + k, cwp), win[8 + k]!, true);
     }
     this.setCounters(n);
   }
