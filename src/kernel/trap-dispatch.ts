@@ -125,6 +125,9 @@ export class TrapDispatch {
 
   // --- system call entry and return ------------------------------------------------------------
 
+  /** The syscall frame's words (kernel function, number, arguments), reused by every entry. */
+  private readonly frameWords: bigint[] = new Array<bigint>(8).fill(0n);
+
   private enterSyscall(resumePc: bigint): TrapAction {
     const { machine, opts } = this.d;
     const task = this.d.state.current!;
@@ -150,8 +153,12 @@ export class TrapDispatch {
     // struct syscall_frame just below the top of the task's kernel stack.
     const w = arch.wordSize;
     const frame = (task.kstackTop - BigInt(8 * w) - 64n) & ~0xfn;
-    const words = [BigInt(KSYS[name] ?? 0), BigInt(req.nr), ...args.slice(0, 6)];
-    words.forEach((v, i) => mm.writeWord(frame + BigInt(i * w), v));
+    const words = this.frameWords;
+    const n = 2 + Math.min(6, args.length);
+    words[0] = BigInt(KSYS[name] ?? 0);
+    words[1] = BigInt(req.nr);
+    for (let i = 2; i < n; i++) words[i] = args[i - 2]!;
+    mm.writeWords(frame, words, n);
     arch.enterKernelFunction(e, mm, {
       pc: kernel.entrySyscall,
       stackTop: frame,

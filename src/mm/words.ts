@@ -118,6 +118,25 @@ export abstract class GuestWords {
     this.write(addr, this.arch.wordSize === 8 ? this.scratch8 : this.scratch4);
   }
 
+  private readonly frame = new DataView(new ArrayBuffer(64));
+  private readonly frame8 = new Uint8Array(this.frame.buffer);
+
+  /**
+   * `values[0..n)` (n ≤ 8) as consecutive words from `addr`, in one write: a system call's frame
+   * on the kernel stack is eight words, and eight writeWord calls were eight host writes.
+   */
+  writeWords(addr: bigint, values: readonly bigint[], n: number): void {
+    const v = this.frame;
+    const le = this.arch.endian === 'little';
+    const w = this.arch.wordSize;
+    // The stores wrap a value to the word: setBigUint64 modulo 2^64, setUint32 after asUintN.
+    for (let i = 0; i < n; i++) {
+      if (w === 8) v.setBigUint64(8 * i, values[i]!, le);
+      else v.setUint32(4 * i, Number(BigInt.asUintN(32, values[i]!)), le);
+    }
+    this.write(addr, this.frame8.subarray(0, n * w));
+  }
+
   readU32(addr: bigint): number {
     return this.load(this.read(addr, 4)).getUint32(0, this.arch.endian === 'little');
   }
