@@ -209,7 +209,8 @@ export class TrapDispatch {
     if (kcall) return kcall;
     const e = task.mm.engine;
     const arch = this.d.machine.arch;
-    const a = [0, 1, 2, 3, 4, 5].map((i) => arch.readCallArg(e, task.mm, i));
+    const a = new Array<bigint>(6);
+    for (let i = 0; i < 6; i++) a[i] = arch.readCallArg(e, task.mm, i);
     const nr = Number(a[0]!);
     const sys = task.syscall;
     let r: SyscallResult;

@@ -90,5 +90,7 @@ export const ERESTARTSYS = 512;
 export const ERESTARTNOINTR = 513;
 export const ERESTARTNOHAND = 514;
 export const ERESTART_RESTARTBLOCK = 516;
+const RESTART_CODES: readonly bigint[] = [ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK].map((c) => -BigInt(c));
+/** Asked at every system call's return: compared with constants, no BigInt made per call. */
 export const isRestartCode = (v: bigint): boolean =>
-  v === -BigInt(ERESTARTSYS) || v === -BigInt(ERESTARTNOINTR) || v === -BigInt(ERESTARTNOHAND) || v === -BigInt(ERESTART_RESTARTBLOCK);
+  v === RESTART_CODES[0] || v === RESTART_CODES[1] || v === RESTART_CODES[2] || v === RESTART_CODES[3];
