@@ -43,6 +43,8 @@ export const PPC_SYSCALL_REGS: readonly number[] = [...PPC_GPRS, R.PC, R.LR, R.C
 export const PPC_FULL_REGS: readonly number[] = [...PPC_SYSCALL_REGS, ...PPC_FPRS, R.FPSCR];
 export const PPC_ARG_REGS: readonly number[] = [R.R3, R.R4, R.R5, R.R6, R.R7, R.R8, R.R9, R.R10];
 export const PPC_SYSCALL_ARG_REGS: readonly number[] = [R.R3, R.R4, R.R5, R.R6, R.R7, R.R8];
+/** r0 (the number) and the arguments: what every system call entry reads, made once. */
+export const PPC_SYSCALL_READ: readonly number[] = [R.R0, ...PPC_SYSCALL_ARG_REGS];
 
 /** MSR bits a user process runs with (FP available; PR is not modelled: see the README). */
 export const MSR_FP = 1n << 13n;

@@ -16,7 +16,7 @@ import { dropReservation, installDropReservation } from './reservation.js';
 import {
   MSR_FP,
   PPC_ARG_REGS,
-  PPC_SYSCALL_ARG_REGS,
+  PPC_SYSCALL_READ,
   installPpcTrapHooks,
   ppcAuxv,
   ppcRegisterNames,
@@ -84,7 +84,7 @@ export const ppc32: Arch = {
   syscallName: (nr) => table.name(nr),
   syscallNumber: (name) => table.number(name),
   readSyscall(e) {
-    const v = e.regReadBatch([R.R0, ...PPC_SYSCALL_ARG_REGS]);
+    const v = e.regReadBatch(PPC_SYSCALL_READ);
     return { nr: Number(v[0]! & 0xffffffffn), args: v.slice(1).map(mask32) };
   },
   writeSyscallResult: (e, value) => writeSyscallResultPpc(e, BigInt.asIntN(32, value), 32),

@@ -44,7 +44,7 @@ import {
   MSR_FP,
   PPC_ARG_REGS,
   PPC_FULL_REGS,
-  PPC_SYSCALL_ARG_REGS,
+  PPC_SYSCALL_READ,
   installPpcTrapHooks,
   ppcAuxv,
   ppcRegisterNames,
@@ -193,7 +193,7 @@ export const ppc64: Arch = {
   syscallName: (nr) => table.name(nr),
   syscallNumber: (name) => table.number(name),
   readSyscall(e) {
-    const v = e.regReadBatch([R.R0, ...PPC_SYSCALL_ARG_REGS]);
+    const v = e.regReadBatch(PPC_SYSCALL_READ);
     return { nr: Number(BigInt.asIntN(64, v[0]!)), args: v.slice(1) };
   },
   writeSyscallResult: (e, value) => writeSyscallResultPpc(e, BigInt.asIntN(64, value), 64),

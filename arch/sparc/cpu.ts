@@ -39,6 +39,8 @@ export const R32_PC: readonly number[] = [...R32, R.PC];
 /** The window registers %o, %l, %i and the PC: what a save/restore/return changes. */
 export const WINDOW_PC: readonly number[] = [...R32.slice(8), R.PC];
 export const SYSCALL_ARG_REGS = [R.O0, R.O1, R.O2, R.O3, R.O4, R.O5];
+/** %g1 (the number) and the arguments: what every system call entry reads, made once. */
+export const SYSCALL_READ = [R.G1, ...SYSCALL_ARG_REGS];
 
 /** Trap types as QEMU delivers them to UC_HOOK_INTR (intno). */
 export const TT = {

@@ -64,7 +64,7 @@ import { sparcRlimitResource } from './resource.js';
 import * as isa from './isa.js';
 import { STAT64_SPARC64, STAT_SPARC64 } from './stat.js';
 import { SPARC_OPEN_FLAGS } from './fcntl.js';
-import { table, R32, R31_PC, R32_PC, SYSCALL_ARG_REGS, ST, CCR_CARRY, FORK_LIKE, ADDRESS_MASK, STUB_AREA, STUB_AREA_SIZE, STUB_READ_STATE, STUB_WRITE_STATE, STUB_SYSRET, STUB_FPU_PROBE, STUB_END, runStub, SparcCpu, cpus, cpuOf, be32, u64, fetch, readCcrY, writeCcrY } from './cpu.js';
+import { table, R32, R31_PC, R32_PC, SYSCALL_ARG_REGS, SYSCALL_READ, ST, CCR_CARRY, FORK_LIKE, ADDRESS_MASK, STUB_AREA, STUB_AREA_SIZE, STUB_READ_STATE, STUB_WRITE_STATE, STUB_SYSRET, STUB_FPU_PROBE, STUB_END, runStub, SparcCpu, cpus, cpuOf, be32, u64, fetch, readCcrY, writeCcrY } from './cpu.js';
 import { LazyRegs, onTrap, pendingNpc, returnStubFor } from './traps.js';
 import { GENERIC_POLL } from '../../src/kernel/sys/poll.js';
 import { FPRS_FEF, FRESH_FP_STATE, FP_STATE_WORDS } from './cpu-state.js';
@@ -225,7 +225,7 @@ export const sparc64: Arch = {
   syscallName: (nr) => table.name(nr),
   syscallNumber: (name) => table.number(name),
   readSyscall(e) {
-    const v = e.regReadBatch([R.G1, ...SYSCALL_ARG_REGS]);
+    const v = e.regReadBatch(SYSCALL_READ);
     return { nr: Number(BigInt.asIntN(64, v[0]!)), args: v.slice(1) };
   },
   writeSyscallResult(e, value) {

@@ -27,6 +27,7 @@ const SYSCALL_REGS = [...GPRS, R.EIP, R.EFLAGS];
 const FULL_REGS = [...SYSCALL_REGS, R.MXCSR, R.FPCW];
 const XMM = Array.from({ length: 8 }, (_, i) => R.XMM0 + i);
 const SYSCALL_ARG_REGS = [R.EBX, R.ECX, R.EDX, R.ESI, R.EDI, R.EBP];
+const SYSCALL_READ = [R.EAX, ...SYSCALL_ARG_REGS]; // every system call entry reads these
 
 const GDT_ADDR = 0xff000000n;
 const GDT_ENTRIES = 32;
@@ -201,7 +202,7 @@ export const i386: Arch = {
   syscallName: (nr) => table.name(nr),
   syscallNumber: (name) => table.number(name),
   readSyscall(e) {
-    const v = e.regReadBatch([R.EAX, ...SYSCALL_ARG_REGS]);
+    const v = e.regReadBatch(SYSCALL_READ);
     return { nr: Number(BigInt.asIntN(32, v[0]!)), args: v.slice(1).map(mask32) };
   },
   writeSyscallResult(e, value) {

@@ -31,6 +31,10 @@ const FULL_REGS = [...SYSCALL_REGS, R.FS_BASE, R.GS_BASE, R.MXCSR, R.FPCW];
 const XMM = Array.from({ length: 16 }, (_, i) => R.XMM0 + i);
 const ARG_REGS = [R.RDI, R.RSI, R.RDX, R.RCX, R.R8, R.R9];
 const SYSCALL_ARG_REGS = [R.RDI, R.RSI, R.RDX, R.R10, R.R8, R.R9];
+// Per system call, made once: the number and arguments; sysret's RIP/RFLAGS and its result registers.
+const SYSCALL_READ = [R.RAX, ...SYSCALL_ARG_REGS];
+const RIP_RFLAGS = [R.RIP, R.RFLAGS];
+const SYSRET_REGS = [R.RAX, R.RCX, R.R11];
 
 const ARCH_SET_GS = 0x1001n;
 const ARCH_SET_FS = 0x1002n;
@@ -145,13 +149,13 @@ export const x86_64: Arch = {
   syscallName: (nr) => table.name(nr),
   syscallNumber: (name) => table.number(name),
   readSyscall(e) {
-    const v = e.regReadBatch([R.RAX, ...SYSCALL_ARG_REGS]);
+    const v = e.regReadBatch(SYSCALL_READ);
     return { nr: Number(BigInt.asIntN(64, v[0]!)), args: v.slice(1) };
   },
   writeSyscallResult(e, value) {
     // sysret: RCX = return RIP, R11 = RFLAGS (what Linux leaves there).
-    const [rip, flags] = e.regReadBatch([R.RIP, R.RFLAGS]);
-    e.regWriteBatch([R.RAX, R.RCX, R.R11], [BigInt.asUintN(64, value), rip!, flags!]);
+    const [rip, flags] = e.regReadBatch(RIP_RFLAGS);
+    e.regWriteBatch(SYSRET_REGS, [value, rip!, flags!]); // the batch store wraps the value
   },
   setThreadPointer(e, tls) {
     e.regWrite(R.FS_BASE, tls);
