@@ -114,13 +114,18 @@ function findEnv(mem: SelfMemory, uc: bigint): bigint | undefined {
   }
   const ucb = mem.read(uc, UC_SPAN);
   if (!ucb) return undefined;
+  // %g1's sentinel found by a native search, then the full check at the word before it (%g0):
+  // a JavaScript check at every word of every candidate block cost ~80 ms per process.
+  const needle = Buffer.alloc(8);
+  needle.writeBigUInt64LE(SENTINELS[0]!);
   for (let off = 0; off + 8 <= ucb.length; off += 8) {
     const p = ucb.readBigUInt64LE(off);
     if (!plausible(p)) continue;
     const blk = mem.read(p, CPU_SPAN);
     if (!blk) continue;
-    for (let j = 0; j + OFF_PC + 16 <= blk.length; j += 8) {
-      if (isEnv(blk, j)) {
+    for (let i = blk.indexOf(needle, 8); i >= 0; i = blk.indexOf(needle, i + 1)) {
+      const j = i - 8;
+      if (j % 8 === 0 && isEnv(blk, j)) {
         layout = { cpuField: off, envInCpu: j };
         return p + BigInt(j);
       }
