@@ -175,11 +175,17 @@ export class RegisterWindows {
     return readWindow(mem, sp);
   }
 
-  /** Flattened copy (count, then 16 words per window) for register snapshots. */
+  /**
+   * Flattened copy (count, then 16 words per window, oldest first) for register snapshots. The
+   * CPU's windows are read where they are, not pulled: every system call's entry takes this
+   * snapshot, and a pull there had to be undone (placed back) before the kernel code ran.
+   */
   serialize(): bigint[] {
-    const held = this.resident;
-    const out: bigint[] = [BigInt(held.length)];
-    for (const w of held) out.push(...w);
+    const f = this.file;
+    const inCpu = f ? f.canRestore : 0;
+    const out: bigint[] = [BigInt(this.held.length + inCpu)];
+    for (const w of this.held) out.push(...w);
+    for (let j = inCpu; j >= 1; j--) out.push(...f!.readCaller(j));
     return out;
   }
 
