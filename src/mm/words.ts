@@ -8,6 +8,8 @@ import { MmFault } from './fault.js';
 export abstract class GuestWords {
   abstract readonly arch: Arch;
   abstract read(addr: bigint, len: number): Uint8Array;
+  /** read() into `out` (its length is the count). */
+  abstract readInto(addr: bigint, out: Uint8Array): Uint8Array;
   abstract write(addr: bigint, bytes: Uint8Array, force?: boolean): void;
 
   /**
@@ -98,16 +100,17 @@ export abstract class GuestWords {
   private readonly scratch8 = new Uint8Array(this.scratch.buffer);
   private readonly scratch4 = new Uint8Array(this.scratch.buffer, 0, 4);
 
-  /** `b` (at most 8 bytes) in the scratch word. */
-  private load(b: Uint8Array): DataView {
-    this.scratch8.set(b);
-    return this.scratch;
-  }
-
   readWord(addr: bigint): bigint {
-    const v = this.load(this.read(addr, this.arch.wordSize));
+    // Straight into the scratch word: a fresh array per read is garbage (i386 reads its six
+    // hypercall arguments from the stack at every system call).
     const le = this.arch.endian === 'little';
-    return this.arch.wordSize === 8 ? v.getBigUint64(0, le) : BigInt(v.getUint32(0, le));
+    const v = this.scratch;
+    if (this.arch.wordSize === 8) {
+      this.readInto(addr, this.scratch8);
+      return v.getBigUint64(0, le);
+    }
+    this.readInto(addr, this.scratch4);
+    return BigInt(v.getUint32(0, le));
   }
 
   writeWord(addr: bigint, value: bigint): void {
@@ -138,7 +141,8 @@ export abstract class GuestWords {
   }
 
   readU32(addr: bigint): number {
-    return this.load(this.read(addr, 4)).getUint32(0, this.arch.endian === 'little');
+    this.readInto(addr, this.scratch4);
+    return this.scratch.getUint32(0, this.arch.endian === 'little');
   }
 
   /** A NUL-terminated string of at most `max` bytes. */
