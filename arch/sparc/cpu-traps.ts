@@ -30,6 +30,12 @@ export class CpuTraps {
     return typeof this.state === 'string' ? this.state : this.state.windowFile();
   }
 
+  /** PSTATE and FPRS as the host sees them, for a report of an FPU trap it did not expect. */
+  get stateText(): string {
+    const st = this.state;
+    return typeof st === 'string' ? st : `pstate 0x${st.pstate.toString(16)}, fprs 0x${st.fprs.toString(16)}`;
+  }
+
   /** Why the FPU cannot be reached, or undefined when it can. */
   get unreachable(): string | undefined {
     return typeof this.state === 'string' ? this.state : undefined;

@@ -251,7 +251,7 @@ function trapBody(cpu: SparcCpu, intno: number): void {
   if (intno === TT.FP_DISABLED) {
     if (cpu.fpu.fpDisabled(pc)) return;
     const why = cpu.fpu.unreachable;
-    if (why === undefined) return fault(cpu, { signal: SIG.SIGILL, reason: 'fp_disabled with the FPU enabled' }, pc);
+    if (why === undefined) return fault(cpu, { signal: SIG.SIGILL, reason: `fp_disabled with the FPU enabled (${cpu.fpu.stateText})` }, pc);
     return fault(cpu, { signal: SIG.SIGILL, reason: `${FPU_DISABLED_REASON} (${why})` }, pc);
   }
   if (intno === TT.DATA_MISS && cpu.fpu.dataMiss(pc)) return;
