@@ -163,8 +163,20 @@ export class SparcCpu {
 
   private readonly returnStubs = new Map<number, Map<number, bigint>>();
 
-  /** The system-call entry trampoline by kernel entry point (traps.ts): found without its key string. */
-  readonly entryStubs = new Map<bigint, bigint>();
+  private readonly entryStubs = new Map<bigint, bigint>();
+
+  /**
+   * The system-call entry trampoline into the guest kernel at `to` (`rd %ccr, %g7`, then a jump:
+   * the user's %ccr travels in %g7), memoised by entry point: every system call takes it.
+   */
+  entryStub(to: bigint): bigint {
+    let at = this.entryStubs.get(to);
+    if (at === undefined) {
+      at = this.stub([isa.encRdCcr(isa.REG.G7), ...isa.encSetx(to, isa.REG.G1, isa.REG.G2), isa.encJmplImm(isa.REG.G1, 0, 0), isa.NOP]);
+      this.entryStubs.set(to, at);
+    }
+    return at;
+  }
 
   /** `[jmpl][delay insn]` (see resumeAt), memoised without building a key string: one per `return`. */
   returnStub(jmpl: number, delay: number): bigint {

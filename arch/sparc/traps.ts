@@ -27,8 +27,6 @@ const {
   cond,
   encJmplImm,
   encJmplReg,
-  encRdCcr,
-  encSetx,
   encTa,
   iBit,
   isCall,
@@ -409,12 +407,7 @@ export function softwareTrap(cpu: SparcCpu, n: number, a: bigint, npc: bigint): 
       const action = sink.syscall(npc);
       if (action?.pc !== undefined && sink.isKernelText(action.pc)) {
         // Into the guest kernel through the entry trampoline: %g7 = the user's %ccr.
-        let enter = cpu.entryStubs.get(action.pc);
-        if (enter === undefined) {
-          enter = cpu.stub([encRdCcr(REG.G7), ...encSetx(action.pc, REG.G1, REG.G2), encJmplImm(REG.G1, 0, 0), NOP]);
-          cpu.entryStubs.set(action.pc, enter);
-        }
-        return finish(cpu, { ...action, pc: enter }, npc);
+        return finish(cpu, { ...action, pc: cpu.entryStub(action.pc) }, npc);
       }
       return finish(cpu, action, npc);
     }
