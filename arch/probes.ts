@@ -78,6 +78,13 @@ export interface PreparedInsn {
   /** mode 'emulate': apply the instruction's effect, PC included. */
   emulate?(cpu: ProbeCpu): void;
   /**
+   * mode 'step', optional: emulate first, step only when that fails (powerpc's kprobe_handler →
+   * try_to_emulate → emulate_step). Carries the instruction out, PC included, and returns true;
+   * or changes nothing and returns false, and the core steps the copy in the slot. The core keeps
+   * Linux's memory of the outcome (Ainsn.emulated, p->ainsn.boostable there).
+   */
+  tryEmulate?(cpu: ProbeCpu): boolean;
+  /**
    * mode 'step': called at the trailing trap, registers as the copy left them. Sets the PC to
    * resume at in the original text and undoes what running at the slot address changed
    * (x86: pushed return address, relative jump targets; sparc: relative branches with NPC).

@@ -9,14 +9,15 @@
  *
  * 1. Per-hit cost on ksys_write, as a multiple of a bare one-address UC_HOOK_CODE hook with an
  *    empty callback on the same instruction (what an emulator-hook tool pays):
- *    - a stepped kprobe (pre + post handler: the copy runs in the slot, second trap),
- *    - a kprobe with a pre handler only, what a kprobe event is: boosted on x86 (the slot jumps
- *      back by itself), stepped elsewhere (one trap into JavaScript when the engine finishes the
- *      step natively: ppc; two on sparc64),
+ *    - a stepped kprobe (pre + post handler: the copy runs in the slot, second trap): at the
+ *      entry on x86 and sparc64, at ksys_write's first instruction ppc does not emulate first,
+ *    - a kprobe with a pre handler only at the entry, what a kprobe event is: boosted on x86 (the
+ *      slot jumps back by itself), emulated by try_to_emulate on ppc (mflr/stwu), stepped on
+ *      sparc64 (one trap into JavaScript: the engine finishes the step natively),
  *    - an emulated kprobe on the `call`/`bl` to vfs_write (x86, ppc; sparc64 emulates only rd %pc),
- *    - a kretprobe on ksys_write (entry trap + return trampoline trap);
+ *    - a kretprobe on ksys_write's entry (entry trap + return trampoline trap);
  *    and pre-only / emulated as a multiple of stepped (they skip a trap into JavaScript, so must be cheaper).
- * 2. Per-hit cost of the stepped probe on ksys_write while 100 and 10,000 probes are registered,
+ * 2. Per-hit cost of the stepped probe of section 1 while 100 and 10,000 probes are registered,
  *    as a multiple of the cost with 1 (the others sit on fixtures/kernel/bench_pad.c, armed, never
  *    executed); the unprobed run with the 9,999 cold probes armed over the same run with them
  *    disarmed (code that is not probed must not slow down); the same scaling for N one-address
@@ -171,12 +172,27 @@ function instructionStarts(m: Machine, kprobes: Kprobes, name: string): bigint[]
   return out;
 }
 
-/** Mode the arch would give a probe at `addr` (emulate / boost / step), or the refusal. */
+/**
+ * Mode the arch would give a probe at `addr` (emulate / boost / step, or "emulate-first" for a
+ * step that ppc's try_to_emulate carries out at the hit), or the refusal.
+ */
 function modeAt(m: Machine, kprobes: Kprobes, addr: bigint, hasPostHandler: boolean): string {
   // As the kprobes core reads it: at most maxInsnLength bytes, clipped at the end of the text.
   const len = Math.min(kprobes.arch.maxInsnLength, Number(m.kernel.textEnd - addr));
   const p = kprobes.arch.prepareKprobe(addr, m.kernel.elf.textBytesAt(addr, len), { hasPostHandler });
-  return isRefusal(p) ? `refused (-${p.errno})` : p.mode;
+  if (isRefusal(p)) return `refused (-${p.errno})`;
+  return p.tryEmulate ? 'emulate-first' : p.mode;
+}
+
+/**
+ * The first instruction of ksys_write a probe with a post handler single-steps: its entry on x86
+ * and sparc64; on ppc, whose kprobes emulate the entry's mflr/stwu/std (try_to_emulate), the
+ * first one emulate_step is not tried on here.
+ */
+function steppedInKsysWrite(m: Machine, kprobes: Kprobes): bigint {
+  const a = instructionStarts(m, kprobes, 'ksys_write').find((x) => modeAt(m, kprobes, x, true) === 'step');
+  if (a === undefined) throw new Error(`bench/kprobes: no stepped instruction in ${m.arch.target}'s ksys_write`);
+  return a;
 }
 
 /** The first instruction of ksys_write the arch emulates (its call to vfs_write), if any. */
@@ -253,6 +269,7 @@ async function perHit(target: Target): Promise<{ unprobedMs: number; control: nu
   try {
     const { m, kprobes: k } = b;
     const hot = entryOf(m, 'ksys_write');
+    const stepped = steppedInKsysWrite(m, k);
     const emulated = emulatedInKsysWrite(m, k);
     let hookHits = 0;
     /** A probe registered before each run and unregistered after it. */
@@ -264,7 +281,8 @@ async function perHit(target: Target): Promise<{ unprobedMs: number; control: nu
         apply: async (mm, kprobes) => {
           kp = make();
           await call(mm, 'bench-register', (t) => kprobes.register(t, kp!));
-          mode = kp.ainsn?.prep.mode ?? '';
+          const prep = kp.ainsn?.prep;
+          mode = prep?.tryEmulate ? 'emulate-first' : (prep?.mode ?? '');
         },
         remove: (mm, kprobes) => call(mm, 'bench-unregister', (t) => kprobes.unregister(t, kp!)),
         hits: () => kp?.nhit ?? 0,
@@ -287,7 +305,7 @@ async function perHit(target: Target): Promise<{ unprobedMs: number; control: nu
       { label: 'unprobed again', hits: () => 0 },
       { label: 'calls, unprobed', hits: () => 0, other: calls },
       { label: LABELS.hook, attach: (e) => void e.hookCode(() => void hookHits++, fib, fib), hits: () => hookHits, mode: () => 'hook', other: calls },
-      probeVariant(LABELS.step, () => new Kprobe({ addr: hot, preHandler: () => 0, postHandler: () => {} })),
+      probeVariant(LABELS.step, () => new Kprobe({ addr: stepped, preHandler: () => 0, postHandler: () => {} })),
       // Variants that do not apply to this target are named but not run.
       probeVariant(LABELS.boost, () => new Kprobe({ addr: hot, preHandler: () => 0 })),
       emulated !== undefined ? probeVariant(LABELS.emulate, () => new Kprobe({ addr: emulated, preHandler: () => 0 })) : LABELS.emulate,
@@ -355,7 +373,7 @@ async function scaling(target: Target): Promise<Scaling> {
     for (const n of SCALE) {
       let hot: Kprobe | undefined;
       const b = await new Bench(target).setup(async (m, kprobes) => {
-        hot = new Kprobe({ addr: entryOf(m, 'ksys_write'), preHandler: () => 0, postHandler: () => {}, disabled: true });
+        hot = new Kprobe({ addr: steppedInKsysWrite(m, kprobes), preHandler: () => 0, postHandler: () => {}, disabled: true });
         const cold = padSites(m, kprobes, n - 1).map((addr) => new Kprobe({ addr, preHandler: () => 0 }));
         await mustRegister(m, kprobes, [hot, ...cold]);
         let pos = 1;

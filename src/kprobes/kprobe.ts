@@ -39,6 +39,12 @@ export interface Ainsn {
    * its step trap leaves (stepTrap + the arch's NativeStepTrapSpec.pcAfterTrap). Undefined: never.
    */
   readonly nativePcAt: bigint | undefined;
+  /**
+   * What emulate-first (PreparedInsn.tryEmulate) did so far, powerpc's p->ainsn.boostable: 0 not
+   * tried yet, 1 emulated once (tried at every hit from then on), -1 declined at its first try
+   * (always stepped from then on). Written by the hit path of the vCPU that hit the probe.
+   */
+  emulated: -1 | 0 | 1;
 }
 
 export interface KprobeInit {

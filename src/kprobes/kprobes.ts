@@ -328,7 +328,7 @@ export class Kprobes {
   private async prepareInsn(t: Kthread, addr: bigint, hasPostHandler: boolean): Promise<Ainsn | number> {
     const prep = this.arch.prepareKprobe(addr, this.originalText(addr, this.arch.maxInsnLength), { hasPostHandler });
     if (isRefusal(prep)) return -prep.errno;
-    if (prep.mode === 'emulate') return { prep, slot: undefined, stepTrap: undefined, nativePcAt: undefined };
+    if (prep.mode === 'emulate') return { prep, slot: undefined, stepTrap: undefined, nativePcAt: undefined, emulated: 0 };
     const slot = await this.slots.get(t);
     const refused = prep.slotRefusal?.(slot);
     if (refused) {
@@ -345,7 +345,7 @@ export class Kprobes {
     const stepTrap = prep.mode === 'step' ? slot + BigInt(prep.stepTrapOffset!) : undefined;
     const native = this.arch.nativeStepTrap;
     const nativePcAt = stepTrap !== undefined && native && prep.plainStepResume !== undefined ? stepTrap + BigInt(native.pcAfterTrap) : undefined;
-    return { prep, slot, stepTrap, nativePcAt };
+    return { prep, slot, stepTrap, nativePcAt, emulated: 0 };
   }
 
   /** register_aggr_kprobe: the second probe at an address. */

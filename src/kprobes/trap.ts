@@ -322,6 +322,15 @@ export class KprobeTrapPath {
     // Boosted: the slot jumps back by itself; nothing pins the vCPU while it runs (hence the
     // dirty free of boosted slots). A boosted probe has no post handler.
     if (prep.mode === 'boost') return this.finishHit(hit, kcb, p, reenter, ai.slot);
+    // try_to_emulate: a first refusal is remembered and the probe is stepped from then on; one
+    // that emulated before is tried again at every hit (and stepped when it declines).
+    if (prep.tryEmulate !== undefined && ai.emulated >= 0) {
+      if (prep.tryEmulate(cpu)) {
+        ai.emulated = 1;
+        return this.finishHit(hit, kcb, p, reenter, undefined);
+      }
+      if (ai.emulated === 0) ai.emulated = -1;
+    }
     kcb.stepping = p;
     kcb.stepSlot = ai.slot!;
     kcb.stepTrap = ai.stepTrap;

@@ -314,6 +314,9 @@ export class KprobePlacer extends Placer {
       modeWithPostHandler = isRefusal(withPost) ? 'step' : withPost.mode;
     }
     if (prep.mode === 'emulate') return { ok: true, mode: 'emulate', slot: undefined, cost: hitCost('emulate', 0), modeWithPostHandler };
+    // powerpc emulates first (try_to_emulate), post handler or not: a hit is one trap; the slot
+    // is there only for an emulation that declines (a store that would fault).
+    if (prep.tryEmulate) return { ok: true, mode: 'emulate', slot: undefined, cost: hitCost('emulate', 0), modeWithPostHandler: 'emulate' };
     const bad = prep.slotRefusal?.(this.slotAddr);
     if (bad) return refuse(bad.errno, bad.reason);
     const slot = prep.slotBytes(this.slotAddr);

@@ -49,6 +49,8 @@ export interface Outcome {
   /** Probed: breakpoint hits; native: executions of the probed address. */
   hits: number;
   steps: number;
+  /** Probed: hits carried out by emulate-first (PreparedInsn.tryEmulate), no step. */
+  emulated: number;
 }
 
 function be(words: number[]): Uint8Array {
@@ -106,13 +108,22 @@ export function runOnce(
       e.memWrite(place.probe, probe.pa.breakpoint);
       if (probe.prepared.mode !== 'emulate') e.memWrite(layout.slot, probe.prepared.slotBytes(layout.slot));
     }
-    const mem = memAccess(e, arch.wordSize);
+    const writes = new Map<bigint, number>();
+    // Stores an emulation makes go through here, where the MEM_WRITE hook below cannot see them.
+    const direct = memAccess(e, arch.wordSize);
+    const mem: GuestMemoryAccess = {
+      ...direct,
+      write(a, b) {
+        direct.write(a, b);
+        for (let i = 0n; i < BigInt(b.length); i++) writes.set(a + i, 1);
+      },
+    };
     let stop = 'none';
     let hits = 0;
     let steps = 0;
+    let emulated = 0;
     let stepping = false;
     let hitPcAfter = 0n;
-    const writes = new Map<bigint, number>();
     const inSlot = (pc: bigint): boolean => pc >= layout.slot && pc < layout.slot + 32n;
     const sink: TrapSink = {
       isKernelText: () => false,
@@ -126,6 +137,11 @@ export function runOnce(
           const p = probe.prepared;
           if (p.mode === 'emulate') {
             p.emulate!(cpu);
+            return { pc: arch.getPc(e) };
+          }
+          // Emulate-first (ppc's try_to_emulate): stepped only when the emulation declines.
+          if (p.tryEmulate?.(cpu)) {
+            emulated++;
             return { pc: arch.getPc(e) };
           }
           stepping = true;
@@ -172,7 +188,7 @@ export function runOnce(
         const b = e.tryMemRead(a, 1);
         return [hex(a), b ? hex(BigInt(b[0]!)) : 'unmapped'];
       });
-    return { regs, stop, writes: wl, hits: executed?.get(place.probe) ?? hits, steps };
+    return { regs, stop, writes: wl, hits: executed?.get(place.probe) ?? hits, steps, emulated };
   } finally {
     e.close();
   }

@@ -91,6 +91,11 @@ const CORPUS: Array<[number, string, boolean?]> = [
   [0x80640008, 'lwz r3,8(r4)'],
   [0x90a1fff0, 'stw r5,-16(r1)'],
   [0x9421ffe0, 'stwu r1,-32(r1)'],
+  [0x90a407be, 'stw r5,0x7be(r4): crosses a page, so emulate-first declines and it is stepped'],
+  [0x38610010, 'addi r3,r1,16'],
+  [0x3c60fff0, 'lis r3,-16'],
+  [0x7c832378, 'mr r3,r4'],
+  [0x7c832379, 'mr. r3,r4 (Rc = 1: stepped)'],
   [0x7c6428ae, 'lbzx r3,r4,r5'],
   [0x7ca4292e, 'stwx r5,r4,r5'],
   [0xbba1fff4, 'lmw r29,-12(r1)'],
@@ -183,7 +188,7 @@ describe.each(TARGETS)('%s kprobe back-end', (name, arch) => {
     // Alignment is checked first: even a trap at an odd address is refused for that.
     expect(refusal(0x18002n, 0x7fe00008)).toEqual({ errno: 22, reason: expect.stringMatching(/unaligned/) });
     expect(refusal(0x18000n, 0x60000000)).toBe('accepted');
-    expect(refusal(0x18000n, 0x7c0802a6)).toBe('accepted'); // mflr: stepped
+    expect(refusal(0x18000n, 0x7c0802a6)).toBe('accepted'); // mflr: emulated first
   });
 
   it('emulates every branch and addpcis, steps the rest (slot = copy + trap)', () => {
@@ -191,8 +196,26 @@ describe.each(TARGETS)('%s kprobe back-end', (name, arch) => {
     for (const w of [0x48000040, 0x41820020, 0x4e800020, 0x4e800421, 0x4c600005]) expect(mode(w)).toBe('emulate');
     const p = prepareAt(pa, X, 0x80640008);
     expect(p.mode).toBe('step');
+    expect(p.tryEmulate).toBeUndefined();
     expect(p.stepTrapOffset).toBe(4);
     expect([...p.slotBytes(0x300000n)]).toEqual([0x80, 0x64, 0x00, 0x08, 0x7f, 0xe0, 0x00, 0x08]);
+  });
+
+  it("tries emulate_step first (try_to_emulate) on a function entry's integer instructions, with the slot kept for a decline", () => {
+    const entry = [0x7c0802a6, 0x9421ffe0, 0x90a1fff0, 0x38610010, 0x3c60fff0, 0x7c832378, ...(name === 'ppc64' ? [0xfbe1fff8, 0xf821ff81] : [])];
+    for (const w of entry) {
+      const p = prepareAt(pa, X, w);
+      expect(p.mode, w.toString(16)).toBe('step');
+      expect(p.tryEmulate, w.toString(16)).toBeTypeOf('function');
+      const d = differential(arch, pa, X, w, 0);
+      expect({ emulated: d.probed.emulated, steps: d.probed.steps }, w.toString(16)).toEqual({ emulated: 1, steps: 0 });
+    }
+    // Declined (a store across a page boundary): nothing changed, the copy is stepped.
+    const cross = differential(arch, pa, X, 0x90a407be, 0);
+    expect({ emulated: cross.probed.emulated, steps: cross.probed.steps }).toEqual({ emulated: 0, steps: 1 });
+    expectSame(cross, 'stw across a page');
+    // Not emulated here (Rc = 1 sets CR0; std is 64-bit only): stepped.
+    for (const w of [0x7c832379, ...(name === 'ppc32' ? [0xfbe1fff8] : [])]) expect(prepareAt(pa, X, w).tryEmulate, w.toString(16)).toBeUndefined();
   });
 
   it('hijackReturn swaps LR for the trampoline; frameSp is r1', () => {

@@ -262,7 +262,7 @@ describe.each(TARGETS)('$name uprobe back-end', (t) => {
     const bctar = prep(0x4e800460);
     if (is64) expect(bctar).toMatchObject({ refused: true, errno: ERRNO.ENOTSUPP, reason: expect.stringMatching(/TAR/) });
     else expect((bctar as PreparedUprobe).mode).toBe('step');
-    expect(mode(0x7c0802a6)).toBe('emulate'); // mflr: emulate_step does it (emulate-int.ts)
+    expect(mode(0x7c0802a6)).toBe('emulate'); // mflr: emulate_step does it (arch/ppc/kprobes/emulate-int.ts)
   });
 
   it('differential: the hand corpus (three register states)', () => {
@@ -306,7 +306,7 @@ describe.each(TARGETS)('$name uprobe back-end', (t) => {
     const modes = corpusModes[name];
     expect([...corpus.values()].reduce((n, l) => n + l.length, 0)).toBeGreaterThan(1000);
     expect(modes.get('emulate') ?? 0).toBeGreaterThan(100);
-    // Function entries' addi/addis/mr/mflr/stw(u)/std(u) are emulated (emulate-int.ts): ~850 words step.
+    // Function entries' addi/addis/mr/mflr/stw(u)/std(u) are emulated (arch/ppc/kprobes/emulate-int.ts): ~850 words step.
     expect(modes.get('step') ?? 0).toBeGreaterThan(500);
     expect(modes.get(`refused ${ERRNO.ENOTSUPP}`) ?? 0).toBeGreaterThan(0); // sc in the system-call stubs
   });

@@ -4,7 +4,7 @@
  * (can_single_step), so here the probed instruction is the one before the system call in
  * getpid_() (ppc `li r8,0`, sparc64 `clr %o5`: objdump -d of fixtures/<target>/signals-nolibc):
  * on sparc64 an ordinary instruction stepped in the XOL slot, on ppc one that emulate_step carries
- * out at the hit (arch/ppc/uprobes/emulate-int.ts), after which the signal is delivered before
+ * out at the hit (arch/ppc/kprobes/emulate-int.ts), after which the signal is delivered before
  * the next instruction runs. The consumer plays bpf_send_signal: once eintr()
  * has been entered twice, the second getpid_() of init after that (in errors(), where SIGUSR1's
  * handler is on_plain) gets SIGUSR1 from the probe handler, just before the step. Linux holds it

@@ -23,7 +23,10 @@ import { repoRoot, supported, withEnv } from '../helpers.js';
 const TARGETS = (['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'] as const).filter((t) => supported.has(t));
 const WRITES = '300';
 
-/** Each stepped instruction (no post handler) of the write path, with the instruction right behind it. */
+/**
+ * Each stepped instruction (no post handler) of the write path, with the instruction right behind
+ * it. Not those ppc emulates first (try_to_emulate): they take no step unless the emulation declines.
+ */
 function steppedPairs(m: Machine, k: Kprobes): Array<{ first: bigint; second: bigint; plain: boolean }> {
   const out: Array<{ first: bigint; second: bigint; plain: boolean }> = [];
   for (const name of ['ksys_write', 'vfs_write', 'do_syscall']) {
@@ -38,7 +41,7 @@ function steppedPairs(m: Machine, k: Kprobes): Array<{ first: bigint; second: bi
       const p = at(pc);
       if (isRefusal(p)) break;
       const next = pc + BigInt(p.insn.length);
-      if (p.mode === 'step' && next < end && !isRefusal(at(next))) {
+      if (p.mode === 'step' && !p.tryEmulate && next < end && !isRefusal(at(next))) {
         out.push({ first: pc, second: next, plain: p.plainStepResume !== undefined && k.arch.nativeStepTrap !== undefined });
       }
       pc = next;

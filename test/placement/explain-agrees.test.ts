@@ -96,7 +96,9 @@ describe.each(TARGETS)('explain agrees with registration on %s', (target: Target
             const p = new Kprobe({ addr, preHandler: () => 0 });
             const rc = await kprobes.register(t, p);
             if (rc !== 0) return `${rc}`;
-            const mode = p.ainsn?.prep.mode;
+            // What a hit does: ppc's emulate-first (try_to_emulate) is an emulation, the slot only its fallback.
+            const prep = p.ainsn?.prep;
+            const mode = prep?.tryEmulate ? 'emulate' : prep?.mode;
             await kprobes.unregister(t, p);
             return `ok ${mode}`;
           });

@@ -1,7 +1,8 @@
 /**
- * PowerPC: the integer instructions a function's entry is made of, carried out at a uprobe hit
- * the way Linux's arch_uprobe_skip_sstep → emulate_step (arch/powerpc/lib/sstep.c, analyse_instr)
- * does, so such a probe takes one trap instead of two (breakpoint, then the step's trap):
+ * PowerPC: the integer instructions a function's entry is made of, carried out at a probe hit the
+ * way Linux's emulate_step (arch/powerpc/lib/sstep.c, analyse_instr) does them, so such a probe
+ * takes one trap instead of two (breakpoint, then the step's trap). Both probe kinds use it:
+ * kprobe_handler → try_to_emulate, and arch_uprobe_skip_sstep.
  *
  *   addi rD,rA,SI (14)      rD = (rA|0) + SI
  *   addis rD,rA,SI (15)     rD = (rA|0) + (SI << 16)      (lis, the ELFv2 global entry's TOC setup)
@@ -9,11 +10,12 @@
  *   mfspr rD,LR (31/339)    rD = LR                        (mflr)
  *   stw rS,D(rA) (36), stwu (37); std rS,DS(rA) and stdu (62/0, 62/1, ppc64 only)
  *
- * A store is written as the user program writes it (ProbeCpu.mem: user accesses, big-endian);
- * when it would fault, or cross a page (a partial store), the emulation declines and the
- * instruction is stepped from its slot, where it faults exactly as in place — Linux's
- * emulate_step fails on a faulting put_user and the uprobe single-steps the same way. Invalid
- * forms (an update with rA = 0) and everything else are stepped.
+ * A store is written through ProbeCpu.mem, as the probed code would write it (big-endian): a
+ * user access at a uprobe, a kernel one (the kernel stack) at a kprobe. When it would fault, or
+ * cross a page (a partial store), the emulation declines and the instruction is stepped from its
+ * slot, where it faults exactly as in place — Linux's emulate_step fails on a faulting store and
+ * the probe single-steps the same way. Invalid forms (an update with rA = 0) and everything else
+ * are stepped.
  */
 import type { ProbeCpu } from '../../probes.js';
 import { UniprobeError } from '../../../src/errors.js';

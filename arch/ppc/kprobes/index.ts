@@ -52,7 +52,7 @@ export function ppcProbeArch(arch: Arch): ProbeArch {
     prepareKprobe(addr: bigint, bytes: Uint8Array): PreparedInsn | ProbeRefusal {
       const insn = decode(addr, bytes);
       if (!insn) return { refused: true, errno: 84, reason: 'fewer than 4 bytes of text at the probe address' };
-      return preparePpcKprobe(insn, bits);
+      return preparePpcKprobe(insn, bits, arch.layout.pageSize);
     },
     hijackReturn(cpu: ProbeCpu, trampoline: bigint): bigint {
       const orig = cpu.engine.regRead(R.LR);

@@ -12,14 +12,18 @@
  *   be neither emulated nor stepped: a taken one would leave the slot without its trap);
  * - `bcctr` with a CTR-decrementing BO: an invalid form the CPU rejects (Linux would emulate a
  *   decrement the hardware never does).
- * Linux's emulate-first covers most integer instructions as well; here only the address-dependent
- * ones are emulated and everything else is stepped: the registers afterwards are the same, the
- * difference is only the cost of the second trap.
+ * Every other instruction has a slot, and Linux's emulate-first (kprobe_handler → try_to_emulate)
+ * runs before the step: the integer instructions of function entries (emulate-int.ts: addi,
+ * addis, mr, mflr, stw/stwu, std/stdu) are carried out at the hit, one trap instead of two; the
+ * step remains for a store that would fault and for the rest. Linux's emulate_step covers most
+ * other integer, load and store instructions too; those are stepped here, with the same registers
+ * afterwards (only the second trap's cost differs).
  */
 import type { DecodedInsn, PreparedInsn, ProbeCpu, ProbeRefusal } from '../../probes.js';
 import { UC_PPC_REG as R } from '../ucregs.js';
 import { PPC_BREAKPOINT } from '../common.js';
 import { applyAddpcis, branchEmulator } from './emulate.js';
+import { applyIntOp, intOp } from './emulate-int.js';
 import { BO, ERRNO, bo, branchClass, cannotSingleStep, isAddpcis, isBctar, isPrefix } from './tables.js';
 import { be32, wordsBytes } from './disasm.js';
 
@@ -29,7 +33,7 @@ export const PPC_STEP_TRAP_OFFSET = 4;
 
 const refuse = (errno: number, reason: string): ProbeRefusal => ({ refused: true, errno, reason });
 
-export function preparePpcKprobe(insn: DecodedInsn, bits: 32 | 64): PreparedInsn | ProbeRefusal {
+export function preparePpcKprobe(insn: DecodedInsn, bits: 32 | 64, pageSize: number): PreparedInsn | ProbeRefusal {
   const addr = insn.addr;
   if ((addr & 3n) !== 0n) return refuse(ERRNO.EINVAL, 'unaligned address: PowerPC instructions are 4-byte aligned');
   const w = be32(insn.bytes);
@@ -53,9 +57,11 @@ export function preparePpcKprobe(insn: DecodedInsn, bits: 32 | 64): PreparedInsn
     return { insn, mode: 'emulate', slotBytes: noSlot, emulate: (cpu: ProbeCpu) => applyAddpcis(cpu, w, addr, bits) };
   }
   const next = BigInt.asUintN(bits, addr + 4n);
+  const op = intOp(w, bits === 64);
   return {
     insn,
     mode: 'step',
+    ...(op ? { tryEmulate: (cpu: ProbeCpu) => applyIntOp(op, cpu, addr, bits, pageSize) } : {}),
     stepTrapOffset: PPC_STEP_TRAP_OFFSET,
     // The copy, then the trap that ends the step (Linux steps with MSR[SE]; here the trap keeps
     // the step inside the same emulation run).

@@ -12,7 +12,7 @@
  * - Emulated (arch_uprobe_skip_sstep → emulate_step): every branch (b, bc, bclr, bcctr with their
  *   LK/AA/CTR/CR semantics, shared with the kprobe back-end) and addpcis, which depend on where
  *   they run; and the integer instructions function entries are made of (addi, addis, mr, mflr,
- *   stw/stwu, std/stdu: emulate-int.ts), one trap instead of two. Linux's emulate_step does most
+ *   stw/stwu, std/stdu: kprobes/emulate-int.ts), one trap instead of two. Linux's emulate_step does most
  *   other integer, load and store instructions too; those are stepped here instead, with the same
  *   result (only the second trap's cost differs).
  * - Stepped: slot = [copy][trap] (8 bytes = UPROBE_XOL_SLOT_BYTES). Linux steps with MSR_SE; the
@@ -42,7 +42,7 @@ import { PPC_BREAKPOINT, PPC_STEP_TRAP, isPpcTrap } from '../common.js';
 import { applyAddpcis, applyBranch, ppcHitRegisters } from '../kprobes/emulate.js';
 import { BO, bo, bi, branchClass, cannotSingleStep, isAddpcis, isBctar, isPrefix, lkBit } from '../kprobes/tables.js';
 import { be32, disasmText, wordText, wordsBytes } from '../kprobes/disasm.js';
-import { applyIntOp, intOp } from './emulate-int.js';
+import { applyIntOp, intOp } from '../kprobes/emulate-int.js';
 
 /** Linux errno values: EINVAL, and the kernel-internal ENOTSUPP uprobes answer with. */
 export const ERRNO = { EINVAL: 22, ENOTSUPP: 524 } as const;
