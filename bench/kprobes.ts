@@ -209,7 +209,7 @@ function padSites(m: Machine, kprobes: Kprobes, n: number): bigint[] {
     for (const a of instructionStarts(m, kprobes, f.name)) {
       const mode = modeAt(m, kprobes, a, false);
       // Slot-using modes only: every cold probe then costs what a typical probe costs to hold.
-      if (mode === 'step' || mode === 'boost') out.push(a);
+      if (mode === 'step' || mode === 'boost' || mode === 'emulate-first') out.push(a);
       if (out.length === n) return out;
     }
   }

@@ -294,14 +294,24 @@ export class TrapRegisterCache {
     return false;
   }
 
+  /** Are all of `ids` in the set? (A loop, not `every`: trap hooks call this at every hit.) */
+  private covers(ids: readonly number[]): boolean {
+    for (let k = 0; k < ids.length; k++) if (this.index(ids[k]!) < 0) return false;
+    return true;
+  }
+
   tryReadBatch(ids: readonly number[]): bigint[] | undefined {
-    if (ids.every((id) => this.index(id) >= 0)) return ids.map((id) => this.read(this.index(id)));
+    if (this.covers(ids)) {
+      const out = new Array<bigint>(ids.length);
+      for (let k = 0; k < ids.length; k++) out[k] = this.read(this.index(ids[k]!));
+      return out;
+    }
     this.flush();
     return undefined;
   }
 
   tryWriteBatch(ids: readonly number[], values: readonly bigint[]): boolean {
-    if (this.loaded && ids.every((id) => this.index(id) >= 0)) {
+    if (this.loaded && this.covers(ids)) {
       for (let k = 0; k < ids.length; k++) this.write(this.index(ids[k]!), values[k]!);
       return true;
     }

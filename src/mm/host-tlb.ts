@@ -10,11 +10,12 @@
  *
  * Invariant (kept by Mm): every change to a present page — unmap, protection change, COW break or
  * set, page replaced — first takes the page out of the engine (Mm.unmapPages), and that flushes
- * this cache; so does exit_mmap. A page is entered only by the slow walk, only for user pages
- * (never the kernel's fixed mappings), and only as writable when its VMA allows writes, the
- * entry is not copy-on-write and the page is not executable (a write to text must drop the
- * engine's translations, which the slow path does). A stale "not writable" entry is harmless:
- * the write takes the slow path.
+ * this cache; so does exit_mmap. The kernel's fixed mappings (image, kernel stacks, slot area)
+ * never change while the machine lives, so their pages may be entered too. A page is entered only
+ * by the slow walk, and only as writable when its VMA (or kernel mapping) allows writes, the entry
+ * is not copy-on-write and the page is not executable (a write to text must drop the engine's
+ * translations, which the slow path does). A stale "not writable" entry is harmless: the write
+ * takes the slow path.
  */
 import { PROT } from './vma.js';
 

@@ -67,40 +67,94 @@ export function intOp(w: number, is64: boolean): IntOp | undefined {
   }
 }
 
-/** Carry out `op` (probed at `at`) with the PC moved past it; false (nothing changed) to step instead. */
-export function applyIntOp(op: IntOp, cpu: ProbeCpu, at: bigint, bits: 32 | 64, pageSize: number): boolean {
-  const e = cpu.engine;
-  const next = BigInt.asUintN(bits, at + 4n);
+/** An emulation: carry the instruction probed at `at` out, PC included; false (nothing changed) to step it instead. */
+export type IntEmulator = (cpu: ProbeCpu, at: bigint) => boolean;
+
+/**
+ * `op` as an emulation, with what does not change between hits worked out once: the register
+ * ids, the lists written back (reused: an emulation runs inside one trap hook, never nested), the
+ * PC after it (for the last `at`: a kprobe has one, a uprobe one per mapping of its file).
+ * Registers are read one by one (no list made; a register outside the trap cache costs its one
+ * call either way) and written as one batch with the PC.
+ */
+export function intEmulator(op: IntOp, bits: 32 | 64, pageSize: number): IntEmulator {
+  let lastAt = -1n;
+  let next = 0n;
+  const nextOf = (at: bigint): bigint => (at === lastAt ? next : ((lastAt = at), (next = BigInt.asUintN(bits, at + 4n))));
+  const pc = [R.PC];
+  const pcVal = [0n];
   switch (op.k) {
     case 'add': {
-      const base = op.ra === 0 ? 0n : e.regRead(R.R0 + op.ra);
-      e.regWriteBatch([R.R0 + op.rd, R.PC], [BigInt.asUintN(bits, base + op.imm), next]);
-      return true;
+      const src = R.R0 + op.ra;
+      const ids = [R.R0 + op.rd, R.PC];
+      const vals = [0n, 0n];
+      const imm = op.imm;
+      return (cpu, at) => {
+        const e = cpu.engine;
+        vals[0] = BigInt.asUintN(bits, (op.ra === 0 ? 0n : e.regRead(src)) + imm);
+        vals[1] = nextOf(at);
+        e.regWriteBatch(ids, vals);
+        return true;
+      };
     }
     case 'or': {
-      const [s, b] = e.regReadBatch([R.R0 + op.rs, R.R0 + op.rb]);
-      e.regWriteBatch([R.R0 + op.ra, R.PC], [BigInt.asUintN(bits, s! | b!), next]);
-      return true;
+      const rs = R.R0 + op.rs;
+      const rb = R.R0 + op.rb;
+      const ids = [R.R0 + op.ra, R.PC];
+      const vals = [0n, 0n];
+      return (cpu, at) => {
+        const e = cpu.engine;
+        const v = e.regRead(rs);
+        vals[0] = rb === rs ? v : v | e.regRead(rb); // mr rA,rS is or rA,rS,rS
+        vals[1] = nextOf(at);
+        e.regWriteBatch(ids, vals);
+        return true;
+      };
     }
-    case 'mflr':
-      e.regWriteBatch([R.R0 + op.rd, R.PC], [BigInt.asUintN(bits, e.regRead(R.LR)), next]);
-      return true;
+    case 'mflr': {
+      const ids = [R.R0 + op.rd, R.PC];
+      const vals = [0n, 0n];
+      return (cpu, at) => {
+        const e = cpu.engine;
+        vals[0] = BigInt.asUintN(bits, e.regRead(R.LR));
+        vals[1] = nextOf(at);
+        e.regWriteBatch(ids, vals);
+        return true;
+      };
+    }
     case 'store': {
-      const [s, a] = e.regReadBatch([R.R0 + op.rs, R.R0 + op.ra]);
-      const ea = BigInt.asUintN(bits, (op.ra === 0 ? 0n : a!) + op.d);
-      if (Number(ea % BigInt(pageSize)) + op.size > pageSize) return false;
-      if (op.size === 8) scratch.setBigUint64(0, BigInt.asUintN(64, s!));
-      else scratch.setUint32(0, Number(BigInt.asUintN(32, s!)));
-      try {
-        cpu.mem.write(ea, op.size === 8 ? scratch8 : scratch4);
-      } catch (err) {
-        // The step from the slot raises the fault where the task can get its signal.
-        if (err instanceof UniprobeError && err.code === 'MM') return false;
-        throw err;
-      }
-      if (op.update) e.regWriteBatch([R.R0 + op.ra, R.PC], [ea, next]);
-      else e.regWrite(R.PC, next);
-      return true;
+      const rs = R.R0 + op.rs;
+      const ra = R.R0 + op.ra;
+      const d = op.d;
+      const size = op.size;
+      const data = size === 8 ? scratch8 : scratch4;
+      const pageMask = BigInt(pageSize - 1);
+      const ids = [ra, R.PC];
+      const vals = [0n, 0n];
+      return (cpu, at) => {
+        const e = cpu.engine;
+        const v = e.regRead(rs);
+        const ea = BigInt.asUintN(bits, (op.ra === 0 ? 0n : e.regRead(ra)) + d);
+        if (Number(ea & pageMask) + size > pageSize) return false;
+        if (size === 8) scratch.setBigUint64(0, v);
+        else scratch.setUint32(0, Number(v & 0xffffffffn));
+        try {
+          cpu.mem.write(ea, data);
+        } catch (err) {
+          // The step from the slot raises the fault where the task can get its signal.
+          if (err instanceof UniprobeError && err.code === 'MM') return false;
+          throw err;
+        }
+        if (op.update) {
+          vals[0] = ea;
+          vals[1] = nextOf(at);
+          e.regWriteBatch(ids, vals);
+        } else {
+          pcVal[0] = nextOf(at);
+          e.regWriteBatch(pc, pcVal);
+        }
+        return true;
+      };
     }
   }
 }

@@ -23,7 +23,7 @@ import type { DecodedInsn, PreparedInsn, ProbeCpu, ProbeRefusal } from '../../pr
 import { UC_PPC_REG as R } from '../ucregs.js';
 import { PPC_BREAKPOINT } from '../common.js';
 import { applyAddpcis, branchEmulator } from './emulate.js';
-import { applyIntOp, intOp } from './emulate-int.js';
+import { intEmulator, intOp } from './emulate-int.js';
 import { BO, ERRNO, bo, branchClass, cannotSingleStep, isAddpcis, isBctar, isPrefix } from './tables.js';
 import { be32, wordsBytes } from './disasm.js';
 
@@ -58,10 +58,11 @@ export function preparePpcKprobe(insn: DecodedInsn, bits: 32 | 64, pageSize: num
   }
   const next = BigInt.asUintN(bits, addr + 4n);
   const op = intOp(w, bits === 64);
+  const emulate = op ? intEmulator(op, bits, pageSize) : undefined;
   return {
     insn,
     mode: 'step',
-    ...(op ? { tryEmulate: (cpu: ProbeCpu) => applyIntOp(op, cpu, addr, bits, pageSize) } : {}),
+    ...(emulate ? { tryEmulate: (cpu: ProbeCpu) => emulate(cpu, addr) } : {}),
     stepTrapOffset: PPC_STEP_TRAP_OFFSET,
     // The copy, then the trap that ends the step (Linux steps with MSR[SE]; here the trap keeps
     // the step inside the same emulation run).

@@ -42,7 +42,7 @@ import { PPC_BREAKPOINT, PPC_STEP_TRAP, isPpcTrap } from '../common.js';
 import { applyAddpcis, applyBranch, ppcHitRegisters } from '../kprobes/emulate.js';
 import { BO, bo, bi, branchClass, cannotSingleStep, isAddpcis, isBctar, isPrefix, lkBit } from '../kprobes/tables.js';
 import { be32, disasmText, wordText, wordsBytes } from '../kprobes/disasm.js';
-import { applyIntOp, intOp } from '../kprobes/emulate-int.js';
+import { intEmulator, intOp } from '../kprobes/emulate-int.js';
 
 /** Linux errno values: EINVAL, and the kernel-internal ENOTSUPP uprobes answer with. */
 export const ERRNO = { EINVAL: 22, ENOTSUPP: 524 } as const;
@@ -111,11 +111,12 @@ export function ppcUprobeArch(arch: Arch): UprobeArch {
     const slot = wordsBytes(w, PPC_BREAKPOINT);
     const lk = branchClass(w) !== undefined && lkBit(w);
     const testThenDecrement = branchClass(w) === 'bcctr' && (bo(w) & BO.NO_CTR) === 0;
-    const int = branchClass(w) === undefined && !isAddpcis(w) ? intOp(w, is64) : undefined;
+    const intOpOf = branchClass(w) === undefined && !isAddpcis(w) ? intOp(w, is64) : undefined;
+    const int = intOpOf ? intEmulator(intOpOf, bits, pageSize) : undefined;
     const emulate =
       how === 'emulate'
         ? (cpu: ProbeCpu, at: bigint = vaddr): boolean => {
-            if (int) return applyIntOp(int, cpu, at, bits, pageSize);
+            if (int) return int(cpu, at);
             if (testThenDecrement) bcctrDecrementing(cpu, w, at, bits);
             else if (branchClass(w) !== undefined) applyBranch(cpu, w, at, bits);
             else applyAddpcis(cpu, w, at, bits);
