@@ -70,6 +70,12 @@ export interface TrapSink {
    * Absent: isKernelText decides.
    */
   isKernelCode?(pc: bigint): boolean;
+  /**
+   * Optional: copy the 4 bytes of guest kernel code (the image, or the kprobe slot area) at `addr`
+   * into `out`; false when `addr` is not kernel code. Cheaper than `memory()` for the word a
+   * kernel-mode trap stopped on (ppc reads it at every program check).
+   */
+  readKernelWord?(addr: bigint, out: Uint8Array): boolean;
   /** A user-mode system call instruction. `resumePc` = the instruction after it. */
   syscall(resumePc: bigint): TrapAction | undefined;
   /** A hypercall from guest kernel text (see fixtures/kernel/ABI.md). */

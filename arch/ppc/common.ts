@@ -109,7 +109,9 @@ export function installPpcTrapHooks(engine: Engine, sink: TrapSink, is64: boolea
     if (excp === PPC_EXCP.SYSCALL) {
       action = sink.isKernelText(at) ? sink.hypercall(after) : sink.syscall(after);
     } else if (excp === PPC_EXCP.PROGRAM) {
-      const word = insnBytes(engine, sink, at, word4);
+      // A kprobe's trap (kernel code) is read where every address space shares it; the rest
+      // (uprobes, the program's own traps, privileged instructions) from the task's mm.
+      const word = sink.readKernelWord?.(at, word4) ? word4 : insnBytes(engine, sink, at, word4);
       const insn = word ? ((word[0]! << 24) | (word[1]! << 16) | (word[2]! << 8) | word[3]!) >>> 0 : 0;
       const resume = word && !isPpcTrap(insn, is64) ? emulatePrivileged(engine, insn, at) : undefined;
       if (word && isPpcTrap(insn, is64)) action = sink.breakpoint(at, after);

@@ -68,6 +68,9 @@ export class KernelImage {
   readonly insnArea: HostMemory;
   readonly insnAreaBase: bigint;
   private readonly insnAreaEnd: bigint;
+  /** The last addresses a 4-byte word may start at in the image and in the slot area. */
+  private readonly lastWord: bigint;
+  private readonly insnAreaLastWord: bigint;
   readonly stackArenaBase: bigint;
   readonly textStart: bigint;
   readonly textEnd: bigint;
@@ -126,6 +129,8 @@ export class KernelImage {
     this.insnAreaBase = this.end;
     this.insnArea = HostMemory.alloc(INSN_AREA_SIZE);
     this.insnAreaEnd = this.insnAreaBase + BigInt(INSN_AREA_SIZE);
+    this.lastWord = this.end - 4n;
+    this.insnAreaLastWord = this.insnAreaEnd - 4n;
     this.stackArenaBase = arch.layout.kernelStackArena;
     this.stackArena = HostMemory.alloc(KERNEL_STACK_SIZE * KERNEL_STACKS);
     for (let i = KERNEL_STACKS - 1; i >= 0; i--) this.freeStacks.push(i);
@@ -150,6 +155,29 @@ export class KernelImage {
     if (addr >= this.base && addr + BigInt(len) <= this.end) return { bytes: this.mem.bytes, at: Number(addr - this.base) };
     if (this.isInsnArea(addr, len)) return { bytes: this.insnArea.bytes, at: Number(addr - this.insnAreaBase) };
     throw new UniprobeError('INTERNAL', `0x${addr.toString(16)} is neither kernel text nor the insn slot area`);
+  }
+
+  /**
+   * Copy the 4 bytes of kernel code at `addr` (the image or the slot area) into `out`; false when
+   * they are not all there. For a trap hook that must see the trapping word (ppc: a breakpoint
+   * or not): the kernel's mappings are the same host memory in every address space, so no mm is
+   * walked, and the bounds were worked out at load (one BigInt made, the offset).
+   */
+  readWordInto(addr: bigint, out: Uint8Array): boolean {
+    let src: Uint8Array;
+    let at: number;
+    if (addr >= this.base && addr <= this.lastWord) {
+      src = this.mem.bytes;
+      at = Number(addr - this.base);
+    } else if (addr >= this.insnAreaBase && addr <= this.insnAreaLastWord) {
+      src = this.insnArea.bytes;
+      at = Number(addr - this.insnAreaBase);
+    } else return false;
+    out[0] = src[at]!;
+    out[1] = src[at + 1]!;
+    out[2] = src[at + 2]!;
+    out[3] = src[at + 3]!;
+    return true;
   }
 
   isText(pc: bigint): boolean {

@@ -76,6 +76,7 @@ export class TrapDispatch {
   readonly sink: TrapSink = {
     isKernelText: (pc) => this.d.machine.kernel.isText(pc),
     isKernelCode: (pc) => this.d.machine.kernel.isText(pc) || this.d.machine.kernel.isInsnArea(pc),
+    readKernelWord: (addr, out) => this.d.machine.kernel.readWordInto(addr, out),
     syscall: (resumePc) => this.enterSyscall(resumePc),
     hypercall: () => this.hypercall(),
     breakpoint: (addr, pcAfter) => this.breakpoint(addr, pcAfter),
