@@ -126,18 +126,28 @@ export function load(): Lib {
     uc_query: f(`int uc_query(${p} uc, int type, _Out_ size_t *result)`),
     mmap: libc.func(`${p} mmap(void *addr, size_t len, int prot, int flags, int fd, long off)`) as never,
     munmap: libc.func(`int munmap(${p} addr, size_t len)`) as never,
+    // The hook signatures of unicorn.h (uc_cb_hookintr_t, uc_cb_insn_syscall_t, uc_cb_hookcode_t,
+    // uc_cb_eventmem_t, uc_cb_hookmem_t, uc_cb_hookinsn_invalid_t).
     protos: {
-      intr: koffi.pointer(koffi.proto(`void uc_cb_intr(${p} uc, uint32_t intno, void *ud)`)),
-      insn: koffi.pointer(koffi.proto(`void uc_cb_insn(${p} uc, void *ud)`)),
-      code: koffi.pointer(koffi.proto(`void uc_cb_code(${p} uc, uint64_t address, uint32_t size, void *ud)`)),
-      memInvalid: koffi.pointer(
-        koffi.proto(`bool uc_cb_mem_invalid(${p} uc, int type, uint64_t address, int size, int64_t value, void *ud)`),
-      ),
-      mem: koffi.pointer(koffi.proto(`void uc_cb_mem(${p} uc, int type, uint64_t address, int size, int64_t value, void *ud)`)),
-      insnInvalid: koffi.pointer(koffi.proto(`bool uc_cb_insn_invalid(${p} uc, void *ud)`)),
+      intr: callbackType('void', [p, 'uint32_t', 'void *']),
+      insn: callbackType('void', [p, 'void *']),
+      code: callbackType('void', [p, 'uint64_t', 'uint32_t', 'void *']),
+      memInvalid: callbackType('bool', [p, 'int', 'uint64_t', 'int', 'int64_t', 'void *']),
+      mem: callbackType('void', [p, 'int', 'uint64_t', 'int', 'int64_t', 'void *']),
+      insnInvalid: callbackType('bool', [p, 'void *']),
     },
   };
   return lib;
+}
+
+/**
+ * A pointer-to-function type for koffi.register, anonymous: koffi's type names are one namespace
+ * per process, and this module may be evaluated more than once in one (a test runner that resets
+ * its module registry between files, two copies of the package in one program); a second
+ * `koffi.proto('void uc_cb_intr(...)')` throws "Duplicate type name" and no engine could open.
+ */
+export function callbackType(result: string, args: string[]): unknown {
+  return koffi.pointer(koffi.proto(null, result, args));
 }
 
 /** glibc's mallopt parameter M_MMAP_THRESHOLD (malloc.h). */

@@ -11,7 +11,7 @@
  */
 import koffi from 'koffi';
 import { UniprobeError } from '../errors.js';
-import { check, load, UNICORN_LIBRARY } from './ffi.js';
+import { callbackType, check, load, UNICORN_LIBRARY } from './ffi.js';
 import { symbolAddress } from './insn-counter.js';
 import { buildNative, nativeSource } from './native-build.js';
 import { giveBlock, takeBlock, type TrapRegisterCache } from './regcache.js';
@@ -58,7 +58,7 @@ function trapHookLib(): TrapHookLib | undefined {
       stepSize: Number((l.func('uint64_t uniprobe_native_step_size(void)') as () => bigint)()),
       readBatch: symbolAddress(UNICORN_LIBRARY, 'uc_reg_read_batch'),
       writeBatch: symbolAddress(UNICORN_LIBRARY, 'uc_reg_write_batch'),
-      jsProto: koffi.pointer(koffi.proto('void uniprobe_trap_js(uint32_t arg)')),
+      jsProto: callbackType('void', ['uint32_t']), // js_hook_t in native/trap-hook.c
     };
     return loaded;
   } catch (e) {

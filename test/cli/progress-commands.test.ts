@@ -45,6 +45,9 @@ afterEach(() => {
   process.chdir(cwd);
 });
 
+/** What the command wrote to stderr besides the progress line: the reason of an unexpected status. */
+const errorText = (): string => log.filter((w) => w.fd === 2 && !w.text.startsWith(ERASE)).map((w) => w.text).join('');
+
 /** Indices of progress-line draws (those matching `re`) and of erases, and everything else. */
 function shape(re: RegExp) {
   const draws = log.flatMap((w, i) => (w.fd === 2 && w.text.startsWith(ERASE) && w.text.length > ERASE.length ? [i] : []));
@@ -62,7 +65,7 @@ function expectErasedBeforeOtherOutput(draws: number[]): void {
 describe('progress line of the long commands (fake terminal)', () => {
   it('verify: the phase and instruction count are shown, then erased before the report', async () => {
     const status = await main(['verify', 'fixtures/x86_64/fib-nolibc', '--probes', 'fib']);
-    expect(status).toBe(0);
+    expect(status, errorText()).toBe(0);
     const { draws, erases, others } = shape(/^uniprobe: verify fixtures\/x86_64\/fib-nolibc: ((unprobed|probed) run, \d+(\.\d)?M? instructions|registering probes \d+\/\d+|comparing), \d+\.\d s$/);
     expect(draws.length).toBeGreaterThan(0);
     const seen = (re: RegExp) => log.some((w) => re.test(w.text));
@@ -78,7 +81,7 @@ describe('progress line of the long commands (fake terminal)', () => {
 
   it('scenario: the seeds swept so far and the findings, erased before the report', async () => {
     const status = await main(['scenario', 'notifier-alloc', '--variant', 'fixed', '--seeds', '8']);
-    expect(status).toBe(0);
+    expect(status, errorText()).toBe(0);
     const { draws, erases, others } = shape(/^uniprobe: scenario notifier-alloc: \[[#.]+\] [0-7]\/8 seed [1-8], 0 found, \d+\.\d s$/);
     expect(draws.length).toBeGreaterThan(0);
     expectErasedBeforeOtherOutput(draws);
@@ -108,7 +111,7 @@ describe('progress line of the long commands (fake terminal)', () => {
 
   it('run: the --max-insns message is not run into the progress line (issue 18: "…12.5 suniprobe: stopped after…")', async () => {
     const status = await main(['run', 'fixtures/x86_64/spin-nolibc', '--max-insns', '40000000']);
-    expect(status).toBe(124);
+    expect(status, errorText()).toBe(124);
     const { draws } = shape(/^uniprobe: [\d.]+M? guest instructions, 1 process running, \d+\.\d s$/);
     expect(draws.length).toBeGreaterThan(0);
     expectErasedBeforeOtherOutput(draws);
