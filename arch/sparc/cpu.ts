@@ -98,6 +98,8 @@ export const ADDRESS_MASK = (1n << 41n) - 1n;
 /** Engine-private executable memory for stubs and trampolines (below 2^41, above every user and alias range). */
 export const STUB_AREA = 0x180_0000_0000n;
 export const STUB_AREA_SIZE = 1 << 20;
+/** The first address past the stub area (every trap asks inStubArea: no BigInt made per ask). */
+const STUB_AREA_END = STUB_AREA + BigInt(STUB_AREA_SIZE);
 export const STUB_READ_STATE = STUB_AREA; // rd %ccr,%g1 ; rd %y,%g2 ; STUB_END
 export const STUB_WRITE_STATE = STUB_AREA + 0x10n; // wr %g1,%ccr ; wr %g2,%y ; STUB_END
 export const STUB_SYSRET = STUB_AREA + 0x20n; // wr %g1,%ccr ; ta 0x6e
@@ -151,7 +153,7 @@ export class SparcCpu {
     if (have !== undefined) return have;
     const at = this.next;
     const size = BigInt(((words.length * 4 + 15) >> 4) << 4);
-    if (at + size > STUB_AREA + BigInt(STUB_AREA_SIZE)) {
+    if (at + size > STUB_AREA_END) {
       throw new UniprobeError('ARCH', 'sparc64: the engine-private trampoline area is full');
     }
     this.engine.memWrite(at, be32(words));
@@ -188,7 +190,7 @@ export class SparcCpu {
   }
 
   inStubArea(pc: bigint): boolean {
-    return pc >= STUB_AREA && pc < STUB_AREA + BigInt(STUB_AREA_SIZE);
+    return pc >= STUB_AREA && pc < STUB_AREA_END;
   }
 }
 

@@ -190,8 +190,11 @@ export class Runs {
 
   /** `next` = the first instruction of the counted block that did not run; `fromStart`: it may be the block's first. */
   takeBack(next: bigint, fromStart: boolean): void {
-    if (this.counter) takeBackBlock(this.counter.view, next, fromStart, (pc) => this.requestBlock(pc));
+    if (this.counter) takeBackBlock(this.counter.view, next, fromStart, this.blockAt);
   }
+
+  /** requestBlock as a value, made once: sparc64's traps give back a block at every trap. */
+  private readonly blockAt = (pc: bigint): { pc: bigint; icount: number; size: number } | undefined => this.requestBlock(pc);
 
   /** Unicorn's translated block at `pc` (uc_ctl TB_REQUEST_CACHE): its instruction count and size. */
   requestBlock(pc: bigint): { pc: bigint; icount: number; size: number } | undefined {
