@@ -32,6 +32,15 @@ export type PostHandler = (p: Kprobe, regs: ProbeRegs, flags: number) => undefin
  */
 export interface Ainsn {
   readonly prep: PreparedInsn;
+  /**
+   * The prep's members the hit path reads, copied here at registration: every Ainsn has the same
+   * shape, where the arch's PreparedInsn objects have many (each back-end builds its own), and a
+   * property read at a call site that has seen many shapes is a slow, megamorphic one.
+   */
+  readonly mode: PreparedInsn['mode'];
+  readonly emulate: PreparedInsn['emulate'];
+  readonly tryEmulate: PreparedInsn['tryEmulate'];
+  readonly plainStepResume: bigint | undefined;
   readonly slot: bigint | undefined;
   readonly stepTrap: bigint | undefined;
   /**
@@ -45,6 +54,22 @@ export interface Ainsn {
    * (always stepped from then on). Written by the hit path of the vCPU that hit the probe.
    */
   emulated: -1 | 0 | 1;
+}
+
+/** An Ainsn, always built here: one object shape for every arch (see Ainsn.mode). */
+export function makeAinsn(prep: PreparedInsn, slot: bigint | undefined, stepTrap: bigint | undefined, nativePcAt: bigint | undefined): Ainsn {
+  return {
+    prep,
+    mode: prep.mode,
+    // Bound: an arch may write them as methods of its PreparedInsn.
+    emulate: prep.emulate?.bind(prep),
+    tryEmulate: prep.tryEmulate?.bind(prep),
+    plainStepResume: prep.plainStepResume,
+    slot,
+    stepTrap,
+    nativePcAt,
+    emulated: 0,
+  };
 }
 
 export interface KprobeInit {

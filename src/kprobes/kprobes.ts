@@ -19,7 +19,7 @@ import '../../arch/decoders-ready.js';
 import type { BreakpointHit, Machine } from '../kernel/machine.js';
 import { KPROBE_LOCKS, Mutex, type Kthread } from '../sync/index.js';
 import { InsnSlotCache } from './insn-slots.js';
-import { AggrKprobe, isAggr, Kprobe, KPROBE_FLAG, type Ainsn } from './kprobe.js';
+import { AggrKprobe, isAggr, Kprobe, KPROBE_FLAG, makeAinsn, type Ainsn } from './kprobe.js';
 import { cacheHitRegisters } from '../regs/probe-regs.js';
 import { KprobeTable } from './table.js';
 import { blacklistReason, checkAddressSafe, checkBoundary, functionBounds, originalText, resolveKprobeAddr, type KprobeSite } from './checks.js';
@@ -328,7 +328,7 @@ export class Kprobes {
   private async prepareInsn(t: Kthread, addr: bigint, hasPostHandler: boolean): Promise<Ainsn | number> {
     const prep = this.arch.prepareKprobe(addr, this.originalText(addr, this.arch.maxInsnLength), { hasPostHandler });
     if (isRefusal(prep)) return -prep.errno;
-    if (prep.mode === 'emulate') return { prep, slot: undefined, stepTrap: undefined, nativePcAt: undefined, emulated: 0 };
+    if (prep.mode === 'emulate') return makeAinsn(prep, undefined, undefined, undefined);
     const slot = await this.slots.get(t);
     const refused = prep.slotRefusal?.(slot);
     if (refused) {
@@ -345,7 +345,7 @@ export class Kprobes {
     const stepTrap = prep.mode === 'step' ? slot + BigInt(prep.stepTrapOffset!) : undefined;
     const native = this.arch.nativeStepTrap;
     const nativePcAt = stepTrap !== undefined && native && prep.plainStepResume !== undefined ? stepTrap + BigInt(native.pcAfterTrap) : undefined;
-    return { prep, slot, stepTrap, nativePcAt, emulated: 0 };
+    return makeAinsn(prep, slot, stepTrap, nativePcAt);
   }
 
   /** register_aggr_kprobe: the second probe at an address. */

@@ -314,18 +314,17 @@ export class KprobeTrapPath {
 
   private setupStep(hit: BreakpointHit, kcb: Ctlblk, p: Kprobe, reenter: boolean, cpu: ProbeCpu): TrapAction {
     const ai = p.ainsn!;
-    const prep = ai.prep;
-    if (prep.mode === 'emulate') {
-      prep.emulate!(cpu);
+    if (ai.mode === 'emulate') {
+      ai.emulate!(cpu);
       return this.finishHit(hit, kcb, p, reenter, undefined);
     }
     // Boosted: the slot jumps back by itself; nothing pins the vCPU while it runs (hence the
     // dirty free of boosted slots). A boosted probe has no post handler.
-    if (prep.mode === 'boost') return this.finishHit(hit, kcb, p, reenter, ai.slot);
+    if (ai.mode === 'boost') return this.finishHit(hit, kcb, p, reenter, ai.slot);
     // try_to_emulate: a first refusal is remembered and the probe is stepped from then on; one
     // that emulated before is tried again at every hit (and stepped when it declines).
-    if (prep.tryEmulate !== undefined && ai.emulated >= 0) {
-      if (prep.tryEmulate(cpu)) {
+    if (ai.tryEmulate !== undefined && ai.emulated >= 0) {
+      if (ai.tryEmulate(cpu)) {
         ai.emulated = 1;
         return this.finishHit(hit, kcb, p, reenter, undefined);
       }
@@ -339,7 +338,7 @@ export class KprobeTrapPath {
     // Tests may force a switch between the trap and the step: the run ends with the PC on the
     // slot; the task stays pinned (atomic) and resumes there.
     if (this.machine.sync.sched.forcedSwitch('kprobe:before-step', hit.task.kctx)) return { pc: ai.slot, stop: true };
-    if (!reenter && ai.nativePcAt !== undefined && !hasPostHandler(p)) this.armNativeStep(hit, kcb, ai.nativePcAt, prep.plainStepResume!);
+    if (!reenter && ai.nativePcAt !== undefined && !hasPostHandler(p)) this.armNativeStep(hit, kcb, ai.nativePcAt, ai.plainStepResume!);
     return this.resume(ai.slot!);
   }
 

@@ -47,11 +47,12 @@ async function run(target: Target, probe: boolean, decide?: (n: number) => boole
     });
     if (probe) {
       expect(await m.kernelCall('reg', (t) => k.register(t, kp))).toBe(0);
-      const prep = kp.ainsn!.prep;
-      expect(prep.mode).toBe('step');
-      const real = prep.tryEmulate!;
-      expect(real).toBeTypeOf('function');
-      (prep as { tryEmulate?: (cpu: ProbeCpu) => boolean }).tryEmulate = (cpu) => {
+      const ai = kp.ainsn!;
+      expect(ai.prep.mode).toBe('step');
+      expect(ai.prep.tryEmulate).toBeTypeOf('function');
+      // The hit path calls the Ainsn's copy (kprobe.ts makeAinsn): the attempts are counted there.
+      const real = ai.tryEmulate!;
+      (ai as { tryEmulate?: (cpu: ProbeCpu) => boolean }).tryEmulate = (cpu) => {
         const n = tries++;
         const d = decide?.(n);
         return d === false ? false : real(cpu);
