@@ -18,6 +18,7 @@
  * takes the slow path.
  */
 import { PROT } from './vma.js';
+import type { KernelMapping } from './mm-types.js';
 
 /** Entries, direct-mapped by page number. Enough for a stack page, a data page and a buffer. */
 const ENTRIES = 8;
@@ -78,6 +79,32 @@ export class HostTlb {
     this.bytes[i] = bytes;
     this.base[i] = base;
     this.writable[i] = writable ? 1 : 0;
+  }
+
+  /**
+   * Mm's slow path found `addr` (from `address`; -1: not cacheable) `off` bytes into the kernel
+   * mapping `k`: copy into `out` and remember the page. A kprobe hit reads the trapping word and
+   * an emulated store writes the kernel stack at every hit (ppc32, i386; x86-64's and ppc64's
+   * kernel halves lie past this cache's Numbers).
+   */
+  readKernel(addr: number, out: Uint8Array, k: KernelMapping, off: number): Uint8Array {
+    copyBytes(out, 0, k.mem.bytes, off, out.length);
+    if (addr >= 0) this.enterKernel(addr, k, off);
+    return out;
+  }
+
+  /** The same for a store of `data` (`addr` -1 for a FOLL_FORCE write: not remembered). */
+  writeKernel(addr: number, data: Uint8Array, k: KernelMapping, off: number): void {
+    copyBytes(k.mem.bytes, off, data, 0, data.length);
+    if (addr >= 0) this.enterKernel(addr, k, off);
+  }
+
+  /** Record the page of kernel mapping `k` holding `addr`. Text is entered read-only, as the user pages are. */
+  private enterKernel(addr: number, k: KernelMapping, off: number): void {
+    const base = off - (addr % this.pageSize); // the page's first byte in the mapping's host block
+    if (base < 0 || base + this.pageSize > k.mem.size) return;
+    // KernelMapping.perms are Unicorn's UC_PROT bits, numbered as PROT_READ/WRITE/EXEC are.
+    this.enter(addr, k.mem.bytes, base, plainlyWritable(k.perms, false));
   }
 
   /** The entry of the last `find`. */

@@ -509,11 +509,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     if (an >= 0 && this.tlb.read(an, out)) return out;
     this.checkUserCopy(addr, len);
     const kern = kernelMappingAt(this.kernel, addr, len);
-    if (kern) {
-      copyBytes(out, 0, kern.k.mem.bytes, kern.off, len);
-      if (an >= 0) this.enterKernelPage(an, kern);
-      return out;
-    }
+    if (kern) return this.tlb.readKernel(an, out, kern.k, kern.off);
     let done = 0;
     while (done < len) {
       const a = done === 0 ? addr : addr + BigInt(done);
@@ -530,20 +526,6 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
   }
 
   /**
-   * Remember the page of a kernel mapping that `an` (HostTlb.address) lies in, as the slow path
-   * found it: the kprobe trap path reads the trapping word and an emulated store writes the
-   * kernel stack at every hit (ppc32, i386; x86-64's and ppc64's kernel halves lie past the
-   * cache's Numbers). The kernel's mappings live as long as the machine; text is entered
-   * read-only (writes to it keep the slow path), as the user pages are.
-   */
-  private enterKernelPage(an: number, kern: { k: KernelMapping; off: number }): void {
-    const base = kern.off - (an % this.pageSize); // the page's first byte in the mapping's host block
-    if (base < 0 || base + this.pageSize > kern.k.mem.size) return;
-    // KernelMapping.perms are Unicorn's UC_PROT bits, numbered as PROT_READ/WRITE/EXEC are.
-    this.tlb.enter(an, kern.k.mem.bytes, base, plainlyWritable(kern.k.perms, false));
-  }
-
-  /**
    * Write guest memory from the host. `force` = FOLL_FORCE (write even to read-only private
    * mappings, as ptrace and uprobes do); without it a non-writable page faults.
    */
@@ -552,11 +534,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     if (an >= 0 && !force && this.tlb.write(an, bytes)) return;
     this.checkUserCopy(addr, bytes.length);
     const kern = kernelMappingAt(this.kernel, addr, bytes.length);
-    if (kern) {
-      copyBytes(kern.k.mem.bytes, kern.off, bytes, 0, bytes.length);
-      if (an >= 0 && !force) this.enterKernelPage(an, kern);
-      return;
-    }
+    if (kern) return this.tlb.writeKernel(force ? -1 : an, bytes, kern.k, kern.off);
     let done = 0;
     let execStart = -1n;
     let execEnd = -1n;
