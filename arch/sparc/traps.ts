@@ -240,7 +240,10 @@ function trapBody(cpu: SparcCpu, intno: number): void {
     const file = cpu.windows.cpuFile;
     if (file) {
       const npc = cpu.takeDeferredNpc(pc) ?? file.npc;
-      e.blockLeftAt(pc + 4n);
+      // A conditional trap taken mid-block leaves the rest of its block counted but not run. The
+      // kprobe traps in kernel code (breakpoints, slot step traps) are the engine's own `ta`,
+      // unconditional, which ends QEMU's block: nothing to give back, and no BigInt work per hit.
+      if (!(n >= ST.KPROBE_BP && n <= ST.KPROBE_LAST && isKernelCode(cpu, pc))) e.blockLeftAt(pc + 4n);
       return softwareTrap(cpu, n, pc, npc);
     }
     return atInstruction(cpu, pc, n);
@@ -254,6 +257,12 @@ function trapBody(cpu: SparcCpu, intno: number): void {
   }
   if (intno === TT.DATA_MISS && cpu.fpu.dataMiss(pc)) return;
   fault(cpu, faultForTrap(intno), pc);
+}
+
+/** Guest kernel text or the kprobe slot area (TrapSink.isKernelCode; its text when the sink has no such test). */
+function isKernelCode(cpu: SparcCpu, pc: bigint): boolean {
+  const sink = cpu.sink!;
+  return sink.isKernelCode ? sink.isKernelCode(pc) : sink.isKernelText(pc);
 }
 
 /** Linux's sparc64_get_context (ucontext.ts): windows flushed first, as synchronize_user_stack does. */
