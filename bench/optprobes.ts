@@ -59,7 +59,8 @@ async function benchTarget(target: Target): Promise<TargetRow> {
           });
           const optimized = kprobes.optimizer.isOptimized(kp.addr!);
           if (kind === 'optimized' && !optimized) throw new Error(`bench/optprobes: ${target}: ksys_write was not optimized (${kprobes.optimizer.refusals.get(kp.addr!)?.reason})`);
-          modes[kind] = optimized ? 'optimized' : (kp.ainsn?.prep.mode ?? '?');
+          // ppc's emulate-first (try_to_emulate) runs its "step" mode without a step: named apart.
+          modes[kind] = optimized ? 'optimized' : kp.ainsn?.tryEmulate ? 'emulate-first' : (kp.ainsn?.prep.mode ?? '?');
         }
         m.spawn(join(root, 'bench', 'guest', target, 'writes'), ['writes', String(WRITES)]);
         const before = hits;
