@@ -83,45 +83,31 @@ export function intEmulator(op: IntOp, bits: 32 | 64, pageSize: number): IntEmul
   const nextOf = (at: bigint): bigint => (at === lastAt ? next : ((lastAt = at), (next = BigInt.asUintN(bits, at + 4n))));
   const pc = [R.PC];
   const pcVal = [0n];
+  /** The three register-to-register forms: rD = value(engine), then the PC, in one batch. */
+  const setReg = (rd: number, value: (e: ProbeCpu['engine']) => bigint): IntEmulator => {
+    const ids = [R.R0 + rd, R.PC];
+    const vals = [0n, 0n];
+    return (cpu, at) => {
+      vals[0] = value(cpu.engine);
+      vals[1] = nextOf(at);
+      cpu.engine.regWriteBatch(ids, vals);
+      return true;
+    };
+  };
   switch (op.k) {
     case 'add': {
       const src = R.R0 + op.ra;
-      const ids = [R.R0 + op.rd, R.PC];
-      const vals = [0n, 0n];
       const imm = op.imm;
-      return (cpu, at) => {
-        const e = cpu.engine;
-        vals[0] = BigInt.asUintN(bits, (op.ra === 0 ? 0n : e.regRead(src)) + imm);
-        vals[1] = nextOf(at);
-        e.regWriteBatch(ids, vals);
-        return true;
-      };
+      return setReg(op.rd, (e) => BigInt.asUintN(bits, (op.ra === 0 ? 0n : e.regRead(src)) + imm));
     }
     case 'or': {
       const rs = R.R0 + op.rs;
       const rb = R.R0 + op.rb;
-      const ids = [R.R0 + op.ra, R.PC];
-      const vals = [0n, 0n];
-      return (cpu, at) => {
-        const e = cpu.engine;
-        const v = e.regRead(rs);
-        vals[0] = rb === rs ? v : v | e.regRead(rb); // mr rA,rS is or rA,rS,rS
-        vals[1] = nextOf(at);
-        e.regWriteBatch(ids, vals);
-        return true;
-      };
+      // mr rA,rS is or rA,rS,rS: one read.
+      return setReg(op.ra, (e) => (rb === rs ? e.regRead(rs) : e.regRead(rs) | e.regRead(rb)));
     }
-    case 'mflr': {
-      const ids = [R.R0 + op.rd, R.PC];
-      const vals = [0n, 0n];
-      return (cpu, at) => {
-        const e = cpu.engine;
-        vals[0] = BigInt.asUintN(bits, e.regRead(R.LR));
-        vals[1] = nextOf(at);
-        e.regWriteBatch(ids, vals);
-        return true;
-      };
-    }
+    case 'mflr':
+      return setReg(op.rd, (e) => BigInt.asUintN(bits, e.regRead(R.LR)));
     case 'store': {
       const rs = R.R0 + op.rs;
       const ra = R.R0 + op.ra;
