@@ -7,5 +7,5 @@ import { Engine } from '../src/emu/unicorn.js';
 import type { Arch } from './types.js';
 
 export function openEngine(arch: Arch, opts: { translationBufferBytes?: number } = {}): Engine {
-  return new Engine(arch.ucArch, arch.ucMode, { addressAlias: arch.addressAlias?.bind(arch), fixedInsnBytes: arch.fixedInsnBytes, readPc: (e) => arch.getPc(e), ...opts });
+  return new Engine(arch.ucArch, arch.ucMode, { addressAlias: arch.addressAlias?.bind(arch), fixedInsnBytes: arch.fixedInsnBytes, cpuOutsideContext: arch.cpuOutsideContext, readPc: (e) => arch.getPc(e), ...opts });
 }

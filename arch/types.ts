@@ -10,7 +10,7 @@ import type { ElfFile, ElfSymbol } from '../src/elf/index.js';
 import type { FunctionEntry } from './entry.js';
 import type { StatLayout } from '../src/kernel/abi/stat-layout.js';
 import type { OpenFlagBits } from '../src/kernel/abi/open-flags.js';
-import type { Engine } from '../src/emu/unicorn.js';
+import type { CpuOutsideContext, Engine } from '../src/emu/unicorn.js';
 
 export type Target = 'x86_64' | 'i386' | 'ppc32' | 'ppc64' | 'sparc64';
 export const TARGETS: readonly Target[] = ['x86_64', 'i386', 'ppc32', 'ppc64', 'sparc64'];
@@ -313,6 +313,13 @@ export interface Arch {
 
   /** Bytes per instruction on a fixed-width ISA (the instruction counter's shortcut); absent = variable. */
   readonly fixedInsnBytes?: number;
+
+  /**
+   * The CPU state that Unicorn's uc_context_save leaves out, saved and put back by the arch itself
+   * (sparc64: Unicorn 2.1.1 never sets its cpu_context_size, so a context holds none of its CPU).
+   * Engine.reset needs it; `save` gives undefined when the state cannot be reached (yet).
+   */
+  readonly cpuOutsideContext?: CpuOutsideContext;
 
   /**
    * Where to start the next run, when a PC write alone cannot restore the CPU state (sparc64:

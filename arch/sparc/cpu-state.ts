@@ -27,6 +27,7 @@ import { hostMemcpy } from '../host-memcpy.js';
 import { openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import type { Engine } from '../../src/emu/unicorn.js';
+import { UniprobeError } from '../../src/errors.js';
 import { UC_SPARC_REG as R } from './ucregs.js';
 import { CpuWindowFile } from './window-file.js';
 
@@ -134,6 +135,19 @@ function findEnv(mem: SelfMemory, uc: bigint): bigint | undefined {
   return undefined;
 }
 
+/**
+ * The engine's CPUSPARCState: its address, found with sentinels in %g1–%g7 and the PC, and %g0
+ * zero (Unicorn's register API writes %g0 like any other: an engine being reset may hold anything).
+ */
+function envOf(e: Engine, mem: SelfMemory): bigint | undefined {
+  const ids = [R.G0, ...SENTINELS.map((_, k) => R.G1 + k), R.PC];
+  const saved = e.regReadBatch(ids);
+  e.regWriteBatch(ids, [0n, ...SENTINELS, SENTINEL_PC]);
+  const env = findEnv(mem, e.nativeHandle());
+  e.regWriteBatch(ids, saved);
+  return env;
+}
+
 /** pstate's offset in the CPUSPARCState, once measured; or why it could not be. */
 let pstateOff: number | undefined;
 let failed: string | undefined;
@@ -186,11 +200,7 @@ export class SparcCpuState {
     if (failed !== undefined) return failed;
     const mem = selfMemory();
     if (mem === undefined) return (failed = '/proc/self/mem cannot be read');
-    const ids = [...SENTINELS.map((_, k) => R.G1 + k), R.PC];
-    const saved = e.regReadBatch(ids);
-    e.regWriteBatch(ids, [...SENTINELS, SENTINEL_PC]);
-    const env = findEnv(mem, e.nativeHandle());
-    e.regWriteBatch(ids, saved);
+    const env = envOf(e, mem);
     if (env === undefined) return 'its CPUSPARCState was not found';
     // The field offsets are the library's: measured once per process, with the guest's help.
     if (pstateOff === undefined) {
@@ -302,3 +312,29 @@ export class SparcCpuState {
 /** A fresh program's state (Linux's flush_thread and start_thread: FEF off, registers zero, %asi ASI_PNF). */
 export const FP_STATE_WORDS = 36;
 export const FRESH_FP_STATE: readonly bigint[] = Array.from({ length: FP_STATE_WORDS }, (_, k) => (k === 3 ? ASI_PNF : 0n));
+
+/**
+ * The sparc64 CPU for Engine.reset, which uc_context_save does not hold: the CPUSPARCState from
+ * its start through gsr. That is every field user code or the host changes (registers, windows
+ * and their counters, PC/NPC, %y, %ccr, FSR and the FP registers, the data TLB, %asi, PSTATE,
+ * FPRS, GSR); after it come the hyperprivileged and interrupt registers and the CPU model, which
+ * nothing here touches. Pointers inside it (the window pointer, the tick timers) point into the
+ * same engine, so its own saved bytes are valid when put back. Undefined before the first engine
+ * of the process has measured the layout (SparcCpuState.locate).
+ */
+export const sparcCpuOutsideContext = {
+  save(e: Engine): Uint8Array | undefined {
+    const mem = selfMemory();
+    const env = pstateOff === undefined || mem === undefined ? undefined : envOf(e, mem);
+    if (env === undefined) return undefined;
+    const b = Buffer.alloc(pstateOff! + PSTATE_TO_FPRS + FPRS_TO_GSR + 8);
+    libc().copyOut(b, env, b.length);
+    return b;
+  },
+  restore(e: Engine, saved: Uint8Array): void {
+    const mem = selfMemory();
+    const env = mem === undefined ? undefined : envOf(e, mem);
+    if (env === undefined) throw new UniprobeError('INTERNAL', 'sparc64: the CPU state of an engine being reset cannot be found');
+    libc().copyIn(env, Buffer.from(saved.buffer, saved.byteOffset, saved.length), saved.length);
+  },
+};

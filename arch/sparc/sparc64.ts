@@ -67,7 +67,7 @@ import { SPARC_OPEN_FLAGS } from './fcntl.js';
 import { table, R32, R31_PC, R32_PC, SYSCALL_ARG_REGS, SYSCALL_READ, ST, CCR_CARRY, FORK_LIKE, ADDRESS_MASK, STUB_AREA, STUB_AREA_SIZE, STUB_READ_STATE, STUB_WRITE_STATE, STUB_SYSRET, STUB_FPU_PROBE, STUB_END, runStub, SparcCpu, cpus, cpuOf, be32, u64, fetch, readCcrY, writeCcrY } from './cpu.js';
 import { LazyRegs, onTrap, pendingNpc, returnStubFor } from './traps.js';
 import { GENERIC_POLL } from '../../src/kernel/sys/poll.js';
-import { FPRS_FEF, FRESH_FP_STATE, FP_STATE_WORDS } from './cpu-state.js';
+import { FPRS_FEF, FRESH_FP_STATE, FP_STATE_WORDS, sparcCpuOutsideContext } from './cpu-state.js';
 import { SPARC64_SIGNALS } from './signal.js';
 
 // Bound once: the trap handlers call these millions of times, and a bundler's ESM-to-CJS output
@@ -112,6 +112,7 @@ export const sparc64: Arch = {
   // A 128-byte register window save area below argc, and the 2047 stack bias.
   stackBias: 128 + Number(STACK_BIAS),
   fixedInsnBytes: 4,
+  cpuOutsideContext: sparcCpuOutsideContext, // cpu-state.ts: uc_context_save stores no sparc64 CPU
   unameMachine: 'sparc64',
   fsAbi: { stat: STAT_SPARC64, stat64: STAT64_SPARC64, openFlags: SPARC_OPEN_FLAGS },
   signals: SPARC64_SIGNALS,

@@ -1,10 +1,24 @@
 /**
  * The CPU context as a host-side blob (uc_context_save / uc_context_restore): what Unicorn's
- * context holds is the engine's business; callers keep and compare opaque bytes.
+ * context holds is the engine's business; callers keep and compare opaque bytes. And what an
+ * Engine.reset returns to: that blob, with the CPU state an arch keeps outside it.
  */
 import koffi from 'koffi';
 import { UniprobeError } from '../errors.js';
 import { big, check, load } from './ffi.js';
+import type { Engine } from './unicorn.js';
+
+/** CPU state kept outside Unicorn's context, saved and put back by its arch (Arch.cpuOutsideContext). */
+export interface CpuOutsideContext {
+  save(e: Engine): Uint8Array | undefined;
+  restore(e: Engine, saved: Uint8Array): void;
+}
+
+/** What Engine.reset gives an engine back: its state before the first run (Engine.resetPoint). */
+export interface ResetPoint {
+  readonly context: Uint8Array;
+  readonly cpu: Uint8Array | undefined;
+}
 
 /** Run `fn` with a fresh uc_context of engine `h`, freed afterwards. */
 function withContext<T>(h: bigint, fn: (ctx: bigint, size: number) => T): T {

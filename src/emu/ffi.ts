@@ -24,6 +24,7 @@ export interface Lib {
   uc_mem_map: (uc: bigint, addr: bigint, size: number, perms: number) => number;
   uc_mem_map_ptr: (uc: bigint, addr: bigint, size: number, perms: number, ptr: bigint) => number;
   uc_mem_unmap: (uc: bigint, addr: bigint, size: number) => number;
+  uc_mem_regions: (uc: bigint, out: unknown[], count: Uint32Array) => number;
   uc_mem_protect: (uc: bigint, addr: bigint, size: number, perms: number) => number;
   uc_mem_read: (uc: bigint, addr: bigint, buf: Uint8Array, size: number) => number;
   uc_mem_write: (uc: bigint, addr: bigint, buf: Uint8Array, size: number) => number;
@@ -98,6 +99,7 @@ export function load(): Lib {
     uc_mem_map: f(`int uc_mem_map(${p} uc, uint64_t address, size_t size, uint32_t perms)`),
     uc_mem_map_ptr: f(`int uc_mem_map_ptr(${p} uc, uint64_t address, size_t size, uint32_t perms, ${p} ptr)`),
     uc_mem_unmap: f(`int uc_mem_unmap(${p} uc, uint64_t address, size_t size)`),
+    uc_mem_regions: f(`int uc_mem_regions(${p} uc, _Out_ ${p} *regions, _Out_ uint32_t *count)`),
     uc_mem_protect: f(`int uc_mem_protect(${p} uc, uint64_t address, size_t size, uint32_t perms)`),
     uc_mem_read: f(`int uc_mem_read(${p} uc, uint64_t address, _Out_ uint8_t *bytes, size_t size)`),
     uc_mem_write: f(`int uc_mem_write(${p} uc, uint64_t address, const uint8_t *bytes, size_t size)`),

@@ -61,6 +61,14 @@ export class Runs {
     if (this.counter) this.counter.lib.flush(this.counter.mem.ptr);
   }
 
+  /** Engine.reset: the counter's run state back to zero, its cached block counts dropped. */
+  reset(): void {
+    const c = this.counter;
+    if (!c) return;
+    for (const f of [COUNTER.retired, COUNTER.stopAt, COUNTER.lastPc, COUNTER.lastSize, COUNTER.lastIcount, COUNTER.misses, COUNTER.stopped, COUNTER.stoppedPc]) c.view.setBigUint64(f, 0n, true);
+    c.lib.flush(c.mem.ptr);
+  }
+
   /** After uc_close. */
   free(): void {
     this.counter?.mem.free();

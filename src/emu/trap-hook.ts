@@ -152,6 +152,13 @@ export class NativeStepTrap {
     this.onDone?.(owner);
   }
 
+  /** Engine.reset: nothing armed or owed, no core attached, nothing counted. */
+  reset(): void {
+    this.i32.fill(0);
+    this.owner = this.onDone = undefined;
+    this.completed = 0;
+  }
+
   /** The run ended: an armed step that did not come is the JavaScript path's again. */
   endRun(): void {
     this.i32[S.armed >> 2] = 0;

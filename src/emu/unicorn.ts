@@ -2,17 +2,16 @@
  * Typed binding to Unicorn 2.1 (Debian trixie's libunicorn.so.2, see library.ts) through koffi:
  * the Engine. Beside it: ffi.ts (library loading, C signatures, UnicornError), uc-const.ts
  * (unicorn.h's constants), host-memory.ts (mmap'd memory guest pages live in), insn-counter.ts
- * (the native instruction counter), regcache.ts (the trap register cache).
- *
- * This file and ffi.ts are the only places that touch the C ABI. Everything above it sees an `Engine` with
+ * (the native instruction counter), regcache.ts (the trap register cache), hook-table.ts (hooks).
+ * The files of src/emu are the only places that touch the C ABI. Everything above sees an `Engine` with
  * bigint addresses and register values (64-bit guest values must survive intact), typed hooks, and
  * `UnicornError` (a UniprobeError with code 'UNICORN') carrying Unicorn's own message.
  *
  * Invariants kept here:
  * - A JS exception thrown inside a hook never unwinds through C: it is caught, the run is stopped
  *   with uc_emu_stop, and the exception is re-thrown by `start()` once Unicorn has returned.
- * - Every registered koffi callback is unregistered when its hook is deleted or the engine closes,
- *   so closing an engine frees its callbacks (koffi has a fixed pool of 8192 slots).
+ * - Every registered koffi callback is unregistered when its hook is deleted or the engine closes
+ *   or resets, so no engine keeps callbacks it no longer uses (koffi has a fixed pool of 8192).
  */
 import { UniprobeError } from '../errors.js';
 import { nativeCounter } from './insn-counter.js';
@@ -20,11 +19,12 @@ import { Runs, type BudgetRun } from './runs.js';
 import { mergeRegisters, TrapRegisterCache, type CachedRegister } from './regcache.js';
 import { NativeTrapHooks, type NativeStepTrap } from './trap-hook.js';
 import { RegisterIo } from './registers.js';
-import koffi from 'koffi';
 import { addr64, big, check, load, UNICORN_LIBRARY } from './ffi.js';
 import { HostMemory } from './host-memory.js';
+import { HookTable } from './hook-table.js';
 import { DEFAULT_TRANSLATION_BUFFER, ctlWrite, UC_CTL_TB_FLUSH, UC_CTL_TB_REMOVE_CACHE, UC_CTL_TCG_BUFFER_SIZE, UC_ERR, UC_HOOK, UC_HOOK_MEM_INVALID } from './uc-const.js';
-import { contextRestore, contextSave } from './context.js';
+import { contextRestore, contextSave, type CpuOutsideContext, type ResetPoint } from './context.js';
+import { mappedRegions } from './regions.js';
 import type { EngineMmu } from './mmu.js';
 
 export { DEFAULT_TRANSLATION_BUFFER, UC_ARCH, UC_ERR, UC_HOOK, UC_HOOK_MEM_INVALID, UC_MEM, UC_MODE, UC_PROT } from './uc-const.js';
@@ -38,11 +38,6 @@ export type CodeHook = (address: bigint, size: number) => void;
 export type MemInvalidHook = (type: number, address: bigint, size: number, value: bigint) => boolean;
 export type MemHook = (type: number, address: bigint, size: number, value: bigint) => void;
 export type InsnInvalidHook = () => boolean;
-
-interface HookRecord {
-  handle: bigint;
-  callback: unknown; // the koffi registered callback, unregistered on delete (undefined: native trap hook)
-}
 
 export interface StartResult {
   /** uc_err of the run: 0, or the fault that ended it (READ_UNMAPPED, INSN_INVALID, …). */
@@ -69,18 +64,19 @@ export interface EngineOptions {
    * derives a block's count from its size; absent = variable length (x86: Unicorn's own count).
    */
   fixedInsnBytes?: number;
+  /** CPU state uc_context_save leaves out (Arch.cpuOutsideContext), for resetPoint and reset. */
+  cpuOutsideContext?: CpuOutsideContext;
   /** The arch's PC (Engine.start reruns a faulting instruction there: src/emu/mmu.ts). */
   readPc?: (e: Engine) => bigint;
 }
 
 export type { BudgetRun } from './runs.js';
+export type { CpuOutsideContext, ResetPoint } from './context.js';
 
 
 /** One Unicorn engine: in uniprobe, one per address space (mm). */
 export class Engine {
   private handle: bigint;
-  private hooks = new Map<number, HookRecord>();
-  private nextHookId = 1;
   private pendingError: unknown = undefined;
   private readonly regs = new RegisterIo(); // registers outside the trap cache (registers.ts)
   private handleNum: number; // the handle as a Number (a host pointer, below 2^47), for regs
@@ -96,10 +92,12 @@ export class Engine {
    */
   private readonly alias: ((addr: bigint) => bigint | undefined) | undefined;
   private readonly readPc: ((e: Engine) => bigint) | undefined;
+  private readonly cpuOutside: CpuOutsideContext | undefined;
   /** Host memory the engine allocated itself for aliased `memMap`s, freed on close. */
   private readonly owned: HostMemory[] = [];
   private readonly runs: Runs; // budgets, the native counter, refusals (runs.ts)
   private readonly traps = NativeTrapHooks.open({ cache: () => this.rc, failed: (e) => this.hookFailed(e) }); // trap-hook.ts
+  private readonly hooks = new HookTable(this.traps); // hook-table.ts
   /** Registers served from one batched read per trap hook (cacheTrapRegisters), if any. */
   private rc: TrapRegisterCache | undefined;
   private mmu: EngineMmu | undefined; // the TLB-fill callback that makes faults precise (mmu.ts)
@@ -134,6 +132,7 @@ export class Engine {
       },
     });
     this.readPc = opts.readPc;
+    this.cpuOutside = opts.cpuOutsideContext;
     liveEngines++;
     try {
       // Must precede anything that initialises the emulator (the buffer is sized once, at init).
@@ -187,7 +186,7 @@ export class Engine {
   close(): void {
     if (this.handle === 0n) return;
     const l = load();
-    for (const [id] of this.hooks) this.hookDel(id);
+    this.hooks.deleteAll(this.handle);
     l.uc_close(this.handle);
     this.handle = 0n;
     this.handleNum = 0;
@@ -198,6 +197,44 @@ export class Engine {
     for (const m of this.owned.splice(0)) m.free();
     this.runs.free();
     liveEngines--;
+  }
+
+  /**
+   * Where reset() brings the engine back to: taken before its first run. Undefined when the arch
+   * keeps CPU state outside Unicorn's context and cannot reach it (Arch.cpuOutsideContext).
+   */
+  resetPoint(): ResetPoint | undefined {
+    const cpu = this.cpuOutside?.save(this);
+    return this.cpuOutside && !cpu ? undefined : { context: this.contextSaveBytes(), cpu };
+  }
+
+  /**
+   * Back to the engine at `point`, for callers that open engines by the thousand (the differential
+   * tests; an open and a close cost ~3 ms, most of it Unicorn building its translation tables).
+   * Hooks and mappings go (and host memory the engine owned), the CPU and the instruction counter
+   * start again, translations are flushed. test/emu/engine-reset.test.ts holds it to a fresh engine.
+   */
+  reset(point: ResetPoint): void {
+    if (!this.resettable) throw new UniprobeError('INTERNAL', 'Engine.reset while running, closed or with an MMU attached');
+    this.hooks.deleteAll(this.handle);
+    for (const r of mappedRegions(this.h())) check('uc_mem_unmap (reset)', load().uc_mem_unmap(this.h(), r.begin, Number(r.end - r.begin + 1n)));
+    for (const m of this.owned.splice(0)) m.free();
+    this.rc?.free();
+    this.rc = undefined;
+    this.traps?.cacheChanged();
+    this.traps?.step.reset();
+    this.contextRestoreBytes(point.context);
+    if (point.cpu) this.cpuOutside?.restore(this, point.cpu);
+    this.flushAllTranslations();
+    this.runs.reset();
+    this.retryHooks.length = this.afterStop.length = 0;
+    this.privileged = this.onWriteRefusal = this.pendingError = undefined;
+    this.mappedAny = this.uncountedCode = this.stopRequested = false;
+  }
+
+  /** reset() is possible: open, not running, no MMU attached (Unicorn's TLB mode is not set back). */
+  get resettable(): boolean {
+    return !this.running && !this.mmu && this.handle !== 0n;
   }
 
   /** Single-steps completed by the native trap hook (trap-hook.ts); undefined without it or with UNIPROBE_NATIVE_STEP=0. */
@@ -552,28 +589,11 @@ export class Engine {
   }
 
   private addHook(type: number, proto: unknown, fn: (...a: never[]) => unknown, begin: bigint, end: bigint, extra: unknown[]): number {
-    const l = load();
-    const cb = koffi.register(fn as never, proto as never);
-    const out: unknown[] = [null];
-    const err = l.uc_hook_add(this.h(), out, type, cb, null, begin, end, ...extra);
-    if (err !== 0) {
-      koffi.unregister(cb);
-      check('uc_hook_add', err);
-    }
-    const id = this.nextHookId++;
-    this.hooks.set(id, { handle: big(out[0] as bigint), callback: cb });
-    return id;
-  }
-
-  /** A trap hook through the native trampoline (trap-hook.ts: registers read and written in C). */
-  private addNativeTrap(handle: bigint): number {
-    const id = this.nextHookId++;
-    this.hooks.set(id, { handle, callback: undefined });
-    return id;
+    return this.hooks.add(this.h(), type, proto, fn, begin, end, extra);
   }
 
   hookIntr(fn: IntrHook): number {
-    if (this.traps) return this.addNativeTrap(this.traps.add(this.h(), 'intr', fn));
+    if (this.traps) return this.hooks.addNative(this.traps.add(this.h(), 'intr', fn));
     return this.addHook(UC_HOOK.INTR, load().protos.intr, this.guardTrap((_uc, intno) => fn(intno as number), undefined), 1n, 0n, []);
   }
 
@@ -583,50 +603,24 @@ export class Engine {
    * native trampoline (trap-hook.ts); others (in/out: port, size, value) stay JavaScript hooks.
    */
   hookInsn(insnId: number, fn: InsnHook, plain = false): number {
-    if (this.traps && plain) return this.addNativeTrap(this.traps.add(this.h(), 'insn', () => fn(), insnId));
+    if (this.traps && plain) return this.hooks.addNative(this.traps.add(this.h(), 'insn', () => fn(), insnId));
     return this.addHook(UC_HOOK.INSN, load().protos.insn, this.guardTrap(() => fn(), undefined), 1n, 0n, ['int', insnId]);
   }
 
   /** UC_HOOK_CODE on [begin, end] (inclusive; begin > end = everywhere). */
   hookCode(fn: CodeHook, begin = 1n, end = 0n): number {
-    return this.addHook(
-      UC_HOOK.CODE,
-      load().protos.code,
-      this.guard((_uc: bigint, address: bigint | number, size: number) => fn(addr64(address), size), undefined),
-      begin,
-      end,
-      [],
-    );
+    const cb = (_uc: bigint, address: bigint | number, size: number): void => fn(addr64(address), size);
+    return this.addHook(UC_HOOK.CODE, load().protos.code, this.guard(cb, undefined), begin, end, []);
   }
 
   hookMemInvalid(fn: MemInvalidHook, types = UC_HOOK_MEM_INVALID): number {
-    return this.addHook(
-      types,
-      load().protos.memInvalid,
-      this.guard(
-        (_uc: bigint, type: number, address: bigint | number, size: number, value: bigint | number) =>
-          fn(type, addr64(address), size, big(value)),
-        false,
-      ),
-      1n,
-      0n,
-      [],
-    );
+    const cb = (_uc: bigint, type: number, address: bigint | number, size: number, value: bigint | number): boolean => fn(type, addr64(address), size, big(value));
+    return this.addHook(types, load().protos.memInvalid, this.guard(cb, false), 1n, 0n, []);
   }
 
   hookMem(types: number, fn: MemHook, begin = 1n, end = 0n): number {
-    return this.addHook(
-      types,
-      load().protos.mem,
-      this.guard(
-        (_uc: bigint, type: number, address: bigint | number, size: number, value: bigint | number) =>
-          fn(type, addr64(address), size, big(value)),
-        undefined,
-      ),
-      begin,
-      end,
-      [],
-    );
+    const cb = (_uc: bigint, type: number, address: bigint | number, size: number, value: bigint | number): void => fn(type, addr64(address), size, big(value));
+    return this.addHook(types, load().protos.mem, this.guard(cb, undefined), begin, end, []);
   }
 
   hookInsnInvalid(fn: InsnInvalidHook): number {
@@ -634,12 +628,7 @@ export class Engine {
   }
 
   hookDel(id: number): void {
-    const rec = this.hooks.get(id);
-    if (!rec) return;
-    this.hooks.delete(id);
-    if (this.handle !== 0n) load().uc_hook_del(this.handle, rec.handle);
-    if (rec.callback === undefined) this.traps?.remove(rec.handle);
-    else koffi.unregister(rec.callback as never);
+    this.hooks.delete(this.handle, id);
   }
 
   get hookCount(): number {

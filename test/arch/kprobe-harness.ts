@@ -9,7 +9,7 @@
  * pcAfter, and any other breakpoint is a stop word that ends the run.
  */
 import '../../arch/decoders-ready.js'; // the back-ends decode with Capstone
-import { openEngine } from '../../arch/engine.js';
+import { pooledEngine, releaseEngine } from './engine-pool.js';
 
 /**
  * The differential runs execute a few hundred instructions per engine, thousands of engines per
@@ -93,7 +93,7 @@ export function runOnce(
   probe?: { pa: ProbeArch; prepared: PreparedInsn },
   maxSteps = 500,
 ): Outcome {
-  const e = openEngine(arch, SMALL_ENGINE);
+  const e = pooledEngine(arch, SMALL_ENGINE);
   try {
     arch.setupEngine(e, { mapPrivate: (a, s, x) => e.memMap(a, s, x ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE) });
     e.memMap(0n, layout.size, UC_PROT.ALL);
@@ -190,7 +190,7 @@ export function runOnce(
       });
     return { regs, stop, writes: wl, hits: executed?.get(place.probe) ?? hits, steps, emulated };
   } finally {
-    e.close();
+    releaseEngine(e);
   }
 }
 

@@ -14,7 +14,7 @@
  * addresses may be probed at once (`extraProbes`, each with its own slot).
  */
 import '../../arch/decoders-ready.js'; // the back-ends decode with Capstone
-import { openEngine } from '../../arch/engine.js';
+import { pooledEngine, releaseEngine } from './engine-pool.js';
 
 /**
  * The differential runs execute a few hundred instructions per engine, thousands of engines per
@@ -130,7 +130,7 @@ function pageRound(arch: Arch, n: number): number {
 }
 
 function freshEngine(s: UprobeScenario): Engine {
-  const e = openEngine(s.arch, SMALL_ENGINE);
+  const e = pooledEngine(s.arch, SMALL_ENGINE);
   s.arch.setupEngine(e, { mapPrivate: (a, size, x) => e.memMap(a, size, x ? UC_PROT.ALL : UC_PROT.READ | UC_PROT.WRITE) });
   for (const r of s.regions) {
     e.memMap(r.base, pageRound(s.arch, r.bytes.length), UC_PROT.ALL);
@@ -180,7 +180,7 @@ export function runNative(s: UprobeScenario): UprobeRun {
     if (r.err !== 0) events.push(`err${r.err}@${hex(s.arch.getPc(e))}`);
     return finish(s, e, r.err, events, { hits: executed.get(s.vaddr)!, emulated: 0, steps: 0, aborts: 0 });
   } finally {
-    e.close();
+    releaseEngine(e);
   }
 }
 
@@ -294,7 +294,7 @@ export function runProbed(s: UprobeScenario, p: PreparedUprobe, extra: PreparedU
     }
     return finish(s, e, r.err, events, { ...c, extraHits: armed.slice(1).map((x) => x.hits) });
   } finally {
-    e.close();
+    releaseEngine(e);
   }
 }
 

@@ -11,7 +11,7 @@
  * the slot), so a `rep` prefix runs to completion in both.
  */
 import '../../arch/decoders-ready.js'; // the back-ends decode with Capstone
-import { openEngine } from '../../arch/engine.js';
+import { pooledEngine, releaseEngine } from './engine-pool.js';
 import { Buffer } from 'node:buffer';
 import { Engine, UC_HOOK, UC_PROT } from '../../src/emu/unicorn.js';
 import type { Arch, GuestMemoryAccess, TrapSink } from '../../arch/types.js';
@@ -113,7 +113,7 @@ function memAccess(e: Engine, wordSize: number, onWrite?: (a: bigint, b: Uint8Ar
 /** A fresh engine with text, data and stack mapped and the registers seeded for `c`. */
 function freshEngine(arch: Arch, c: DiffCase): Engine {
   const lay = LAYOUT[arch.target as 'x86_64' | 'i386'];
-  const e = openEngine(arch);
+  const e = pooledEngine(arch, { translationBufferBytes: 1 << 20 }); // one instruction per run: 1 MiB of translations is plenty
   arch.setupEngine(e, { mapPrivate: (a, s) => e.memMap(a, s, UC_PROT.ALL) });
   e.memMap(c.text.base, roundUp(c.text.bytes.length), UC_PROT.ALL);
   e.memWrite(c.text.base, c.text.bytes);
@@ -275,8 +275,8 @@ export function runDiff(arch: Arch, probe: ProbeArch, c: DiffCase, tamper?: Tamp
     compareRegion('data', native.e, probed.e, lay.data.base, lay.data.size, undefined, mismatches);
     compareRegion('stack', native.e, probed.e, lay.stack.base, lay.stack.size, undefined, mismatches);
   } finally {
-    native.e.close();
-    probed.e.close();
+    releaseEngine(native.e);
+    releaseEngine(probed.e);
   }
   return { mode: prepared.mode, prepared, mismatches, native: native.state, probe: probed.state };
 }
