@@ -384,6 +384,11 @@ async function scaling(target: Target): Promise<Scaling> {
         walked.push(pos);
       });
       benches.push(b);
+      // Not measured: in the interleaved rounds a machine's first run follows another machine's
+      // last, and ran ~4% slower for it (sparc64's A/A control read 0.957 in two runs), which put
+      // N = 1's per-hit cost ~0.4 µs low. After this short run, every measured run of the machine
+      // follows one of its own.
+      add(b, { label: `warm-up ${n}`, hits: () => 0, writes: Math.max(100, Math.floor(SCALE_WRITES / 10)) });
       add(b, { label: `unprobed ${n}`, hits: () => 0, writes: SCALE_WRITES });
       add(b, {
         label: `kprobes ${n}`,
