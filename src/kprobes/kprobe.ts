@@ -104,6 +104,11 @@ export class Kprobe {
   parent: AggrKprobe | undefined;
   /** @internal set for a kretprobe's kprobe. */
   kretprobe: unknown;
+  /**
+   * @internal An AggrKprobe (isAggr). A field the hit path reads twice per hit: `instanceof`
+   * there cost ~55 ns per hit (--cpu-prof, x86_64 pre-only kprobe on ksys_write).
+   */
+  readonly aggregate: boolean = false;
 
   constructor(init: KprobeInit = {}) {
     this.symbolName = init.symbolName;
@@ -132,7 +137,8 @@ export class Kprobe {
  * child is not freed before the grace period of unregister.
  */
 export class AggrKprobe extends Kprobe {
+  override readonly aggregate = true;
   children: readonly Kprobe[] = [];
 }
 
-export const isAggr = (p: Kprobe): p is AggrKprobe => p instanceof AggrKprobe;
+export const isAggr = (p: Kprobe): p is AggrKprobe => p.aggregate;
