@@ -139,6 +139,8 @@ export function recordResults(section: string, data: unknown, fresh = false): st
   doc.node = process.version;
   // The host's load when this section finished: figures from a busy machine are noisier.
   doc.loadavg = loadavg().map((x) => +x.toFixed(2));
+  // What ran: tsc's output in dist/ (bench/dist.mjs), or the sources through tsx.
+  doc.code = process.env.UNIPROBE_BENCH_CODE ?? 'sources';
   doc[section] = data;
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${JSON.stringify(doc, null, 2)}\n`);
