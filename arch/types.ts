@@ -438,6 +438,11 @@ export interface EngineSupport {
 export interface GuestMemoryAccess {
   read(addr: bigint, len: number): Uint8Array;
   write(addr: bigint, bytes: Uint8Array): void;
+  /**
+   * Optional: write() at an address given as a Number (below 2^53), for a hit path that keeps a
+   * 32-bit target's addresses as Numbers: no BigInt made when the page is in the host's TLB.
+   */
+  writeAt?(addr: number, bytes: Uint8Array): void;
   readWord(addr: bigint): bigint;
   writeWord(addr: bigint, value: bigint): void;
 }

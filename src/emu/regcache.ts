@@ -248,6 +248,12 @@ export class TrapRegisterCache {
     return this.vals[i]!;
   }
 
+  /** The low 32 bits of register `i`, as a Number (no BigInt made). */
+  readLow(i: number): number {
+    if (!this.loaded) this.load();
+    return this.vals32[2 * i]!;
+  }
+
   /**
    * Only when loaded (a write with nothing cached goes straight to Unicorn). A write of the value
    * Unicorn already holds is not written back: it would change nothing but cost, for the PC, a
@@ -259,8 +265,11 @@ export class TrapRegisterCache {
     // Wrapped to the register's width through the scratch cell, compared and stored by halves:
     // no BigInt made (reading a BigUint64Array element makes one).
     this.scratch64[0] = value;
-    const lo = this.scratch32[0]!;
-    const hi = this.wide[i] ? this.scratch32[1]! : 0;
+    this.writeHalves(i, this.scratch32[0]!, this.wide[i] ? this.scratch32[1]! : 0);
+  }
+
+  /** write() of a value given as 32-bit halves (`lo`, `hi`: unsigned; `hi` 0 for a narrow register). */
+  writeHalves(i: number, lo: number, hi: number): void {
     const v32 = this.vals32;
     if (!this.dirty[i] && !this.always[i] && v32[2 * i] === lo && v32[2 * i + 1] === hi) return;
     v32[2 * i] = lo;
@@ -284,6 +293,25 @@ export class TrapRegisterCache {
   }
 
   /** A write: true when cached; otherwise the copy is written back and forgotten (it may alias). */
+  /** readLow() of register `id`, or undefined (after writing the collected ones back) outside the set. */
+  tryReadLow(id: number): number | undefined {
+    const i = this.index(id);
+    if (i >= 0) return this.readLow(i);
+    this.flush();
+    return undefined;
+  }
+
+  /** tryWrite() of a 32-bit value given as a Number (the upper half of a wide register: 0). */
+  tryWriteU32(id: number, value: number): boolean {
+    const i = this.index(id);
+    if (i >= 0 && this.loaded) {
+      this.writeHalves(i, value >>> 0, 0);
+      return true;
+    }
+    this.invalidate();
+    return false;
+  }
+
   tryWrite(id: number, value: bigint): boolean {
     const i = this.index(id);
     if (i >= 0 && this.loaded) {

@@ -404,6 +404,21 @@ export class Engine {
     this.regs.write(this.hn(), reg, value);
   }
 
+  /** The low 32 bits of a register as a Number (32-bit targets' hit paths: no BigInt when cached). */
+  regReadU32(reg: number): number {
+    if (this.rc?.open) {
+      const v = this.rc.tryReadLow(reg);
+      if (v !== undefined) return v;
+    }
+    return Number(BigInt.asUintN(32, this.regs.read(this.hn(), reg)));
+  }
+
+  /** Write a 32-bit value given as a Number (regReadU32's counterpart; a wide register's upper half becomes 0). */
+  regWriteU32(reg: number, value: number): void {
+    if (this.rc?.open && this.rc.tryWriteU32(reg, value)) return;
+    this.regs.write(this.hn(), reg, BigInt(value >>> 0));
+  }
+
   /** Raw register bytes (for registers wider than 64 bits, or the sparc64 CWP/window state). */
   regReadBytes(reg: number, size: number): Uint8Array {
     if (this.rc?.open) this.rc.flush();

@@ -526,6 +526,15 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
   }
 
   /**
+   * write() at a Number address (GuestMemoryAccess.writeAt): the host TLB first, as write() does;
+   * anything it does not hold (or a user copy that may fail access_ok) takes write()'s own path.
+   */
+  writeAt(addr: number, bytes: Uint8Array): void {
+    if (!this.userCopying && this.tlb.write(addr, bytes)) return;
+    this.write(BigInt(addr), bytes);
+  }
+
+  /**
    * Write guest memory from the host. `force` = FOLL_FORCE (write even to read-only private
    * mappings, as ptrace and uprobes do); without it a non-writable page faults.
    */

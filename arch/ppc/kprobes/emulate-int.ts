@@ -20,6 +20,7 @@
 import type { ProbeCpu } from '../../probes.js';
 import { UniprobeError } from '../../../src/errors.js';
 import { UC_PPC_REG as R } from '../ucregs.js';
+import { intEmulator32 } from './emulate-int32.js';
 
 export type IntOp =
   | { k: 'add'; rd: number; ra: number; imm: bigint }
@@ -78,6 +79,7 @@ export type IntEmulator = (cpu: ProbeCpu, at: bigint) => boolean;
  * call either way) and written as one batch with the PC.
  */
 export function intEmulator(op: IntOp, bits: 32 | 64, pageSize: number): IntEmulator {
+  if (bits === 32) return intEmulator32(op, pageSize); // every value a Number (emulate-int32.ts)
   let lastAt = -1n;
   let next = 0n;
   const nextOf = (at: bigint): bigint => (at === lastAt ? next : ((lastAt = at), (next = BigInt.asUintN(bits, at + 4n))));
