@@ -401,7 +401,8 @@ export class KprobeTrapPath {
     }
     kcb.status = KPROBE_STATUS.HIT_SSDONE;
     // The post handlers see instruction_pointer(regs) = the probe (the step trap is in the slot).
-    const chain = this.postHandlers(p, kcb.regs.rebind(hit.engine, hit.mem, hit.task, hit.cpu, p.addr!));
+    // Without any, nothing runs and the pre handlers' binding is left as it is.
+    const chain = hasPostHandler(p) ? this.postHandlers(p, kcb.regs.rebind(hit.engine, hit.mem, hit.task, hit.cpu, p.addr!)) : undefined;
     if (chain !== undefined) return this.runHandlers(hit, chain, () => this.afterPost(hit, kcb, resumePc));
     return this.afterPost(hit, kcb, resumePc);
   }
