@@ -28,7 +28,7 @@
  *
  * Environment: BENCH_RUNS (runs of section 3, default 3), BENCH_KPROBES_RUNS (rounds of
  * section 1, default max(4 × BENCH_RUNS, 12); section 2: max(3 × BENCH_RUNS, 9)), BENCH_KPROBES_WRITES (10,000), BENCH_KPROBES_SCALE_WRITES
- * (3,000), BENCH_KPROBES_TARGETS and BENCH_KPROBES_SCALE_TARGETS (comma lists; default all five).
+ * (8,000), BENCH_KPROBES_HEAVY_WRITES (30: the run with 10,000 Unicorn hooks), BENCH_KPROBES_TARGETS and BENCH_KPROBES_SCALE_TARGETS (comma lists; default all five).
  */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -61,9 +61,14 @@ const SCALE_TARGETS = fromEnv('BENCH_KPROBES_SCALE_TARGETS', TARGETS);
 const SCALE = [1, 100, 10_000];
 /** fib(FIB) in bench/guest/<target>/calls: ~75,000 calls, the hook reference's workload. */
 const FIB = String(Number(process.env.BENCH_KPROBES_FIB ?? 24));
-const SCALE_WRITES = Number(process.env.BENCH_KPROBES_SCALE_WRITES ?? 3000);
+/**
+ * write(2)s per scaling run. A per-hit figure there is a difference of two runs: with 3,000 the
+ * N = 10,000 ÷ N = 1 ratio of one target read anywhere from 0.61× to 1.16× between full benches;
+ * with 8,000 two runs in a row read 1.15× and 1.01×.
+ */
+const SCALE_WRITES = Number(process.env.BENCH_KPROBES_SCALE_WRITES ?? 8000);
 /** write(2)s for 10,000 Unicorn hooks: each costs milliseconds there, so a few dozen are plenty. */
-const HEAVY_WRITES = Math.max(20, Math.floor(SCALE_WRITES / 100));
+const HEAVY_WRITES = Number(process.env.BENCH_KPROBES_HEAVY_WRITES ?? 30);
 const BATCH = 1000;
 const program = (t: Target) => join(root, 'bench', 'guest', t, 'writes');
 
