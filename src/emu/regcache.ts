@@ -312,6 +312,17 @@ export class TrapRegisterCache {
     return false;
   }
 
+  /** dst = src, both in the set (as 32-bit halves, truncated to dst's width): false otherwise. */
+  tryCopy(dst: number, src: number): boolean {
+    const i = this.index(dst);
+    const j = this.index(src);
+    if (i < 0 || j < 0) return false;
+    if (!this.loaded) this.load();
+    const v32 = this.vals32;
+    this.writeHalves(i, v32[2 * j]!, this.wide[i] ? v32[2 * j + 1]! : 0);
+    return true;
+  }
+
   tryWrite(id: number, value: bigint): boolean {
     const i = this.index(id);
     if (i >= 0 && this.loaded) {

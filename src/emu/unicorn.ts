@@ -73,7 +73,6 @@ export interface EngineOptions {
 export type { BudgetRun } from './runs.js';
 export type { CpuOutsideContext, ResetPoint } from './context.js';
 
-
 /** One Unicorn engine: in uniprobe, one per address space (mm). */
 export class Engine {
   private handle: bigint;
@@ -86,10 +85,7 @@ export class Engine {
   /** Writes to apply once the current run has stopped (stopThen). */
   private readonly afterStop: Array<() => void> = [];
 
-  /**
-   * Where the emulator really looks for memory at a virtual address, when that differs (see
-   * `EngineOptions.addressAlias`). Every mapping change is applied at both addresses.
-   */
+  /** EngineOptions.addressAlias: every mapping change is applied at both addresses. */
   private readonly alias: ((addr: bigint) => bigint | undefined) | undefined;
   private readonly readPc: ((e: Engine) => bigint) | undefined;
   private readonly cpuOutside: CpuOutsideContext | undefined;
@@ -419,6 +415,11 @@ export class Engine {
     this.regs.write(this.hn(), reg, BigInt(value >>> 0));
   }
 
+  /** dst = src (a whole register; in the trap cache no BigInt is made). */
+  regCopy(dst: number, src: number): void {
+    if (!(this.rc?.open && this.rc.tryCopy(dst, src))) this.regWrite(dst, this.regRead(src));
+  }
+
   /** Raw register bytes (for registers wider than 64 bits, or the sparc64 CWP/window state). */
   regReadBytes(reg: number, size: number): Uint8Array {
     if (this.rc?.open) this.rc.flush();
@@ -489,7 +490,6 @@ export class Engine {
       this.mmu?.endRun();
       this.running = false;
       this.traps?.step.endRun(); // a step completed in C is the core's before anything else
-
       const writes = this.afterStop.splice(0);
       for (const w of writes) w();
     }

@@ -87,6 +87,26 @@ describe.each(['native', 'js'] as const)('trap register cache (%s trap hooks)', 
     }
   });
 
+  it('serves the Number and copy accessors of 32-bit and ppc hit paths from the same copy, as Unicorn would hold them', () => {
+    // int3; nop: the hook reads low words, writes 32-bit values and copies registers.
+    const e = engine([0xcc, 0x90], (en) => {
+      expect(en.regReadU32(R.RAX)).toBe(0x8765_4321);
+      expect(en.regReadU32(R.R15)).toBe(0xffff_fffe); // outside the set: read from Unicorn
+      en.regWriteU32(R.RCX, 0xdead_beef); // a 64-bit register: the upper half becomes 0
+      en.regCopy(R.RBX, R.RAX); // both cached: the whole 64-bit value
+      en.regCopy(R.R14, R.RAX); // R14 outside the set: written through
+      en.regCopy(R.RDX, R.R15); // R15 outside the set: read through
+      expect(en.regRead(R.RBX)).toBe(0x1234_5678_8765_4321n);
+    });
+    try {
+      e.regWriteBatch([R.RAX, R.RCX, R.R15], [0x1234_5678_8765_4321n, 0xffff_ffff_ffff_ffffn, 0x1_ffff_fffen]);
+      e.start(CODE, CODE + 2n);
+      expect(e.regReadBatch([R.RBX, R.RCX, R.R14, R.RDX])).toEqual([0x1234_5678_8765_4321n, 0xdead_beefn, 0x1234_5678_8765_4321n, 0x1_ffff_fffen]);
+    } finally {
+      e.close();
+    }
+  });
+
   it('writes back before an aliasing register is read, and re-reads after one is written', () => {
     const e = engine([0xcc, 0x90], (en) => {
       en.regRead(R.RIP);

@@ -96,6 +96,19 @@ export function intEmulator(op: IntOp, bits: 32 | 64, pageSize: number): IntEmul
       return true;
     };
   };
+  /**
+   * rD = rS (mflr, mr), then the PC: a register copy, which makes no BigInt when both are in the
+   * trap cache (a 64-bit value would otherwise be made twice, read and wrapped, at every hit).
+   */
+  const copyReg = (rd: number, src: number): IntEmulator => {
+    const dst = R.R0 + rd;
+    return (cpu, at) => {
+      const e = cpu.engine;
+      e.regCopy(dst, src);
+      e.regWrite(R.PC, nextOf(at));
+      return true;
+    };
+  };
   switch (op.k) {
     case 'add': {
       const src = R.R0 + op.ra;
@@ -105,11 +118,11 @@ export function intEmulator(op: IntOp, bits: 32 | 64, pageSize: number): IntEmul
     case 'or': {
       const rs = R.R0 + op.rs;
       const rb = R.R0 + op.rb;
-      // mr rA,rS is or rA,rS,rS: one read.
-      return setReg(op.ra, (e) => (rb === rs ? e.regRead(rs) : e.regRead(rs) | e.regRead(rb)));
+      // mr rA,rS is or rA,rS,rS: a copy.
+      return rb === rs ? copyReg(op.ra, rs) : setReg(op.ra, (e) => e.regRead(rs) | e.regRead(rb));
     }
     case 'mflr':
-      return setReg(op.rd, (e) => BigInt.asUintN(bits, e.regRead(R.LR)));
+      return copyReg(op.rd, R.LR);
     case 'store': {
       const rs = R.R0 + op.rs;
       const ra = R.R0 + op.ra;
