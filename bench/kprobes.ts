@@ -267,7 +267,7 @@ interface HitRow {
   us: number;
 }
 
-const LABELS = { hook: 'bare UC_HOOK_CODE (fib entry)', here: 'bare UC_HOOK_CODE (ksys_write)', step: 'kprobe, stepped (pre+post)', boost: 'kprobe, pre only', emulate: 'kprobe, emulated (call)', ret: 'kretprobe' } as const;
+const LABELS = { hook: 'bare UC_HOOK_CODE (fib entry)', step: 'kprobe, stepped (pre+post)', boost: 'kprobe, pre only', emulate: 'kprobe, emulated (call)', ret: 'kretprobe' } as const;
 
 async function perHit(target: Target): Promise<{ unprobedMs: number; control: number; rows: HitRow[] }> {
   const b = await new Bench(target).setup();
@@ -277,7 +277,6 @@ async function perHit(target: Target): Promise<{ unprobedMs: number; control: nu
     const stepped = steppedInKsysWrite(m, k);
     const emulated = emulatedInKsysWrite(m, k);
     let hookHits = 0;
-    let hereHits = 0;
     /** A probe registered before each run and unregistered after it. */
     const probeVariant = (label: string, make: () => Kprobe): Variant => {
       let kp: Kprobe | undefined;
@@ -311,10 +310,6 @@ async function perHit(target: Target): Promise<{ unprobedMs: number; control: nu
       { label: 'unprobed again', hits: () => 0 },
       { label: 'calls, unprobed', hits: () => 0, other: calls },
       { label: LABELS.hook, attach: (e) => void e.hookCode(() => void hookHits++, fib, fib), hits: () => hookHits, mode: () => 'hook', other: calls },
-      // The same hook where the probes are, in their workload: between two hits a whole write(2)
-      // runs, so the host's caches are as cold for it as for a probe's hit (fib's entry is hit in
-      // a tight loop). Measured with 10,000 hits a run, it is a difference like the probes' own.
-      { label: LABELS.here, attach: (e) => void e.hookCode(() => void hereHits++, hot, hot), hits: () => hereHits, mode: () => 'hook' },
       probeVariant(LABELS.step, () => new Kprobe({ addr: stepped, preHandler: () => 0, postHandler: () => {} })),
       // Variants that do not apply to this target are named but not run.
       probeVariant(LABELS.boost, () => new Kprobe({ addr: hot, preHandler: () => 0 })),
@@ -532,31 +527,24 @@ export async function benchKprobes(opts: { record?: boolean } = {}): Promise<Rec
   console.log(`\nkprobes (1): per-hit cost on ksys_write; bench/guest/<target>/writes, ${WRITES} write(2)s; host CPU time, ${KRUNS} interleaved rounds`);
   console.log('  One machine per target; each probe is registered before its runs and unregistered after them (untimed).');
   console.log('  µs/hit = (run time with the probe − run time unprobed) / hits, each the mean of its fastest third of runs;');
-  console.log('  vs hook = µs/hit ÷ the bare hook\'s on fib\'s entry (hot: hit in a tight loop); vs here = ÷ the same hook on ksys_write,');
-  console.log('  in this workload (as cold as a probe\'s hit); vs stepped = µs/hit ÷ the stepped kprobe\'s (all from the same rounds)');
+  console.log('  vs hook = µs/hit ÷ the bare hook\'s (same rounds); vs stepped = µs/hit ÷ the stepped kprobe\'s');
   const perHitJson: Record<string, unknown> = {};
   const summary: string[] = [];
-  const hereSummary: string[] = [];
   for (const t of targets) {
     const r = await perHit(t);
     console.log(
       `\n  ${t}: unprobed ${r.unprobedMs.toFixed(1)} ms = ${((r.unprobedMs * 1000) / WRITES).toFixed(2)} µs per write(2); A/A control (the same unprobed run again ÷ the first) ${ratio(r.control, 1, 3)}`,
     );
-    console.log('    variant                         mode                hits   µs/hit  vs hook  vs here  vs stepped');
+    console.log('    variant                      mode                hits   µs/hit  vs hook  vs stepped');
     const hook = byLabel(r.rows, LABELS.hook).us;
-    const here = byLabel(r.rows, LABELS.here).us;
     const step = byLabel(r.rows, LABELS.step).us;
     for (const row of r.rows) {
       const vsStep = row.label === LABELS.boost || row.label === LABELS.emulate ? ratio(row.us, step, 2) : '';
-      const vsHere = row.label === LABELS.hook ? '' : row.label === LABELS.here ? '1.0x' : ratio(row.us, here);
-      console.log(`    ${row.label.padEnd(31)} ${row.mode.padEnd(18)} ${String(row.hits || "—").padStart(6)} ${fixed(row.us, 8)} ${(row.label === LABELS.hook ? '1.0x' : ratio(row.us, hook)).padStart(8)} ${vsHere.padStart(8)} ${vsStep.padStart(11)}`);
+      console.log(`    ${row.label.padEnd(28)} ${row.mode.padEnd(18)} ${String(row.hits || "—").padStart(6)} ${fixed(row.us, 8)} ${(row.label === LABELS.hook ? '1.0x' : ratio(row.us, hook)).padStart(8)} ${vsStep.padStart(11)}`);
     }
     const us = (l: string) => byLabel(r.rows, l).us;
     summary.push(
       `  ${t.padEnd(8)} ${ratio(us(LABELS.step), hook).padStart(8)} ${ratio(us(LABELS.boost), hook).padStart(9)} ${ratio(us(LABELS.emulate), hook).padStart(9)} ${ratio(us(LABELS.ret), hook).padStart(10)}   ${ratio(us(LABELS.boost), step, 2).padStart(8)} ${ratio(us(LABELS.emulate), step, 2).padStart(9)}`,
-    );
-    hereSummary.push(
-      `  ${t.padEnd(8)} ${fixed(here, 6)} ${ratio(here, hook).padStart(9)}   ${ratio(us(LABELS.step), here).padStart(8)} ${ratio(us(LABELS.boost), here).padStart(9)} ${ratio(us(LABELS.emulate), here).padStart(9)} ${ratio(us(LABELS.ret), here).padStart(10)}`,
     );
     const num = (x: number) => (Number.isFinite(x) ? +x.toFixed(3) : null);
     perHitJson[t] = {
@@ -570,12 +558,6 @@ export async function benchKprobes(opts: { record?: boolean } = {}): Promise<Rec
         emulated: ratioValue(us(LABELS.emulate), hook),
         kretprobe: ratioValue(us(LABELS.ret), hook),
       },
-      vsHookHere: {
-        stepped: ratioValue(us(LABELS.step), here),
-        preOnly: ratioValue(us(LABELS.boost), here),
-        emulated: ratioValue(us(LABELS.emulate), here),
-        kretprobe: ratioValue(us(LABELS.ret), here),
-      },
       vsStepped: { preOnly: ratioValue(us(LABELS.boost), step), emulated: ratioValue(us(LABELS.emulate), step) },
     };
   }
@@ -583,8 +565,6 @@ export async function benchKprobes(opts: { record?: boolean } = {}): Promise<Rec
   if (summary.length) {
     console.log(`\nkprobes: per-hit cost ÷ the bare UC_HOOK_CODE hook's, and ÷ the stepped kprobe's`);
     console.log(`  target    stepped  pre only  emulated  kretprobe   pre/step emul/step\n${summary.join('\n')}`);
-    console.log(`\nkprobes: the bare hook on ksys_write (µs, and ÷ the one on fib's entry), and per-hit cost ÷ it`);
-    console.log(`  target    µs/hit  vs fib's   stepped  pre only  emulated  kretprobe\n${hereSummary.join('\n')}`);
   }
   console.log(took());
 
