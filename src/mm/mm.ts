@@ -74,10 +74,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
   private pendingCow: bigint | undefined;
   /** Host writes waiting for a COW copy that could not be made while the engine ran. */
   private readonly deferredWrites: Array<{ addr: bigint; bytes: Uint8Array; force: boolean }> = [];
-  /**
-   * mmu notifiers hang here: told before and after pages of a range are unmapped, change
-   * protection or are replaced by a COW copy (breakpoint installs included), and at exit.
-   */
+  /** mmu notifiers: told before and after a range's pages are unmapped, reprotected or COW-replaced (breakpoints too), and at exit. */
   readonly invalidateHooks: MmInvalidateHook[] = [];
   /**
    * Called after mmap() inserted a VMA and mapped its pages (Linux's uprobe_mmap from
@@ -525,10 +522,7 @@ export class Mm extends GuestWords implements GuestMemoryAccess {
     return out;
   }
 
-  /**
-   * write() at a Number address (GuestMemoryAccess.writeAt): the host TLB first, as write() does;
-   * anything it does not hold (or a user copy that may fail access_ok) takes write()'s own path.
-   */
+  /** write() at a Number address (GuestMemoryAccess.writeAt): the host TLB, else write()'s own path. */
   writeAt(addr: number, bytes: Uint8Array): void {
     if (!this.userCopying && this.tlb.write(addr, bytes)) return;
     this.write(BigInt(addr), bytes);
