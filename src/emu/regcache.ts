@@ -292,7 +292,6 @@ export class TrapRegisterCache {
     return undefined;
   }
 
-  /** A write: true when cached; otherwise the copy is written back and forgotten (it may alias). */
   /** readLow() of register `id`, or undefined (after writing the collected ones back) outside the set. */
   tryReadLow(id: number): number | undefined {
     const i = this.index(id);
@@ -323,6 +322,7 @@ export class TrapRegisterCache {
     return true;
   }
 
+  /** A write: true when cached; otherwise the copy is written back and forgotten (it may alias). */
   tryWrite(id: number, value: bigint): boolean {
     const i = this.index(id);
     if (i >= 0 && this.loaded) {

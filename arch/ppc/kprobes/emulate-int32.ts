@@ -5,10 +5,11 @@
  * so the hit path needs no BigInt: registers come from the trap cache as their low words
  * (Engine.regReadU32), addresses wrap with `>>> 0` (what BigInt.asUintN(32, …) gives), and the
  * store goes to guest memory by Number address (GuestMemoryAccess.writeAt). A `stwu r1,-N(r1)`,
- * the first instruction of nearly every ppc32 function, is what most ppc32 probes emulate; this
- * halved its cost in a kprobe hit (README, "Benchmarks"). The semantics are emulate-int.ts's: the
- * same instructions, the same refusals (a store crossing a page or faulting is stepped instead),
- * the same registers written; test/arch/ppc-kprobes and ppc-uprobes compare them with the CPU.
+ * the first instruction of nearly every ppc32 function, is what most ppc32 probes emulate: its
+ * cost inside a kprobe hit went from 278 to 166 ns, ~45 ns of each the timer's (README,
+ * "Benchmarks"). The semantics are emulate-int.ts's: the same instructions, the same refusals (a
+ * store crossing a page or faulting is stepped instead), the same registers written;
+ * test/arch/ppc-kprobes and ppc-uprobes compare them with the CPU.
  */
 import type { ProbeCpu } from '../../probes.js';
 import { UniprobeError } from '../../../src/errors.js';
