@@ -300,14 +300,15 @@ export interface Arch {
   /**
    * Put the CPU in its user mode (true) or supervisor mode (false), so privileged instructions
    * fault by themselves: ppc MSR[PR] through the register API, x86 the CPL in QEMU's hflags
-   * (arch/x86/cpu-state.ts). Called at every switch (system call entry, sysret, each run's
-   * start). Absent: the CPU's mode never changes (sparc64 runs with PSTATE.PRIV clear
-   * throughout) and only the memory boundary separates the modes.
+   * (arch/x86/cpu-state.ts); sparc64 only the trap level, for the MMU index (arch/sparc/cpu-state.ts:
+   * PSTATE.PRIV stays clear). Called at every switch (system call entry, sysret, each run's start).
+   * Absent: the CPU's mode never changes and only the memory boundary separates the modes.
    *
-   * Returns true when the switch also switched QEMU's MMU index (x86: the CPL; ppc: MSR[PR]), so
-   * the CPU keeps TLB entries per mode and none filled in kernel mode is seen in user mode: the
-   * return to user mode then needs no TLB flush (src/emu/boundary.ts). False when the mode could
-   * not be set (x86 without its CPL field: user code at CPL 0).
+   * Returns true when the switch also switched QEMU's MMU index (x86: the CPL; ppc: MSR[PR];
+   * sparc64: TL), so the CPU keeps TLB entries per mode and none filled in kernel mode is seen in
+   * user mode: the return to user mode then needs no TLB flush (src/emu/boundary.ts). False when
+   * the mode could not be set (x86 without its CPL field: user code at CPL 0; sparc64 without its
+   * CPU state).
    */
   setCpuMode?(e: Engine, user: boolean): boolean;
 

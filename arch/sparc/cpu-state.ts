@@ -23,6 +23,7 @@
  *   152, the same fields that put the PC at 72, which the sentinel check verified), gsr 40 bytes
  *   after fprs. test/arch/sparc64-fpu.test.ts checks them through guest loads and stores.
  */
+import koffi from 'koffi';
 import { hostMemcpy } from '../host-memcpy.js';
 import { openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
@@ -49,6 +50,11 @@ const FPRS_TO_GSR = 40;
  */
 const PSTATE_TO_DTLB = 1336;
 const DTLB_TO_NWINDOWS = 1296;
+/** lsu, the u64 after nwindows (and its padding); tl, the u32 right after pstate. Both 0 until set. */
+const DTLB_TO_LSU = 1288;
+const PSTATE_TO_TL = 4;
+/** LSU_CONTROL_REG's IMMU_E | DMMU_E: QEMU's MMU index then follows the trap level (setCpuMode). */
+const LSU_MMU_ENABLED = 0x4n | 0x8n;
 const DTLB_TO_TAG_ACCESS = 1104;
 const DTLB_ENTRIES = 64;
 /** A 4 MiB, valid, global, writable, cacheable TTE (sun4u layout, UltraSPARC IV's MMU). */
@@ -167,7 +173,8 @@ function measure(mem: SelfMemory, env: bigint, probe: () => void): string | unde
   const p = pairs[0]! + 4;
   const dtlb = p - PSTATE_TO_DTLB;
   const tlb = after.subarray(dtlb, dtlb + 16 * DTLB_ENTRIES);
-  if (after.readUInt32LE(dtlb - DTLB_TO_NWINDOWS) !== 8 || tlb.some((x) => x !== 0)) {
+  const fresh = after.readBigUInt64LE(dtlb - DTLB_TO_LSU) === 0n && after.readUInt32LE(p + PSTATE_TO_TL) === 0;
+  if (after.readUInt32LE(dtlb - DTLB_TO_NWINDOWS) !== 8 || tlb.some((x) => x !== 0) || !fresh) {
     return 'its data TLB is not where Unicorn 2.1.1 keeps it';
   }
   pstateOff = p;
@@ -212,6 +219,30 @@ export class SparcCpuState {
     s.writeU64(s.fprsOff, 0n); // Linux: FEF off until the first FP instruction (do_fpdis)
     s.writeU32(s.pstateOff, s.readU32(s.pstateOff) | Number(PSTATE_PEF));
     return s;
+  }
+
+  /** The CPU's trap level, reached in place: it changes at every system call (setCpuMode). */
+  private tl: DataView | undefined;
+
+  /**
+   * Arch.setCpuMode for sparc64: TL = 0 in user mode, TL = 1 in the kernel, with the MMU-enable bits
+   * of LSU_CONTROL_REG set. Why (emulator-forced: README, "Where uniprobe differs from Linux"): QEMU's sparc64 MMU
+   * index is MMU_PHYS_IDX, one TLB for both modes, while IMMU_E/DMMU_E are clear, and the return
+   * to user mode then had to flush it (src/emu/boundary.ts). With them set the index is
+   * MMU_NUCLEUS_IDX at TL > 0 and MMU_USER_IDX at TL = 0 with PSTATE.PRIV clear, so kernel-mode
+   * entries stay in a TLB of their own, as x86's CPL and ppc's MSR[PR] keep them. Translation does
+   * not change: Unicorn's virtual TLB (the boundary's fill callback) serves every index. Linux runs
+   * its kernel at TL = 0 with PSTATE.PRIV set; PRIV stays clear here because the host's window
+   * spills take their user-or-kernel access from it (window-file.ts userMode), and the guest kernel
+   * cannot tell: `rdpr %tl` is privileged, and QEMU's TL is read only by trap delivery, which the
+   * engine's trap hook replaces (Unicorn calls the hook instead of QEMU's do_interrupt).
+   */
+  setCpuMode(user: boolean): void {
+    if (this.tl === undefined) {
+      this.writeU64(this.pstateOff - PSTATE_TO_DTLB - DTLB_TO_LSU, LSU_MMU_ENABLED);
+      this.tl = new DataView(koffi.view((this.env + BigInt(this.pstateOff + PSTATE_TO_TL)) as never, 4) as ArrayBuffer);
+    }
+    this.tl.setUint32(0, user ? 0 : 1, true);
   }
 
   /** The CPU's register-window file (window-file.ts), or why its layout is not the expected one. */

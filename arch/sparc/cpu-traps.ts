@@ -71,6 +71,13 @@ export class CpuTraps {
     return true;
   }
 
+  /** Arch.setCpuMode (cpu-state.ts): true when QEMU's MMU index now follows the mode. */
+  setCpuMode(user: boolean): boolean {
+    if (typeof this.state === 'string') return false;
+    this.state.setCpuMode(user);
+    return true;
+  }
+
   /** The task's FP state for a register snapshot (cpu-state.ts saveFp; zeros when unreachable). */
   save(): readonly bigint[] {
     return typeof this.state === 'string' ? FRESH_FP_STATE : this.state.saveFp();

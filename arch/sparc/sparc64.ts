@@ -151,6 +151,9 @@ export const sparc64: Arch = {
     if (typeof file !== 'string') cpu.windows.attach(file);
   },
 
+  // The trap level picks QEMU's MMU index, so each mode keeps its own TLB (cpu-state.ts).
+  setCpuMode: (e, user) => cpuOf(e).fpu.setCpuMode(user),
+
   installTrapHooks(engine: Engine, sink: TrapSink): void {
     const cpu = cpuOf(engine);
     cpu.sink = sink;

@@ -7,7 +7,8 @@
  * region is protected or unmapped, and the boundary flushes after any mapping change as well.)
  * That kernel-mode entries stay out of user mode is test/kernel/boundary.test.ts's job: its
  * read-kernel and jump-kernel cases run after system calls that executed that kernel text, and
- * failed on sparc64, whose mode switch leaves the MMU index alone, when the flush was skipped there.
+ * failed on sparc64 when the flush was skipped there without its MMU index following the mode
+ * (arch/sparc/cpu-state.ts setCpuMode: both fail when the MMU-enable bits are left clear).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Boundary } from '../../src/emu/boundary.js';
