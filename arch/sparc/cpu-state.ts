@@ -221,6 +221,11 @@ export class SparcCpuState {
     return s;
   }
 
+  /** The PC and NPC fields (u64 each, verified by locate's sentinels), for Engine.keepPcAt. */
+  get pcCells(): { pc: bigint; npc: bigint } {
+    return { pc: this.env + BigInt(OFF_PC), npc: this.env + BigInt(OFF_PC + 8) };
+  }
+
   /** The CPU's trap level, reached in place: it changes at every system call (setCpuMode). */
   private tl: DataView | undefined;
 

@@ -71,6 +71,11 @@ export class CpuTraps {
     return true;
   }
 
+  /** Where QEMU keeps PC and NPC (cpu-state.ts), or undefined when the state was not found. */
+  pcCells(): { pc: bigint; npc: bigint } | undefined {
+    return typeof this.state === 'string' ? undefined : this.state.pcCells;
+  }
+
   /** Arch.setCpuMode (cpu-state.ts): true when QEMU's MMU index now follows the mode. */
   setCpuMode(user: boolean): boolean {
     if (typeof this.state === 'string') return false;

@@ -146,6 +146,9 @@ export const sparc64: Arch = {
     // Give the lazy condition-code state a defined value before any guest instruction reads it.
     writeCcrY(e, 0n, 0n);
     cpu.fpu.locate(() => void runStub(e, STUB_FPU_PROBE, 2, 0n, 0n));
+    // Trap hooks move the PC in QEMU's state itself (NPC = PC + 4, as Unicorn's write does).
+    const pcAt = cpu.fpu.pcCells();
+    if (pcAt) e.keepPcAt({ reg: R.PC, ...pcAt, bytes: 8 });
     // The CPU keeps the register windows itself when its file is reachable (windows.ts).
     const file = process.env.UNIPROBE_SPARC_HOST_WINDOWS === '1' ? 'disabled' : cpu.fpu.windowFile();
     if (typeof file !== 'string') cpu.windows.attach(file);

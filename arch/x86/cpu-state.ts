@@ -154,6 +154,11 @@ export class X86CpuState {
     this.hflags = new Uint32Array(koffi.view(this.at as never, 4) as ArrayBuffer);
   }
 
+  /** The host address of QEMU's eip (verified against the API's PC by locate). */
+  get eipCell(): bigint {
+    return this.at - BigInt(OFF_HFLAGS - OFF_EIP);
+  }
+
   /** Find and verify the engine's state (see the module comment), or say why it cannot be used. */
   static locate(e: Engine, mode64: boolean): X86CpuState | string {
     if (failed !== undefined) return failed;
@@ -256,6 +261,9 @@ export function attachX86CpuState(e: Engine, mode64: boolean): void {
   const s = X86CpuState.locate(e, mode64);
   states.set(e, s);
   if (typeof s === 'string') warnOnce(`x86 user code runs at CPL 0 (privileged instructions do not fault): ${s}`);
+  // Trap hooks move the PC in QEMU's eip themselves (a u64 for i386 too: EIP zero-extended, as
+  // Unicorn's own write stores it), without the restart of Unicorn's CPU loop (Engine.keepPcAt).
+  else e.keepPcAt({ reg: mode64 ? R.RIP : R.EIP, pc: s.eipCell, bytes: 8 });
 }
 
 /** #DE, #DF and the contributory faults #TS-#PF: the vectors whose old_exception matters. */

@@ -18,7 +18,7 @@ import { giveBlock, takeBlock, type TrapRegisterCache } from './regcache.js';
 import { UC_HOOK } from './uc-const.js';
 
 /** Byte offsets of struct trap_hook's fields (native/trap-hook.c). */
-const F = { readBatch: 0, writeBatch: 8, js: 16, n: 24, ndirty: 28, loaded: 32, err: 36, ids: 40, ptrs: 48, dirtyIds: 56, dirtyPtrs: 64, step: 72 } as const;
+const F = { readBatch: 0, writeBatch: 8, js: 16, n: 24, ndirty: 28, loaded: 32, err: 36, ids: 40, ptrs: 48, dirtyIds: 56, dirtyPtrs: 64, step: 72, pcCell: 80, npcCell: 88, pcReg: 96, pcBytes: 100 } as const;
 /** Byte offsets of struct native_step's fields. */
 const S = { armed: 0, done: 4, intno: 8, pcReg: 12, pcAt: 16, resume: 24 } as const;
 
@@ -75,8 +75,22 @@ export interface TrapHookHost {
   failed(e: unknown): void;
 }
 
+/**
+ * Where the CPU keeps its PC in host memory (the arch's CPU state, Engine.keepPcAt): an interrupt
+ * hook's trampoline then writes the PC there itself, without Unicorn restarting its CPU loop
+ * (native/trap-hook.c says why that is the same). `npc`: sparc's NPC, set to PC + 4 alongside.
+ */
+export interface PcCells {
+  /** Unicorn's id of the PC register. */
+  reg: number;
+  pc: bigint;
+  npc?: bigint;
+  bytes: 4 | 8;
+}
+
 /** One installed trampoline: its struct, its JavaScript callback and Unicorn's hook handle. */
 interface NativeTrap {
+  readonly kind: 'intr' | 'insn';
   readonly block: { ptr: bigint; bytes: Uint8Array };
   readonly i32: Int32Array;
   readonly view: DataView;
@@ -172,6 +186,8 @@ export class NativeTrapHooks {
   private readonly traps = new Map<bigint, NativeTrap>();
   /** The engine's native step completion, shared by its UC_HOOK_INTR hooks. */
   readonly step: NativeStepTrap;
+  /** The CPU's PC in host memory, for the interrupt hooks (keepPcAt). */
+  private pcCells: PcCells | undefined;
 
   private constructor(
     private readonly lib: TrapHookLib,
@@ -198,12 +214,13 @@ export class NativeTrapHooks {
     const view = new DataView(block.bytes.buffer, block.bytes.byteOffset, lib.size);
     const i32 = new Int32Array(block.bytes.buffer, block.bytes.byteOffset, lib.size >> 2);
     const callback = koffi.register(this.wrap(fn, i32), lib.jsProto as never);
-    const trap: NativeTrap = { block, i32, view, callback, handle: 0n };
+    const trap: NativeTrap = { kind, block, i32, view, callback, handle: 0n };
     view.setBigUint64(F.readBatch, lib.readBatch, true);
     view.setBigUint64(F.writeBatch, lib.writeBatch, true);
     view.setBigUint64(F.js, BigInt(koffi.address(callback) as bigint), true);
     view.setBigUint64(F.step, kind === 'intr' ? this.step.block.ptr : 0n, true);
     this.point(trap, this.host.cache());
+    this.pointPc(trap);
     const out: unknown[] = [null];
     const l = load();
     const err =
@@ -238,6 +255,20 @@ export class NativeTrapHooks {
         if (rc !== undefined) i32[F.ndirty >> 2] = rc.handOff();
       }
     };
+  }
+
+  /** The PC's cells from now on (undefined: through Unicorn's register API), for every interrupt hook. */
+  keepPcAt(cells: PcCells | undefined): void {
+    this.pcCells = cells;
+    for (const t of this.traps.values()) this.pointPc(t);
+  }
+
+  private pointPc(t: NativeTrap): void {
+    const c = t.kind === 'intr' ? this.pcCells : undefined;
+    t.view.setBigUint64(F.pcCell, c?.pc ?? 0n, true);
+    t.view.setBigUint64(F.npcCell, c?.npc ?? 0n, true);
+    t.i32[F.pcReg >> 2] = c?.reg ?? -1;
+    t.i32[F.pcBytes >> 2] = c?.bytes ?? 8;
   }
 
   /** The cached set changed (Engine.cacheTrapRegisters, never inside a hook): re-point every struct. */

@@ -17,7 +17,7 @@ import { UniprobeError } from '../errors.js';
 import { nativeCounter } from './insn-counter.js';
 import { Runs, type BudgetRun } from './runs.js';
 import { mergeRegisters, TrapRegisterCache, type CachedRegister } from './regcache.js';
-import { NativeTrapHooks, type NativeStepTrap } from './trap-hook.js';
+import { NativeTrapHooks, type NativeStepTrap, type PcCells } from './trap-hook.js';
 import { RegisterIo } from './registers.js';
 import { addr64, big, check, load, UNICORN_LIBRARY } from './ffi.js';
 import { HostMemory } from './host-memory.js';
@@ -157,14 +157,9 @@ export class Engine {
   get counting(): boolean { return this.countHookLive; } // prettier-ignore
 
   /** True while `start()` is on the stack: patching text is not allowed then (see DESIGN). */
-  get isRunning(): boolean {
-    return this.running;
-  }
+  get isRunning(): boolean { return this.running; } // prettier-ignore
 
-  /**
-   * The native uc_engine pointer, for an arch back-end that must reach CPU state Unicorn exposes
-   * through no API (sparc64's PSTATE.PEF/FPRS: arch/sparc/cpu-state.ts).
-   */
+  /** The native uc_engine pointer, for CPU state no API reaches (sparc64's PSTATE: arch/sparc/cpu-state.ts). */
   nativeHandle(): bigint {
     return this.h();
   }
@@ -236,6 +231,10 @@ export class Engine {
   /** Single-steps completed by the native trap hook (trap-hook.ts); undefined without it or with UNIPROBE_NATIVE_STEP=0. */
   get nativeSteps(): NativeStepTrap | undefined {
     return this.traps?.step.usable ? this.traps.step : undefined;
+  }
+  /** Where the CPU state holds the PC (the arch's): interrupt hooks write it there (PcCells; UNIPROBE_DIRECT_PC=0: never). */
+  keepPcAt(cells: PcCells): void {
+    if (process.env.UNIPROBE_DIRECT_PC !== '0') this.traps?.keepPcAt(cells);
   }
 
   // --- runs: budgets, instruction counting, refused accesses (runs.ts) -------------------------
