@@ -230,10 +230,10 @@ export class SparcCpuState {
   private tl: DataView | undefined;
 
   /**
-   * Arch.setCpuMode for sparc64: TL = 0 in user mode, TL = 1 in the kernel, with the MMU-enable bits
-   * of LSU_CONTROL_REG set. Why (emulator-forced: README, "Where uniprobe differs from Linux"): QEMU's sparc64 MMU
-   * index is MMU_PHYS_IDX, one TLB for both modes, while IMMU_E/DMMU_E are clear, and the return
-   * to user mode then had to flush it (src/emu/boundary.ts). With them set the index is
+   * Arch.setCpuMode for sparc64: TL = 0 in user mode, TL = 1 in the kernel, with the MMU-enable
+   * bits of LSU_CONTROL_REG set. Why (emulator-forced: README, "Where uniprobe differs from
+   * Linux"): QEMU's sparc64 MMU index is MMU_PHYS_IDX, one TLB for both modes, while IMMU_E/DMMU_E
+   * are clear, and the return to user mode then had to flush it (src/emu/boundary.ts). With them set the index is
    * MMU_NUCLEUS_IDX at TL > 0 and MMU_USER_IDX at TL = 0 with PSTATE.PRIV clear, so kernel-mode
    * entries stay in a TLB of their own, as x86's CPL and ppc's MSR[PR] keep them. Translation does
    * not change: Unicorn's virtual TLB (the boundary's fill callback) serves every index. Linux runs
